@@ -1,0 +1,115 @@
+// Package fakekube gives the tests of this module a fake clientset that
+// behaves like a real API server where leader election depends on it: every
+// write gets a new resourceVersion, and an update that carries a stale one
+// fails with a Conflict. The stock fake accepts any update, which would hide
+// exactly the races an elector must survive.
+package fakekube
+
+import (
+	"strconv"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// Clientset is a fake clientset with optimistic concurrency.
+type Clientset struct {
+	*fake.Clientset
+
+	mu      sync.Mutex
+	version int
+	outage  error
+}
+
+// New returns a Clientset holding objects.
+func New(objects ...runtime.Object) *Clientset {
+	c := &Clientset{Clientset: fake.NewClientset(objects...)}
+	// Reactors must all be in place before clients run: the fake reads
+	// its reactor chain without a lock.
+	c.PrependReactor("create", "*", c.stampCreate)
+	c.PrependReactor("update", "*", c.checkUpdate)
+	c.PrependReactor("*", "*", c.failDuringOutage)
+	return c
+}
+
+// SetOutage makes every request fail with err until SetOutage(nil), as if
+// the API server could not be reached.
+func (c *Clientset) SetOutage(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.outage = err
+}
+
+func (c *Clientset) failDuringOutage(k8stesting.Action) (bool, runtime.Object, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.outage != nil {
+		return true, nil, c.outage
+	}
+	return false, nil, nil
+}
+
+func (c *Clientset) nextVersion() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.version++
+	return strconv.Itoa(c.version)
+}
+
+// stampCreate gives a new object its first resourceVersion and lets the
+// tracker store it.
+func (c *Clientset) stampCreate(action k8stesting.Action) (bool, runtime.Object, error) {
+	obj, err := meta.Accessor(action.(k8stesting.CreateAction).GetObject())
+	if err != nil {
+		return false, nil, nil
+	}
+	obj.SetResourceVersion(c.nextVersion())
+	return false, nil, nil
+}
+
+// checkUpdate refuses an update whose resourceVersion is not the stored one,
+// as the API server does, and otherwise gives it the next version. Reactors
+// run under the fake's lock, so the check and the store are atomic.
+func (c *Clientset) checkUpdate(action k8stesting.Action) (bool, runtime.Object, error) {
+	update := action.(k8stesting.UpdateAction)
+	obj, err := meta.Accessor(update.GetObject())
+	if err != nil {
+		return false, nil, nil
+	}
+	stored, err := c.Tracker().Get(update.GetResource(), update.GetNamespace(), obj.GetName())
+	if err != nil {
+		return true, nil, err
+	}
+	storedMeta, err := meta.Accessor(stored)
+	if err != nil {
+		return false, nil, nil
+	}
+	if obj.GetResourceVersion() != storedMeta.GetResourceVersion() {
+		return true, nil, apierrors.NewConflict(update.GetResource().GroupResource(), obj.GetName(),
+			errStale{sent: obj.GetResourceVersion(), stored: storedMeta.GetResourceVersion()})
+	}
+	obj.SetResourceVersion(c.nextVersion())
+	return false, nil, nil
+}
+
+type errStale struct{ sent, stored string }
+
+func (e errStale) Error() string {
+	return "the object has been modified: resourceVersion " + e.sent + " is not the stored " + e.stored
+}
+
+// Count returns how many recorded actions have the given verb and resource
+// (for example "update", "leases"); an empty resource matches any.
+func (c *Clientset) Count(verb, resource string) int {
+	n := 0
+	for _, a := range c.Actions() {
+		if a.GetVerb() == verb && (resource == "" || a.GetResource().Resource == resource) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,84 @@
+package k8sresourcelock
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+)
+
+// EndpointsLock keeps the record as JSON in the
+// LeaderElectionRecordAnnotationKey annotation of an Endpoints object.
+// Kubernetes deprecates v1 Endpoints (the API server answers with a warning);
+// it is here for elections that already use it. Prefer LeaseLock.
+type EndpointsLock struct {
+	// EndpointsMeta names the Endpoints object (Namespace and Name).
+	EndpointsMeta metav1.ObjectMeta
+	// Client reads and writes the Endpoints object.
+	Client corev1client.EndpointsGetter
+	// LockConfig describes this candidate.
+	LockConfig ResourceLockConfig
+
+	ep *corev1.Endpoints
+}
+
+func (el *EndpointsLock) store() annotationStore[*corev1.Endpoints] {
+	s := annotationStore[*corev1.Endpoints]{
+		describe: "endpoints lock " + el.Describe(),
+		kind:     "Endpoints",
+		meta:     el.EndpointsMeta,
+		cache:    &el.ep,
+		newObj:   func() *corev1.Endpoints { return &corev1.Endpoints{} },
+	}
+	if el.Client == nil {
+		return s
+	}
+	api := el.Client.Endpoints(el.EndpointsMeta.Namespace)
+	s.get = func(ctx context.Context) (*corev1.Endpoints, error) {
+		return api.Get(ctx, el.EndpointsMeta.Name, metav1.GetOptions{})
+	}
+	s.create = func(ctx context.Context, ep *corev1.Endpoints) (*corev1.Endpoints, error) {
+		return api.Create(ctx, ep, metav1.CreateOptions{})
+	}
+	s.update = func(ctx context.Context, ep *corev1.Endpoints) (*corev1.Endpoints, error) {
+		return api.Update(ctx, ep, metav1.UpdateOptions{})
+	}
+	return s
+}
+
+// Get reads the Endpoints object and decodes its record.
+func (el *EndpointsLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, error) {
+	return el.store().Get(ctx)
+}
+
+// Create creates the Endpoints object holding ler.
+func (el *EndpointsLock) Create(ctx context.Context, ler LeaderElectionRecord) error {
+	return el.store().Create(ctx, ler)
+}
+
+// Update writes ler over the Endpoints object last read or written.
+func (el *EndpointsLock) Update(ctx context.Context, ler LeaderElectionRecord) error {
+	return el.store().Update(ctx, ler)
+}
+
+// RecordEvent records event s about this candidate on the Endpoints object.
+// It does nothing without an EventRecorder.
+func (el *EndpointsLock) RecordEvent(s string) {
+	el.store().RecordEvent(el.LockConfig.EventRecorder, el.LockConfig.Identity, s)
+}
+
+// Describe returns "namespace/name" of the Endpoints object.
+func (el *EndpointsLock) Describe() string {
+	return el.EndpointsMeta.Namespace + "/" + el.EndpointsMeta.Name
+}
+
+// Identity returns this candidate's identity.
+func (el *EndpointsLock) Identity() string {
+	return el.LockConfig.Identity
+}
+
+// Key returns this candidate's priority key.
+func (el *EndpointsLock) Key() string {
+	return el.LockConfig.Key
+}

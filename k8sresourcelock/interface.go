@@ -1,0 +1,204 @@
+// Package k8sresourcelock holds the locks a k8sleaderelection.LeaderElector
+// competes for: a Lease, a ConfigMap or an Endpoints object that carries a
+// LeaderElectionRecord, and MultiLock, which keeps two of them in step while a
+// fleet migrates from one kind to another.
+//
+// A record carries the holder's identity and its key: the value that
+// KeyComparison ranks when a candidate decides whether to preempt the holder.
+// ConfigMap and Endpoints locks keep the whole record as JSON in the
+// LeaderElectionRecordAnnotationKey annotation (the key as "holderKey"); a
+// Lease keeps it in its spec and the key in the LeaseHolderKey annotation.
+// Both layouts are the ones Istio's fork writes, so the two libraries can share
+// one lock.
+package k8sresourcelock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+)
+
+const (
+	// LeaderElectionRecordAnnotationKey is the annotation under which
+	// ConfigMap and Endpoints locks store the record as JSON.
+	LeaderElectionRecordAnnotationKey = "control-plane.alpha.kubernetes.io/leader"
+
+	// EndpointsResourceLock selects an EndpointsLock in New.
+	EndpointsResourceLock = "endpoints"
+	// ConfigMapsResourceLock selects a ConfigMapLock in New.
+	ConfigMapsResourceLock = "configmaps"
+	// LeasesResourceLock selects a LeaseLock in New.
+	LeasesResourceLock = "leases"
+	// EndpointsLeasesResourceLock selects a MultiLock with an Endpoints
+	// primary and a Lease secondary: the first step of a migration from
+	// Endpoints to Leases.
+	EndpointsLeasesResourceLock = "endpointsleases"
+	// ConfigMapsLeasesResourceLock selects a MultiLock with a ConfigMap
+	// primary and a Lease secondary: the first step of a migration from
+	// ConfigMaps to Leases.
+	ConfigMapsLeasesResourceLock = "configmapsleases"
+)
+
+// ErrInvalidRecord marks a lock object whose leader record cannot be decoded.
+// Get returns it wrapped, together with the raw bytes it could not decode, and
+// keeps the object so that a later Update can overwrite the record. Test for
+// it with errors.Is.
+var ErrInvalidRecord = errors.New("invalid leader election record")
+
+// LeaderElectionRecord is the state of one election as stored in its lock.
+// Electors judge expiry by when they saw the record change, never by the
+// timestamps in it, so the times are informational.
+type LeaderElectionRecord struct {
+	// HolderIdentity is the identity of the current leader. Empty means the
+	// lock is free: the last holder released it.
+	HolderIdentity string `json:"holderIdentity"`
+	// HolderKey is the holder's priority key (ResourceLockConfig.Key). It may
+	// be empty.
+	HolderKey string `json:"holderKey"`
+	// LeaseDurationSeconds is how long others wait, after they last saw the
+	// record change, before they may take the lock over.
+	LeaseDurationSeconds int `json:"leaseDurationSeconds"`
+	// AcquireTime is when the current holder took the lock.
+	AcquireTime metav1.Time `json:"acquireTime"`
+	// RenewTime is when the current holder last renewed the lock.
+	RenewTime metav1.Time `json:"renewTime"`
+	// LeaderTransitions counts how many times the lock changed hands.
+	LeaderTransitions int `json:"leaderTransitions"`
+	// Strategy is the coordinated leader election strategy of a Lease.
+	Strategy coordinationv1.CoordinatedLeaseStrategy `json:"strategy"`
+	// PreferredHolder is the holder a coordinated election asks to take over.
+	PreferredHolder string `json:"preferredHolder"`
+}
+
+// EventRecorder records an event about a lock object. A
+// k8s.io/client-go/tools/record.EventRecorder satisfies it.
+type EventRecorder interface {
+	Eventf(obj runtime.Object, eventType, reason, message string, args ...any)
+}
+
+// ResourceLockConfig is what every lock kind knows about its candidate.
+type ResourceLockConfig struct {
+	// Identity names this candidate; it must be unique among all
+	// candidates of one election.
+	Identity string
+	// Key is this candidate's priority. Another candidate whose
+	// KeyComparison ranks it below its own key may take the lock from us.
+	Key string
+	// EventRecorder is optional; when set, the lock records an event on
+	// its object each time this candidate starts or stops leading.
+	EventRecorder EventRecorder
+}
+
+// Interface is a lock that a LeaderElector competes for. Get, Create and
+// Update are called from one goroutine at a time.
+type Interface interface {
+	// Get reads the lock and returns its record and the raw bytes the
+	// record was decoded from; the elector compares the bytes to notice a
+	// renewal. An absent object gives a NotFound API error; an undecodable
+	// record gives an error wrapping ErrInvalidRecord.
+	Get(ctx context.Context) (*LeaderElectionRecord, []byte, error)
+
+	// Create creates the lock object holding ler.
+	Create(ctx context.Context, ler LeaderElectionRecord) error
+
+	// Update writes ler over the object last read or written, so that a
+	// concurrent change by anyone else fails with a Conflict.
+	Update(ctx context.Context, ler LeaderElectionRecord) error
+
+	// RecordEvent records an event about this candidate on the lock object.
+	RecordEvent(string)
+
+	// Identity returns this candidate's identity.
+	Identity() string
+
+	// Key returns this candidate's priority key.
+	Key() string
+
+	// Describe names the lock for logs, as "namespace/name".
+	Describe() string
+}
+
+// New returns a lock of lockType (one of the *ResourceLock constants) on the
+// object ns/name.
+func New(lockType string, ns string, name string, coreClient corev1client.CoreV1Interface, coordinationClient coordinationv1client.CoordinationV1Interface, rlc ResourceLockConfig) (Interface, error) {
+	return NewWithLabels(lockType, ns, name, coreClient, coordinationClient, rlc, nil)
+}
+
+// NewWithLabels is New, and a Lease it creates or takes over also gets labels.
+// Only the given labels are written; others on the Lease stay. ConfigMap and
+// Endpoints locks ignore labels.
+func NewWithLabels(lockType string, ns string, name string, coreClient corev1client.CoreV1Interface, coordinationClient coordinationv1client.CoordinationV1Interface, rlc ResourceLockConfig, labels map[string]string) (Interface, error) {
+	if ns == "" {
+		return nil, fmt.Errorf("%s lock %q: namespace must not be empty", lockType, name)
+	}
+	if name == "" {
+		return nil, fmt.Errorf("%s lock in namespace %q: name must not be empty", lockType, ns)
+	}
+	meta := metav1.ObjectMeta{Namespace: ns, Name: name}
+	needCore := lockType == ConfigMapsResourceLock || lockType == EndpointsResourceLock ||
+		lockType == ConfigMapsLeasesResourceLock || lockType == EndpointsLeasesResourceLock
+	needLeases := lockType == LeasesResourceLock ||
+		lockType == ConfigMapsLeasesResourceLock || lockType == EndpointsLeasesResourceLock
+	if needCore && coreClient == nil {
+		return nil, fmt.Errorf("%s lock %s/%s: coreClient must not be nil", lockType, ns, name)
+	}
+	if needLeases && coordinationClient == nil {
+		return nil, fmt.Errorf("%s lock %s/%s: coordinationClient must not be nil", lockType, ns, name)
+	}
+	lease := func() *LeaseLock {
+		return &LeaseLock{LeaseMeta: meta, Client: coordinationClient, LockConfig: rlc, Labels: labels}
+	}
+	switch lockType {
+	case LeasesResourceLock:
+		return lease(), nil
+	case ConfigMapsResourceLock:
+		return &ConfigMapLock{ConfigMapMeta: meta, Client: coreClient, LockConfig: rlc}, nil
+	case EndpointsResourceLock:
+		return &EndpointsLock{EndpointsMeta: meta, Client: coreClient, LockConfig: rlc}, nil
+	case ConfigMapsLeasesResourceLock:
+		return &MultiLock{
+			Primary:   &ConfigMapLock{ConfigMapMeta: meta, Client: coreClient, LockConfig: rlc},
+			Secondary: lease(),
+		}, nil
+	case EndpointsLeasesResourceLock:
+		return &MultiLock{
+			Primary:   &EndpointsLock{EndpointsMeta: meta, Client: coreClient, LockConfig: rlc},
+			Secondary: lease(),
+		}, nil
+	default:
+		return nil, fmt.Errorf("lock type %q is not one of %q, %q, %q, %q, %q", lockType,
+			LeasesResourceLock, ConfigMapsResourceLock, EndpointsResourceLock,
+			ConfigMapsLeasesResourceLock, EndpointsLeasesResourceLock)
+	}
+}
+
+// NewFromKubeconfig is New with clients built from kubeconfig. Their request
+// timeout is max(renewDeadline/2, 1s), so that one hung request cannot use up
+// a whole renewal; kubeconfig itself is not changed.
+func NewFromKubeconfig(lockType string, ns string, name string, rlc ResourceLockConfig, kubeconfig *rest.Config, renewDeadline time.Duration) (Interface, error) {
+	if kubeconfig == nil {
+		return nil, fmt.Errorf("%s lock %s/%s: kubeconfig must not be nil", lockType, ns, name)
+	}
+	config := rest.CopyConfig(kubeconfig)
+	config.Timeout = clientTimeout(renewDeadline)
+	client, err := kubernetes.NewForConfig(rest.AddUserAgent(config, "leader-election"))
+	if err != nil {
+		return nil, fmt.Errorf("%s lock %s/%s: build client: %w", lockType, ns, name, err)
+	}
+	return New(lockType, ns, name, client.CoreV1(), client.CoordinationV1(), rlc)
+}
+
+// clientTimeout bounds each request of an elector's client: half a renewal,
+// so that a renewal has time for a retry, but never under a second.
+func clientTimeout(renewDeadline time.Duration) time.Duration {
+	return max(renewDeadline/2, time.Second)
+}

@@ -1,0 +1,94 @@
+package k8sresourcelock
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
+)
+
+func TestNewBuildsEachKind(t *testing.T) {
+	cs := fakekube.New()
+	rlc := ResourceLockConfig{Identity: "a", Key: "stable"}
+	for kind, want := range map[string]string{
+		LeasesResourceLock:           "*k8sresourcelock.LeaseLock",
+		ConfigMapsResourceLock:       "*k8sresourcelock.ConfigMapLock",
+		EndpointsResourceLock:        "*k8sresourcelock.EndpointsLock",
+		ConfigMapsLeasesResourceLock: "*k8sresourcelock.MultiLock",
+		EndpointsLeasesResourceLock:  "*k8sresourcelock.MultiLock",
+	} {
+		lock, err := New(kind, ns, name, cs.CoreV1(), cs.CoordinationV1(), rlc)
+		if err != nil {
+			t.Fatalf("New(%q): %v", kind, err)
+		}
+		if got := fmt.Sprintf("%T", lock); got != want {
+			t.Errorf("New(%q) = %s, want %s", kind, got, want)
+		}
+		if lock.Identity() != "a" || lock.Key() != "stable" || lock.Describe() != ns+"/"+name {
+			t.Errorf("New(%q): identity %q, key %q, describe %q", kind, lock.Identity(), lock.Key(), lock.Describe())
+		}
+	}
+}
+
+func TestNewRejectsBadInput(t *testing.T) {
+	cs := fakekube.New()
+	rlc := ResourceLockConfig{Identity: "a"}
+	for _, tc := range []struct {
+		name, kind, ns, lockName string
+		noCore, noLeases         bool
+		want                     string
+	}{
+		{name: "unknown kind", kind: "secrets", ns: ns, lockName: name, want: `lock type "secrets" is not one of`},
+		{name: "no namespace", kind: LeasesResourceLock, lockName: name, want: "namespace must not be empty"},
+		{name: "no name", kind: LeasesResourceLock, ns: ns, want: "name must not be empty"},
+		{name: "lease without client", kind: LeasesResourceLock, ns: ns, lockName: name, noLeases: true, want: "coordinationClient must not be nil"},
+		{name: "configmap without client", kind: ConfigMapsResourceLock, ns: ns, lockName: name, noCore: true, want: "coreClient must not be nil"},
+		{name: "multilock without lease client", kind: EndpointsLeasesResourceLock, ns: ns, lockName: name, noLeases: true, want: "coordinationClient must not be nil"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			core, coord := cs.CoreV1(), cs.CoordinationV1()
+			if tc.noCore {
+				core = nil
+			}
+			if tc.noLeases {
+				coord = nil
+			}
+			_, err := New(tc.kind, tc.ns, tc.lockName, core, coord, rlc)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewFromKubeconfig(t *testing.T) {
+	if _, err := NewFromKubeconfig(LeasesResourceLock, ns, name, ResourceLockConfig{Identity: "a"}, nil, 10*time.Second); err == nil || !strings.Contains(err.Error(), "kubeconfig must not be nil") {
+		t.Fatalf("nil kubeconfig: got %v", err)
+	}
+	cfg := &rest.Config{Host: "https://127.0.0.1:1", Timeout: 42 * time.Second}
+	lock, err := NewFromKubeconfig(LeasesResourceLock, ns, name, ResourceLockConfig{Identity: "a"}, cfg, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := lock.(*LeaseLock); !ok {
+		t.Fatalf("got %T, want *LeaseLock", lock)
+	}
+	if cfg.Timeout != 42*time.Second || cfg.UserAgent != "" {
+		t.Fatalf("NewFromKubeconfig changed the caller's config: %+v", cfg)
+	}
+}
+
+func TestClientTimeout(t *testing.T) {
+	for renew, want := range map[time.Duration]time.Duration{
+		10 * time.Second: 5 * time.Second, 3 * time.Second: 1500 * time.Millisecond,
+		time.Second: time.Second, 100 * time.Millisecond: time.Second,
+	} {
+		if got := clientTimeout(renew); got != want {
+			t.Errorf("clientTimeout(%v) = %v, want %v", renew, got, want)
+		}
+	}
+}

@@ -1,0 +1,212 @@
+package k8sresourcelock
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+)
+
+// LeaseHolderKey is the annotation on a Lease that carries the holder's key
+// (LeaderElectionRecord.HolderKey), which a LeaseSpec has no field for.
+const LeaseHolderKey = "leader.istio.io/holder-key"
+
+// LeaseLock keeps the record in the spec of a coordination.k8s.io/v1 Lease and
+// the holder's key in its LeaseHolderKey annotation.
+type LeaseLock struct {
+	// LeaseMeta names the Lease (Namespace and Name).
+	LeaseMeta metav1.ObjectMeta
+	// Client reads and writes the Lease.
+	Client coordinationv1client.LeasesGetter
+	// LockConfig describes this candidate.
+	LockConfig ResourceLockConfig
+	// Labels, when set, are written to the Lease each time this candidate
+	// writes it; labels not named here are left as they are.
+	Labels map[string]string
+	// OwnerReferences, when set, replace the Lease's owner references each
+	// time this candidate writes it, so that the garbage collector can
+	// remove the Lease with its owner.
+	OwnerReferences []metav1.OwnerReference
+
+	lease *coordinationv1.Lease
+}
+
+// Get reads the Lease and converts it to a record. Missing spec fields read as
+// zero values.
+func (ll *LeaseLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, error) {
+	if ll.Client == nil {
+		return nil, nil, fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
+	}
+	lease, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Get(ctx, ll.LeaseMeta.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	ll.lease = lease
+	record := LeaseToLeaderElectionRecord(lease)
+	// A record always encodes: it holds only strings, numbers and times.
+	raw, err := json.Marshal(record)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lease lock %s: encode leader record: %w", ll.Describe(), err)
+	}
+	return record, raw, nil
+}
+
+// Create creates the Lease holding ler.
+func (ll *LeaseLock) Create(ctx context.Context, ler LeaderElectionRecord) error {
+	if ll.Client == nil {
+		return fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
+	}
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{
+		Namespace: ll.LeaseMeta.Namespace,
+		Name:      ll.LeaseMeta.Name,
+	}}
+	ll.apply(lease, &ler)
+	created, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Create(ctx, lease, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	ll.lease = created
+	return nil
+}
+
+// Update writes ler over the Lease last read or written.
+func (ll *LeaseLock) Update(ctx context.Context, ler LeaderElectionRecord) error {
+	if ll.lease == nil || ll.Client == nil {
+		return fmt.Errorf("lease lock %s: not initialized, call Get or Create first", ll.Describe())
+	}
+	// Change a copy, so that a failed write leaves the cache as the server has it.
+	lease := ll.lease.DeepCopy()
+	ll.apply(lease, &ler)
+	updated, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Update(ctx, lease, metav1.UpdateOptions{})
+	if err != nil {
+		return err
+	}
+	ll.lease = updated
+	return nil
+}
+
+// apply puts ler, our labels and our owner references on lease.
+func (ll *LeaseLock) apply(lease *coordinationv1.Lease, ler *LeaderElectionRecord) {
+	lease.Spec = LeaderElectionRecordToLeaseSpec(ler)
+	if ler.HolderKey != "" {
+		if lease.Annotations == nil {
+			lease.Annotations = map[string]string{}
+		}
+		lease.Annotations[LeaseHolderKey] = ler.HolderKey
+	} else {
+		delete(lease.Annotations, LeaseHolderKey)
+	}
+	if len(ll.Labels) > 0 {
+		if lease.Labels == nil {
+			lease.Labels = map[string]string{}
+		}
+		maps.Copy(lease.Labels, ll.Labels)
+	}
+	if len(ll.OwnerReferences) > 0 {
+		lease.OwnerReferences = ll.OwnerReferences
+	}
+}
+
+// RecordEvent records event s about this candidate on the Lease. It does
+// nothing without an EventRecorder.
+func (ll *LeaseLock) RecordEvent(s string) {
+	if ll.LockConfig.EventRecorder == nil {
+		return
+	}
+	subject := &coordinationv1.Lease{ObjectMeta: ll.LeaseMeta}
+	if ll.lease != nil {
+		subject.ObjectMeta = ll.lease.ObjectMeta
+	}
+	subject.Kind = "Lease"
+	subject.APIVersion = coordinationv1.SchemeGroupVersion.String()
+	ll.LockConfig.EventRecorder.Eventf(subject, corev1.EventTypeNormal, "LeaderElection", "%s %s", ll.LockConfig.Identity, s)
+}
+
+// Describe returns "namespace/name" of the Lease.
+func (ll *LeaseLock) Describe() string {
+	return ll.LeaseMeta.Namespace + "/" + ll.LeaseMeta.Name
+}
+
+// Identity returns this candidate's identity.
+func (ll *LeaseLock) Identity() string {
+	return ll.LockConfig.Identity
+}
+
+// Key returns this candidate's priority key.
+func (ll *LeaseLock) Key() string {
+	return ll.LockConfig.Key
+}
+
+// LeaseToLeaderElectionRecord reads the record out of a Lease: its spec, and
+// the holder's key from the LeaseHolderKey annotation. Missing fields, or a
+// nil Lease, read as zero values.
+func LeaseToLeaderElectionRecord(l *coordinationv1.Lease) *LeaderElectionRecord {
+	var r LeaderElectionRecord
+	if l == nil {
+		return &r
+	}
+	spec := &l.Spec
+	if spec.HolderIdentity != nil {
+		r.HolderIdentity = *spec.HolderIdentity
+	}
+	if spec.LeaseDurationSeconds != nil {
+		r.LeaseDurationSeconds = int(*spec.LeaseDurationSeconds)
+	}
+	if spec.LeaseTransitions != nil {
+		r.LeaderTransitions = int(*spec.LeaseTransitions)
+	}
+	if spec.AcquireTime != nil {
+		r.AcquireTime = metav1.Time{Time: spec.AcquireTime.Time}
+	}
+	if spec.RenewTime != nil {
+		r.RenewTime = metav1.Time{Time: spec.RenewTime.Time}
+	}
+	if spec.Strategy != nil {
+		r.Strategy = *spec.Strategy
+	}
+	if spec.PreferredHolder != nil {
+		r.PreferredHolder = *spec.PreferredHolder
+	}
+	r.HolderKey = l.Annotations[LeaseHolderKey]
+	return &r
+}
+
+// LeaderElectionRecordToLeaseSpec converts a record to a LeaseSpec. The key
+// has no place in a spec: LeaseLock writes it to the LeaseHolderKey
+// annotation. A nil record gives an empty spec.
+func LeaderElectionRecordToLeaseSpec(ler *LeaderElectionRecord) coordinationv1.LeaseSpec {
+	if ler == nil {
+		return coordinationv1.LeaseSpec{}
+	}
+	holder := ler.HolderIdentity
+	duration := clampInt32(ler.LeaseDurationSeconds)
+	transitions := clampInt32(ler.LeaderTransitions)
+	spec := coordinationv1.LeaseSpec{
+		HolderIdentity:       &holder,
+		LeaseDurationSeconds: &duration,
+		AcquireTime:          &metav1.MicroTime{Time: ler.AcquireTime.Time},
+		RenewTime:            &metav1.MicroTime{Time: ler.RenewTime.Time},
+		LeaseTransitions:     &transitions,
+	}
+	if ler.Strategy != "" {
+		strategy := ler.Strategy
+		spec.Strategy = &strategy
+	}
+	if ler.PreferredHolder != "" {
+		preferred := ler.PreferredHolder
+		spec.PreferredHolder = &preferred
+	}
+	return spec
+}
+
+// clampInt32 keeps an out-of-range count from wrapping around into a
+// negative one when it is stored in an int32 spec field.
+func clampInt32(v int) int32 {
+	const lo, hi = -1 << 31, 1<<31 - 1
+	return int32(min(max(v, lo), hi))
+}

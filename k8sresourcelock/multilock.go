@@ -1,0 +1,107 @@
+package k8sresourcelock
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// UnknownLeader is the holder MultiLock.Get reports when its two locks name
+// different holders: a candidate then waits for the lease to expire rather
+// than trust either.
+const UnknownLeader = "leaderelection.k8s.io/unknown"
+
+// MultiLock keeps two locks in step during a migration from one lock kind to
+// another: candidates on the old kind read only Primary, migrated ones read
+// and write both. Once every candidate runs with MultiLock, the next rollout
+// can switch them to Secondary alone.
+type MultiLock struct {
+	// Primary is the lock kind the fleet migrates from; it decides.
+	Primary Interface
+	// Secondary is the lock kind the fleet migrates to.
+	Secondary Interface
+}
+
+// Get returns Primary's record. While the Secondary does not exist yet and
+// someone else holds the Primary, that holder is a candidate that has not
+// migrated, and Primary's record stands alone. When the two name different
+// holders, the holder reads as UnknownLeader. The raw bytes cover both locks,
+// so a renewal of either counts as a change.
+func (ml *MultiLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, error) {
+	primary, primaryRaw, err := ml.Primary.Get(ctx)
+	if err != nil {
+		return nil, primaryRaw, err
+	}
+	secondary, secondaryRaw, err := ml.Secondary.Get(ctx)
+	if err != nil {
+		if apierrors.IsNotFound(err) && primary.HolderIdentity != ml.Identity() {
+			return primary, primaryRaw, nil
+		}
+		return nil, ConcatRawRecord(primaryRaw, secondaryRaw), err
+	}
+	if primary.HolderIdentity != secondary.HolderIdentity {
+		primary.HolderIdentity = UnknownLeader
+		if primaryRaw, err = json.Marshal(primary); err != nil {
+			return nil, nil, fmt.Errorf("multilock %s: encode leader record: %w", ml.Describe(), err)
+		}
+	}
+	return primary, ConcatRawRecord(primaryRaw, secondaryRaw), nil
+}
+
+// Create creates both locks holding ler. A Primary that already exists is
+// fine: a candidate that has not migrated may have made it.
+func (ml *MultiLock) Create(ctx context.Context, ler LeaderElectionRecord) error {
+	if err := ml.Primary.Create(ctx, ler); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return ml.Secondary.Create(ctx, ler)
+}
+
+// Update writes ler to both locks. The Secondary is written over the copy it
+// last read or wrote, so a renewal costs two writes and no reads; only when
+// that fails is it read again, and created if it is missing.
+func (ml *MultiLock) Update(ctx context.Context, ler LeaderElectionRecord) error {
+	if err := ml.Primary.Update(ctx, ler); err != nil {
+		return err
+	}
+	if err := ml.Secondary.Update(ctx, ler); err == nil {
+		return nil
+	}
+	if _, _, err := ml.Secondary.Get(ctx); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ml.Secondary.Create(ctx, ler)
+		}
+		return err
+	}
+	return ml.Secondary.Update(ctx, ler)
+}
+
+// RecordEvent records event s on both locks.
+func (ml *MultiLock) RecordEvent(s string) {
+	ml.Primary.RecordEvent(s)
+	ml.Secondary.RecordEvent(s)
+}
+
+// Describe names the Primary lock.
+func (ml *MultiLock) Describe() string {
+	return ml.Primary.Describe()
+}
+
+// Identity returns this candidate's identity, as the Primary knows it.
+func (ml *MultiLock) Identity() string {
+	return ml.Primary.Identity()
+}
+
+// Key returns this candidate's priority key, as the Primary knows it.
+func (ml *MultiLock) Key() string {
+	return ml.Primary.Key()
+}
+
+// ConcatRawRecord joins the raw records of a MultiLock's two locks into the
+// one value its Get returns.
+func ConcatRawRecord(primaryRaw, secondaryRaw []byte) []byte {
+	return bytes.Join([][]byte{primaryRaw, secondaryRaw}, []byte(","))
+}
