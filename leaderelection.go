@@ -1,0 +1,274 @@
+// Package k8sleaderelection elects one leader among the replicas of a
+// Kubernetes controller, and lets a candidate with a higher priority take
+// over from the current leader without waiting for its lease to run out.
+//
+// It is a drop-in fork of client-go's tools/leaderelection (and of Istio's
+// prioritized fork of it): the same types and functions, plus
+// LeaderElectionConfig.KeyComparison and ResourceLockConfig.Key.
+//
+// # What is promised, and what is not
+//
+// The lock is an ordinary API object (see package k8sresourcelock). The
+// library does not fence: nothing stops a replica that believes it leads from
+// acting while another has already taken over. Callers that need exclusive
+// access in that window must guard their writes themselves.
+//
+// Time is judged by the local clock only. The timestamps in the record are
+// never compared with local time: a candidate notes when it saw the record
+// change and treats the lease as running until the holder's
+// LeaseDurationSeconds have passed since then without another change. So
+// clocks may be skewed arbitrarily, but not run at arbitrarily different
+// rates: the ratio LeaseDuration/RenewDeadline is the rate skew tolerated
+// (for twice as fast, use for example 60s and 30s). Larger clusters, whose API
+// servers answer more slowly, need longer periods; raise RetryPeriod and
+// LeaseDuration until the rate of LeaderTransitions is low and steady.
+//
+// A leader stops leading (its context is cancelled, then OnStoppedLeading
+// runs) when Run's context is done, when it has not renewed for RenewDeadline
+// since its last successful renewal, or as soon as a renewal finds the lock
+// held by someone else. Because LeaseDuration is greater than RenewDeadline,
+// a leader that is merely cut off stops before any other candidate may take
+// the lock.
+//
+// # Priority
+//
+// Each candidate has a key (ResourceLockConfig.Key), written into the record
+// with its identity. A candidate that finds the lock held, and not expired,
+// asks its KeyComparison whether its own key outranks the holder's key; if
+// so, it takes the lock at once (a preemption) and LeaderTransitions goes up
+// by one. Without a KeyComparison a candidate never preempts.
+//
+// A preemption is the one case in which two replicas may lead at the same
+// time: the old leader learns of it on its next renewal, which finds the lock
+// in other hands and makes it step down right then rather than after
+// RenewDeadline. The overlap is therefore at most one RetryPeriod, plus the
+// time of that renewal's two requests. Work that must never run twice should
+// not rely on preemption, or should check IsLeader before acting.
+package k8sleaderelection
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+// JitterFactor spreads a candidate's attempts to acquire the lock: each wait
+// is RetryPeriod plus up to JitterFactor times RetryPeriod more, chosen at
+// random, so that candidates started together do not all ask at once.
+const JitterFactor = 1.2
+
+// KeyComparisonFunc reports whether our key outranks existingKey, the key of
+// the candidate that holds the lock. existingKey may be empty.
+type KeyComparisonFunc func(existingKey string) bool
+
+// LeaderElectionConfig configures a LeaderElector.
+type LeaderElectionConfig struct {
+	// Lock is the object the candidates compete for.
+	Lock rl.Interface
+
+	// LeaseDuration is how long a candidate waits, after it last saw the
+	// record change, before it takes the lock from a holder that has
+	// stopped renewing. Shorter means faster failover after a crash;
+	// longer means more tolerance for clock rate skew and slow API
+	// servers. Core Kubernetes components use 15s. The record carries it
+	// rounded up to whole seconds.
+	LeaseDuration time.Duration
+	// RenewDeadline is how long a leader keeps trying to renew after its
+	// last successful renewal before it stops leading. It must be less
+	// than LeaseDuration. Core components use 10s.
+	RenewDeadline time.Duration
+	// RetryPeriod is the wait between a leader's renewals and between a
+	// candidate's attempts to acquire. Core components use 2s.
+	RetryPeriod time.Duration
+
+	// KeyComparison reports whether our key (Lock.Key()) outranks the key
+	// of the current holder. When it does, we take the lock at once even
+	// though the holder's lease is still running. Every candidate's
+	// KeyComparison must agree on the order, or candidates will keep
+	// taking the lock from each other. It must accept an empty key: a
+	// holder need not have one. Nil means we never preempt.
+	//
+	// If it panics, the panic is logged as an error and treated as false
+	// (we do not preempt), and the election goes on.
+	//
+	// A preempted leader steps down on its next renewal, at most
+	// RetryPeriod later (see the package documentation).
+	KeyComparison KeyComparisonFunc
+
+	// Callbacks are called as leadership starts and stops.
+	Callbacks LeaderCallbacks
+
+	// WatchDog, if set, is tied to the elector by RunOrDie so that /healthz
+	// can report a leader that has stopped renewing. Optional.
+	WatchDog *HealthzAdaptor
+
+	// ReleaseOnCancel makes a leader whose Run context is done clear the
+	// holder in the lock, so that another candidate can take over at once
+	// instead of after LeaseDuration. Set it only if every piece of work
+	// that the lock guards has finished by the time the context is done;
+	// otherwise the next leader may start while that work still runs.
+	ReleaseOnCancel bool
+
+	// Name names the election in metrics and logs.
+	Name string
+
+	// Coordinated asks for coordinated leader election (Kubernetes
+	// LeaseCandidate objects). It is not supported yet: NewLeaderElector
+	// returns an error when it is set.
+	Coordinated bool
+}
+
+// LeaderCallbacks are called as an elector's leadership changes.
+type LeaderCallbacks struct {
+	// OnStartedLeading is called in a goroutine of its own when we become
+	// the leader. Its context is cancelled the moment we stop leading,
+	// before OnStoppedLeading is called. Run does not wait for it to
+	// return. Required.
+	OnStartedLeading func(context.Context)
+	// OnStoppedLeading is called when Run returns, whether or not we ever
+	// led. Required.
+	OnStoppedLeading func()
+	// OnNewLeader is called with the holder's identity each time we see the
+	// lock change hands, including the first holder we see and an empty
+	// identity when the holder releases the lock. Calls come one at a time,
+	// in the order the changes were seen, from one goroutine; a slow
+	// OnNewLeader delays later calls but never the election. Run returns
+	// after the calls it queued have been made. Optional.
+	OnNewLeader func(identity string)
+}
+
+// LeaderElector runs one candidate of an election.
+type LeaderElector struct {
+	config  LeaderElectionConfig
+	clock   clock.WithDelayedExecution
+	metrics leaderMetrics
+	// leaseSeconds is LeaseDuration as written into the record.
+	leaseSeconds int
+
+	running atomic.Bool
+
+	// mu guards what HealthzAdaptor, GetLeader and IsLeader read while
+	// Run writes it.
+	mu sync.RWMutex
+	// observed is the record last read or written, and observedAt the
+	// local time at which we saw it change.
+	observed   rl.LeaderElectionRecord
+	observedAt time.Time
+	// leading is true from acquiring the lock until we stop leading;
+	// renewedAt is when the last successful write of it started.
+	leading   bool
+	renewedAt time.Time
+
+	// Only Run's goroutine touches the fields below.
+	observedRaw     []byte
+	observedInvalid bool
+	reportedLeader  string
+	notifier        *leaderNotifier
+	lastFailure     string
+}
+
+// NewLeaderElector checks lec and returns an elector for it. The error names
+// every field that is wrong.
+func NewLeaderElector(lec LeaderElectionConfig) (*LeaderElector, error) {
+	if err := validate(&lec); err != nil {
+		return nil, err
+	}
+	le := &LeaderElector{
+		config:       lec,
+		clock:        clock.RealClock{},
+		metrics:      globalMetrics.newLeaderMetrics(),
+		leaseSeconds: wholeSeconds(lec.LeaseDuration),
+	}
+	le.metrics.leaderOff(lec.Name)
+	return le, nil
+}
+
+// RunOrDie runs an elector for lec until ctx is done or leadership is lost,
+// and ties it to lec.WatchDog if there is one. It panics if lec is invalid.
+func RunOrDie(ctx context.Context, lec LeaderElectionConfig) {
+	le, err := NewLeaderElector(lec)
+	if err != nil {
+		panic(err)
+	}
+	if lec.WatchDog != nil {
+		lec.WatchDog.SetLeaderElection(le)
+	}
+	le.Run(ctx)
+}
+
+// GetLeader returns the identity of the holder last seen in the lock, or ""
+// if none has been seen yet or the lock was released. It is informational:
+// the holder may have changed since.
+func (le *LeaderElector) GetLeader() string {
+	le.mu.RLock()
+	defer le.mu.RUnlock()
+	return le.observed.HolderIdentity
+}
+
+// IsLeader reports whether we lead now: we have acquired the lock and have
+// not stopped leading since.
+func (le *LeaderElector) IsLeader() bool {
+	le.mu.RLock()
+	defer le.mu.RUnlock()
+	return le.leading
+}
+
+// Check returns an error if we lead but have not renewed the lock for more
+// than LeaseDuration plus maxTolerableExpiredLease: a leader stuck so long
+// that others may already lead. It returns nil when we do not lead.
+func (le *LeaderElector) Check(maxTolerableExpiredLease time.Duration) error {
+	le.mu.RLock()
+	leading, renewedAt := le.leading, le.renewedAt
+	le.mu.RUnlock()
+	if !leading {
+		return nil
+	}
+	allowed := le.config.LeaseDuration + maxTolerableExpiredLease
+	if since := le.clock.Since(renewedAt); since > allowed {
+		return fmt.Errorf("leader election %q: lease %s not renewed for %v, more than the %v allowed",
+			le.config.Name, le.config.Lock.Describe(), since, allowed)
+	}
+	return nil
+}
+
+// Run competes for the lock until ctx is done or, once leading, until
+// leadership is lost; then it calls OnStoppedLeading and returns. An elector
+// may Run again after Run returns, but not twice at once: a second concurrent
+// call logs an error and returns at once, without calling any callback.
+func (le *LeaderElector) Run(ctx context.Context) {
+	logger := klog.FromContext(ctx).WithValues("lock", le.config.Lock.Describe())
+	if le.config.Name != "" {
+		logger = logger.WithValues("election", le.config.Name)
+	}
+	ctx = klog.NewContext(ctx, logger)
+	if !le.running.CompareAndSwap(false, true) {
+		logger.Error(nil, "Run called while this elector is already running; ignoring the call")
+		return
+	}
+	defer le.running.Store(false)
+	defer le.config.Callbacks.OnStoppedLeading()
+
+	le.notifier = startNotifier(le.config.Callbacks.OnNewLeader)
+	defer le.notifier.stop()
+
+	if !le.acquire(ctx) {
+		return
+	}
+	leadCtx, stopLeading := context.WithCancel(ctx)
+	defer stopLeading()
+	go le.config.Callbacks.OnStartedLeading(leadCtx)
+	le.renew(leadCtx, stopLeading)
+}
+
+// wholeSeconds rounds d up to whole seconds, and at least one, so that the
+// lease others wait out is never shorter than the one configured.
+func wholeSeconds(d time.Duration) int {
+	return int(max((d+time.Second-1)/time.Second, 1))
+}

@@ -1,0 +1,84 @@
+package k8sleaderelection
+
+import "sync"
+
+// leaderNotifier delivers OnNewLeader calls one at a time, in order, from a
+// goroutine of its own, so that a slow callback never holds up the election
+// and two calls never overlap.
+type leaderNotifier struct {
+	callback func(string)
+
+	mu      sync.Mutex
+	pending []string
+
+	wake chan struct{} // holds one token while pending has news
+	quit chan struct{} // closed by stop
+	done chan struct{} // closed when the goroutine has exited
+}
+
+// startNotifier starts a notifier for callback; with a nil callback it
+// returns nil, which notify and stop accept.
+func startNotifier(callback func(string)) *leaderNotifier {
+	if callback == nil {
+		return nil
+	}
+	n := &leaderNotifier{
+		callback: callback,
+		wake:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go n.loop()
+	return n
+}
+
+// notify queues a call with identity; it never blocks.
+func (n *leaderNotifier) notify(identity string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	n.pending = append(n.pending, identity)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop makes the calls still queued, then ends the goroutine and waits for it.
+func (n *leaderNotifier) stop() {
+	if n == nil {
+		return
+	}
+	close(n.quit)
+	<-n.done
+}
+
+func (n *leaderNotifier) loop() {
+	defer close(n.done)
+	for {
+		select {
+		case <-n.wake:
+			n.deliver()
+		case <-n.quit:
+			n.deliver()
+			return
+		}
+	}
+}
+
+func (n *leaderNotifier) deliver() {
+	for {
+		n.mu.Lock()
+		batch := n.pending
+		n.pending = nil
+		n.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		for _, identity := range batch {
+			n.callback(identity)
+		}
+	}
+}
