@@ -93,7 +93,7 @@ func TestTryAcquireOrRenew(t *testing.T) {
 			wantReads: any, wantWrites: any, wantComparedKey: "canary",
 		},
 		{
-			name:  "held by a keyless holder, our key outranks: preempt", outranks: true,
+			name: "held by a keyless holder, our key outranks: preempt", outranks: true,
 			setup: func(w *world) { writeRecord(w.t, w.cs, w.kind, otherHolds("", 0)) },
 			want:  verdictPreempt, wantHolder: "us", wantKey: "stable", wantTransitions: 1,
 			wantReads: any, wantWrites: any, wantComparedKey: "",

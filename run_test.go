@@ -9,7 +9,6 @@ import (
 	"testing/synctest"
 	"time"
 
-
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
