@@ -51,10 +51,24 @@ func (ml *MultiLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, er
 	return primary, ConcatRawRecord(primaryRaw, secondaryRaw), nil
 }
 
-// Create creates both locks holding ler. A Primary that already exists is
-// fine: a candidate that has not migrated may have made it.
+// Create creates both locks holding ler. Get reports an absent lock also
+// when only the Secondary is missing and we hold the Primary (we led before
+// the migration); then the Primary already exists and is written instead.
+// A Primary that exists because another candidate created it a moment ago
+// means we lost the race: Create fails with AlreadyExists and writes nothing.
 func (ml *MultiLock) Create(ctx context.Context, ler LeaderElectionRecord) error {
-	if err := ml.Primary.Create(ctx, ler); err != nil && !apierrors.IsAlreadyExists(err) {
+	err := ml.Primary.Create(ctx, ler)
+	if apierrors.IsAlreadyExists(err) {
+		current, _, getErr := ml.Primary.Get(ctx)
+		if getErr != nil {
+			return getErr
+		}
+		if current.HolderIdentity != ml.Identity() {
+			return err
+		}
+		err = ml.Primary.Update(ctx, ler)
+	}
+	if err != nil {
 		return err
 	}
 	return ml.Secondary.Create(ctx, ler)

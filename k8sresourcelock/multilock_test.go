@@ -98,3 +98,50 @@ func TestConcatRawRecord(t *testing.T) {
 		t.Fatalf("ConcatRawRecord = %s", got)
 	}
 }
+
+// TestMultiLockCreateLosingTheRaceClaimsNothing: two candidates both saw no
+// lock; the one whose Primary create comes second must not go on to create
+// the Secondary and lead beside the first.
+func TestMultiLockCreateLosingTheRaceClaimsNothing(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	winner := newLock(t, cs, ConfigMapsLeasesResourceLock, "a", "")
+	loser := newLock(t, cs, ConfigMapsLeasesResourceLock, "b", "")
+	if err := winner.(*MultiLock).Primary.Create(ctx, record("a", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := loser.Create(ctx, record("b", "", 0)); !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("Create after losing the race = %v, want AlreadyExists", err)
+	}
+	if _, _, err := newLock(t, cs, LeasesResourceLock, "x", "").Get(ctx); !apierrors.IsNotFound(err) {
+		t.Fatalf("the loser created the Lease: Get = %v", err)
+	}
+	if err := winner.(*MultiLock).Secondary.Create(ctx, record("a", "", 0)); err != nil {
+		t.Fatalf("winner could not finish: %v", err)
+	}
+	got, _, err := winner.Get(ctx)
+	if err != nil || got.HolderIdentity != "a" {
+		t.Fatalf("Get = %+v, %v; want a on both locks", got, err)
+	}
+}
+
+// TestMultiLockCreateOverOwnPrimary: after a migration rollout, a candidate
+// that held the old lock finds only its Secondary missing and creates it.
+func TestMultiLockCreateOverOwnPrimary(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	if err := newLock(t, cs, ConfigMapsResourceLock, "a", "").Create(ctx, record("a", "", 3)); err != nil {
+		t.Fatal(err)
+	}
+	lock := newLock(t, cs, ConfigMapsLeasesResourceLock, "a", "")
+	if _, _, err := lock.Get(ctx); !apierrors.IsNotFound(err) {
+		t.Fatalf("Get = %v, want NotFound", err)
+	}
+	if err := lock.Create(ctx, record("a", "k", 3)); err != nil {
+		t.Fatalf("Create over our own Primary: %v", err)
+	}
+	got, _, err := lock.Get(ctx)
+	if err != nil || got.HolderIdentity != "a" || got.HolderKey != "k" {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+}
