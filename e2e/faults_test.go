@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+// healBound is how soon after a fault heals a leader must exist again.
+const healBound = leaseDuration + time.Duration(1.2*float64(retryPeriod)) + slack
+
+// faultElection starts three members with equal keys and waits for a leader.
+func faultElection(t *testing.T) (*election, map[string]*member, *member) {
+	t.Helper()
+	e := newElection(t)
+	byID := map[string]*member{}
+	for _, id := range []string{"a", "b", "c"} {
+		byID[id] = e.start(id, memberOpts{kind: rl.LeasesResourceLock})
+	}
+	waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.leaders()) == 1 })
+	time.Sleep(retryPeriod)
+	return e, byID, byID[e.rec.leaders()[0]]
+}
+
+// afterHeal checks that a leader exists within healBound of healedAt, and
+// that nobody ever led beside another.
+func afterHeal(t *testing.T, e *election, name string, healedAt time.Time) {
+	t.Helper()
+	waitFor(t, healBound, "a leader after the fault healed", func() bool { return len(e.rec.leaders()) == 1 })
+	if d, ok := e.rec.leaderSince(healedAt); ok {
+		addFigure("leader after heal: "+name, d)
+	}
+	time.Sleep(2 * retryPeriod)
+	if got := e.rec.leaders(); len(got) != 1 {
+		t.Fatalf("leaders after the fault = %v, want one", got)
+	}
+	e.rec.assertSafe(t, nil)
+}
+
+// TestLeaderPartitioned cuts the leader off from the API server: it stops
+// leading before another member takes over, and another does take over.
+func TestLeaderPartitioned(t *testing.T) {
+	for _, fault := range []string{"cut", "blackhole"} {
+		t.Run(fault, func(t *testing.T) {
+			e, _, leader := faultElection(t)
+			cutAt := time.Now()
+			if fault == "cut" {
+				leader.proxy.Cut()
+			} else if err := leader.proxy.BlackHole(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, leaseDuration+2*maxAttemptWait+slack, "another member takes over", func() bool {
+				l := e.rec.leaders()
+				return len(l) == 1 && l[0] != leader.id
+			})
+			took := e.rec.acquisitionsAfter(cutAt)[0].start.Sub(cutAt)
+			addFigure("failover after partition ("+fault+")", took)
+			if took < leaseDuration-retryPeriod {
+				t.Fatalf("took over %v after the partition, sooner than the lease allows", took)
+			}
+			time.Sleep(leaseDuration)
+			healedAt := time.Now()
+			if err := leader.proxy.Heal(); err != nil {
+				t.Fatal(err)
+			}
+			afterHeal(t, e, "partition "+fault, healedAt)
+		})
+	}
+}
+
+// TestLatencySpikes delays the leader's traffic by 1 to 5 seconds.
+func TestLatencySpikes(t *testing.T) {
+	e, byID, _ := faultElection(t)
+	for _, d := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 5 * time.Second} {
+		leader := byID[e.rec.leaders()[0]]
+		if err := leader.proxy.Latency(d); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(leaseDuration + 2*retryPeriod)
+		healedAt := time.Now()
+		if err := leader.proxy.Heal(); err != nil {
+			t.Fatal(err)
+		}
+		afterHeal(t, e, fmt.Sprintf("latency %v", d), healedAt)
+	}
+}
+
+// TestAPIServerRestart stops the API server long enough for the leader to
+// give up, then starts it again.
+func TestAPIServerRestart(t *testing.T) {
+	if !cp.Embedded() {
+		t.Skip("needs the embedded control plane")
+	}
+	e, _, _ := faultElection(t)
+	if err := cp.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, renewDeadline+retryPeriod+slack, "the leader gives up", func() bool { return len(e.rec.leaders()) == 0 })
+	time.Sleep(retryPeriod)
+	if err := cp.StartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	afterHeal(t, e, "apiserver restart", time.Now())
+}
+
+// TestEtcdRestart stops etcd under the API server, then starts it again.
+func TestEtcdRestart(t *testing.T) {
+	if !cp.Embedded() {
+		t.Skip("needs the embedded control plane")
+	}
+	e, _, _ := faultElection(t)
+	if err := cp.StopEtcd(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, renewDeadline+retryPeriod+slack, "the leader gives up", func() bool { return len(e.rec.leaders()) == 0 })
+	time.Sleep(retryPeriod)
+	if err := cp.StartEtcd(); err != nil {
+		t.Fatal(err)
+	}
+	healedAt := time.Now()
+	// The API server's etcd client needs a moment to reconnect.
+	waitFor(t, 30*time.Second, "the API server answers again", func() bool {
+		_, err := e.admin.CoreV1().Namespaces().Get(context.Background(), e.ns, metav1.GetOptions{})
+		return err == nil
+	})
+	afterHeal(t, e, "etcd restart", healedAt)
+}
+
+// TestConflictStorm runs eight members while another writer rewrites the
+// Lease as fast as it can, so that most writes conflict.
+func TestConflictStorm(t *testing.T) {
+	e := newElection(t)
+	for i := range 8 {
+		e.start(fmt.Sprintf("m%d", i), memberOpts{kind: rl.LeasesResourceLock})
+	}
+	waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.leaders()) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*leaseDuration)
+	defer cancel()
+	var wg sync.WaitGroup
+	var writes, conflicts int
+	var mu sync.Mutex
+	for w := range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				lease, err := e.admin.CoordinationV1().Leases(e.ns).Get(ctx, e.name, metav1.GetOptions{})
+				if err != nil {
+					continue
+				}
+				if lease.Annotations == nil {
+					lease.Annotations = map[string]string{}
+				}
+				lease.Annotations["storm"] = fmt.Sprintf("%d-%d", w, time.Now().UnixNano())
+				_, err = e.admin.CoordinationV1().Leases(e.ns).Update(ctx, lease, metav1.UpdateOptions{})
+				mu.Lock()
+				writes++
+				if err != nil {
+					conflicts++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("storm: %d writes, %d conflicts", writes, conflicts)
+	afterHeal(t, e, "conflict storm", time.Now())
+}
