@@ -44,9 +44,14 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 		}
 	}
 
+	ours := le.observedRecord() // what we last wrote, while we lead
 	current, exists, err := le.read(ctx)
 	if err != nil {
 		return verdictWait, err
+	}
+	if leading && le.observedInvalid {
+		// We renew over a record no one can read: keep our own term.
+		current = ours
 	}
 	v := decide(situation{
 		exists:  exists,
@@ -54,6 +59,7 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 		self:    lock.Identity(),
 		leading: leading,
 		expired: !le.leaseRunning(le.clock.Now()),
+		invalid: le.observedInvalid,
 		outranks: func() bool {
 			// An undecodable record has no key worth ranking.
 			return !le.observedInvalid && le.outranks(logger, current.HolderKey)

@@ -37,23 +37,27 @@ func lease(spec coordinationv1.LeaseSpec) []runtime.Object {
 // at once (nobody holds it) or after our own LeaseDuration (somebody might),
 // never sooner and never not at all.
 func TestOddRecordsNeitherWedgeNorHandOver(t *testing.T) {
+	const atOnce = time.Duration(0)
 	cases := []struct {
 		name    string
 		kind    string
 		objects []runtime.Object
-		atOnce  bool
+		wait    time.Duration // before the lock may be taken
+		invalid bool          // undecodable: KeyComparison must never see it
 	}{
-		{"annotation is not JSON", rl.ConfigMapsResourceLock, annotated("", "{garbage"), false},
-		{"annotation has wrong types", rl.EndpointsResourceLock, annotated("", `{"holderIdentity":7}`), false},
-		{"multilock primary is not JSON", rl.ConfigMapsLeasesResourceLock, annotated("", "]["), false},
-		{"zero lease duration", rl.ConfigMapsResourceLock, annotated("", `{"holderIdentity":"x","leaseDurationSeconds":0}`), false},
-		{"negative lease duration", rl.EndpointsResourceLock, annotated("", `{"holderIdentity":"x","leaseDurationSeconds":-30}`), false},
-		{"absurd lease duration", rl.ConfigMapsResourceLock, annotated("", `{"holderIdentity":"x","leaseDurationSeconds":99999999999999}`), false},
-		{"empty holder with a key", rl.ConfigMapsResourceLock, annotated("", `{"holderIdentity":"","holderKey":"k","leaseDurationSeconds":15}`), true},
-		{"annotation is null", rl.ConfigMapsResourceLock, annotated("", `null`), true},
-		{"lease with no spec fields", rl.LeasesResourceLock, lease(coordinationv1.LeaseSpec{}), true},
-		{"lease holder without duration", rl.LeasesResourceLock, lease(coordinationv1.LeaseSpec{HolderIdentity: ptr.To("x")}), false},
-		{"lease with negative duration", rl.LeasesResourceLock, lease(coordinationv1.LeaseSpec{HolderIdentity: ptr.To("x"), LeaseDurationSeconds: ptr.To[int32](-1)}), false},
+		{"annotation is not JSON", rl.ConfigMapsResourceLock, annotated("", "{garbage"), leaseDuration, true},
+		{"annotation has wrong types", rl.EndpointsResourceLock, annotated("", `{"holderIdentity":7}`), leaseDuration, true},
+		{"multilock primary is not JSON", rl.ConfigMapsLeasesResourceLock, annotated("", "]["), leaseDuration, true},
+		{"zero lease duration", rl.ConfigMapsResourceLock, annotated("", `{"holderIdentity":"x","leaseDurationSeconds":0}`), leaseDuration, false},
+		{"negative lease duration", rl.EndpointsResourceLock, annotated("", `{"holderIdentity":"x","leaseDurationSeconds":-30}`), leaseDuration, false},
+		{"absurd lease duration", rl.ConfigMapsResourceLock, annotated("", `{"holderIdentity":"x","leaseDurationSeconds":99999999999999}`), leaseDuration, false},
+		{"holder's lease longer than ours", rl.ConfigMapsResourceLock, annotated("", `{"holderIdentity":"x","leaseDurationSeconds":40}`), 40 * time.Second, false},
+		{"holder's lease shorter than ours", rl.ConfigMapsResourceLock, annotated("", `{"holderIdentity":"x","leaseDurationSeconds":5}`), 5 * time.Second, false},
+		{"empty holder with a key", rl.ConfigMapsResourceLock, annotated("", `{"holderIdentity":"","holderKey":"k","leaseDurationSeconds":15}`), atOnce, false},
+		{"annotation is null", rl.ConfigMapsResourceLock, annotated("", `null`), atOnce, false},
+		{"lease with no spec fields", rl.LeasesResourceLock, lease(coordinationv1.LeaseSpec{}), atOnce, false},
+		{"lease holder without duration", rl.LeasesResourceLock, lease(coordinationv1.LeaseSpec{HolderIdentity: ptr.To("x")}), leaseDuration, false},
+		{"lease with negative duration", rl.LeasesResourceLock, lease(coordinationv1.LeaseSpec{HolderIdentity: ptr.To("x"), LeaseDurationSeconds: ptr.To[int32](-1)}), leaseDuration, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,14 +65,20 @@ func TestOddRecordsNeitherWedgeNorHandOver(t *testing.T) {
 				cs := fakekube.New(tc.objects...)
 				ctx, cancel := context.WithCancel(t.Context())
 				defer cancel()
-				c := runCandidate(t, ctx, testConfig(newTestLock(t, cs, tc.kind, "us", "k")))
+				var compared atomic.Int32
+				lec := testConfig(newTestLock(t, cs, tc.kind, "us", "k"))
+				lec.KeyComparison = func(string) bool { compared.Add(1); return false }
+				c := runCandidate(t, ctx, lec)
 				c.leading(t)
 				waited := time.Since(c.startAt)
-				if tc.atOnce && waited != 0 {
+				if tc.wait == atOnce && waited != 0 {
 					t.Fatalf("took the lock after %v, want at once", waited)
 				}
-				if !tc.atOnce && (waited < leaseDuration || waited > leaseDuration+maxAcquireWait) {
-					t.Fatalf("took the lock after %v, want after our LeaseDuration (%v) and within one more attempt", waited, leaseDuration)
+				if tc.wait != atOnce && (waited < tc.wait || waited > tc.wait+maxAcquireWait) {
+					t.Fatalf("took the lock after %v, want after %v and within one more attempt", waited, tc.wait)
+				}
+				if tc.invalid && compared.Load() != 0 {
+					t.Fatalf("KeyComparison was asked about an undecodable record %d times", compared.Load())
 				}
 				rec := readRecord(t, cs, tc.kind)
 				if rec.HolderIdentity != "us" || rec.HolderKey != "k" || rec.LeaseDurationSeconds != 15 {
@@ -104,9 +114,10 @@ func TestChurningGarbageIsTakenOver(t *testing.T) {
 		}()
 		c := runCandidate(t, ctx, testConfig(newTestLock(t, cs, rl.ConfigMapsResourceLock, "us", "")))
 		c.leading(t)
+		waited := time.Since(c.startAt)
 		stopWriter()
 		<-writerDone
-		if waited := time.Since(c.startAt); waited < leaseDuration || waited > leaseDuration+maxAcquireWait {
+		if waited < leaseDuration || waited > leaseDuration+maxAcquireWait {
 			t.Fatalf("took the churning lock after %v, want about LeaseDuration (%v)", waited, leaseDuration)
 		}
 		cancel()

@@ -2,6 +2,7 @@ package k8sleaderelection
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,7 @@ func TestNewLeaderElectorRejectsBadConfig(t *testing.T) {
 func TestLeaseDurationIsRoundedUpInTheRecord(t *testing.T) {
 	for d, want := range map[time.Duration]int{
 		15 * time.Second: 15, 1500 * time.Millisecond: 2, 300 * time.Millisecond: 1, time.Nanosecond: 1,
+		math.MaxInt64: math.MaxInt32, math.MaxInt32 * time.Second: math.MaxInt32,
 	} {
 		if got := wholeSeconds(d); got != want {
 			t.Errorf("wholeSeconds(%v) = %d, want %d", d, got, want)

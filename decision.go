@@ -68,6 +68,9 @@ type situation struct {
 	// expired is true when the holder's lease ran out by our clock: it has
 	// not changed the record for its lease duration.
 	expired bool
+	// invalid is true when the record cannot be decoded; holder is then
+	// UnknownLeader.
+	invalid bool
 	// outranks asks KeyComparison whether our key outranks the holder's.
 	// It is only asked when the answer matters, because it is user code.
 	outranks func() bool
@@ -75,14 +78,16 @@ type situation struct {
 
 // decide is the election rule. A leader that finds another holder steps
 // down, whatever that holder's lease or key: it has been preempted, and
-// leading on beside the new holder is the one outcome to avoid. A candidate
-// takes a lock that is absent, free, expired or held by someone its key
-// outranks, and otherwise waits.
+// leading on beside the new holder is the one outcome to avoid. A leader
+// that finds an undecodable record renews over it: no one can have taken the
+// lock with a record no one can read. A candidate takes a lock that is
+// absent, free, expired or held by someone its key outranks, and otherwise
+// waits.
 func decide(s situation) verdict {
 	switch {
 	case !s.exists:
 		return verdictCreate
-	case s.holder == s.self:
+	case s.holder == s.self, s.leading && s.invalid:
 		return verdictRenew
 	case s.holder == "":
 		return verdictTakeFree

@@ -2,6 +2,8 @@ package k8sleaderelection
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,11 +91,17 @@ func writeRecord(t *testing.T, cs *fakekube.Clientset, kind string, rec rl.Leade
 	}
 }
 
-// writesPerRenewal is how many writes one renewal of a lock kind costs: a
-// MultiLock writes both of its locks.
-func writesPerRenewal(kind string) int {
+// objectsPerLock is how many objects a lock kind keeps, and so how many
+// requests one read or one write of it costs: a MultiLock has two.
+func objectsPerLock(kind string) int {
 	if kind == rl.ConfigMapsLeasesResourceLock || kind == rl.EndpointsLeasesResourceLock {
 		return 2
 	}
 	return 1
 }
+
+var names atomic.Int64
+
+// uniqueName tells apart the metrics of repeated runs of one test, which all
+// report to the one provider a process can have.
+func uniqueName() string { return fmt.Sprint(names.Add(1)) }

@@ -41,14 +41,21 @@
 // A preemption is the one case in which two replicas may lead at the same
 // time: the old leader learns of it on its next renewal, which finds the lock
 // in other hands and makes it step down right then rather than after
-// RenewDeadline. The overlap is therefore at most one RetryPeriod, plus the
-// time of that renewal's two requests. Work that must never run twice should
-// not rely on preemption, or should check IsLeader before acting.
+// RenewDeadline. The overlap is therefore one RetryPeriod, plus the time of
+// that renewal's two requests; only if those requests fail does it last
+// longer, and never beyond RenewDeadline after the old leader's last
+// successful renewal. Work that must never run twice should not rely on
+// preemption, or should check IsLeader before acting.
+//
+// A leader that finds its record undecodable (someone edited it by hand)
+// writes its own record over it and goes on leading: nobody could have taken
+// the lock with a record nobody can read.
 package k8sleaderelection
 
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,12 +80,14 @@ type LeaderElectionConfig struct {
 	// Lock is the object the candidates compete for.
 	Lock rl.Interface
 
-	// LeaseDuration is how long a candidate waits, after it last saw the
-	// record change, before it takes the lock from a holder that has
-	// stopped renewing. Shorter means faster failover after a crash;
-	// longer means more tolerance for clock rate skew and slow API
-	// servers. Core Kubernetes components use 15s. The record carries it
-	// rounded up to whole seconds.
+	// LeaseDuration is our lease: written into the record (rounded up to
+	// whole seconds) each time we take or renew the lock, it is how long
+	// other candidates wait, after they last saw the record change, before
+	// they take the lock from us if we stop renewing. A candidate waits out
+	// the duration the holder wrote, not its own, so replicas with
+	// different settings stay safe. Shorter means faster failover after a
+	// crash; longer means more tolerance for clock rate skew and slow API
+	// servers. Core Kubernetes components use 15s.
 	LeaseDuration time.Duration
 	// RenewDeadline is how long a leader keeps trying to renew after its
 	// last successful renewal before it stops leading. It must be less
@@ -98,8 +107,9 @@ type LeaderElectionConfig struct {
 	// If it panics, the panic is logged as an error and treated as false
 	// (we do not preempt), and the election goes on.
 	//
-	// A preempted leader steps down on its next renewal, at most
-	// RetryPeriod later (see the package documentation).
+	// A preempted leader steps down on its next renewal: normally one
+	// RetryPeriod later, and never later than RenewDeadline after its last
+	// successful renewal (see the package documentation).
 	KeyComparison KeyComparisonFunc
 
 	// Callbacks are called as leadership starts and stops.
@@ -136,11 +146,12 @@ type LeaderCallbacks struct {
 	// led. Required.
 	OnStoppedLeading func()
 	// OnNewLeader is called with the holder's identity each time we see the
-	// lock change hands, including the first holder we see and an empty
-	// identity when the holder releases the lock. Calls come one at a time,
-	// in the order the changes were seen, from one goroutine; a slow
-	// OnNewLeader delays later calls but never the election. Run returns
-	// after the calls it queued have been made. Optional.
+	// lock change hands, including the first holder we see, and an empty
+	// identity if we see the lock released and not yet taken again. Calls
+	// come one at a time, in the order the changes were seen, from one
+	// goroutine; a slow OnNewLeader delays later calls but never the
+	// election. Run does not wait for them: calls still queued when Run
+	// returns are made afterwards, in order. Optional.
 	OnNewLeader func(identity string)
 }
 
@@ -268,7 +279,12 @@ func (le *LeaderElector) Run(ctx context.Context) {
 }
 
 // wholeSeconds rounds d up to whole seconds, and at least one, so that the
-// lease others wait out is never shorter than the one configured.
+// lease others wait out is never shorter than the one configured. It stops
+// at the largest value a Lease can hold.
 func wholeSeconds(d time.Duration) int {
+	const most = math.MaxInt32
+	if d >= most*time.Second {
+		return most
+	}
 	return int(max((d+time.Second-1)/time.Second, 1))
 }

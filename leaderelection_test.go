@@ -60,8 +60,8 @@ func TestTryAcquireOrRenew(t *testing.T) {
 		wantHolder      string
 		wantKey         string
 		wantTransitions int
-		wantReads       int // any: not checked
-		wantWrites      int // any: not checked; -2: writesPerRenewal
+		wantReads       int // any: not checked; -2: one read of the lock kind
+		wantWrites      int // any: not checked; -2: one write of the lock kind
 		wantComparedKey string
 	}{
 		{
@@ -125,6 +125,15 @@ func TestTryAcquireOrRenew(t *testing.T) {
 			wantReads: 0, wantWrites: -2,
 		},
 		{
+			name: "leader whose own lease ran out reads before it writes", leading: true,
+			setup: func(w *world) {
+				w.lead()
+				w.clock.Step(leaseDuration + time.Second)
+			},
+			want: verdictRenew, wantHolder: "us", wantKey: "stable", wantTransitions: 0,
+			wantReads: -2, wantWrites: -2,
+		},
+		{
 			name: "leader with a stale copy reads and renews", leading: true,
 			setup: func(w *world) {
 				w.lead()
@@ -180,12 +189,16 @@ func TestTryAcquireOrRenew(t *testing.T) {
 					t.Fatalf("attempt = %v, %v; want %v (error: %v)", got, err, tc.want, tc.wantErr)
 				}
 				reads, writes := cs.Count("get", ""), cs.Count("update", "")+cs.Count("create", "")
-				if tc.wantReads != any && reads != tc.wantReads {
-					t.Errorf("reads = %d, want %d", reads, tc.wantReads)
+				wantReads := tc.wantReads
+				if wantReads == -2 {
+					wantReads = objectsPerLock(kind)
+				}
+				if wantReads != any && reads != wantReads {
+					t.Errorf("reads = %d, want %d", reads, wantReads)
 				}
 				wantWrites := tc.wantWrites
 				if wantWrites == -2 {
-					wantWrites = writesPerRenewal(kind)
+					wantWrites = objectsPerLock(kind)
 				}
 				if wantWrites != any && writes != wantWrites {
 					t.Errorf("writes = %d, want %d", writes, wantWrites)
@@ -234,7 +247,7 @@ func TestRenewKeepsAcquireTime(t *testing.T) {
 }
 
 func TestSlowPathRenewalIsCounted(t *testing.T) {
-	const name = "slowpath-election"
+	name := "slowpath-" + uniqueName()
 	cs := fakekube.New()
 	lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "us", ""))
 	lec.Name = name

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 // acquire tries to take the lock, right away and then after each jittered
@@ -103,9 +104,12 @@ func (le *LeaderElector) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// withTimeout is context.WithTimeout on the elector's clock, so that a fake
-// clock in tests moves request deadlines too.
+// withTimeout is context.WithTimeout on the elector's clock: with a fake
+// clock in tests, the fake time moves request deadlines too.
 func (le *LeaderElector) withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, real := le.clock.(clock.RealClock); real {
+		return context.WithTimeout(ctx, d)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	t := le.clock.AfterFunc(d, func() {
 		cancel(fmt.Errorf("attempt took longer than %v: %w", d, context.DeadlineExceeded))

@@ -46,13 +46,13 @@ func (n *leaderNotifier) notify(identity string) {
 	}
 }
 
-// stop makes the calls still queued, then ends the goroutine and waits for it.
+// stop tells the goroutine to make the calls still queued and then end. It
+// does not wait: a callback that blocks must not keep Run from returning.
 func (n *leaderNotifier) stop() {
 	if n == nil {
 		return
 	}
 	close(n.quit)
-	<-n.done
 }
 
 func (n *leaderNotifier) loop() {

@@ -62,6 +62,7 @@ func TestOnNewLeaderOrderedSerialAndNonBlocking(t *testing.T) {
 
 		close(gate)
 		<-b.done
+		synctest.Wait() // the calls queued before Run returned are made
 		mu.Lock()
 		got := slices.Clone(seen)
 		mu.Unlock()

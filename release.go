@@ -24,6 +24,17 @@ func (le *LeaderElector) release(logger klog.Logger) bool {
 	backoff, retries := 10*time.Millisecond, 0
 	for {
 		current, _, err := lock.Get(ctx)
+		if apierrors.IsNotFound(err) {
+			// A MultiLock reads as absent when only its Secondary is
+			// missing; its Primary may still name us.
+			multi, ok := lock.(*rl.MultiLock)
+			if !ok {
+				logger.Info("Lock is gone; nothing to release")
+				return true
+			}
+			lock = multi.Primary
+			current, _, err = lock.Get(ctx)
+		}
 		if err != nil {
 			if apierrors.IsNotFound(err) {
 				logger.Info("Lock is gone; nothing to release")

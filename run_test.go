@@ -69,7 +69,7 @@ func TestRunLeadsThenReleasesOnCancel(t *testing.T) {
 				ctx, cancel := context.WithCancel(t.Context())
 				lec := testConfig(newTestLock(t, cs, kind, "a", "stable"))
 				lec.ReleaseOnCancel = true
-				lec.Name = "release-" + kind
+				lec.Name = "release-" + kind + "-" + uniqueName()
 				a := runCandidate(t, ctx, lec)
 				leadCtx := a.leading(t)
 				if !a.le.IsLeader() || a.le.GetLeader() != "a" {
