@@ -23,21 +23,21 @@ func faultElection(t *testing.T) (*election, map[string]*member, *member) {
 	for _, id := range []string{"a", "b", "c"} {
 		byID[id] = e.start(id, memberOpts{kind: rl.LeasesResourceLock})
 	}
-	waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.leaders()) == 1 })
+	waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.Leaders()) == 1 })
 	time.Sleep(retryPeriod)
-	return e, byID, byID[e.rec.leaders()[0]]
+	return e, byID, byID[e.rec.Leaders()[0]]
 }
 
 // afterHeal checks that a leader exists within healBound of healedAt, and
 // that nobody ever led beside another.
 func afterHeal(t *testing.T, e *election, name string, healedAt time.Time) {
 	t.Helper()
-	waitFor(t, healBound, "a leader after the fault healed", func() bool { return len(e.rec.leaders()) == 1 })
-	if d, ok := e.rec.leaderSince(healedAt); ok {
+	waitFor(t, healBound, "a leader after the fault healed", func() bool { return len(e.rec.Leaders()) == 1 })
+	if d, ok := e.rec.LeaderSince(healedAt); ok {
 		addFigure("leader after heal: "+name, d)
 	}
 	time.Sleep(2 * retryPeriod)
-	if got := e.rec.leaders(); len(got) != 1 {
+	if got := e.rec.Leaders(); len(got) != 1 {
 		t.Fatalf("leaders after the fault = %v, want one", got)
 	}
 	e.rec.assertSafe(t, nil)
@@ -56,10 +56,10 @@ func TestLeaderPartitioned(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, leaseDuration+2*maxAttemptWait+slack, "another member takes over", func() bool {
-				l := e.rec.leaders()
+				l := e.rec.Leaders()
 				return len(l) == 1 && l[0] != leader.id
 			})
-			took := e.rec.acquisitionsAfter(cutAt)[0].start.Sub(cutAt)
+			took := e.rec.StartedAfter(cutAt)[0].Start.Sub(cutAt)
 			addFigure("failover after partition ("+fault+")", took)
 			if took < leaseDuration-retryPeriod {
 				t.Fatalf("took over %v after the partition, sooner than the lease allows", took)
@@ -78,7 +78,7 @@ func TestLeaderPartitioned(t *testing.T) {
 func TestLatencySpikes(t *testing.T) {
 	e, byID, _ := faultElection(t)
 	for _, d := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 5 * time.Second} {
-		leader := byID[e.rec.leaders()[0]]
+		leader := byID[e.rec.Leaders()[0]]
 		if err := leader.proxy.Latency(d); err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +101,7 @@ func TestAPIServerRestart(t *testing.T) {
 	if err := cp.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, renewDeadline+retryPeriod+slack, "the leader gives up", func() bool { return len(e.rec.leaders()) == 0 })
+	waitFor(t, renewDeadline+retryPeriod+slack, "the leader gives up", func() bool { return len(e.rec.Leaders()) == 0 })
 	time.Sleep(retryPeriod)
 	if err := cp.StartAPIServer(); err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func TestEtcdRestart(t *testing.T) {
 	if err := cp.StopEtcd(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, renewDeadline+retryPeriod+slack, "the leader gives up", func() bool { return len(e.rec.leaders()) == 0 })
+	waitFor(t, renewDeadline+retryPeriod+slack, "the leader gives up", func() bool { return len(e.rec.Leaders()) == 0 })
 	time.Sleep(retryPeriod)
 	if err := cp.StartEtcd(); err != nil {
 		t.Fatal(err)
@@ -139,7 +139,7 @@ func TestConflictStorm(t *testing.T) {
 	for i := range 8 {
 		e.start(fmt.Sprintf("m%d", i), memberOpts{kind: rl.LeasesResourceLock})
 	}
-	waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.leaders()) == 1 })
+	waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.Leaders()) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*leaseDuration)
 	defer cancel()
 	var wg sync.WaitGroup

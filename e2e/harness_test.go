@@ -257,7 +257,7 @@ func checkNoLeaks(t *testing.T) {
 		"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock.",
 		"k8s.io/client-go/tools/leaderelection.",
 		"e2e.(*election)",
-		"e2e.(*recorder)",
+		"e2e/tenures.(*Recorder)",
 	}
 	var leaked []string
 	deadline := time.Now().Add(10 * time.Second)

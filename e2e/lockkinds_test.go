@@ -25,9 +25,9 @@ func TestFailover(t *testing.T) {
 				for _, id := range []string{"a", "b", "c"} {
 					byID[id] = e.start(id, memberOpts{kind: kind, release: release})
 				}
-				waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.leaders()) == 1 })
+				waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.Leaders()) == 1 })
 				time.Sleep(2 * retryPeriod) // a few renewals, and no second leader
-				leaders := e.rec.leaders()
+				leaders := e.rec.Leaders()
 				if len(leaders) != 1 {
 					t.Fatalf("leaders = %v, want exactly one", leaders)
 				}
@@ -45,8 +45,8 @@ func TestFailover(t *testing.T) {
 				if release {
 					bound = maxAttemptWait + slack // the released lock is free at the next attempt
 				}
-				waitFor(t, bound, "a new leader", func() bool { return len(e.rec.leaders()) == 1 })
-				took := e.rec.acquisitionsAfter(stoppedAt)[0].start.Sub(stoppedAt)
+				waitFor(t, bound, "a new leader", func() bool { return len(e.rec.Leaders()) == 1 })
+				took := e.rec.StartedAfter(stoppedAt)[0].Start.Sub(stoppedAt)
 				addFigure(fmt.Sprintf("failover %s release=%v", kind, release), took)
 				if !release && took < leaseDuration-retryPeriod {
 					t.Fatalf("took over %v after a crash, before the lease (%v) could have expired", took, leaseDuration)
@@ -57,7 +57,7 @@ func TestFailover(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				now := e.rec.leaders()
+				now := e.rec.Leaders()
 				if len(now) != 1 || after.HolderIdentity != now[0] || after.LeaderTransitions != before.LeaderTransitions+1 {
 					t.Fatalf("after failover: leaders %v, record %+v; want one leader named in the record and transitions %d",
 						now, after, before.LeaderTransitions+1)

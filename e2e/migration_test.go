@@ -23,17 +23,17 @@ func TestMigration(t *testing.T) {
 			for _, id := range ids {
 				members[id] = e.start(id, memberOpts{kind: from, release: true})
 			}
-			waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.leaders()) == 1 })
+			waitFor(t, leaseDuration+maxAttemptWait+slack, "a first leader", func() bool { return len(e.rec.Leaders()) == 1 })
 			for _, kind := range []string{via, rl.LeasesResourceLock} {
 				for _, id := range ids {
 					members[id].stop()
 					members[id] = e.start(id, memberOpts{kind: kind, release: true})
-					waitFor(t, 2*leaseDuration+2*maxAttemptWait+slack, "a leader during the rollout", func() bool { return len(e.rec.leaders()) == 1 })
+					waitFor(t, 2*leaseDuration+2*maxAttemptWait+slack, "a leader during the rollout", func() bool { return len(e.rec.Leaders()) == 1 })
 					time.Sleep(retryPeriod)
 				}
 			}
 			time.Sleep(2 * retryPeriod)
-			leaders := e.rec.leaders()
+			leaders := e.rec.Leaders()
 			rec, err := e.record(rl.LeasesResourceLock)
 			if len(leaders) != 1 || err != nil || rec.HolderIdentity != leaders[0] {
 				t.Fatalf("after the migration: leaders %v, lease %+v, %v", leaders, rec, err)

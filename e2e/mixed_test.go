@@ -27,8 +27,8 @@ func TestMixedFleet(t *testing.T) {
 	}
 	library := func(id string) string { return strings.Split(id, "-")[0] }
 	for round := range 4 {
-		waitFor(t, leaseDuration+2*maxAttemptWait+slack, "one leader", func() bool { return len(e.rec.leaders()) == 1 })
-		leader := e.rec.leaders()[0]
+		waitFor(t, leaseDuration+2*maxAttemptWait+slack, "one leader", func() bool { return len(e.rec.Leaders()) == 1 })
+		leader := e.rec.Leaders()[0]
 		from := library(leader)
 		for id, m := range members {
 			if library(id) == from {
@@ -36,10 +36,10 @@ func TestMixedFleet(t *testing.T) {
 			}
 		}
 		waitFor(t, leaseDuration+2*maxAttemptWait+slack, "the other library takes over", func() bool {
-			l := e.rec.leaders()
+			l := e.rec.Leaders()
 			return len(l) == 1 && library(l[0]) != from
 		})
-		next := e.rec.leaders()[0]
+		next := e.rec.Leaders()[0]
 		for id := range members {
 			if library(id) == from {
 				members[id] = e.start(id, opts[id])

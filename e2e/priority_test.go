@@ -29,13 +29,13 @@ func TestPreemption(t *testing.T) {
 			for run := range 3 {
 				e := newElection(t)
 				e.start("low", prioritized(kind, "canary"))
-				waitFor(t, maxAttemptWait+slack, "canary leads", func() bool { return strings.Join(e.rec.leaders(), ",") == "low" })
+				waitFor(t, maxAttemptWait+slack, "canary leads", func() bool { return strings.Join(e.rec.Leaders(), ",") == "low" })
 				time.Sleep(retryPeriod / 2)
 				startedAt := time.Now()
 				e.start("high", prioritized(kind, "stable"))
-				waitFor(t, slack, "stable takes over", func() bool { return len(e.rec.acquisitionsAfter(startedAt)) == 1 })
-				took := e.rec.acquisitionsAfter(startedAt)[0].start.Sub(startedAt)
-				waitFor(t, retryPeriod+slack, "canary steps down", func() bool { return strings.Join(e.rec.leaders(), ",") == "high" })
+				waitFor(t, slack, "stable takes over", func() bool { return len(e.rec.StartedAfter(startedAt)) == 1 })
+				took := e.rec.StartedAfter(startedAt)[0].Start.Sub(startedAt)
+				waitFor(t, retryPeriod+slack, "canary steps down", func() bool { return strings.Join(e.rec.Leaders(), ",") == "high" })
 				overlaps := e.rec.assertSafe(t, rank)
 				if len(overlaps) != 1 {
 					t.Fatalf("run %d: %d preemption overlaps, want 1", run, len(overlaps))
@@ -57,12 +57,12 @@ func TestPreemption(t *testing.T) {
 func TestNoStealWithoutRank(t *testing.T) {
 	e := newElection(t)
 	e.start("high", prioritized(rl.LeasesResourceLock, "stable"))
-	waitFor(t, maxAttemptWait+slack, "stable leads", func() bool { return len(e.rec.leaders()) == 1 })
+	waitFor(t, maxAttemptWait+slack, "stable leads", func() bool { return len(e.rec.Leaders()) == 1 })
 	since := time.Now()
 	e.start("low", prioritized(rl.LeasesResourceLock, "canary"))
 	e.start("none", prioritized(rl.LeasesResourceLock, ""))
 	time.Sleep(2 * leaseDuration)
-	if got := e.rec.acquisitionsAfter(since); len(got) != 0 {
+	if got := e.rec.StartedAfter(since); len(got) != 0 {
 		t.Fatalf("lower keys took the lock: %v", got)
 	}
 	e.rec.assertSafe(t, rank)
@@ -83,9 +83,9 @@ func TestThreeKeysEveryOrder(t *testing.T) {
 				e.start(key, prioritized(rl.LeasesResourceLock, key))
 				time.Sleep(retryPeriod + retryPeriod/2)
 			}
-			waitFor(t, maxAttemptWait+slack, "stable leads alone", func() bool { return strings.Join(e.rec.leaders(), ",") == "stable" })
+			waitFor(t, maxAttemptWait+slack, "stable leads alone", func() bool { return strings.Join(e.rec.Leaders(), ",") == "stable" })
 			time.Sleep(2 * retryPeriod)
-			if got := strings.Join(e.rec.leaders(), ","); got != "stable" {
+			if got := strings.Join(e.rec.Leaders(), ","); got != "stable" {
 				t.Fatalf("leaders = %s, want stable", got)
 			}
 			e.rec.assertSafe(t, rank)
