@@ -1,9 +1,18 @@
 # make test runs the whole suite: formatting and vet, the unit tier under the
 # race detector, then the e2e tier against a real kube-apiserver and etcd
 # embedded in the test process (or the cluster of $KUBECONFIG, if set).
-.PHONY: test lint unit e2e
+.PHONY: test lint unit e2e demo bench
 
 test: lint unit e2e
+
+# The demo: three revisions of a controller compete on an embedded control
+# plane (or the cluster of $KUBECONFIG). Pass flags with ARGS="-duration 60s".
+demo:
+	cd e2e && go run ./cmd/demo -svg ../demo-timeline.svg $(ARGS)
+
+# Side-by-side figures against upstream client-go; prints a table of ratios.
+bench:
+	cd e2e && go run ./cmd/bench $(ARGS)
 
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \

@@ -1,0 +1,213 @@
+// Command demo runs a prioritized leader election the way a control plane
+// with several revisions does, on a real kube-apiserver, and shows who leads
+// as it happens.
+//
+// Three candidates compete for one Lease: "old", "canary" and "stable",
+// where stable is the default revision and takes the lock from any other.
+// The script starts them one by one, crashes the leader, restarts it, and at
+// the end (after -duration, or on Ctrl-C) shuts everything down cleanly,
+// releasing the lock. It prints each acquisition, preemption, step-down and
+// release with a timestamp, then a summary, and draws the timeline as an SVG.
+//
+// Without -kubeconfig (or $KUBECONFIG) it starts its own etcd and
+// kube-apiserver in this process.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/e2e/controlplane"
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+func main() {
+	var (
+		kubeconfig = flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "cluster to use; empty starts an embedded etcd and kube-apiserver")
+		duration   = flag.Duration("duration", 40*time.Second, "how long to run before shutting down (at least 30s for the whole script)")
+		svgPath    = flag.String("svg", "demo-timeline.svg", "where to write the timeline picture")
+		logDir     = flag.String("logs", filepath.Join(os.TempDir(), "k8sleaderelection-demo"), "directory for the control plane's and electors' logs")
+		namespace  = flag.String("namespace", "k8sleaderelection-demo", "namespace of the lock")
+	)
+	flag.Parse()
+	if err := run(*kubeconfig, *duration, *svgPath, *logDir, *namespace, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stdout, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace string, out io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.Create(filepath.Join(logDir, "klog.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	quietKlog(logFile)
+	if _, err := controlplane.RedirectStderr(logFile); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "Logs: %s\n", logDir)
+	var cp *controlplane.ControlPlane
+	if kubeconfig != "" {
+		fmt.Fprintf(out, "Using the cluster of %s\n", kubeconfig)
+		cp, err = controlplane.Connect(kubeconfig)
+	} else {
+		fmt.Fprintln(out, "Starting etcd and kube-apiserver in this process (the first build takes minutes; a start, seconds)...")
+		cp, err = controlplane.Start(controlplane.Options{LogDir: logDir})
+	}
+	if err != nil {
+		return err
+	}
+	defer cp.Close()
+	config := cp.Config()
+	if err := ensureNamespace(ctx, config, namespace); err != nil {
+		return err
+	}
+	const lockName = "demo-lock"
+	admin := kubernetes.NewForConfigOrDie(config)
+	// Each run starts from no lock, so that the script plays out the same.
+	_ = admin.CoordinationV1().Leases(namespace).Delete(ctx, lockName, metav1.DeleteOptions{})
+
+	router := &metricsRouter{byName: map[string]*leaderMetrics{}}
+	le.SetProvider(router)
+	tl := newTimeline(out)
+	order := []string{"old", "canary", "stable"}
+	keys := map[string]string{"old": "old", "canary": "canary", "stable": "stable"}
+	candidates := map[string]*candidate{}
+	for _, id := range order {
+		c := &candidate{
+			id: id, key: keys[id], defaultRevision: "stable", namespace: namespace, lock: lockName,
+			config: config, tl: tl, keys: keys,
+			watchdog: le.NewLeaderHealthzAdaptor(2 * time.Second), metrics: newLeaderMetrics(),
+		}
+		if err := c.serve(); err != nil {
+			return err
+		}
+		defer c.server.Close()
+		router.add(c.electionName(), c.metrics)
+		candidates[id] = c
+	}
+	tl.start = time.Now()
+	fmt.Fprintf(out, "Lock: Lease %s/%s; lease %v, renew deadline %v, retry %v. stable is the default revision.\n\n",
+		namespace, lockName, leaseDuration, renewDeadline, retryPeriod)
+	for _, id := range order {
+		fmt.Fprintf(out, "  %-7s key %-7q http://%s/healthz  http://%s/metrics\n", id, keys[id], candidates[id].addr, candidates[id].addr)
+	}
+	fmt.Fprintln(out)
+
+	script := []struct {
+		at   time.Duration
+		what func()
+	}{
+		{0, func() { tl.say("old", "starts"); tl.mark("old", "start"); candidates["old"].start(ctx) }},
+		{2 * time.Second, func() { tl.say("canary", "starts"); tl.mark("canary", "start"); candidates["canary"].start(ctx) }},
+		{6 * time.Second, func() { tl.say("stable", "starts"); tl.mark("stable", "start"); candidates["stable"].start(ctx) }},
+		{14 * time.Second, func() {
+			tl.say("stable", "CRASHES (no release: the others must wait out the lease)")
+			tl.mark("stable", "crash")
+			candidates["stable"].stop(true)
+		}},
+		{24 * time.Second, func() { tl.say("stable", "restarts"); tl.mark("stable", "restart"); candidates["stable"].start(ctx) }},
+	}
+	deadline := tl.start.Add(duration)
+	for _, step := range script {
+		at := tl.start.Add(step.at)
+		if at.After(deadline) || !sleepUntil(ctx, at) {
+			break
+		}
+		step.what()
+	}
+	sleepUntil(ctx, deadline)
+	if ctx.Err() != nil {
+		fmt.Fprintln(out)
+		tl.say("", "interrupted")
+	}
+
+	tl.say("", "shutting down: every candidate stops and releases the lock")
+	for _, id := range order {
+		c := candidates[id]
+		if c.cancel == nil {
+			continue
+		}
+		c.stop(false)
+	}
+	end := time.Now()
+	lease, err := admin.CoordinationV1().Leases(namespace).Get(context.Background(), lockName, metav1.GetOptions{})
+	transitions := -1
+	if err == nil {
+		record := rl.LeaseToLeaderElectionRecord(lease)
+		transitions = record.LeaderTransitions
+		if record.HolderIdentity == "" {
+			tl.say("", "the lock is released: no holder, lease %ds", record.LeaseDurationSeconds)
+		}
+	}
+	tl.summarize(end).write(out, order, transitions)
+
+	f, err := os.Create(svgPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := tl.writeSVG(f, order, keys, end); err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(svgPath)
+	fmt.Fprintf(out, "\nTimeline: %s (open it in a browser)\n", abs)
+	return nil
+}
+
+// sleepUntil waits until t; false if ctx ends first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// ensureNamespace creates the namespace unless it exists.
+func ensureNamespace(ctx context.Context, config *rest.Config, namespace string) error {
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return err
+	}
+	_, err = client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", namespace, err)
+	}
+	return nil
+}
+
+// quietKlog sends every klog line (electors, clients, the API server) to w.
+func quietKlog(w io.Writer) {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("logtostderr", "false")
+	_ = fs.Set("stderrthreshold", "FATAL")
+	_ = fs.Set("v", "2")
+	klog.SetOutputBySeverity("INFO", w)
+}
