@@ -35,6 +35,8 @@ const (
 	maxAttemptWait = retryPeriod + time.Duration(le.JitterFactor*float64(retryPeriod))
 	// slack covers request round trips on a loaded two-core machine.
 	slack = 500 * time.Millisecond
+	// testTimeLimit bounds any one test; the longest takes under a minute.
+	testTimeLimit = 3 * time.Minute
 )
 
 // election is one test's lock on the control plane: its namespace, the
@@ -65,7 +67,13 @@ func newElection(t *testing.T) *election {
 		t.Fatalf("create namespace %s: %v", ns, err)
 	}
 	e := &election{t: t, ns: ns, name: "leader", rec: newRecorder(), admin: admin}
+	// A hard bound on every test: a wedged election must fail loudly, not
+	// hang until the package timeout.
+	watchdog := time.AfterFunc(testTimeLimit, func() {
+		panic(fmt.Sprintf("%s ran longer than %v", t.Name(), testTimeLimit))
+	})
 	t.Cleanup(func() {
+		watchdog.Stop()
 		e.stopAll()
 		_ = admin.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 		checkNoLeaks(t)

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -14,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/e2e/faults"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -41,9 +40,9 @@ type candidate struct {
 	server   *http.Server
 	addr     string
 
-	cancel  context.CancelFunc
-	done    chan struct{}
-	crashed *atomic.Bool
+	cancel context.CancelFunc
+	done   chan struct{}
+	crash  *faults.Switch
 }
 
 // serve starts the candidate's HTTP endpoints on a free loopback port.
@@ -74,7 +73,7 @@ func (c *candidate) electionName() string { return c.lock + "/" + c.id }
 // whenever it loses.
 func (c *candidate) start(parent context.Context) {
 	ctx, cancel := context.WithCancel(klog.NewContext(parent, klog.FromContext(parent).WithValues("candidate", c.id)))
-	c.cancel, c.done, c.crashed = cancel, make(chan struct{}), &atomic.Bool{}
+	c.cancel, c.done, c.crash = cancel, make(chan struct{}), &faults.Switch{}
 	go func() {
 		defer close(c.done)
 		for ctx.Err() == nil {
@@ -88,12 +87,12 @@ func (c *candidate) start(parent context.Context) {
 
 func (c *candidate) runOnce(ctx context.Context) error {
 	lock, err := rl.NewFromKubeconfig(rl.LeasesResourceLock, c.namespace, c.lock,
-		rl.ResourceLockConfig{Identity: c.id, Key: c.key}, c.config, renewDeadline)
+		rl.ResourceLockConfig{Identity: c.id, Key: c.key}, c.crash.Wrap(c.config), renewDeadline)
 	if err != nil {
 		return err
 	}
 	elector, err := le.NewLeaderElector(le.LeaderElectionConfig{
-		Lock:          &crashableLock{Interface: lock, crashed: c.crashed},
+		Lock:          lock,
 		LeaseDuration: leaseDuration,
 		RenewDeadline: renewDeadline,
 		RetryPeriod:   retryPeriod,
@@ -131,41 +130,10 @@ func (c *candidate) stop(crash bool) {
 	}
 	c.tl.setKilled(c.id, true)
 	if crash {
-		c.crashed.Store(true)
+		c.crash.Crash()
 	}
 	c.cancel()
 	<-c.done
 	c.cancel = nil
 	c.tl.setKilled(c.id, false)
-}
-
-// errCrashed is what a crashed candidate's lock answers.
-var errCrashed = errors.New("process crashed")
-
-// crashableLock passes everything to the real lock until the candidate
-// crashes; after that it does nothing, as a dead process would.
-type crashableLock struct {
-	rl.Interface
-	crashed *atomic.Bool
-}
-
-func (l *crashableLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
-	if l.crashed.Load() {
-		return nil, nil, errCrashed
-	}
-	return l.Interface.Get(ctx)
-}
-
-func (l *crashableLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) error {
-	if l.crashed.Load() {
-		return errCrashed
-	}
-	return l.Interface.Create(ctx, ler)
-}
-
-func (l *crashableLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) error {
-	if l.crashed.Load() {
-		return errCrashed
-	}
-	return l.Interface.Update(ctx, ler)
 }

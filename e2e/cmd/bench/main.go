@@ -1,0 +1,255 @@
+// Command bench measures this library against upstream client-go v0.37's
+// tools/leaderelection, side by side in one run, and prints a table of
+// ratios (ours / upstream):
+//
+//   - API load: requests per second by verb for a leader and a follower;
+//   - failover after the leader releases the lock, and after it crashes;
+//   - preemption: how soon a higher key leads, and how long the old leader
+//     leads on beside it (ours only: upstream has no priority);
+//   - one renewal against a fake clientset: ns, bytes and allocations;
+//   - scale: many elections of two candidates in one process against one
+//     API server: memory per election, requests per second, and how many
+//     elections kept exactly one leader.
+//
+// It starts its own etcd and kube-apiserver unless -kubeconfig is given.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"github.com/k8sleaderelection/k8sleaderelection/e2e/controlplane"
+)
+
+func main() {
+	var (
+		kubeconfig = flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "cluster to use; empty starts an embedded etcd and kube-apiserver")
+		runs       = flag.Int("runs", 11, "repetitions of each failover and preemption measurement")
+		window     = flag.Duration("window", 30*time.Second, "how long the load and scale scenarios count requests")
+		elections  = flag.Int("elections", 1000, "elections in the scale scenario (0 skips it)")
+		logDir     = flag.String("logs", filepath.Join(os.TempDir(), "k8sleaderelection-bench"), "directory for logs")
+		worker     = flag.Bool("scale-worker", false, "internal: run the scale scenario in this process")
+		libName    = flag.String("library", "ours", "internal: library for -scale-worker")
+		only       = flag.String("only", "", "comma-separated scenarios to run (renewal,load,failover,preemption,scale); empty runs all")
+	)
+	flag.Parse()
+	if err := os.MkdirAll(*logDir, 0o755); err != nil {
+		fail(err)
+	}
+	logFile, err := os.OpenFile(filepath.Join(*logDir, "klog.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		fail(err)
+	}
+	quietKlog(logFile)
+	if terminal, err = controlplane.RedirectStderr(logFile); err != nil {
+		fail(err)
+	}
+	if *worker {
+		if err := scaleWorker(*kubeconfig, *libName, *elections, *window); err != nil {
+			fail(err)
+		}
+		return
+	}
+	if err := run(*kubeconfig, *runs, *window, *elections, *logDir, scenarioFilter(*only)); err != nil {
+		fail(err)
+	}
+}
+
+// terminal is where progress and errors go: standard error before the
+// control plane's loggers took it over.
+var terminal = os.Stderr
+
+func fail(err error) {
+	fmt.Fprintln(terminal, "bench:", err)
+	os.Exit(1)
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(terminal, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// scenarioFilter reports whether a scenario was asked for.
+func scenarioFilter(only string) func(string) bool {
+	if only == "" {
+		return func(string) bool { return true }
+	}
+	asked := strings.Split(only, ",")
+	return func(name string) bool { return slices.Contains(asked, name) }
+}
+
+func run(kubeconfig string, runs int, window time.Duration, elections int, logDir string, want func(string) bool) error {
+	ctx := context.Background()
+	var cp *controlplane.ControlPlane
+	var err error
+	if kubeconfig != "" {
+		cp, err = controlplane.Connect(kubeconfig)
+	} else {
+		progress("starting etcd and kube-apiserver in this process (logs in %s)", logDir)
+		cp, err = controlplane.Start(controlplane.Options{LogDir: logDir})
+	}
+	if err != nil {
+		return err
+	}
+	defer cp.Close()
+	config := cp.Config()
+	config.QPS = -1
+	e := &env{config: config, admin: kubernetes.NewForConfigOrDie(config)}
+	var r report
+	if want("renewal") {
+		progress("renewal against a fake clientset")
+		ourRenewal, theirRenewal := benchRenewal(ours), benchRenewal(theirs)
+		r.add("one renewal: time (fake clientset)", "ns", float64(ourRenewal.NsPerOp()), float64(theirRenewal.NsPerOp()))
+		r.add("one renewal: allocated bytes", "B", float64(ourRenewal.AllocedBytesPerOp()), float64(theirRenewal.AllocedBytesPerOp()))
+		r.add("one renewal: allocations", "", float64(ourRenewal.AllocsPerOp()), float64(theirRenewal.AllocsPerOp()))
+	}
+	if want("load") {
+		if err := loadRows(ctx, e, &r, window); err != nil {
+			return err
+		}
+	}
+	if want("failover") {
+		if err := failoverRows(ctx, e, &r, runs); err != nil {
+			return err
+		}
+	}
+	if want("preemption") {
+		if err := preemptionRows(ctx, e, &r, runs); err != nil {
+			return err
+		}
+	}
+	if want("scale") && elections > 0 {
+		if err := scaleRows(cp, &r, logDir, elections, window); err != nil {
+			return err
+		}
+	}
+	r.write(os.Stdout, machine())
+	return nil
+}
+
+func loadRows(ctx context.Context, e *env, r *report, window time.Duration) error {
+	progress("API load, %v per library", window)
+	load := map[string]loadResult{}
+	for _, lib := range []library{ours, theirs} {
+		var err error
+		if load[lib.name], err = measureLoad(ctx, e, lib, window); err != nil {
+			return err
+		}
+	}
+	for _, role := range []string{"leader", "follower"} {
+		for _, method := range []string{"GET", "PUT", "POST"} {
+			get := func(l loadResult) float64 {
+				if role == "leader" {
+					return l.leader[method]
+				}
+				return l.follower[method]
+			}
+			o, u := get(load[ours.name]), get(load[theirs.name])
+			if o == 0 && u == 0 {
+				continue
+			}
+			r.add(fmt.Sprintf("%s requests/s: %s", role, method), "/s", o, u)
+		}
+	}
+	return nil
+}
+
+func failoverRows(ctx context.Context, e *env, r *report, runs int) error {
+	for _, crash := range []bool{false, true} {
+		name := map[bool]string{false: "after release", true: "after crash"}[crash]
+		progress("failover %s, %d runs per library", name, runs)
+		results := map[string][]time.Duration{}
+		for _, lib := range []library{ours, theirs} {
+			var err error
+			if results[lib.name], err = measureFailover(ctx, e, lib, crash, runs); err != nil {
+				return err
+			}
+			progress("  %s: %v", lib.name, roundAll(results[lib.name]))
+		}
+		om, ox := medianMax(results[ours.name])
+		um, ux := medianMax(results[theirs.name])
+		r.add("failover "+name+": median", "s", om, um)
+		r.add("failover "+name+": max", "s", ox, ux)
+	}
+	return nil
+}
+
+func preemptionRows(ctx context.Context, e *env, r *report, runs int) error {
+	progress("preemption, %d runs", runs)
+	toLead, overlap, err := measurePreemption(ctx, e, runs)
+	if err != nil {
+		return err
+	}
+	progress("  time to lead %v, two leaders for %v", roundAll(toLead), roundAll(overlap))
+	const noPriority = "upstream client-go has no priority, so it cannot preempt; Istio's fork preempts but its old leader keeps leading until its RenewDeadline runs out."
+	lm, lx := medianMax(toLead)
+	r.addOursOnly("preemption: time to lead, median", "s", lm, noPriority)
+	r.addOursOnly("preemption: time to lead, max", "s", lx, noPriority)
+	vm, vx := medianMax(overlap)
+	r.addOursOnly("preemption: two leaders for, median", "s", vm, noPriority)
+	r.addOursOnly("preemption: two leaders for, max", "s", vx, noPriority)
+	return nil
+}
+
+func scaleRows(cp *controlplane.ControlPlane, r *report, logDir string, elections int, window time.Duration) error {
+	path := filepath.Join(logDir, "kubeconfig")
+	if err := cp.WriteKubeconfig(path); err != nil {
+		return err
+	}
+	scale := map[string]scaleResult{}
+	for _, lib := range []library{ours, theirs} {
+		progress("scale: %d elections of %s", elections, lib.name)
+		var err error
+		if scale[lib.name], err = measureScale(path, lib, elections, window); err != nil {
+			return err
+		}
+	}
+	o, u := scale[ours.name], scale[theirs.name]
+	r.add(fmt.Sprintf("scale (%d elections): heap per election", elections), "B", o.BytesPerElection, u.BytesPerElection)
+	r.add(fmt.Sprintf("scale (%d elections): requests/s", elections), "/s", o.RequestsPerSecond, u.RequestsPerSecond)
+	r.add(fmt.Sprintf("scale (%d elections): every one led after", elections), "s", o.SecondsToLeaders, u.SecondsToLeaders)
+	r.add(fmt.Sprintf("scale (%d elections): exactly one leader", elections), "", float64(o.OneLeader), float64(u.OneLeader))
+	return nil
+}
+
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(10 * time.Millisecond)
+	}
+	return out
+}
+
+// machine describes where the figures came from.
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("Machine: %s, %d cores, %s %s/%s; timings lease %v / renew %v / retry %v (load, failover, preemption), %v / %v / %v (scale).",
+		cpu, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		fast.lease, fast.renew, fast.retry, core.lease, core.renew, core.retry)
+}
+
+// quietKlog sends every klog line to w instead of the terminal.
+func quietKlog(w *os.File) {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("logtostderr", "false")
+	_ = fs.Set("stderrthreshold", "FATAL")
+	klog.SetOutputBySeverity("INFO", w)
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// row is one line of the results table: a figure for us, for upstream, and
+// their ratio.
+type row struct {
+	metric         string
+	ours, upstream float64
+	unit           string
+	noUpstream     string // why upstream has no figure, when it has none
+}
+
+type report struct{ rows []row }
+
+func (r *report) add(metric, unit string, oursV, upstreamV float64) {
+	r.rows = append(r.rows, row{metric: metric, unit: unit, ours: oursV, upstream: upstreamV})
+}
+
+func (r *report) addOursOnly(metric, unit string, oursV float64, why string) {
+	r.rows = append(r.rows, row{metric: metric, unit: unit, ours: oursV, upstream: math.NaN(), noUpstream: why})
+}
+
+func (r *report) write(w io.Writer, machine string) {
+	fmt.Fprintf(w, "\n%s\n\n", machine)
+	fmt.Fprintf(w, "| %-46s | %12s | %12s | %13s |\n", "figure", "ours", "upstream", "ours/upstream")
+	fmt.Fprintf(w, "|%s|%s|%s|%s|\n", strings.Repeat("-", 48), strings.Repeat("-", 14), strings.Repeat("-", 14), strings.Repeat("-", 15))
+	for _, x := range r.rows {
+		ratio := "n/a"
+		up := "n/a"
+		if !math.IsNaN(x.upstream) {
+			up = format(x.upstream, x.unit)
+			if x.upstream != 0 {
+				ratio = fmt.Sprintf("%.2f", x.ours/x.upstream)
+			} else if x.ours == 0 {
+				ratio = "= (both 0)"
+			}
+		}
+		fmt.Fprintf(w, "| %-46s | %12s | %12s | %13s |\n", x.metric, format(x.ours, x.unit), up, ratio)
+	}
+	var notes []string
+	for _, x := range r.rows {
+		if x.noUpstream != "" && !slices.Contains(notes, x.noUpstream) {
+			notes = append(notes, x.noUpstream)
+		}
+	}
+	for _, n := range notes {
+		fmt.Fprintf(w, "\nn/a: %s\n", n)
+	}
+}
+
+func format(v float64, unit string) string {
+	switch unit {
+	case "s":
+		return time.Duration(v * float64(time.Second)).Round(time.Millisecond).String()
+	case "ns":
+		return fmt.Sprintf("%.0f ns", v)
+	case "B":
+		if v >= 10*1024 {
+			return fmt.Sprintf("%.1f KiB", v/1024)
+		}
+		return fmt.Sprintf("%.0f B", v)
+	case "/s":
+		return fmt.Sprintf("%.2f/s", v)
+	case "":
+		return fmt.Sprintf("%.0f", v)
+	default:
+		return fmt.Sprintf("%.2f %s", v, unit)
+	}
+}
+
+// median and maximum of durations, in seconds.
+func medianMax(ds []time.Duration) (float64, float64) {
+	if len(ds) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2].Seconds(), s[len(s)-1].Seconds()
+}

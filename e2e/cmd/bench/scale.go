@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/k8sleaderelection/k8sleaderelection/e2e/tenures"
+)
+
+// scaleResult is what one scale run measured.
+type scaleResult struct {
+	Library           string  `json:"library"`
+	Elections         int     `json:"elections"`
+	BytesPerElection  float64 `json:"bytesPerElection"`
+	RequestsPerSecond float64 `json:"requestsPerSecond"`
+	OneLeader         int     `json:"oneLeader"` // elections with exactly one leader, never two
+	SecondsToLeaders  float64 `json:"secondsToLeaders"`
+}
+
+// measureScale runs the scale scenario in a child process, so that the
+// memory it reports is the electors' alone and not the API server's.
+func measureScale(kubeconfig string, lib library, elections int, window time.Duration) (scaleResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return scaleResult{}, err
+	}
+	cmd := exec.Command(self, "-scale-worker", "-kubeconfig", kubeconfig, "-library", lib.name,
+		"-elections", fmt.Sprint(elections), "-window", window.String())
+	cmd.Stderr = terminal
+	out, err := cmd.Output()
+	if err != nil {
+		return scaleResult{}, fmt.Errorf("scale worker (%s): %w", lib.name, err)
+	}
+	var r scaleResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		return scaleResult{}, fmt.Errorf("scale worker (%s) output %q: %w", lib.name, out, err)
+	}
+	return r, nil
+}
+
+// scaleWorker is the child: it runs elections of two candidates each, with
+// core timings, on one shared client, and prints a scaleResult as JSON.
+func scaleWorker(kubeconfig, libName string, elections int, window time.Duration) error {
+	lib := ours
+	if libName == theirs.name {
+		lib = theirs
+	}
+	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	counter := &requestCounter{}
+	client := kubernetes.NewForConfigOrDie(counter.wrap(config))
+	e := &env{config: config, admin: client}
+	ctx := context.Background()
+	ns, err := e.namespace(ctx, "scale-"+lib.name)
+	if err != nil {
+		return err
+	}
+
+	before := heapInUse()
+	recs := make([]*tenures.Recorder, elections)
+	var candidates []*candidate
+	start := time.Now()
+	for i := range elections {
+		recs[i] = &tenures.Recorder{}
+		for _, id := range []string{"a", "b"} {
+			candidates = append(candidates, startCandidate(lib, candidateSpec{
+				client: client, namespace: ns, lock: fmt.Sprintf("election-%d", i), id: id,
+				timings: core, release: true, onStarted: recs[i].OnStartedLeading(id, ""),
+			}))
+		}
+	}
+	err = waitFor(2*core.lease, "every election has a leader", func() bool {
+		for _, r := range recs {
+			if len(r.Leaders()) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	toLeaders := time.Since(start)
+	time.Sleep(2 * core.retry)
+	after := heapInUse()
+	counter.take()
+	time.Sleep(window)
+	counts := counter.take()
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	ok := 0
+	for _, r := range recs {
+		if len(r.Leaders()) == 1 && r.MostAtOnce() == 1 {
+			ok++
+		}
+	}
+	var wg sync.WaitGroup
+	for _, c := range candidates {
+		wg.Go(func() { c.stop(false) })
+	}
+	wg.Wait()
+	return json.NewEncoder(os.Stdout).Encode(scaleResult{
+		Library:           lib.name,
+		Elections:         elections,
+		BytesPerElection:  float64(after-before) / float64(elections),
+		RequestsPerSecond: float64(total) / window.Seconds(),
+		OneLeader:         ok,
+		SecondsToLeaders:  toLeaders.Seconds(),
+	})
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
+}
