@@ -61,8 +61,10 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 		expired: !le.leaseRunning(le.clock.Now()),
 		invalid: le.observedInvalid,
 		outranks: func() bool {
-			// An undecodable record has no key worth ranking.
-			return !le.observedInvalid && le.outranks(logger, current.HolderKey)
+			// An undecodable record has no key worth ranking, and when a
+			// MultiLock's two locks disagree nobody knows whose key counts.
+			return !le.observedInvalid && current.HolderIdentity != rl.UnknownLeader &&
+				le.outranks(logger, current.HolderKey)
 		},
 	})
 	switch {

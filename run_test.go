@@ -329,3 +329,54 @@ func TestRunTwiceAtOnceIgnoresTheSecondCall(t *testing.T) {
 		}
 	})
 }
+
+// TestMigratingLeaderYieldsToALeaseOnlyPreemptor: mid-migration, a leader on
+// a ConfigMap+Lease MultiLock is preempted by a higher-key candidate that
+// uses the Lease alone. The old leader steps down on its next renewal instead
+// of writing over the Lease, and then, seeing the two locks disagree, never
+// preempts back.
+func TestMigratingLeaderYieldsToALeaseOnlyPreemptor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var mu sync.Mutex
+		var asked []string
+		low := testConfig(newTestLock(t, cs, rl.ConfigMapsLeasesResourceLock, "a", "canary"))
+		low.KeyComparison = func(holder string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, holder)
+			return outranksAllBut("canary")(holder)
+		}
+		a := runCandidate(t, ctx, low)
+		aLeading := a.leading(t)
+		time.Sleep(retryPeriod / 2)
+
+		high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+		high.KeyComparison = outranksAllBut("stable")
+		b := runCandidate(t, ctx, high)
+		b.leading(t)
+		stolenAt := time.Now()
+		select {
+		case <-aLeading.Done():
+		case <-time.After(renewDeadline):
+			t.Fatal("a never stepped down: its renewals write over the Lease")
+		}
+		if overlap := time.Since(stolenAt); overlap > retryPeriod {
+			t.Fatalf("a led on for %v after the steal", overlap)
+		}
+		time.Sleep(3 * leaseDuration)
+		mu.Lock()
+		defer mu.Unlock()
+		if !b.le.IsLeader() || a.le.IsLeader() {
+			t.Fatalf("after the steal: a leads %v, b leads %v", a.le.IsLeader(), b.le.IsLeader())
+		}
+		if len(asked) != 0 {
+			t.Fatalf("KeyComparison was asked about a disagreeing MultiLock: %q", asked)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" {
+			t.Fatalf("Lease holder = %q, want b", rec.HolderIdentity)
+		}
+	})
+}

@@ -28,8 +28,9 @@ type MultiLock struct {
 // Get returns Primary's record. While the Secondary does not exist yet and
 // someone else holds the Primary, that holder is a candidate that has not
 // migrated, and Primary's record stands alone. When the two name different
-// holders, the holder reads as UnknownLeader. The raw bytes cover both locks,
-// so a renewal of either counts as a change.
+// holders, the holder reads as UnknownLeader: nobody can tell whose lease
+// or key counts, so candidates wait for it to expire and never preempt it.
+// The raw bytes cover both locks, so a renewal of either counts as a change.
 func (ml *MultiLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, error) {
 	primary, primaryRaw, err := ml.Primary.Get(ctx)
 	if err != nil {
@@ -74,23 +75,26 @@ func (ml *MultiLock) Create(ctx context.Context, ler LeaderElectionRecord) error
 	return ml.Secondary.Create(ctx, ler)
 }
 
-// Update writes ler to both locks. The Secondary is written over the copy it
-// last read or wrote, so a renewal costs two writes and no reads; only when
-// that fails is it read again, and created if it is missing.
+// Update writes ler to both locks, each over the copy it last read or wrote,
+// so a renewal costs two writes and no reads. A Conflict on either is
+// returned, never written over: someone else wrote that lock (in a
+// migration, a candidate that uses the Secondary alone may have taken it),
+// and the elector must read both and decide again. Only a Secondary that was
+// never read, or is gone, is read here, and created if it is missing.
 func (ml *MultiLock) Update(ctx context.Context, ler LeaderElectionRecord) error {
 	if err := ml.Primary.Update(ctx, ler); err != nil {
 		return err
 	}
-	if err := ml.Secondary.Update(ctx, ler); err == nil {
-		return nil
-	}
-	if _, _, err := ml.Secondary.Get(ctx); err != nil {
-		if apierrors.IsNotFound(err) {
-			return ml.Secondary.Create(ctx, ler)
-		}
+	err := ml.Secondary.Update(ctx, ler)
+	if err == nil || apierrors.IsConflict(err) {
 		return err
 	}
-	return ml.Secondary.Update(ctx, ler)
+	if _, _, getErr := ml.Secondary.Get(ctx); !apierrors.IsNotFound(getErr) {
+		// It exists (someone made it meanwhile) or cannot be read: the
+		// next attempt decides with what is there.
+		return err
+	}
+	return ml.Secondary.Create(ctx, ler)
 }
 
 // RecordEvent records event s on both locks.

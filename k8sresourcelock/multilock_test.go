@@ -145,3 +145,52 @@ func TestMultiLockCreateOverOwnPrimary(t *testing.T) {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
 }
+
+// TestMultiLockRenewalNeverOverwritesATakenSecondary: mid-migration, a
+// candidate that uses the Lease alone takes it; the MultiLock leader's next
+// renewal must fail, not write over the new holder.
+func TestMultiLockRenewalNeverOverwritesATakenSecondary(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	leader := newLock(t, cs, ConfigMapsLeasesResourceLock, "a", "canary")
+	if err := leader.Create(ctx, record("a", "canary", 0)); err != nil {
+		t.Fatal(err)
+	}
+	leaseOnly := newLock(t, cs, LeasesResourceLock, "b", "stable")
+	if _, _, err := leaseOnly.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := leaseOnly.Update(ctx, record("b", "stable", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Update(ctx, record("a", "canary", 0)); !apierrors.IsConflict(err) {
+		t.Fatalf("renewal over a taken Lease = %v, want Conflict", err)
+	}
+	if got, _, _ := leaseOnly.Get(ctx); got.HolderIdentity != "b" {
+		t.Fatalf("Lease holder = %q, want b: the renewal wrote over it", got.HolderIdentity)
+	}
+	got, _, err := leader.Get(ctx)
+	if err != nil || got.HolderIdentity != UnknownLeader {
+		t.Fatalf("Get after the takeover = %+v, %v; want the disagreement reported", got, err)
+	}
+}
+
+// TestMultiLockUpdateRecreatesADeletedSecondary: the Lease was deleted
+// while we led; the renewal creates it again.
+func TestMultiLockUpdateRecreatesADeletedSecondary(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	lock := newLock(t, cs, ConfigMapsLeasesResourceLock, "a", "")
+	if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoordinationV1().Leases(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Update(ctx, record("a", "", 0)); err != nil {
+		t.Fatalf("Update with the Lease deleted: %v", err)
+	}
+	if got, _, err := newLock(t, cs, LeasesResourceLock, "x", "").Get(ctx); err != nil || got.HolderIdentity != "a" {
+		t.Fatalf("Lease after Update = %+v, %v", got, err)
+	}
+}
