@@ -146,11 +146,23 @@ func (ll *LeaseLock) Key() string {
 // the holder's key from the LeaseHolderKey annotation. Missing fields, or a
 // nil Lease, read as zero values.
 func LeaseToLeaderElectionRecord(l *coordinationv1.Lease) *LeaderElectionRecord {
-	var r LeaderElectionRecord
 	if l == nil {
+		return &LeaderElectionRecord{}
+	}
+	r := LeaseSpecToLeaderElectionRecord(&l.Spec)
+	r.HolderKey = l.Annotations[LeaseHolderKey]
+	return r
+}
+
+// LeaseSpecToLeaderElectionRecord reads the record out of a LeaseSpec, as
+// client-go's function of that name does. A spec has no key: use
+// LeaseToLeaderElectionRecord to read one. Missing fields, or a nil spec,
+// read as zero values.
+func LeaseSpecToLeaderElectionRecord(spec *coordinationv1.LeaseSpec) *LeaderElectionRecord {
+	var r LeaderElectionRecord
+	if spec == nil {
 		return &r
 	}
-	spec := &l.Spec
 	if spec.HolderIdentity != nil {
 		r.HolderIdentity = *spec.HolderIdentity
 	}
@@ -172,7 +184,6 @@ func LeaseToLeaderElectionRecord(l *coordinationv1.Lease) *LeaderElectionRecord 
 	if spec.PreferredHolder != nil {
 		r.PreferredHolder = *spec.PreferredHolder
 	}
-	r.HolderKey = l.Annotations[LeaseHolderKey]
 	return &r
 }
 

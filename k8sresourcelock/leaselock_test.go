@@ -92,6 +92,9 @@ func TestLeaseWithNilSpecFieldsReadsAsZero(t *testing.T) {
 	if *LeaseToLeaderElectionRecord(nil) != (LeaderElectionRecord{}) {
 		t.Fatal("LeaseToLeaderElectionRecord(nil) is not the zero record")
 	}
+	if *LeaseSpecToLeaderElectionRecord(nil) != (LeaderElectionRecord{}) {
+		t.Fatal("LeaseSpecToLeaderElectionRecord(nil) is not the zero record")
+	}
 	if spec := LeaderElectionRecordToLeaseSpec(nil); spec.HolderIdentity != nil {
 		t.Fatalf("LeaderElectionRecordToLeaseSpec(nil) = %+v, want an empty spec", spec)
 	}
@@ -105,6 +108,9 @@ func TestLeaseSpecConversion(t *testing.T) {
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{LeaseHolderKey: "k"}},
 		Spec:       spec,
+	}
+	if fromSpec := LeaseSpecToLeaderElectionRecord(&spec); fromSpec.HolderKey != "" || fromSpec.HolderIdentity != "a" || fromSpec.LeaderTransitions != 7 {
+		t.Fatalf("LeaseSpecToLeaderElectionRecord = %+v", fromSpec)
 	}
 	back := LeaseToLeaderElectionRecord(lease)
 	if !back.AcquireTime.Equal(&rec.AcquireTime) || !back.RenewTime.Equal(&rec.RenewTime) {
