@@ -74,15 +74,26 @@ func TestLeaderPartitioned(t *testing.T) {
 	}
 }
 
-// TestLatencySpikes delays the leader's traffic by 1 to 5 seconds.
+// TestLatencySpikes slows the leader's traffic. A delay its requests absorb
+// (200ms each way) must not cost it the lease; delays of 1 to 5 seconds each
+// way push every request past the client's timeout (half the renew
+// deadline), so another member must take over, and the slowed leader must
+// stop first.
 func TestLatencySpikes(t *testing.T) {
 	e, byID, _ := faultElection(t)
-	for _, d := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 5 * time.Second} {
+	for _, d := range []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second, 3 * time.Second, 5 * time.Second} {
 		leader := byID[e.rec.Leaders()[0]]
+		spikeAt := time.Now()
 		if err := leader.proxy.Latency(d); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(leaseDuration + 2*retryPeriod)
+		newTenures := e.rec.StartedAfter(spikeAt)
+		if absorbed := d < renewDeadline/4; absorbed && len(newTenures) != 0 {
+			t.Fatalf("latency %v each way cost the leader its lease: %v", d, newTenures)
+		} else if !absorbed && (len(newTenures) == 0 || newTenures[0].ID == leader.id) {
+			t.Fatalf("latency %v each way: leadership did not move from %s: %v", d, leader.id, newTenures)
+		}
 		healedAt := time.Now()
 		if err := leader.proxy.Heal(); err != nil {
 			t.Fatal(err)
@@ -101,7 +112,8 @@ func TestAPIServerRestart(t *testing.T) {
 	if err := cp.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, renewDeadline+retryPeriod+slack, "the leader gives up", func() bool { return len(e.rec.Leaders()) == 0 })
+	// At most RenewDeadline after its last renewal, which came before the stop.
+	waitFor(t, renewDeadline+slack, "the leader gives up", func() bool { return len(e.rec.Leaders()) == 0 })
 	time.Sleep(retryPeriod)
 	if err := cp.StartAPIServer(); err != nil {
 		t.Fatal(err)
@@ -118,7 +130,7 @@ func TestEtcdRestart(t *testing.T) {
 	if err := cp.StopEtcd(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, renewDeadline+retryPeriod+slack, "the leader gives up", func() bool { return len(e.rec.Leaders()) == 0 })
+	waitFor(t, renewDeadline+slack, "the leader gives up", func() bool { return len(e.rec.Leaders()) == 0 })
 	time.Sleep(retryPeriod)
 	if err := cp.StartEtcd(); err != nil {
 		t.Fatal(err)
@@ -168,5 +180,8 @@ func TestConflictStorm(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("storm: %d writes, %d conflicts", writes, conflicts)
+	if conflicts < 100 {
+		t.Fatalf("only %d of %d storm writes conflicted: not a storm", conflicts, writes)
+	}
 	afterHeal(t, e, "conflict storm", time.Now())
 }

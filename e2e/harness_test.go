@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
 	"runtime"
 	"strings"
@@ -250,9 +252,21 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) t
 	return time.Since(start)
 }
 
+// hostPort turns a rest.Config Host (a URL, or host[:port]) into the
+// host:port a TCP proxy dials, with the scheme's default port if none is given.
 func hostPort(host string) string {
-	host = strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://")
-	return strings.TrimSuffix(host, "/")
+	u, err := url.Parse(host)
+	if err != nil || u.Host == "" {
+		u = &url.URL{Scheme: "https", Host: host}
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "443"
+	if u.Scheme == "http" {
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // checkNoLeaks fails t if a goroutine of an elector (ours or client-go's) or

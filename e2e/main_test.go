@@ -41,7 +41,9 @@ func TestMain(m *testing.M) {
 	_ = klogFlags.Set("logtostderr", "false")
 	_ = klogFlags.Set("stderrthreshold", "FATAL")
 	_ = klogFlags.Set("v", os.Getenv("E2E_V"))
-	klog.SetOutputBySeverity("INFO", logFile)
+	// Each line once, in one file: no per-severity copies or files.
+	_ = klogFlags.Set("one_output", "true")
+	klog.SetOutput(logFile)
 
 	cp, err = controlplane.StartOrConnect(controlplane.Options{LogDir: logDir})
 	if err != nil {

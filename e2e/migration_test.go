@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ func TestMigration(t *testing.T) {
 			for _, kind := range []string{via, rl.LeasesResourceLock} {
 				for _, id := range ids {
 					members[id].stop()
+					waitFor(t, slack, "the stopped member's tenure ends", func() bool { return !slices.Contains(e.rec.Leaders(), id) })
 					members[id] = e.start(id, memberOpts{kind: kind, release: true})
 					waitFor(t, 2*leaseDuration+2*maxAttemptWait+slack, "a leader during the rollout", func() bool { return len(e.rec.Leaders()) == 1 })
 					time.Sleep(retryPeriod)
@@ -41,4 +43,25 @@ func TestMigration(t *testing.T) {
 			e.rec.assertSafe(t, nil)
 		})
 	}
+}
+
+// TestMigrationWithPriority: mid-migration, a higher-key member already on
+// Leases preempts a lower-key leader still on the ConfigMap+Lease MultiLock.
+// The old leader steps down rather than write over the Lease, and does not
+// preempt back while the two locks disagree.
+func TestMigrationWithPriority(t *testing.T) {
+	e := newElection(t)
+	e.start("old", prioritized(rl.ConfigMapsLeasesResourceLock, "canary"))
+	waitFor(t, maxAttemptWait+slack, "canary leads", func() bool { return len(e.rec.Leaders()) == 1 })
+	time.Sleep(retryPeriod / 2)
+	startedAt := time.Now()
+	e.start("new", prioritized(rl.LeasesResourceLock, "stable"))
+	waitFor(t, maxAttemptWait+retryPeriod+slack, "stable alone leads", func() bool {
+		return slices.Equal(e.rec.Leaders(), []string{"new"})
+	})
+	time.Sleep(2 * leaseDuration)
+	if got := e.rec.StartedAfter(startedAt); len(got) != 1 || !slices.Equal(e.rec.Leaders(), []string{"new"}) {
+		t.Fatalf("after the preemption: tenures %v, leaders %v; want stable alone, once", got, e.rec.Leaders())
+	}
+	e.rec.assertSafe(t, rank)
 }

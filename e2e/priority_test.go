@@ -33,7 +33,7 @@ func TestPreemption(t *testing.T) {
 				time.Sleep(retryPeriod / 2)
 				startedAt := time.Now()
 				e.start("high", prioritized(kind, "stable"))
-				waitFor(t, slack, "stable takes over", func() bool { return len(e.rec.StartedAfter(startedAt)) == 1 })
+				waitFor(t, maxAttemptWait+slack, "stable takes over", func() bool { return len(e.rec.StartedAfter(startedAt)) == 1 })
 				took := e.rec.StartedAfter(startedAt)[0].Start.Sub(startedAt)
 				waitFor(t, retryPeriod+slack, "canary steps down", func() bool { return strings.Join(e.rec.Leaders(), ",") == "high" })
 				overlaps := e.rec.assertSafe(t, rank)

@@ -115,7 +115,8 @@ func (p *Proxy) BlackHole() error {
 	return nil
 }
 
-// Latency delays every byte by d in each direction, until Heal.
+// Latency delays every byte by d in each direction, until Heal: a request
+// and its answer take at least 2d.
 func (p *Proxy) Latency(d time.Duration) error {
 	return p.addBoth("latency", "latency", fmt.Sprintf(`{"latency":%d}`, d.Milliseconds()))
 }
@@ -160,6 +161,8 @@ func (p *Proxy) Close() {
 }
 
 // FreePort returns a loopback address with a port nobody listens on now.
+// Another process may take it before the caller binds it; on loopback in a
+// test that is rare enough to accept, and fails loudly when it happens.
 func FreePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

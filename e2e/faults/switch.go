@@ -11,10 +11,11 @@ import (
 // ErrCrashed is what every request of a crashed client fails with.
 var ErrCrashed = errors.New("process crashed")
 
-// Switch simulates a process that dies: once crashed, every request of the
-// clients it wraps fails at once, so nothing the process still runs can
-// reach the API server (a leader cannot release its lock, for one). It works
-// the same for any library built on client-go.
+// Switch simulates a process that dies: once crashed, every new request of
+// the clients it wraps fails at once, so nothing the process still runs can
+// reach the API server (a leader cannot release its lock, for one). A
+// request already in flight completes, as one already sent by a dying
+// process would. It works the same for any library built on client-go.
 type Switch struct{ crashed atomic.Bool }
 
 // Crash makes every wrapped client's requests fail from now on.

@@ -12,8 +12,8 @@ import (
 )
 
 // Tenure is one stretch of leadership by one candidate: from the start of
-// OnStartedLeading to the cancellation of its leading context. A zero End
-// means it is still leading.
+// OnStartedLeading until its callback sees the leading context cancelled (a
+// moment after the cancellation itself). A zero End means it still leads.
 type Tenure struct {
 	ID, Key    string
 	Start, End time.Time
@@ -98,10 +98,13 @@ func (r *Recorder) LeaderSince(from time.Time) (time.Duration, bool) {
 
 // Overlap is two candidates leading at the same time.
 type Overlap struct {
+	// Earlier started leading first; Later started while Earlier led.
 	Earlier, Later Tenure
-	Length         time.Duration
+	// Length is how long both led.
+	Length time.Duration
 }
 
+// String describes the overlap for a test failure.
 func (o Overlap) String() string {
 	return fmt.Sprintf("%s(%s) and %s(%s) both led for %v from %s",
 		o.Earlier.ID, o.Earlier.Key, o.Later.ID, o.Later.Key, o.Length, o.Later.Start.Format("15:04:05.000"))

@@ -104,6 +104,7 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, logDi
 	config := cp.Config()
 	config.QPS = -1
 	e := &env{config: config, admin: kubernetes.NewForConfigOrDie(config)}
+	defer e.cleanup()
 	var r report
 	if want("renewal") {
 		progress("renewal against a fake clientset")
@@ -128,7 +129,7 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, logDi
 		}
 	}
 	if want("scale") && elections > 0 {
-		if err := scaleRows(cp, &r, logDir, elections, window); err != nil {
+		if err := scaleRows(cp, kubeconfig, &r, logDir, elections, window); err != nil {
 			return err
 		}
 	}
@@ -147,6 +148,8 @@ func loadRows(ctx context.Context, e *env, r *report, window time.Duration) erro
 	}
 	for _, role := range []string{"leader", "follower"} {
 		for _, method := range []string{"GET", "PUT", "POST"} {
+			// GET and PUT always show, zero included: a leader's zero
+			// reads are the point.
 			get := func(l loadResult) float64 {
 				if role == "leader" {
 					return l.leader[method]
@@ -154,7 +157,7 @@ func loadRows(ctx context.Context, e *env, r *report, window time.Duration) erro
 				return l.follower[method]
 			}
 			o, u := get(load[ours.name]), get(load[theirs.name])
-			if o == 0 && u == 0 {
+			if method == "POST" && o == 0 && u == 0 {
 				continue
 			}
 			r.add(fmt.Sprintf("%s requests/s: %s", role, method), "/s", o, u)
@@ -200,16 +203,22 @@ func preemptionRows(ctx context.Context, e *env, r *report, runs int) error {
 	return nil
 }
 
-func scaleRows(cp *controlplane.ControlPlane, r *report, logDir string, elections int, window time.Duration) error {
-	path := filepath.Join(logDir, "kubeconfig")
-	if err := cp.WriteKubeconfig(path); err != nil {
-		return err
+func scaleRows(cp *controlplane.ControlPlane, kubeconfig string, r *report, logDir string, elections int, window time.Duration) error {
+	// The child reaches the cluster through a kubeconfig: the user's own,
+	// with whatever credentials it holds, or one written for the embedded
+	// control plane.
+	path := kubeconfig
+	if cp.Embedded() {
+		path = filepath.Join(logDir, "kubeconfig")
+		if err := cp.WriteKubeconfig(path); err != nil {
+			return err
+		}
 	}
 	scale := map[string]scaleResult{}
 	for _, lib := range []library{ours, theirs} {
 		progress("scale: %d elections of %s", elections, lib.name)
 		var err error
-		if scale[lib.name], err = measureScale(path, lib, elections, window); err != nil {
+		if scale[lib.name], err = measureScale(path, logDir, lib, elections, window); err != nil {
 			return err
 		}
 	}
@@ -251,5 +260,6 @@ func quietKlog(w *os.File) {
 	klog.InitFlags(fs)
 	_ = fs.Set("logtostderr", "false")
 	_ = fs.Set("stderrthreshold", "FATAL")
-	klog.SetOutputBySeverity("INFO", w)
+	_ = fs.Set("one_output", "true") // each line once, in one file
+	klog.SetOutput(w)
 }

@@ -28,13 +28,17 @@ type scaleResult struct {
 
 // measureScale runs the scale scenario in a child process, so that the
 // memory it reports is the electors' alone and not the API server's.
-func measureScale(kubeconfig string, lib library, elections int, window time.Duration) (scaleResult, error) {
+func measureScale(kubeconfig, logDir string, lib library, elections int, window time.Duration) (scaleResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return scaleResult{}, err
 	}
-	cmd := exec.Command(self, "-scale-worker", "-kubeconfig", kubeconfig, "-library", lib.name,
-		"-elections", fmt.Sprint(elections), "-window", window.String())
+	// Starting, measuring and stopping take a few lease durations besides
+	// the window; a child that takes far longer is stuck.
+	ctx, cancel := context.WithTimeout(context.Background(), window+10*core.lease)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, self, "-scale-worker", "-kubeconfig", kubeconfig, "-library", lib.name,
+		"-elections", fmt.Sprint(elections), "-window", window.String(), "-logs", logDir)
 	cmd.Stderr = terminal
 	out, err := cmd.Output()
 	if err != nil {
@@ -61,6 +65,7 @@ func scaleWorker(kubeconfig, libName string, elections int, window time.Duration
 	counter := &requestCounter{}
 	client := kubernetes.NewForConfigOrDie(counter.wrap(config))
 	e := &env{config: config, admin: client}
+	defer e.cleanup()
 	ctx := context.Background()
 	ns, err := e.namespace(ctx, "scale-"+lib.name)
 	if err != nil {
@@ -70,6 +75,13 @@ func scaleWorker(kubeconfig, libName string, elections int, window time.Duration
 	before := heapInUse()
 	recs := make([]*tenures.Recorder, elections)
 	var candidates []*candidate
+	defer func() {
+		var wg sync.WaitGroup
+		for _, c := range candidates {
+			wg.Go(func() { c.stop(false) })
+		}
+		wg.Wait()
+	}()
 	start := time.Now()
 	for i := range elections {
 		recs[i] = &tenures.Recorder{}
@@ -107,11 +119,6 @@ func scaleWorker(kubeconfig, libName string, elections int, window time.Duration
 			ok++
 		}
 	}
-	var wg sync.WaitGroup
-	for _, c := range candidates {
-		wg.Go(func() { c.stop(false) })
-	}
-	wg.Wait()
 	return json.NewEncoder(os.Stdout).Encode(scaleResult{
 		Library:           lib.name,
 		Elections:         elections,

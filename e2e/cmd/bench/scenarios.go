@@ -17,17 +17,30 @@ import (
 
 // env is what every scenario runs against.
 type env struct {
-	config *rest.Config
-	admin  kubernetes.Interface
-	seq    int
+	config     *rest.Config
+	admin      kubernetes.Interface
+	seq        int
+	namespaces []string
 }
 
-// namespace makes a fresh namespace, so that scenarios never share a lock.
+// namespace makes a fresh namespace, so that scenarios never share a lock;
+// cleanup deletes it.
 func (e *env) namespace(ctx context.Context, prefix string) (string, error) {
 	e.seq++
 	name := fmt.Sprintf("bench-%s-%d-%d", prefix, time.Now().Unix()%100000, e.seq)
 	_, err := e.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err == nil {
+		e.namespaces = append(e.namespaces, name)
+	}
 	return name, err
+}
+
+// cleanup deletes the namespaces made, and with them every lock, so that a
+// run against a real cluster leaves nothing behind.
+func (e *env) cleanup() {
+	for _, ns := range e.namespaces {
+		_ = e.admin.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	}
 }
 
 // client builds a client without throttling; counter, if set, counts its
@@ -70,6 +83,11 @@ func measureLoad(ctx context.Context, e *env, lib library, window time.Duration)
 	var rec tenures.Recorder
 	counters := map[string]*requestCounter{"a": {}, "b": {}}
 	candidates := map[string]*candidate{}
+	defer func() {
+		for _, c := range candidates {
+			c.stop(false)
+		}
+	}()
 	for _, id := range []string{"a", "b"} {
 		candidates[id] = startCandidate(lib, candidateSpec{
 			client: e.client(counters[id], nil), namespace: ns, lock: "load", id: id,
@@ -81,11 +99,6 @@ func measureLoad(ctx context.Context, e *env, lib library, window time.Duration)
 			}
 		}
 	}
-	defer func() {
-		for _, c := range candidates {
-			c.stop(false)
-		}
-	}()
 	time.Sleep(2 * fast.retry)
 	for _, c := range counters {
 		c.take()
@@ -128,6 +141,7 @@ func measureFailover(ctx context.Context, e *env, lib library, crash bool, runs 
 		a := startCandidate(lib, spec("a", e.client(nil, kill)))
 		a.crash = kill
 		if err := waitFor(fast.lease, "a leads", func() bool { return len(rec.Leaders()) == 1 }); err != nil {
+			a.stop(false)
 			return nil, err
 		}
 		b := startCandidate(lib, spec("b", e.client(nil, nil)))
@@ -165,6 +179,7 @@ func measurePreemption(ctx context.Context, e *env, runs int) (toLead, overlap [
 		}
 		low := startCandidate(ours, spec("canary"))
 		if err := waitFor(fast.lease, "canary leads", func() bool { return len(rec.Leaders()) == 1 }); err != nil {
+			low.stop(false)
 			return nil, nil, err
 		}
 		time.Sleep(fast.retry + time.Duration(run)*fast.retry/time.Duration(runs)) // vary the phase against renewals

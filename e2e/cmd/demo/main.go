@@ -91,13 +91,14 @@ func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace s
 
 	router := &metricsRouter{byName: map[string]*leaderMetrics{}}
 	le.SetProvider(router)
-	tl := newTimeline(out)
+	const defaultRevision = "stable"
+	tl := newTimeline(out, defaultRevision)
 	order := []string{"old", "canary", "stable"}
 	keys := map[string]string{"old": "old", "canary": "canary", "stable": "stable"}
 	candidates := map[string]*candidate{}
 	for _, id := range order {
 		c := &candidate{
-			id: id, key: keys[id], defaultRevision: "stable", namespace: namespace, lock: lockName,
+			id: id, key: keys[id], defaultRevision: defaultRevision, namespace: namespace, lock: lockName,
 			config: config, tl: tl, keys: keys,
 			watchdog: le.NewLeaderHealthzAdaptor(2 * time.Second), metrics: newLeaderMetrics(),
 		}
@@ -141,9 +142,11 @@ func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace s
 	sleepUntil(ctx, deadline)
 	if ctx.Err() != nil {
 		fmt.Fprintln(out)
-		tl.say("", "interrupted")
+		tl.say("", "interrupted (press Ctrl-C again to quit without releasing)")
 	}
+	stop() // a second Ctrl-C ends the process at once
 
+	end := time.Now()
 	tl.say("", "shutting down: every candidate stops and releases the lock")
 	for _, id := range order {
 		c := candidates[id]
@@ -152,7 +155,6 @@ func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace s
 		}
 		c.stop(false)
 	}
-	end := time.Now()
 	lease, err := admin.CoordinationV1().Leases(namespace).Get(context.Background(), lockName, metav1.GetOptions{})
 	transitions := -1
 	if err == nil {
@@ -209,5 +211,6 @@ func quietKlog(w io.Writer) {
 	_ = fs.Set("logtostderr", "false")
 	_ = fs.Set("stderrthreshold", "FATAL")
 	_ = fs.Set("v", "2")
-	klog.SetOutputBySeverity("INFO", w)
+	_ = fs.Set("one_output", "true") // each line once, in one file
+	klog.SetOutput(w)
 }
