@@ -44,14 +44,14 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 		}
 	}
 
-	ours := le.observedRecord() // what we last wrote, while we lead
 	current, exists, err := le.read(ctx)
 	if err != nil {
 		return verdictWait, err
 	}
 	if leading && le.observedInvalid {
-		// We renew over a record no one can read: keep our own term.
-		current = ours
+		// We renew over a record no one can read: keep our own term, as
+		// we last wrote it (the observed record now names UnknownLeader).
+		current = le.lastWritten
 	}
 	v := decide(situation{
 		exists:  exists,
@@ -156,6 +156,7 @@ func (le *LeaderElector) observeInvalid(ctx context.Context, raw []byte, err err
 // it was: the next read then sees a change, which is true.
 func (le *LeaderElector) observeWrite(record rl.LeaderElectionRecord) {
 	le.observedInvalid = false
+	le.lastWritten = record
 	le.mu.Lock()
 	le.observed, le.observedAt = record, le.clock.Now()
 	le.mu.Unlock()

@@ -180,6 +180,7 @@ type LeaderElector struct {
 	// Only Run's goroutine touches the fields below.
 	observedRaw     []byte
 	observedInvalid bool
+	lastWritten     rl.LeaderElectionRecord
 	reportedLeader  string
 	notifier        *leaderNotifier
 	lastFailure     string

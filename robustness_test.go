@@ -12,6 +12,7 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -258,5 +259,59 @@ func TestNewFromKubeconfigBoundsRequests(t *testing.T) {
 	client := lock.(*rl.LeaseLock).Client.(*coordinationv1client.CoordinationV1Client)
 	if got := client.RESTClient().(*rest.RESTClient).Client.Timeout; got != renewDeadline/2 {
 		t.Fatalf("request timeout = %v, want %v", got, renewDeadline/2)
+	}
+}
+
+// failingUpdates fails the next failures Updates.
+type failingUpdates struct {
+	rl.Interface
+	failures int
+}
+
+func (l *failingUpdates) Update(ctx context.Context, r rl.LeaderElectionRecord) error {
+	if l.failures > 0 {
+		l.failures--
+		return errors.New("connection reset")
+	}
+	return l.Interface.Update(ctx, r)
+}
+
+// TestLeaderKeepsItsTermAcrossFailedOverwrites: the record turns
+// undecodable and the leader's first write over it fails; the next one still
+// carries the leader's own acquire time and transition count.
+func TestLeaderKeepsItsTermAcrossFailedOverwrites(t *testing.T) {
+	cs := fakekube.New()
+	released := otherHolds("", 4)
+	released.HolderIdentity = ""
+	writeRecord(t, cs, rl.ConfigMapsResourceLock, released)
+	lock := &failingUpdates{Interface: newTestLock(t, cs, rl.ConfigMapsResourceLock, "us", "stable")}
+	clk := clocktesting.NewFakeClock(time.Now())
+	le := newTestElector(t, testConfig(lock), clk)
+	if v, err := le.tryAcquireOrRenew(context.Background(), false); v != verdictTakeFree || err != nil {
+		t.Fatalf("acquire: %v %v", v, err)
+	}
+	le.startLeading(clk.Now())
+	term := readRecord(t, cs, rl.ConfigMapsResourceLock)
+
+	cm, err := cs.CoreV1().ConfigMaps(testNamespace).Get(context.Background(), testLockName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Annotations[rl.LeaderElectionRecordAnnotationKey] = "{broken"
+	if _, err := cs.CoreV1().ConfigMaps(testNamespace).Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(retryPeriod)
+	lock.failures = 2 // the fast-path write, then the overwrite
+	if v, err := le.tryAcquireOrRenew(context.Background(), true); v != verdictRenew || err == nil {
+		t.Fatalf("first overwrite: %v, %v; want a failed renewal", v, err)
+	}
+	clk.Step(retryPeriod)
+	if v, err := le.tryAcquireOrRenew(context.Background(), true); v != verdictRenew || err != nil {
+		t.Fatalf("overwrite: %v, %v", v, err)
+	}
+	got := readRecord(t, cs, rl.ConfigMapsResourceLock)
+	if got.HolderIdentity != "us" || got.LeaderTransitions != term.LeaderTransitions || !got.AcquireTime.Equal(&term.AcquireTime) {
+		t.Fatalf("record after the overwrite %+v, want our term %+v", got, term)
 	}
 }
