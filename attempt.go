@@ -1,12 +1,9 @@
 package k8sleaderelection
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,9 +14,9 @@ import (
 
 // tryAcquireOrRenew makes one attempt to hold the lock and returns what it
 // decided; a non-nil error means the decision could not be carried out. A
-// leader first tries the fast path: it writes over the object it last saw,
+// leader first tries the fast path: it writes over the state it last wrote,
 // one request and no read. Only if that fails (someone else wrote the lock,
-// or our copy is stale) does it read the lock and decide again.
+// or the request failed) does it read the lock and decide again.
 func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (verdict, error) {
 	logger := klog.FromContext(ctx)
 	lock := le.config.Lock
@@ -32,170 +29,120 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 		RenewTime:            metav1.NewTime(now),
 	}
 
-	if leading {
-		if held, ok := le.heldRecord(now); ok {
-			desired.AcquireTime, desired.LeaderTransitions = held.AcquireTime, held.LeaderTransitions
-			err := lock.Update(ctx, desired)
-			if err == nil {
-				le.observeWrite(desired)
-				return verdictRenew, nil
-			}
-			logger.V(4).Info("Optimistic renewal failed; reading the lock", "err", err)
+	fastPath := leading && le.seen.heldBy(lock.Identity(), now, le.config.LeaseDuration)
+	if fastPath {
+		desired.AcquireTime, desired.LeaderTransitions = le.seen.record.AcquireTime, le.seen.record.LeaderTransitions
+		err := le.write(ctx, lock.Update, desired)
+		if err == nil {
+			return verdictRenew, nil
 		}
+		logger.V(4).Info("Optimistic renewal failed; reading the lock", "err", err)
 	}
 
-	current, exists, err := le.read(ctx)
+	exists, err := le.read(ctx)
 	if err != nil {
 		return verdictWait, err
 	}
-	if leading && le.observedInvalid {
-		// We renew over a record no one can read: keep our own term, as
-		// we last wrote it (the observed record now names UnknownLeader).
-		current = le.lastWritten
-	}
-	v := decide(situation{
+	s := situation{
 		exists:  exists,
-		holder:  current.HolderIdentity,
-		self:    lock.Identity(),
+		ours:    le.seen.names(lock.Identity()),
+		free:    le.seen.free(),
 		leading: leading,
-		expired: !le.leaseRunning(le.clock.Now()),
-		invalid: le.observedInvalid,
-		outranks: func() bool {
-			// An undecodable record has no key worth ranking, and when a
-			// MultiLock's two locks disagree nobody knows whose key counts.
-			return !le.observedInvalid && current.HolderIdentity != rl.UnknownLeader &&
-				le.outranks(logger, current.HolderKey)
-		},
-	})
+		expired: le.seen.expired(le.clock.Now(), le.config.LeaseDuration),
+	}
+	if holderKey, ok := le.seen.rankableKey(lock.Key()); ok && s.rankMatters() {
+		s.outranks = le.outranks(logger, holderKey)
+	}
+	v := decide(s)
+	current := le.seen.record
 	switch {
 	case v == verdictCreate:
-		if err := lock.Create(ctx, desired); err != nil {
+		if err := le.write(ctx, lock.Create, desired); err != nil {
 			return v, fmt.Errorf("create lock: %w", err)
 		}
 	case v == verdictRenew:
 		desired.AcquireTime, desired.LeaderTransitions = current.AcquireTime, current.LeaderTransitions
-		if leading {
+		if fastPath {
 			le.metrics.slowpathExercised(le.config.Name)
 		}
-		if err := lock.Update(ctx, desired); err != nil {
+		if err := le.write(ctx, lock.Update, desired); err != nil {
 			return v, fmt.Errorf("renew lock: %w", err)
 		}
 	case v.changesHands():
 		desired.LeaderTransitions = current.LeaderTransitions + 1
-		if err := lock.Update(ctx, desired); err != nil {
+		if err := le.write(ctx, lock.Update, desired); err != nil {
 			return v, fmt.Errorf("%s: %w", v, err)
 		}
 		if v == verdictPreempt {
 			logger.Info("Preempted the leader: our key outranks its key",
 				"previousHolder", current.HolderIdentity, "previousKey", current.HolderKey, "key", desired.HolderKey)
 		}
-	default:
-		return v, nil
 	}
-	le.observeWrite(desired)
 	return v, nil
 }
 
+// write carries out one write of record with op (the lock's Create or
+// Update) and, if it succeeds, notes the state it left.
+func (le *LeaderElector) write(ctx context.Context, op func(context.Context, rl.LeaderElectionRecord) error, record rl.LeaderElectionRecord) error {
+	start := le.clock.Now()
+	if err := op(ctx, record); err != nil {
+		return err
+	}
+	le.seen.wrote(le.writtenVersion(), record, start)
+	le.publishLeader()
+	return nil
+}
+
 // read gets the lock and notes what it saw. exists is false when the object
-// is absent. A record that cannot be decoded reads as held by UnknownLeader;
-// see observeInvalid.
-func (le *LeaderElector) read(ctx context.Context) (record rl.LeaderElectionRecord, exists bool, err error) {
-	got, raw, err := le.config.Lock.Get(ctx)
+// is absent. A record that cannot be decoded is noted as unreadable, which
+// is not an error: the election goes on around it.
+func (le *LeaderElector) read(ctx context.Context) (exists bool, err error) {
+	record, raw, err := le.config.Lock.Get(ctx)
+	now := le.clock.Now()
 	switch {
-	case err == nil && got != nil:
-		le.observeRead(got, raw)
-		return *got, true, nil
+	case err == nil && record != nil:
+		le.seen.sawRecord(le.readVersion(raw), *record, now)
 	case err == nil:
-		return record, false, errors.New("read lock: Get returned neither a record nor an error")
+		return false, errors.New("read lock: Get returned neither a record nor an error")
 	case errors.Is(err, rl.ErrInvalidRecord):
-		return le.observeInvalid(ctx, raw, err), true, nil
+		wasUnreadable := le.seen.unreadable
+		le.seen.sawUnreadable(le.readVersion(raw), now)
+		if !wasUnreadable {
+			klog.FromContext(ctx).Error(err, "Lock holds a record that cannot be decoded; treating it as held by an unknown holder until it has not changed for our lease duration",
+				"leaseDuration", le.config.LeaseDuration)
+		}
 	case apierrors.IsNotFound(err):
-		return record, false, nil
+		le.seen.sawAbsent(now)
 	default:
-		return record, false, fmt.Errorf("read lock: %w", err)
+		return false, fmt.Errorf("read lock: %w", err)
 	}
+	le.publishLeader()
+	return !le.seen.absent, nil
 }
 
-// observeRead notes record as last seen. Only a change of its bytes counts as
-// a renewal by the holder and restarts the holder's lease on our clock.
-func (le *LeaderElector) observeRead(record *rl.LeaderElectionRecord, raw []byte) {
-	if !le.observedInvalid && le.observedRaw != nil && bytes.Equal(raw, le.observedRaw) {
-		return
+// readVersion names the state a read returned: the lock's resourceVersion if
+// it has one, else the record's bytes. The prefixes keep the two apart.
+func (le *LeaderElector) readVersion(raw []byte) string {
+	if rv := le.resourceVersion(); rv != "" {
+		return "rv:" + rv
 	}
-	le.observedRaw = bytes.Clone(raw)
-	if le.observedRaw == nil {
-		le.observedRaw = []byte{}
+	return "raw:" + string(raw)
+}
+
+// writtenVersion names the state our write left: its resourceVersion, or ""
+// if the lock cannot tell, which no read matches.
+func (le *LeaderElector) writtenVersion() string {
+	if rv := le.resourceVersion(); rv != "" {
+		return "rv:" + rv
 	}
-	le.observedInvalid = false
-	le.mu.Lock()
-	le.observed, le.observedAt = *record, le.clock.Now()
-	le.mu.Unlock()
+	return ""
 }
 
-// observeInvalid notes a record that cannot be decoded. It is treated as held
-// by UnknownLeader for our LeaseDuration, counted from when we first saw it
-// invalid; later changes to it do not restart that lease, since nothing in
-// it shows that a live holder wrote them. Once the lease runs out we write a
-// good record over it, so a corrupt lock cannot block the election forever.
-func (le *LeaderElector) observeInvalid(ctx context.Context, raw []byte, err error) rl.LeaderElectionRecord {
-	le.observedRaw = bytes.Clone(raw)
-	record := rl.LeaderElectionRecord{HolderIdentity: rl.UnknownLeader, LeaseDurationSeconds: le.leaseSeconds}
-	if le.observedInvalid {
-		return record
+func (le *LeaderElector) resourceVersion() string {
+	if v, ok := le.config.Lock.(rl.Versioned); ok {
+		return v.ResourceVersion()
 	}
-	le.observedInvalid = true
-	klog.FromContext(ctx).Error(err, "Lock holds a record that cannot be decoded; treating it as held by an unknown holder until our lease duration has passed, then overwriting it",
-		"leaseDuration", le.config.LeaseDuration)
-	le.mu.Lock()
-	le.observed, le.observedAt = record, le.clock.Now()
-	le.mu.Unlock()
-	return record
-}
-
-// observeWrite notes a record we have just written. observedRaw is left as
-// it was: the next read then sees a change, which is true.
-func (le *LeaderElector) observeWrite(record rl.LeaderElectionRecord) {
-	le.observedInvalid = false
-	le.lastWritten = record
-	le.mu.Lock()
-	le.observed, le.observedAt = record, le.clock.Now()
-	le.mu.Unlock()
-}
-
-func (le *LeaderElector) observedRecord() rl.LeaderElectionRecord {
-	le.mu.RLock()
-	defer le.mu.RUnlock()
-	return le.observed
-}
-
-// heldRecord returns the record we last wrote, if it names us and its lease
-// is still running: the precondition for a renewal without a read.
-func (le *LeaderElector) heldRecord(now time.Time) (rl.LeaderElectionRecord, bool) {
-	le.mu.RLock()
-	defer le.mu.RUnlock()
-	held := le.observed.HolderIdentity == le.config.Lock.Identity() &&
-		le.observedAt.Add(le.holdDuration(le.observed)).After(now)
-	return le.observed, held
-}
-
-// leaseRunning reports whether the lease of the record last seen is still
-// running at now by our clock.
-func (le *LeaderElector) leaseRunning(now time.Time) bool {
-	le.mu.RLock()
-	defer le.mu.RUnlock()
-	return le.observedAt.Add(le.holdDuration(le.observed)).After(now)
-}
-
-// holdDuration is how long the holder of record may go without changing it.
-// A duration that is not positive, or too large to be a time.Duration, is
-// not a lease anyone can have meant; our own LeaseDuration stands in for it,
-// so that such a record can neither be taken at once nor block forever.
-func (le *LeaderElector) holdDuration(record rl.LeaderElectionRecord) time.Duration {
-	secs := record.LeaseDurationSeconds
-	if secs < 1 || secs > math.MaxInt32 {
-		return le.config.LeaseDuration
-	}
-	return time.Duration(secs) * time.Second
+	return ""
 }
 
 // outranks asks KeyComparison whether our key outranks holderKey. A panic in

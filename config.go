@@ -5,7 +5,15 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
+
+// MinRetryPeriod is the shortest RetryPeriod NewLeaderElector accepts. Each
+// follower reads the lock about once per RetryPeriod and each leader writes
+// it once per RetryPeriod, so a shorter one mostly loads the API server: at
+// 1ms a follower alone would send about a thousand requests a second.
+const MinRetryPeriod = 100 * time.Millisecond
 
 // validate reports every problem with lec at once, each naming its field.
 func validate(lec *LeaderElectionConfig) error {
@@ -20,11 +28,18 @@ func validate(lec *LeaderElectionConfig) error {
 			bad("%s (%v) must be greater than zero", d.name, d.value)
 		}
 	}
+	if lec.LeaseDuration > MaxLeaseDuration {
+		bad("leaseDuration (%v) must be at most MaxLeaseDuration (%v)", lec.LeaseDuration, MaxLeaseDuration)
+	}
+	if lec.RetryPeriod > 0 && lec.RetryPeriod < MinRetryPeriod {
+		bad("retryPeriod (%v) must be at least MinRetryPeriod (%v)", lec.RetryPeriod, MinRetryPeriod)
+	}
 	if lec.LeaseDuration <= lec.RenewDeadline {
 		bad("leaseDuration (%v) must be greater than renewDeadline (%v)", lec.LeaseDuration, lec.RenewDeadline)
 	}
-	if jittered := time.Duration(JitterFactor * float64(lec.RetryPeriod)); lec.RenewDeadline <= jittered {
-		bad("renewDeadline (%v) must be greater than retryPeriod*JitterFactor (%v)", lec.RenewDeadline, jittered)
+	// Compared as floats: retryPeriod*JitterFactor may not fit a Duration.
+	if jittered := JitterFactor * float64(lec.RetryPeriod); float64(lec.RenewDeadline) <= jittered {
+		bad("renewDeadline (%v) must be greater than retryPeriod*JitterFactor (%v*%v)", lec.RenewDeadline, lec.RetryPeriod, JitterFactor)
 	}
 	if lec.Callbacks.OnStartedLeading == nil {
 		bad("Callbacks.OnStartedLeading must not be nil")
@@ -35,18 +50,40 @@ func validate(lec *LeaderElectionConfig) error {
 	if lec.Coordinated {
 		bad("Coordinated is set, but coordinated leader election is not supported yet")
 	}
-	switch lock := reflect.ValueOf(lec.Lock); {
-	case lec.Lock == nil:
-		bad("Lock must not be nil")
-	case lock.Kind() == reflect.Pointer && lock.IsNil():
-		bad("Lock must not be a nil %T", lec.Lock)
-	case lec.Lock.Identity() == "":
-		bad("Lock identity (ResourceLockConfig.Identity) must not be empty")
+	if err := validateLock(lec.Lock); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return configError(errs)
+}
+
+// validateLock checks that lock can be used: it is set, it says it is fully
+// built if it can tell (rl.Validator), and it has an identity. A lock is user
+// code: a panic in it is reported as an error.
+func validateLock(lock rl.Interface) (err error) {
+	if lock == nil {
+		return fmt.Errorf("Lock must not be nil")
+	}
+	if v := reflect.ValueOf(lock); v.Kind() == reflect.Pointer && v.IsNil() {
+		return fmt.Errorf("Lock must not be a nil %T", lock)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("Lock (%T) panicked while being checked (is it fully built?): %v", lock, r)
+		}
+	}()
+	if v, ok := lock.(rl.Validator); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("Lock: %w", err)
+		}
+	}
+	if lock.Identity() == "" {
+		return fmt.Errorf("Lock identity (ResourceLockConfig.Identity) must not be empty")
+	}
+	_ = lock.Describe()
+	return nil
 }
 
 // configError lists every problem found in a LeaderElectionConfig on one line.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
@@ -23,7 +25,7 @@ func TestNewLeaderElectorRejectsBadConfig(t *testing.T) {
 		{"lease duration not above renew deadline", func(c *LeaderElectionConfig) { c.LeaseDuration = c.RenewDeadline },
 			[]string{"leaseDuration (10s) must be greater than renewDeadline (10s)"}},
 		{"renew deadline not above jittered retry", func(c *LeaderElectionConfig) { c.RenewDeadline = 2400 * time.Millisecond },
-			[]string{"renewDeadline (2.4s) must be greater than retryPeriod*JitterFactor (2.4s)"}},
+			[]string{"renewDeadline (2.4s) must be greater than retryPeriod*JitterFactor (2s*1.2)"}},
 		{"zero lease duration", func(c *LeaderElectionConfig) { c.LeaseDuration = 0 },
 			[]string{"leaseDuration (0s) must be greater than zero"}},
 		{"negative renew deadline", func(c *LeaderElectionConfig) { c.RenewDeadline = -time.Second },
@@ -45,6 +47,32 @@ func TestNewLeaderElectorRejectsBadConfig(t *testing.T) {
 			[]string{"Coordinated is set, but coordinated leader election is not supported yet"}},
 		{"several at once", func(c *LeaderElectionConfig) { c.Lock = nil; c.RetryPeriod = 0 },
 			[]string{"Lock must not be nil", "retryPeriod (0s) must be greater than zero"}},
+		{"retry period below the minimum", func(c *LeaderElectionConfig) { c.RetryPeriod = time.Millisecond },
+			[]string{"retryPeriod (1ms) must be at least MinRetryPeriod (100ms)"}},
+		{"retry period near the largest duration", func(c *LeaderElectionConfig) { c.RetryPeriod = math.MaxInt64 },
+			[]string{"renewDeadline (10s) must be greater than retryPeriod*JitterFactor (2562047h47m16.854775807s*1.2)"}},
+		{"lease duration above the maximum", func(c *LeaderElectionConfig) {
+			c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = 2*time.Hour, time.Hour, time.Minute
+		}, []string{"leaseDuration (2h0m0s) must be at most MaxLeaseDuration (1h0m0s)"}},
+		{"empty multilock", func(c *LeaderElectionConfig) { c.Lock = &rl.MultiLock{} },
+			[]string{"multilock: Primary must not be nil (got <nil>)", "multilock: Secondary must not be nil (got <nil>)"}},
+		{"multilock without a secondary", func(c *LeaderElectionConfig) {
+			c.Lock = &rl.MultiLock{Primary: newTestLock(t, fakekube.New(), rl.ConfigMapsResourceLock, "a", "")}
+		}, []string{"multilock: Secondary must not be nil"}},
+		{"multilock with a typed nil primary", func(c *LeaderElectionConfig) {
+			c.Lock = &rl.MultiLock{Primary: (*rl.ConfigMapLock)(nil), Secondary: newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "a", "")}
+		}, []string{"multilock: Primary must not be nil (got *k8sresourcelock.ConfigMapLock)"}},
+		{"lease lock without a client", func(c *LeaderElectionConfig) {
+			c.Lock = &rl.LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: "ns", Name: "n"}, LockConfig: rl.ResourceLockConfig{Identity: "a"}}
+		}, []string{"Lock: lease lock ns/n: Client must not be nil"}},
+		{"multilock with a half built badly", func(c *LeaderElectionConfig) {
+			c.Lock = &rl.MultiLock{
+				Primary:   &rl.ConfigMapLock{ConfigMapMeta: metav1.ObjectMeta{Namespace: "ns"}, LockConfig: rl.ResourceLockConfig{Identity: "a"}},
+				Secondary: newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "a", ""),
+			}
+		}, []string{`multilock Primary: configmap lock in namespace "ns": name must not be empty`, "configmap lock ns/: Client must not be nil"}},
+		{"a custom lock that panics", func(c *LeaderElectionConfig) { c.Lock = panickingLock{} },
+			[]string{"Lock (k8sleaderelection.panickingLock) panicked while being checked (is it fully built?): half-built lock"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,10 +108,24 @@ func TestNewLeaderElectorRejectsBadConfig(t *testing.T) {
 func TestLeaseDurationIsRoundedUpInTheRecord(t *testing.T) {
 	for d, want := range map[time.Duration]int{
 		15 * time.Second: 15, 1500 * time.Millisecond: 2, 300 * time.Millisecond: 1, time.Nanosecond: 1,
-		math.MaxInt64: math.MaxInt32, math.MaxInt32 * time.Second: math.MaxInt32,
+		MaxLeaseDuration: 3600, MaxLeaseDuration - time.Nanosecond: 3600,
 	} {
 		if got := wholeSeconds(d); got != want {
 			t.Errorf("wholeSeconds(%v) = %d, want %d", d, got, want)
 		}
 	}
 }
+
+// TestLimitsAreAccepted: the bounds themselves are valid configs.
+func TestLimitsAreAccepted(t *testing.T) {
+	lec := testConfig(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "a", ""))
+	lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = MaxLeaseDuration, MaxLeaseDuration-time.Second, MinRetryPeriod
+	if _, err := NewLeaderElector(lec); err != nil {
+		t.Fatalf("config at the limits rejected: %v", err)
+	}
+}
+
+// panickingLock is a custom lock built so badly that its methods panic.
+type panickingLock struct{ rl.Interface }
+
+func (panickingLock) Identity() string { panic("half-built lock") }

@@ -11,15 +11,16 @@ const (
 	verdictWait
 	// verdictTakeFree: the lock was released (no holder); take it.
 	verdictTakeFree
-	// verdictTakeExpired: another holder let its lease run out; take it.
+	// verdictTakeExpired: another holder, known or not, let its lease run
+	// out; take it.
 	verdictTakeExpired
 	// verdictPreempt: another holder's lease is running, but our key
 	// outranks its key; take the lock now.
 	verdictPreempt
-	// verdictRenew: we hold the lock; write it again to extend our lease.
+	// verdictRenew: the lock names us; write it again to extend our lease.
 	verdictRenew
-	// verdictStepDown: we were leading, and the lock now names someone
-	// else: we were preempted (or lost it while cut off). Stop at once.
+	// verdictStepDown: we were leading, and the lock no longer names us:
+	// it changed hands since our last write. Stop at once.
 	verdictStepDown
 )
 
@@ -59,43 +60,48 @@ func (v verdict) changesHands() bool {
 type situation struct {
 	// exists is false when the lock object is absent.
 	exists bool
-	// holder is the identity the lock names; empty when it is free.
-	holder string
-	// self is our identity.
-	self string
-	// leading is true while we lead (between acquiring and losing).
+	// ours: the record names us as its holder.
+	ours bool
+	// free: the record names no holder; the last one released it.
+	free bool
+	// leading: we lead now (between acquiring and losing).
 	leading bool
-	// expired is true when the holder's lease ran out by our clock: it has
-	// not changed the record for its lease duration.
+	// expired: the lock has not changed for the holder's lease duration by
+	// our clock. For a record nobody can read, our own LeaseDuration.
 	expired bool
-	// invalid is true when the record cannot be decoded; holder is then
-	// UnknownLeader.
-	invalid bool
-	// outranks asks KeyComparison whether our key outranks the holder's.
-	// It is only asked when the answer matters, because it is user code.
-	outranks func() bool
+	// outranks: KeyComparison says our key outranks the holder's. Only
+	// asked when rankMatters, and never for a holder whose key is unknown
+	// or equal to ours.
+	outranks bool
 }
 
-// decide is the election rule. A leader that finds another holder steps
-// down, whatever that holder's lease or key: it has been preempted, and
-// leading on beside the new holder is the one outcome to avoid. A leader
-// that finds an undecodable record renews over it: no one can have taken the
-// lock with a record no one can read. A candidate takes a lock that is
-// absent, free, expired or held by someone its key outranks, and otherwise
-// waits.
+// rankMatters reports whether the holder's rank can change the verdict, so
+// that KeyComparison, which is user code, is only called when it counts.
+func (s situation) rankMatters() bool {
+	return s.exists && !s.leading && !s.ours && !s.free && !s.expired
+}
+
+// decide is the election rule.
+//
+// A leader keeps leading only while the lock names it. If it finds anything
+// else (another holder, no holder, a record it cannot read, no lock at all),
+// the lock has changed since its last write and it can no longer prove that
+// nobody else leads: it steps down. A candidate creates an absent lock, and
+// takes one that names it, names nobody, has expired, or is held by someone
+// its key outranks; otherwise it waits.
 func decide(s situation) verdict {
 	switch {
+	case s.leading && !s.ours:
+		return verdictStepDown
 	case !s.exists:
 		return verdictCreate
-	case s.holder == s.self, s.leading && s.invalid:
+	case s.ours:
 		return verdictRenew
-	case s.holder == "":
+	case s.free:
 		return verdictTakeFree
-	case s.leading:
-		return verdictStepDown
 	case s.expired:
 		return verdictTakeExpired
-	case s.outranks():
+	case s.outranks:
 		return verdictPreempt
 	default:
 		return verdictWait

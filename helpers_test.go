@@ -2,11 +2,20 @@ package k8sleaderelection
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/clock"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
@@ -20,6 +29,12 @@ const (
 	leaseDuration = 15 * time.Second
 	renewDeadline = 10 * time.Second
 	retryPeriod   = 2 * time.Second
+
+	// maxAcquireWait is the longest a candidate waits between two attempts.
+	maxAcquireWait = retryPeriod + time.Duration(JitterFactor*float64(retryPeriod))
+	// patience bounds every wait for an outcome in virtual time: an outcome
+	// that has not come by then never will, and the test says which.
+	patience = 10 * time.Minute
 )
 
 // lockKinds are the lock types every election test runs against.
@@ -28,7 +43,38 @@ var lockKinds = []string{
 	rl.ConfigMapsLeasesResourceLock, rl.EndpointsLeasesResourceLock,
 }
 
-func newTestLock(t *testing.T, cs *fakekube.Clientset, kind, identity, key string) rl.Interface {
+// clientset is what the tests need of a fake clientset.
+type clientset interface {
+	kubernetes.Interface
+	Actions() []k8stesting.Action
+	ClearActions()
+	PrependReactor(verb, resource string, reaction k8stesting.ReactionFunc)
+}
+
+// fakes are the two clientsets the promises are checked on: ours, which
+// refuses a stale write with a Conflict as an API server does, and client-go's
+// stock fake, which users test their own code with and which accepts it.
+var fakes = []struct {
+	name string
+	new  func(objects ...runtime.Object) clientset
+}{
+	{"strict", func(objects ...runtime.Object) clientset { return fakekube.New(objects...) }},
+	{"stock", func(objects ...runtime.Object) clientset { return fake.NewClientset(objects...) }},
+}
+
+// count returns how many recorded actions of cs have verb, on resource if it
+// is not empty.
+func count(cs clientset, verb, resource string) int {
+	n := 0
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == verb && (resource == "" || a.GetResource().Resource == resource) {
+			n++
+		}
+	}
+	return n
+}
+
+func newTestLock(t *testing.T, cs kubernetes.Interface, kind, identity, key string) rl.Interface {
 	t.Helper()
 	lock, err := rl.New(kind, testNamespace, testLockName, cs.CoreV1(), cs.CoordinationV1(),
 		rl.ResourceLockConfig{Identity: identity, Key: key})
@@ -65,7 +111,7 @@ func newTestElector(t *testing.T, lec LeaderElectionConfig, clk clock.WithDelaye
 }
 
 // readRecord reads the lock's record as a bystander would.
-func readRecord(t *testing.T, cs *fakekube.Clientset, kind string) rl.LeaderElectionRecord {
+func readRecord(t *testing.T, cs kubernetes.Interface, kind string) rl.LeaderElectionRecord {
 	t.Helper()
 	rec, _, err := newTestLock(t, cs, kind, "bystander", "").Get(context.Background())
 	if err != nil {
@@ -76,11 +122,11 @@ func readRecord(t *testing.T, cs *fakekube.Clientset, kind string) rl.LeaderElec
 
 // writeRecord makes the lock hold rec, as another candidate would: reading it
 // first and writing over what it read, or creating it.
-func writeRecord(t *testing.T, cs *fakekube.Clientset, kind string, rec rl.LeaderElectionRecord) {
+func writeRecord(t *testing.T, cs kubernetes.Interface, kind string, rec rl.LeaderElectionRecord) {
 	t.Helper()
 	lock := newTestLock(t, cs, kind, rec.HolderIdentity, rec.HolderKey)
 	ctx := context.Background()
-	if _, _, err := lock.Get(ctx); err != nil {
+	if _, _, err := lock.Get(ctx); err != nil && !errors.Is(err, rl.ErrInvalidRecord) {
 		if err := lock.Create(ctx, rec); err != nil {
 			t.Fatalf("create %s lock: %v", kind, err)
 		}
@@ -90,6 +136,69 @@ func writeRecord(t *testing.T, cs *fakekube.Clientset, kind string, rec rl.Leade
 		t.Fatalf("update %s lock: %v", kind, err)
 	}
 }
+
+// otherHolds is a record of another candidate, "other", with key.
+func otherHolds(key string, transitions int) rl.LeaderElectionRecord {
+	now := metav1.NewTime(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
+	return rl.LeaderElectionRecord{
+		HolderIdentity: "other", HolderKey: key, LeaseDurationSeconds: 15,
+		AcquireTime: now, RenewTime: now, LeaderTransitions: transitions,
+	}
+}
+
+// released is the record a release leaves.
+func released(transitions int) rl.LeaderElectionRecord {
+	r := otherHolds("", transitions)
+	r.HolderIdentity, r.LeaseDurationSeconds = "", 1
+	return r
+}
+
+// annotatedObjects are a ConfigMap and an Endpoints object whose record
+// annotation holds record, verbatim.
+func annotatedObjects(record string) []runtime.Object {
+	meta := metav1.ObjectMeta{Namespace: testNamespace, Name: testLockName,
+		Annotations: map[string]string{"control-plane.alpha.kubernetes.io/leader": record}}
+	return []runtime.Object{&corev1.ConfigMap{ObjectMeta: meta}, &corev1.Endpoints{ObjectMeta: meta}}
+}
+
+// leaseObject is a Lease with spec, for the lock.
+func leaseObject(spec coordinationv1.LeaseSpec) []runtime.Object {
+	return []runtime.Object{&coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: testLockName}, Spec: spec}}
+}
+
+// scribble rewrites the record annotation of the lock's ConfigMap or
+// Endpoints object (a MultiLock's Primary) with text, as a third party (a
+// GitOps tool re-applying a broken manifest) would. Lease locks have no
+// annotation to break.
+func scribble(ctx context.Context, cs kubernetes.Interface, kind, text string) error {
+	const key = "control-plane.alpha.kubernetes.io/leader"
+	switch kind {
+	case rl.ConfigMapsResourceLock, rl.ConfigMapsLeasesResourceLock:
+		api := cs.CoreV1().ConfigMaps(testNamespace)
+		cm, err := api.Get(ctx, testLockName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cm.Annotations = map[string]string{key: text}
+		_, err = api.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	case rl.EndpointsResourceLock, rl.EndpointsLeasesResourceLock:
+		api := cs.CoreV1().Endpoints(testNamespace)
+		ep, err := api.Get(ctx, testLockName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		ep.Annotations = map[string]string{key: text}
+		_, err = api.Update(ctx, ep, metav1.UpdateOptions{})
+		return err
+	}
+	return fmt.Errorf("a %s lock has no record annotation", kind)
+}
+
+// annotated reports whether kind keeps its record in an annotation, which a
+// third party can fill with garbage.
+func annotated(kind string) bool { return kind != rl.LeasesResourceLock }
 
 // objectsPerLock is how many objects a lock kind keeps, and so how many
 // requests one read or one write of it costs: a MultiLock has two.
@@ -105,3 +214,175 @@ var names atomic.Int64
 // uniqueName tells apart the metrics of repeated runs of one test, which all
 // report to the one provider a process can have.
 func uniqueName() string { return fmt.Sprint(names.Add(1)) }
+
+// receive waits for ch to deliver, for at most patience, and fails the test
+// naming what did not happen.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(patience):
+		t.Fatalf("waited %v for %s", patience, what)
+		var zero T
+		return zero
+	}
+}
+
+// candidate is one running elector and what its callbacks have seen. It
+// reports its tenures to a fleet, if it has one.
+type candidate struct {
+	le      *LeaderElector
+	started chan context.Context // receives the leading context
+	stopped chan struct{}        // closed by OnStoppedLeading
+	done    chan struct{}        // closed when Run returns
+	startAt time.Time
+}
+
+// runCandidate runs an elector for lec in a goroutine of its own. If f is
+// not nil, every tenure is reported to it.
+func runCandidate(t *testing.T, ctx context.Context, lec LeaderElectionConfig, f *fleet) *candidate {
+	t.Helper()
+	c := &candidate{
+		started: make(chan context.Context, 1),
+		stopped: make(chan struct{}),
+		done:    make(chan struct{}),
+		startAt: time.Now(),
+	}
+	id := lec.Lock.Identity()
+	lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
+		f.begin(id)
+		c.started <- ctx
+		<-ctx.Done()
+		f.end(id)
+	}
+	lec.Callbacks.OnStoppedLeading = func() { close(c.stopped) }
+	c.le = newTestElector(t, lec, nil)
+	go func() {
+		defer close(c.done)
+		c.le.Run(ctx)
+	}()
+	return c
+}
+
+// leading waits until c leads and returns its leading context.
+func (c *candidate) leading(t *testing.T) context.Context {
+	t.Helper()
+	select {
+	case ctx := <-c.started:
+		return ctx
+	case <-c.done:
+		t.Fatal("Run returned without leading")
+	case <-time.After(patience):
+		t.Fatalf("not leading after %v", patience)
+	}
+	return nil
+}
+
+// finished waits until c's Run has returned.
+func (c *candidate) finished(t *testing.T) {
+	t.Helper()
+	receive(t, c.done, "Run to return")
+}
+
+// outranksAllBut ranks keys "" < old < canary < stable, for a candidate whose
+// own key is own.
+func outranksAllBut(own string) KeyComparisonFunc {
+	rank := map[string]int{"": 0, "old": 1, "canary": 2, "stable": 3}
+	return func(existing string) bool { return rank[own] > rank[existing] }
+}
+
+// fleet records, across candidates, who led when: OnStartedLeading begins a
+// tenure and its return ends it. It fails the test when two tenures
+// overlap unless the second began by preempting the first.
+type fleet struct {
+	mu           sync.Mutex
+	leading      map[string]time.Time // identity -> start of its tenure
+	acquisitions int
+	most         int
+	overlaps     []string
+}
+
+func newFleet() *fleet { return &fleet{leading: map[string]time.Time{}} }
+
+func (f *fleet) begin(id string) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for other := range f.leading {
+		f.overlaps = append(f.overlaps, fmt.Sprintf("%s started leading at %v while %s led", id, time.Now().Format("15:04:05.000"), other))
+	}
+	f.leading[id] = time.Now()
+	f.acquisitions++
+	f.most = max(f.most, len(f.leading))
+}
+
+func (f *fleet) end(id string) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.leading, id)
+}
+
+// check fails t if two candidates ever led at once.
+func (f *fleet) check(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.overlaps) > 0 {
+		t.Fatalf("two leaders at once, %d times; first: %s", len(f.overlaps), f.overlaps[0])
+	}
+}
+
+func (f *fleet) count() (acquisitions, most int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.acquisitions, f.most
+}
+
+// hookedLock wraps a lock and lets a test act before each read or write, or
+// fail it. It passes the lock's resourceVersion on, as a wrapper must for the
+// elector to renew without reading.
+type hookedLock struct {
+	rl.Interface
+	beforeGet   func(ctx context.Context) error
+	beforeWrite func(ctx context.Context, record rl.LeaderElectionRecord) error
+}
+
+func (l *hookedLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
+	if l.beforeGet != nil {
+		if err := l.beforeGet(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	return l.Interface.Get(ctx)
+}
+
+func (l *hookedLock) Create(ctx context.Context, record rl.LeaderElectionRecord) error {
+	if l.beforeWrite != nil {
+		if err := l.beforeWrite(ctx, record); err != nil {
+			return err
+		}
+	}
+	return l.Interface.Create(ctx, record)
+}
+
+func (l *hookedLock) Update(ctx context.Context, record rl.LeaderElectionRecord) error {
+	if l.beforeWrite != nil {
+		if err := l.beforeWrite(ctx, record); err != nil {
+			return err
+		}
+	}
+	return l.Interface.Update(ctx, record)
+}
+
+func (l *hookedLock) ResourceVersion() string {
+	if v, ok := l.Interface.(rl.Versioned); ok {
+		return v.ResourceVersion()
+	}
+	return ""
+}

@@ -14,48 +14,79 @@
 // access in that window must guard their writes themselves.
 //
 // Time is judged by the local clock only. The timestamps in the record are
-// never compared with local time: a candidate notes when it saw the record
-// change and treats the lease as running until the holder's
-// LeaseDurationSeconds have passed since then without another change. So
-// clocks may be skewed arbitrarily, but not run at arbitrarily different
-// rates: the ratio LeaseDuration/RenewDeadline is the rate skew tolerated
-// (for twice as fast, use for example 60s and 30s). Larger clusters, whose API
-// servers answer more slowly, need longer periods; raise RetryPeriod and
+// never compared with local time: a candidate notes when it first saw the
+// lock in its current state, and the holder's lease runs from then. So clocks
+// may be skewed arbitrarily, but not run at arbitrarily different rates: the
+// ratio LeaseDuration/RenewDeadline is the rate skew tolerated (for twice as
+// fast, use for example 60s and 30s). Larger clusters, whose API servers
+// answer more slowly, need longer periods; raise RetryPeriod and
 // LeaseDuration until the rate of LeaderTransitions is low and steady.
 //
-// A leader stops leading (its context is cancelled, then OnStoppedLeading
-// runs) when Run's context is done, when it has not renewed for RenewDeadline
-// since its last successful renewal, or as soon as a renewal finds the lock
-// held by someone else. Because LeaseDuration is greater than RenewDeadline,
-// a leader that is merely cut off stops before any other candidate may take
-// the lock.
+// # Leading
+//
+// A leader leads only while the lock names it. It stops leading (its context
+// is cancelled, then OnStoppedLeading runs) when Run's context is done, when
+// it has not renewed for RenewDeadline since its last successful renewal, or
+// as soon as a renewal finds anything but its own record: another holder, no
+// holder (it was preempted and the lock released since), a record nobody can
+// decode, or no lock at all. Each of those means the lock changed since its
+// last write, and it can no longer prove that nobody else leads. Because
+// LeaseDuration is greater than RenewDeadline, a leader that is merely cut
+// off stops before any other candidate may take the lock.
+//
+// A renewal is one write and no read: the leader writes over the state it
+// last wrote, with that state's resourceVersion, so the API server refuses
+// the write if anyone wrote in between, and only then does the leader read.
+// Where the lock has no resourceVersion to offer (a clientset that does not
+// version objects, as client-go's stock fake, or a custom lock that does not
+// implement k8sresourcelock.Versioned) an update would be unconditional and
+// could overwrite a new holder unseen, so the leader reads before it writes.
+//
+// # Leases
+//
+// A candidate takes the lock when it is absent, names nobody (it was
+// released), names the candidate itself (it restarted), or has not changed
+// for the holder's lease. Every change of the lock restarts the lease: a
+// change of its resourceVersion (so two renewals within one second both
+// count), or, for a lock without one, of its record's bytes. A change counts
+// whether or not the record in it can be decoded, because a record nobody can
+// read may hide a live leader's renewal. The holder's lease is the
+// LeaseDurationSeconds it wrote; a duration that is zero, negative, above
+// MaxLeaseDuration, or unreadable is nobody's real lease, and our own
+// LeaseDuration stands in for it. So a corrupt record is taken over one
+// LeaseDuration after its last change, while something that keeps rewriting
+// the lock faster than that keeps every candidate out (nobody can tell its
+// writes from renewals) and makes a leader step down.
+//
+// When two candidates take a free or expired lock at the same instant, the
+// API server accepts one write and refuses the other with a Conflict. On a
+// clientset that accepts both (client-go's stock fake), both start leading,
+// and the one overwritten steps down at its next renewal.
 //
 // # Priority
 //
 // Each candidate has a key (ResourceLockConfig.Key), written into the record
-// with its identity. A candidate that finds the lock held, and not expired,
-// asks its KeyComparison whether its own key outranks the holder's key; if
-// so, it takes the lock at once (a preemption) and LeaderTransitions goes up
-// by one. Without a KeyComparison a candidate never preempts.
+// with its identity. A candidate that finds the lock held by another, and not
+// expired, asks its KeyComparison whether its own key outranks the holder's
+// key; if so, it takes the lock at once (a preemption) and LeaderTransitions
+// goes up by one. KeyComparison is not asked, and nobody preempts, when the
+// keys are equal, when the record cannot be decoded, or when the holder is
+// UnknownLeader (a MultiLock whose two locks disagree). Without a
+// KeyComparison a candidate never preempts.
 //
 // A preemption is the one case in which two replicas may lead at the same
 // time: the old leader learns of it on its next renewal, which finds the lock
 // in other hands and makes it step down right then rather than after
 // RenewDeadline. The overlap is therefore one RetryPeriod, plus the time of
-// that renewal's two requests; only if those requests fail does it last
-// longer, and never beyond RenewDeadline after the old leader's last
-// successful renewal. Work that must never run twice should not rely on
-// preemption, or should check IsLeader before acting.
-//
-// A leader that finds its record undecodable (someone edited it by hand)
-// writes its own record over it and goes on leading: nobody could have taken
-// the lock with a record nobody can read.
+// that renewal's requests; only if those requests fail does it last longer,
+// and never beyond RenewDeadline after the old leader's last successful
+// renewal. Work that must never run twice should not rely on preemption, or
+// should check IsLeader before acting.
 package k8sleaderelection
 
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +108,11 @@ type KeyComparisonFunc func(existingKey string) bool
 
 // LeaderElectionConfig configures a LeaderElector.
 type LeaderElectionConfig struct {
-	// Lock is the object the candidates compete for.
+	// Lock is the object the candidates compete for. NewLeaderElector asks
+	// a lock that implements k8sresourcelock.Validator whether it is fully
+	// built; a lock that implements k8sresourcelock.Versioned lets a leader
+	// renew with one write and no read. Every lock kind of package
+	// k8sresourcelock implements both.
 	Lock rl.Interface
 
 	// LeaseDuration is our lease: written into the record (rounded up to
@@ -87,14 +122,16 @@ type LeaderElectionConfig struct {
 	// the duration the holder wrote, not its own, so replicas with
 	// different settings stay safe. Shorter means faster failover after a
 	// crash; longer means more tolerance for clock rate skew and slow API
-	// servers. Core Kubernetes components use 15s.
+	// servers. Core Kubernetes components use 15s. At most
+	// MaxLeaseDuration.
 	LeaseDuration time.Duration
 	// RenewDeadline is how long a leader keeps trying to renew after its
 	// last successful renewal before it stops leading. It must be less
 	// than LeaseDuration. Core components use 10s.
 	RenewDeadline time.Duration
 	// RetryPeriod is the wait between a leader's renewals and between a
-	// candidate's attempts to acquire. Core components use 2s.
+	// candidate's attempts to acquire. Core components use 2s. At least
+	// MinRetryPeriod, and RenewDeadline must exceed JitterFactor times it.
 	RetryPeriod time.Duration
 
 	// KeyComparison reports whether our key (Lock.Key()) outranks the key
@@ -102,7 +139,10 @@ type LeaderElectionConfig struct {
 	// though the holder's lease is still running. Every candidate's
 	// KeyComparison must agree on the order, or candidates will keep
 	// taking the lock from each other. It must accept an empty key: a
-	// holder need not have one. Nil means we never preempt.
+	// holder need not have one. It is not asked about a holder whose key
+	// equals ours (equal keys never preempt), nor about a holder that
+	// cannot be known (an undecodable record, UnknownLeader). Nil means we
+	// never preempt.
 	//
 	// If it panics, the panic is logged as an error and treated as false
 	// (we do not preempt), and the election goes on.
@@ -168,22 +208,20 @@ type LeaderElector struct {
 	// mu guards what HealthzAdaptor, GetLeader and IsLeader read while
 	// Run writes it.
 	mu sync.RWMutex
-	// observed is the record last read or written, and observedAt the
-	// local time at which we saw it change.
-	observed   rl.LeaderElectionRecord
-	observedAt time.Time
+	// leader is the holder of the lock as last seen.
+	leader string
 	// leading is true from acquiring the lock until we stop leading;
 	// renewedAt is when the last successful write of it started.
 	leading   bool
 	renewedAt time.Time
 
 	// Only Run's goroutine touches the fields below.
-	observedRaw     []byte
-	observedInvalid bool
-	lastWritten     rl.LeaderElectionRecord
-	reportedLeader  string
-	notifier        *leaderNotifier
-	lastFailure     string
+	seen           observation
+	reportedLeader string
+	// notifier delivers OnNewLeader calls; it outlives Run while a
+	// callback is still running, and the next Run's notifier waits for it.
+	notifier    *leaderNotifier
+	lastFailure string
 }
 
 // NewLeaderElector checks lec and returns an elector for it. The error names
@@ -215,13 +253,23 @@ func RunOrDie(ctx context.Context, lec LeaderElectionConfig) {
 	le.Run(ctx)
 }
 
-// GetLeader returns the identity of the holder last seen in the lock, or ""
-// if none has been seen yet or the lock was released. It is informational:
-// the holder may have changed since.
+// GetLeader returns the identity of the holder last seen in the lock: "" if
+// none has been seen yet or the lock was released or deleted, and
+// k8sresourcelock.UnknownLeader if its record could not be decoded or a
+// MultiLock's two locks disagree. It is informational: the holder may have
+// changed since.
 func (le *LeaderElector) GetLeader() string {
 	le.mu.RLock()
 	defer le.mu.RUnlock()
-	return le.observed.HolderIdentity
+	return le.leader
+}
+
+// publishLeader makes the holder last seen what GetLeader returns.
+func (le *LeaderElector) publishLeader() {
+	holder := le.seen.holder()
+	le.mu.Lock()
+	le.leader = holder
+	le.mu.Unlock()
 }
 
 // IsLeader reports whether we lead now: we have acquired the lock and have
@@ -267,7 +315,7 @@ func (le *LeaderElector) Run(ctx context.Context) {
 	defer le.running.Store(false)
 	defer le.config.Callbacks.OnStoppedLeading()
 
-	le.notifier = startNotifier(le.config.Callbacks.OnNewLeader)
+	le.notifier = startNotifier(le.config.Callbacks.OnNewLeader, le.notifier)
 	defer le.notifier.stop()
 
 	if !le.acquire(ctx) {
@@ -280,12 +328,7 @@ func (le *LeaderElector) Run(ctx context.Context) {
 }
 
 // wholeSeconds rounds d up to whole seconds, and at least one, so that the
-// lease others wait out is never shorter than the one configured. It stops
-// at the largest value a Lease can hold.
+// lease others wait out is never shorter than the one configured.
 func wholeSeconds(d time.Duration) int {
-	const most = math.MaxInt32
-	if d >= most*time.Second {
-		return most
-	}
 	return int(max((d+time.Second-1)/time.Second, 1))
 }

@@ -28,7 +28,7 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			le.logFailure(logger, err, "Could not acquire the lease; will retry")
 		case v.writes():
 			le.startLeading(start)
-			logger.Info("Acquired the lease", "how", v.String(), "transitions", le.observedRecord().LeaderTransitions)
+			logger.Info("Acquired the lease", "how", v.String(), "transitions", le.seen.record.LeaderTransitions)
 			return true
 		default:
 			le.lastFailure = ""
@@ -66,7 +66,7 @@ func (le *LeaderElector) renew(ctx context.Context, stopLeading context.CancelFu
 		cancel()
 		le.reportLeader()
 		if v == verdictStepDown {
-			why = "lock taken by " + le.GetLeader()
+			why = le.lostBecause()
 			break
 		}
 		if err != nil {
@@ -86,6 +86,19 @@ func (le *LeaderElector) renew(ctx context.Context, stopLeading context.CancelFu
 	if le.config.ReleaseOnCancel {
 		le.release(logger)
 	}
+}
+
+// lostBecause says what a leader that must step down found in its lock.
+func (le *LeaderElector) lostBecause() string {
+	switch {
+	case le.seen.absent:
+		return "the lock was deleted"
+	case le.seen.unreadable:
+		return "the lock holds a record that cannot be decoded, so someone else may hold it"
+	case le.seen.free():
+		return "the lock was taken and released by another candidate"
+	}
+	return "the lock is held by " + le.seen.holder()
 }
 
 // sleep waits for d on the elector's clock. It returns false, at once, if

@@ -1,16 +1,29 @@
 package k8sleaderelection
 
 import (
+	"flag"
+	"io"
+	"os"
 	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
+	"k8s.io/klog/v2"
 )
 
 func TestMain(m *testing.M) {
 	// Every elector made in these tests reports to one provider, which files
 	// the metrics under each election's Name.
 	SetProvider(testMetrics)
+	// The elector logs every acquisition and step-down; thousands of virtual
+	// minutes of them would bury a failure. KLOG_TESTS=1 keeps them.
+	if os.Getenv("KLOG_TESTS") == "" {
+		flags := flag.NewFlagSet("klog", flag.PanicOnError)
+		klog.InitFlags(flags)
+		_ = flags.Set("logtostderr", "false")
+		_ = flags.Set("stderrthreshold", "FATAL")
+		klog.SetOutput(io.Discard)
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -17,8 +17,10 @@ type leaderNotifier struct {
 }
 
 // startNotifier starts a notifier for callback; with a nil callback it
-// returns nil, which notify and stop accept.
-func startNotifier(callback func(string)) *leaderNotifier {
+// returns nil, which notify and stop accept. If previous (the notifier of an
+// earlier Run of the same elector) is still delivering, the new one makes no
+// call until it has finished, so that calls never overlap across runs.
+func startNotifier(callback func(string), previous *leaderNotifier) *leaderNotifier {
 	if callback == nil {
 		return nil
 	}
@@ -28,7 +30,11 @@ func startNotifier(callback func(string)) *leaderNotifier {
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	go n.loop()
+	var after <-chan struct{}
+	if previous != nil {
+		after = previous.done
+	}
+	go n.loop(after)
 	return n
 }
 
@@ -55,8 +61,11 @@ func (n *leaderNotifier) stop() {
 	close(n.quit)
 }
 
-func (n *leaderNotifier) loop() {
+func (n *leaderNotifier) loop(after <-chan struct{}) {
 	defer close(n.done)
+	if after != nil {
+		<-after
+	}
 	for {
 		select {
 		case <-n.wake:

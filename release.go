@@ -24,26 +24,17 @@ func (le *LeaderElector) release(logger klog.Logger) bool {
 	backoff, retries := 10*time.Millisecond, 0
 	for {
 		current, _, err := lock.Get(ctx)
-		if apierrors.IsNotFound(err) {
-			// A MultiLock reads as absent when only its Secondary is
-			// missing; its Primary may still name us.
-			multi, ok := lock.(*rl.MultiLock)
-			if !ok {
-				logger.Info("Lock is gone; nothing to release")
-				return true
-			}
-			lock = multi.Primary
-			current, _, err = lock.Get(ctx)
-		}
-		if err != nil {
-			if apierrors.IsNotFound(err) {
-				logger.Info("Lock is gone; nothing to release")
-				return true
-			}
+		switch {
+		case apierrors.IsNotFound(err):
+			logger.Info("Lock is gone; nothing to release")
+			return true
+		case err != nil:
 			logger.Error(err, "Could not read the lock to release it")
 			return false
-		}
-		if current.HolderIdentity != lock.Identity() {
+		case current == nil:
+			logger.Error(nil, "Could not read the lock to release it: Get returned neither a record nor an error")
+			return false
+		case current.HolderIdentity != lock.Identity():
 			logger.V(2).Info("Lock is held by another candidate; not releasing it", "holder", current.HolderIdentity)
 			return true
 		}
@@ -54,9 +45,8 @@ func (le *LeaderElector) release(logger klog.Logger) bool {
 			RenewTime:            now,
 			LeaderTransitions:    current.LeaderTransitions,
 		}
-		err = lock.Update(ctx, released)
+		err = le.write(ctx, lock.Update, released)
 		if err == nil {
-			le.observeWrite(released)
 			logger.Info("Released the lease")
 			return true
 		}

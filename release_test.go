@@ -2,90 +2,87 @@ package k8sleaderelection
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/klog/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
-func leadingElector(t *testing.T, cs *fakekube.Clientset, kind string) (*LeaderElector, *clocktesting.FakeClock) {
+// leadingElector returns an elector that has just taken the lock.
+func leadingElector(t *testing.T, cs clientset, kind string) *LeaderElector {
 	t.Helper()
-	clk := clocktesting.NewFakeClock(time.Now())
-	le := newTestElector(t, testConfig(newTestLock(t, cs, kind, "us", "stable")), clk)
+	le := newTestElector(t, testConfig(newTestLock(t, cs, kind, "us", "stable")), clocktesting.NewFakeClock(t0))
 	if v, err := le.tryAcquireOrRenew(context.Background(), false); err != nil || !v.writes() {
 		t.Fatalf("acquire: %v %v", v, err)
 	}
-	le.startLeading(clk.Now())
-	return le, clk
-}
-
-// conflictOnce makes the next n updates fail with a Conflict, as when our
-// own renewal was still in flight.
-func conflictOnce(cs *fakekube.Clientset, n int) *int {
-	left := n
-	cs.PrependReactor("update", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if left == 0 {
-			return false, nil, nil
-		}
-		left--
-		return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: a.GetResource().Resource}, testLockName, nil)
-	})
-	return &left
+	le.startLeading(t0)
+	return le
 }
 
 func TestRelease(t *testing.T) {
-	for _, kind := range lockKinds {
-		t.Run(kind, func(t *testing.T) {
-			cs := fakekube.New()
-			le, _ := leadingElector(t, cs, kind)
-			if !le.release(klog.Background()) {
-				t.Fatal("release failed")
-			}
-			rec := readRecord(t, cs, kind)
-			if rec.HolderIdentity != "" || rec.HolderKey != "" || rec.LeaseDurationSeconds != 1 {
-				t.Fatalf("record after release: %+v", rec)
-			}
-			if le.GetLeader() != "" {
-				t.Fatalf("GetLeader after release = %q", le.GetLeader())
-			}
-		})
+	for _, fk := range fakes {
+		for _, kind := range lockKinds {
+			t.Run(fk.name+"/"+kind, func(t *testing.T) {
+				cs := fk.new()
+				le := leadingElector(t, cs, kind)
+				if !le.release(logger) {
+					t.Fatal("release failed")
+				}
+				rec := readRecord(t, cs, kind)
+				if rec.HolderIdentity != "" || rec.HolderKey != "" || rec.LeaseDurationSeconds != 1 {
+					t.Fatalf("record after release: %+v", rec)
+				}
+				if le.GetLeader() != "" {
+					t.Fatalf("GetLeader after release = %q", le.GetLeader())
+				}
+			})
+		}
 	}
 }
 
-func TestReleaseRetriesConflict(t *testing.T) {
-	cs := fakekube.New()
-	le, _ := leadingElector(t, cs, rl.LeasesResourceLock)
-	left := conflictOnce(cs, 1)
-	if !le.release(klog.Background()) || *left != 0 {
-		t.Fatalf("release through one conflict failed")
-	}
-	if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
-		t.Fatalf("holder after release = %q", rec.HolderIdentity)
-	}
+// TestReleaseRetriesConflicts: each conflict is read through again, for as
+// long as RenewDeadline allows.
+func TestReleaseRetriesConflicts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		le := newTestElector(t, testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "us", "")), nil)
+		if v, err := le.tryAcquireOrRenew(context.Background(), false); err != nil || !v.writes() {
+			t.Fatalf("acquire: %v %v", v, err)
+		}
+		left := conflicts(cs, 6)
+		if !le.release(logger) || *left != 0 {
+			t.Fatalf("release through six conflicts failed (%d left)", *left)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
+			t.Fatalf("holder after release = %q", rec.HolderIdentity)
+		}
+	})
 }
 
 func TestReleaseNeverOverwritesANewHolder(t *testing.T) {
-	cs := fakekube.New()
-	le, _ := leadingElector(t, cs, rl.LeasesResourceLock)
-	writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("canary", 1))
-	cs.ClearActions()
-	if !le.release(klog.Background()) {
-		t.Fatal("release reported failure for a lock that is no longer ours")
-	}
-	if n := cs.Count("update", ""); n != 0 {
-		t.Fatalf("release wrote %d times to a lock held by another", n)
-	}
-	if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "other" {
-		t.Fatalf("holder after release = %q, want other", rec.HolderIdentity)
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			cs := fk.new()
+			le := leadingElector(t, cs, rl.LeasesResourceLock)
+			writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("canary", 1))
+			cs.ClearActions()
+			if !le.release(logger) {
+				t.Fatal("release reported failure for a lock that is no longer ours")
+			}
+			if n := count(cs, "update", ""); n != 0 {
+				t.Fatalf("release wrote %d times to a lock held by another", n)
+			}
+			if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "other" {
+				t.Fatalf("holder after release = %q, want other", rec.HolderIdentity)
+			}
+		})
 	}
 }
 
@@ -96,13 +93,136 @@ func TestReleaseGivesUpAfterRenewDeadline(t *testing.T) {
 		if v, err := le.tryAcquireOrRenew(context.Background(), false); err != nil || !v.writes() {
 			t.Fatalf("acquire: %v %v", v, err)
 		}
-		conflictOnce(cs, 1<<30)
+		conflicts(cs, 1<<30)
 		start := time.Now()
-		if le.release(klog.Background()) {
+		if le.release(logger) {
 			t.Fatal("release succeeded against endless conflicts")
 		}
 		if took := time.Since(start); took > renewDeadline {
 			t.Fatalf("release took %v, want at most renewDeadline (%v)", took, renewDeadline)
+		}
+	})
+}
+
+// TestReleaseReportsFailures: a write or read that fails for another reason
+// than a conflict is reported, not retried and not taken for success.
+func TestReleaseReportsFailures(t *testing.T) {
+	for _, verb := range []string{"get", "update"} {
+		t.Run(verb, func(t *testing.T) {
+			cs := fakekube.New()
+			le := leadingElector(t, cs, rl.LeasesResourceLock)
+			failNext(cs, verb, 1, errors.New("connection reset"))
+			if le.release(logger) {
+				t.Fatalf("release reported success though its %s failed", verb)
+			}
+			if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "us" {
+				t.Fatalf("holder = %q, want us: nothing was released", rec.HolderIdentity)
+			}
+		})
+	}
+}
+
+// TestReleaseOfAGoneLock: a lock someone deleted has nothing to release.
+func TestReleaseOfAGoneLock(t *testing.T) {
+	cs := fakekube.New()
+	le := leadingElector(t, cs, rl.LeasesResourceLock)
+	if err := deleteLock(cs, rl.LeasesResourceLock); err != nil {
+		t.Fatal(err)
+	}
+	if !le.release(logger) {
+		t.Fatal("release of a deleted lock failed")
+	}
+}
+
+// TestReleaseOfMultiLockWithoutItsLease: the Lease half of a MultiLock was
+// deleted while we led; release still clears the half that names us.
+func TestReleaseOfMultiLockWithoutItsLease(t *testing.T) {
+	cs := fakekube.New()
+	le := leadingElector(t, cs, rl.ConfigMapsLeasesResourceLock)
+	if err := cs.CoordinationV1().Leases(testNamespace).Delete(context.Background(), testLockName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !le.release(logger) {
+		t.Fatal("release failed")
+	}
+	if rec := readRecord(t, cs, rl.ConfigMapsResourceLock); rec.HolderIdentity != "" || rec.LeaseDurationSeconds != 1 {
+		t.Fatalf("ConfigMap after release: %+v", rec)
+	}
+}
+
+// TestReleaseWhenGetReturnsNothing: a custom lock whose Get returns neither
+// a record nor an error makes release fail with a log line, not a panic,
+// also when Run releases on its way out.
+func TestReleaseWhenGetReturnsNothing(t *testing.T) {
+	le := leadingElector(t, fakekube.New(), rl.LeasesResourceLock)
+	le.config.Lock = nothingLock{le.config.Lock}
+	if le.release(logger) {
+		t.Fatal("release reported success though Get returned nothing")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		var empty atomic.Bool
+		inner := newTestLock(t, cs, rl.LeasesResourceLock, "us", "")
+		lock := &emptyAfter{Interface: inner, empty: &empty}
+		lec := testConfig(lock)
+		lec.ReleaseOnCancel = true
+		ctx, cancel := context.WithCancel(t.Context())
+		c := runCandidate(t, ctx, lec, nil)
+		c.leading(t)
+		empty.Store(true)
+		cancel()
+		c.finished(t)
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "us" {
+			t.Fatalf("holder = %q; nothing can have been released", rec.HolderIdentity)
+		}
+	})
+}
+
+// emptyAfter is a lock whose Get returns (nil, nil, nil) once *empty is set.
+type emptyAfter struct {
+	rl.Interface
+	empty *atomic.Bool
+}
+
+func (l *emptyAfter) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
+	if l.empty.Load() {
+		return nil, nil, nil
+	}
+	return l.Interface.Get(ctx)
+}
+
+// TestLeadingContextEndsBeforeRelease: a leader that stops on its own (here
+// its renewals keep failing until RenewDeadline) has told the work it guards
+// to stop before it releases the lock to anyone else.
+func TestLeadingContextEndsBeforeRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		var failing, released, releasedWhileLeading atomic.Bool
+		leadCtx := make(chan context.Context, 1)
+		lock := &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "us", ""),
+			beforeWrite: func(_ context.Context, r rl.LeaderElectionRecord) error {
+				if r.HolderIdentity == "" {
+					ctx := <-leadCtx
+					released.Store(true)
+					releasedWhileLeading.Store(ctx.Err() == nil)
+					return nil
+				}
+				if failing.Load() {
+					return errors.New("renewal refused")
+				}
+				return nil
+			}}
+		lec := testConfig(lock)
+		lec.ReleaseOnCancel = true
+		c := runCandidate(t, t.Context(), lec, nil)
+		leadCtx <- c.leading(t)
+		failing.Store(true)
+		c.finished(t)
+		if !released.Load() || releasedWhileLeading.Load() {
+			t.Fatalf("released %v, while the leading context was still live %v", released.Load(), releasedWhileLeading.Load())
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
+			t.Fatalf("holder after the leader stopped = %q, want released", rec.HolderIdentity)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -38,6 +39,11 @@ func (s annotationStore[T]) Get(ctx context.Context) (*LeaderElectionRecord, []b
 		return nil, nil, fmt.Errorf("%s: Client must not be nil", s.describe)
 	}
 	obj, err := s.get(ctx)
+	if apierrors.IsNotFound(err) {
+		// Nothing is left to write over: the next write must be a Create.
+		var none T
+		*s.cache = none
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,7 +108,7 @@ func (s annotationStore[T]) Update(ctx context.Context, ler LeaderElectionRecord
 // encode writes ler into obj's record annotation, leaving its other
 // annotations as they are.
 func (s annotationStore[T]) encode(obj T, ler *LeaderElectionRecord) error {
-	encoded, err := json.Marshal(ler)
+	encoded, err := encodeRecord(ler)
 	if err != nil {
 		return fmt.Errorf("%s: encode leader record: %w", s.describe, err)
 	}
@@ -131,4 +137,14 @@ func (s annotationStore[T]) RecordEvent(recorder EventRecorder, identity, event 
 	}
 	subject.GetObjectKind().SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(s.kind))
 	recorder.Eventf(subject, corev1.EventTypeNormal, "LeaderElection", "%s %s", identity, event)
+}
+
+// resourceVersion returns the resourceVersion of the object last read or
+// written, or "" if there is none.
+func (s annotationStore[T]) resourceVersion() string {
+	var none T
+	if cached := *s.cache; cached != none {
+		return cached.GetResourceVersion()
+	}
+	return ""
 }

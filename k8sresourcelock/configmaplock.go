@@ -60,6 +60,17 @@ func (cml *ConfigMapLock) Update(ctx context.Context, ler LeaderElectionRecord) 
 	return cml.store().Update(ctx, ler)
 }
 
+// ResourceVersion returns the resourceVersion of the ConfigMap as last read or
+// written, or "" before the first read or after one found it absent.
+func (cml *ConfigMapLock) ResourceVersion() string {
+	return cml.store().resourceVersion()
+}
+
+// Validate reports a ConfigMapLock without a client, namespace or name.
+func (cml *ConfigMapLock) Validate() error {
+	return validateMeta("configmap", cml.ConfigMapMeta, cml.Client == nil)
+}
+
 // RecordEvent records event s about this candidate on the ConfigMap. It does
 // nothing without an EventRecorder.
 func (cml *ConfigMapLock) RecordEvent(s string) {

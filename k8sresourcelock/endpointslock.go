@@ -62,6 +62,17 @@ func (el *EndpointsLock) Update(ctx context.Context, ler LeaderElectionRecord) e
 	return el.store().Update(ctx, ler)
 }
 
+// ResourceVersion returns the resourceVersion of the Endpoints object as last read or
+// written, or "" before the first read or after one found it absent.
+func (el *EndpointsLock) ResourceVersion() string {
+	return el.store().resourceVersion()
+}
+
+// Validate reports a EndpointsLock without a client, namespace or name.
+func (el *EndpointsLock) Validate() error {
+	return validateMeta("endpoints", el.EndpointsMeta, el.Client == nil)
+}
+
 // RecordEvent records event s about this candidate on the Endpoints object.
 // It does nothing without an EventRecorder.
 func (el *EndpointsLock) RecordEvent(s string) {

@@ -9,13 +9,17 @@
 // LeaderElectionRecordAnnotationKey annotation (the key as "holderKey"); a
 // Lease keeps it in its spec and the key in the LeaseHolderKey annotation.
 // Both layouts are the ones Istio's fork writes, so the two libraries can share
-// one lock.
+// one lock. Record times in an annotation are written to the microsecond
+// (RFC 3339 with a fraction, which every reader parses), so that two renewals
+// within one second differ in their bytes.
 package k8sresourcelock
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -127,6 +131,27 @@ type Interface interface {
 	Describe() string
 }
 
+// Versioned is implemented by a lock whose object the API server versions.
+// ResourceVersion returns the resourceVersion of the object as the lock last
+// read or wrote it (for a MultiLock, of both objects), or "" before it has
+// read one. The API server changes it on every write, so an elector that
+// compares it notices each renewal, even two within one second, whose records
+// encode to the same bytes (record times have whole-second precision). A
+// lock without it is compared by the bytes Get returns. Every lock kind of
+// this package has it.
+type Versioned interface {
+	ResourceVersion() string
+}
+
+// Validator is implemented by a lock that can tell whether it is fully built.
+// Validate returns an error naming what is missing or wrong (a nil client, an
+// empty name, a nil half of a MultiLock), so that NewLeaderElector reports a
+// badly built lock at once instead of failing on first use. Every lock kind
+// of this package has it.
+type Validator interface {
+	Validate() error
+}
+
 // New returns a lock of lockType (one of the *ResourceLock constants) on the
 // object ns/name.
 func New(lockType string, ns string, name string, coreClient corev1client.CoreV1Interface, coordinationClient coordinationv1client.CoordinationV1Interface, rlc ResourceLockConfig) (Interface, error) {
@@ -201,4 +226,51 @@ func NewFromKubeconfig(lockType string, ns string, name string, rlc ResourceLock
 // so that a renewal has time for a retry, but never under a second.
 func clientTimeout(renewDeadline time.Duration) time.Duration {
 	return max(renewDeadline/2, time.Second)
+}
+
+// validateMeta names what is missing from the object a lock of kind is built
+// on, and its client.
+func validateMeta(kind string, meta metav1.ObjectMeta, clientIsNil bool) error {
+	var errs []error
+	if meta.Namespace == "" {
+		errs = append(errs, fmt.Errorf("%s lock %q: namespace must not be empty", kind, meta.Name))
+	}
+	if meta.Name == "" {
+		errs = append(errs, fmt.Errorf("%s lock in namespace %q: name must not be empty", kind, meta.Namespace))
+	}
+	if clientIsNil {
+		errs = append(errs, fmt.Errorf("%s lock %s/%s: Client must not be nil", kind, meta.Namespace, meta.Name))
+	}
+	return joinErrors(errs)
+}
+
+// joinErrors is errors.Join on one line: nil for no errors, else each
+// message separated by "; ", all still matched by errors.Is and errors.As.
+func joinErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return joinedErrors(errs)
+}
+
+type joinedErrors []error
+
+func (e joinedErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e joinedErrors) Unwrap() []error { return e }
+
+// isNil reports whether lock is nil or a nil pointer in an interface, whose
+// methods would panic.
+func isNil(lock Interface) bool {
+	if lock == nil {
+		return true
+	}
+	v := reflect.ValueOf(lock)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }

@@ -2,12 +2,12 @@ package k8sresourcelock
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
@@ -43,13 +43,17 @@ func (ll *LeaseLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, er
 		return nil, nil, fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
 	}
 	lease, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Get(ctx, ll.LeaseMeta.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		// Nothing is left to write over: the next write must be a Create.
+		ll.lease = nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	ll.lease = lease
 	record := LeaseToLeaderElectionRecord(lease)
 	// A record always encodes: it holds only strings, numbers and times.
-	raw, err := json.Marshal(record)
+	raw, err := encodeRecord(record)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease lock %s: encode leader record: %w", ll.Describe(), err)
 	}
@@ -110,6 +114,20 @@ func (ll *LeaseLock) apply(lease *coordinationv1.Lease, ler *LeaderElectionRecor
 	if len(ll.OwnerReferences) > 0 {
 		lease.OwnerReferences = ll.OwnerReferences
 	}
+}
+
+// ResourceVersion returns the resourceVersion of the Lease as last read or
+// written, or "" before the first read or after one found it absent.
+func (ll *LeaseLock) ResourceVersion() string {
+	if ll.lease == nil {
+		return ""
+	}
+	return ll.lease.ResourceVersion
+}
+
+// Validate reports a LeaseLock without a client, namespace or name.
+func (ll *LeaseLock) Validate() error {
+	return validateMeta("lease", ll.LeaseMeta, ll.Client == nil)
 }
 
 // RecordEvent records event s about this candidate on the Lease. It does

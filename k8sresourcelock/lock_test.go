@@ -10,9 +10,12 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 )
@@ -273,4 +276,175 @@ func TestReadsIstioWireFormat(t *testing.T) {
 	if *got != want {
 		t.Errorf("decoded %+v, want %+v", *got, want)
 	}
+}
+
+// TestResourceVersionChangesOnEveryWrite: each lock kind reports the
+// resourceVersion of what it last read or wrote, so that an elector sees
+// every write, even two in one second; none before a read, none after a
+// read found the lock gone.
+func TestResourceVersionChangesOnEveryWrite(t *testing.T) {
+	for _, kind := range lockKinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			cs := fakekube.New()
+			lock := newLock(t, cs, kind, "a", "")
+			versioned, ok := lock.(Versioned)
+			if !ok {
+				t.Fatalf("%T does not report its resourceVersion", lock)
+			}
+			if v := versioned.ResourceVersion(); v != "" {
+				t.Fatalf("before any read: %q", v)
+			}
+			if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{versioned.ResourceVersion(): true}
+			for i := range 3 {
+				// The same record each time: only the version tells the writes apart.
+				if err := lock.Update(ctx, record("a", "", 0)); err != nil {
+					t.Fatal(err)
+				}
+				v := versioned.ResourceVersion()
+				if v == "" || seen[v] {
+					t.Fatalf("write %d left resourceVersion %q, seen before: %v", i, v, seen)
+				}
+				seen[v] = true
+			}
+			reader := newLock(t, cs, kind, "b", "")
+			if _, _, err := reader.Get(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := reader.(Versioned).ResourceVersion(), versioned.ResourceVersion(); got != want {
+				t.Fatalf("a reader sees version %q, the writer %q", got, want)
+			}
+		})
+	}
+	t.Run("multilock with a half that cannot tell", func(t *testing.T) {
+		cs := fakekube.New()
+		ml := &MultiLock{
+			Primary:   struct{ Interface }{newLock(t, cs, ConfigMapsResourceLock, "a", "")},
+			Secondary: newLock(t, cs, LeasesResourceLock, "a", ""),
+		}
+		if err := ml.Create(context.Background(), record("a", "", 0)); err != nil {
+			t.Fatal(err)
+		}
+		if v := ml.ResourceVersion(); v != "" {
+			t.Fatalf("ResourceVersion = %q, want none: the elector must compare the bytes instead", v)
+		}
+	})
+}
+
+// TestGetOfAGoneLockForgetsIt: once a read finds the object gone, there is
+// nothing to write over: Update asks for Get or Create, and no version is
+// reported.
+func TestGetOfAGoneLockForgetsIt(t *testing.T) {
+	for _, kind := range []string{LeasesResourceLock, ConfigMapsResourceLock, EndpointsResourceLock} {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			cs := fakekube.New()
+			lock := newLock(t, cs, kind, "a", "")
+			if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+				t.Fatal(err)
+			}
+			for _, resource := range []string{"leases", "configmaps", "endpoints"} {
+				_ = cs.Tracker().Delete(groupVersionResource(resource), ns, name)
+			}
+			if _, _, err := lock.Get(ctx); !apierrors.IsNotFound(err) {
+				t.Fatalf("Get = %v, want NotFound", err)
+			}
+			if v := lock.(Versioned).ResourceVersion(); v != "" {
+				t.Errorf("ResourceVersion after the lock is gone = %q", v)
+			}
+			if err := lock.Update(ctx, record("a", "", 0)); err == nil || !strings.Contains(err.Error(), "call Get or Create first") {
+				t.Errorf("Update after the lock is gone = %v", err)
+			}
+		})
+	}
+}
+
+// TestUpdateNeverChangesWhatGetReturned: the object a read returned may be
+// shared (an informer's cache); a write changes a copy of it, whether the
+// write succeeds or fails.
+func TestUpdateNeverChangesWhatGetReturned(t *testing.T) {
+	for _, kind := range []string{LeasesResourceLock, ConfigMapsResourceLock, EndpointsResourceLock} {
+		for _, fail := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/failing %v", kind, fail), func(t *testing.T) {
+				ctx := context.Background()
+				cs := fakekube.New()
+				if err := newLock(t, cs, kind, "x", "").Create(ctx, record("x", "old", 0)); err != nil {
+					t.Fatal(err)
+				}
+				stored, err := cs.Tracker().Get(groupVersionResource(kind), ns, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				shared := stored.DeepCopyObject()
+				pristine := shared.DeepCopyObject()
+				cs.PrependReactor("get", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, shared, nil
+				})
+				if fail {
+					cs.PrependReactor("update", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+						return true, nil, errors.New("refused")
+					})
+				}
+				mine, err := NewWithLabels(kind, ns, name, cs.CoreV1(), cs.CoordinationV1(),
+					ResourceLockConfig{Identity: "a", Key: "new"}, map[string]string{"team": "x"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := mine.Get(ctx); err != nil {
+					t.Fatal(err)
+				}
+				_ = mine.Update(ctx, record("a", "new", 1))
+				if !equality.Semantic.DeepEqual(shared, pristine) {
+					t.Fatalf("the object Get returned was changed by Update:\n%+v\nwant\n%+v", shared, pristine)
+				}
+			})
+		}
+	}
+}
+
+// TestValidate: each lock kind names what it is missing.
+func TestValidate(t *testing.T) {
+	meta := metav1.ObjectMeta{Namespace: ns, Name: name}
+	cs := fakekube.New()
+	cases := []struct {
+		lock Validator
+		want []string
+	}{
+		{&LeaseLock{LeaseMeta: meta, Client: cs.CoordinationV1()}, nil},
+		{&LeaseLock{LeaseMeta: meta}, []string{"lease lock istio-system/istio-leader: Client must not be nil"}},
+		{&ConfigMapLock{Client: cs.CoreV1()}, []string{`configmap lock "": namespace must not be empty`, `configmap lock in namespace "": name must not be empty`}},
+		{&EndpointsLock{EndpointsMeta: metav1.ObjectMeta{Namespace: ns}, Client: cs.CoreV1()}, []string{`endpoints lock in namespace "istio-system": name must not be empty`}},
+		{&MultiLock{Primary: &ConfigMapLock{ConfigMapMeta: meta}, Secondary: &LeaseLock{LeaseMeta: meta, Client: cs.CoordinationV1()}},
+			[]string{"multilock Primary: configmap lock istio-system/istio-leader: Client must not be nil"}},
+	}
+	for _, tc := range cases {
+		err := tc.lock.Validate()
+		if len(tc.want) == 0 {
+			if err != nil {
+				t.Errorf("%T: Validate = %v, want nil", tc.lock, err)
+			}
+			continue
+		}
+		if err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%T: Validate = %v, want one line", tc.lock, err)
+			continue
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%T: Validate = %q, does not say %q", tc.lock, err, want)
+			}
+		}
+	}
+}
+
+// groupVersionResource names the API resource of a single-object lock kind
+// (whose name is its resource's).
+func groupVersionResource(resource string) schema.GroupVersionResource {
+	if resource == LeasesResourceLock {
+		return coordinationv1.SchemeGroupVersion.WithResource(resource)
+	}
+	return corev1.SchemeGroupVersion.WithResource(resource)
 }

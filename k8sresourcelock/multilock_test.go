@@ -2,7 +2,11 @@ package k8sresourcelock
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,14 +31,27 @@ func TestMultiLockGetHeldByUnmigratedCandidate(t *testing.T) {
 	}
 }
 
-func TestMultiLockGetOwnPrimaryWithoutSecondaryIsNotFound(t *testing.T) {
+// TestMultiLockGetOwnPrimaryWithoutSecondary: after a rollout from a
+// ConfigMap lock to configmapsleases, the leader finds its own ConfigMap and
+// no Lease. Get returns the ConfigMap's record, so that the elector renews it
+// with its term, and the renewal creates the Lease.
+func TestMultiLockGetOwnPrimaryWithoutSecondary(t *testing.T) {
 	ctx := context.Background()
 	cs := fakekube.New()
-	if err := newLock(t, cs, ConfigMapsResourceLock, "new", "").Create(ctx, record("new", "", 0)); err != nil {
+	if err := newLock(t, cs, ConfigMapsResourceLock, "new", "").Create(ctx, record("new", "", 4)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := newLock(t, cs, ConfigMapsLeasesResourceLock, "new", "").Get(ctx); !apierrors.IsNotFound(err) {
-		t.Fatalf("Get = %v, want NotFound so that the elector creates the Lease", err)
+	lock := newLock(t, cs, ConfigMapsLeasesResourceLock, "new", "")
+	got, _, err := lock.Get(ctx)
+	if err != nil || got.HolderIdentity != "new" || got.LeaderTransitions != 4 {
+		t.Fatalf("Get = %+v, %v; want the ConfigMap's record", got, err)
+	}
+	if err := lock.Update(ctx, *got); err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	lease, _, err := newLock(t, cs, LeasesResourceLock, "x", "").Get(ctx)
+	if err != nil || lease.HolderIdentity != "new" || lease.LeaderTransitions != 4 {
+		t.Fatalf("Lease after the renewal = %+v, %v; want it created with the term", lease, err)
 	}
 }
 
@@ -125,24 +142,19 @@ func TestMultiLockCreateLosingTheRaceClaimsNothing(t *testing.T) {
 	}
 }
 
-// TestMultiLockCreateOverOwnPrimary: after a migration rollout, a candidate
-// that held the old lock finds only its Secondary missing and creates it.
-func TestMultiLockCreateOverOwnPrimary(t *testing.T) {
+// TestMultiLockCreateNeverWritesOverAPrimary: Create is for an absent lock;
+// a Primary that exists, even one naming us, is left to Update.
+func TestMultiLockCreateNeverWritesOverAPrimary(t *testing.T) {
 	ctx := context.Background()
 	cs := fakekube.New()
 	if err := newLock(t, cs, ConfigMapsResourceLock, "a", "").Create(ctx, record("a", "", 3)); err != nil {
 		t.Fatal(err)
 	}
-	lock := newLock(t, cs, ConfigMapsLeasesResourceLock, "a", "")
-	if _, _, err := lock.Get(ctx); !apierrors.IsNotFound(err) {
-		t.Fatalf("Get = %v, want NotFound", err)
+	if err := newLock(t, cs, ConfigMapsLeasesResourceLock, "a", "").Create(ctx, record("a", "k", 0)); !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("Create over an existing Primary = %v, want AlreadyExists", err)
 	}
-	if err := lock.Create(ctx, record("a", "k", 3)); err != nil {
-		t.Fatalf("Create over our own Primary: %v", err)
-	}
-	got, _, err := lock.Get(ctx)
-	if err != nil || got.HolderIdentity != "a" || got.HolderKey != "k" {
-		t.Fatalf("Get = %+v, %v", got, err)
+	if got, _, _ := newLock(t, cs, ConfigMapsResourceLock, "x", "").Get(ctx); got.LeaderTransitions != 3 {
+		t.Fatalf("Primary after the refused Create = %+v, want it untouched", got)
 	}
 }
 
@@ -192,5 +204,77 @@ func TestMultiLockUpdateRecreatesADeletedSecondary(t *testing.T) {
 	}
 	if got, _, err := newLock(t, cs, LeasesResourceLock, "x", "").Get(ctx); err != nil || got.HolderIdentity != "a" {
 		t.Fatalf("Lease after Update = %+v, %v", got, err)
+	}
+}
+
+// TestMultiLockUnreadableHalf: when either half's record cannot be decoded,
+// Get reports it after reading both, so that a takeover can write over both;
+// a renewal of either half still shows in the raw bytes.
+func TestMultiLockUnreadableHalf(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	writer := newLock(t, cs, ConfigMapsLeasesResourceLock, "a", "")
+	if err := writer.Create(ctx, record("a", "", 2)); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Annotations[LeaderElectionRecordAnnotationKey] = "{garbage"
+	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lock := newLock(t, cs, ConfigMapsLeasesResourceLock, "b", "")
+	_, raw1, err := lock.Get(ctx)
+	if !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("Get = %v, want ErrInvalidRecord", err)
+	}
+	// The Lease half renews: the bytes change though the ConfigMap's do not.
+	leaseOnly := newLock(t, cs, LeasesResourceLock, "a", "")
+	if _, _, err := leaseOnly.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	renewed := record("a", "", 2)
+	renewed.RenewTime = metav1.NewTime(renewed.RenewTime.Add(300 * time.Millisecond))
+	if err := leaseOnly.Update(ctx, renewed); err != nil {
+		t.Fatal(err)
+	}
+	if _, raw2, _ := lock.Get(ctx); string(raw1) == string(raw2) {
+		t.Fatal("a renewal of the Lease half left the raw bytes unchanged")
+	}
+	if err := lock.Update(ctx, record("b", "", 3)); err != nil {
+		t.Fatalf("takeover over the unreadable half: %v", err)
+	}
+	if got, _, err := lock.Get(ctx); err != nil || got.HolderIdentity != "b" {
+		t.Fatalf("Get after the takeover = %+v, %v; want b on both halves", got, err)
+	}
+}
+
+// TestMultiLockBadlyBuilt: a MultiLock with a missing half reports it from
+// Validate and from every call that needs both halves, and never panics.
+func TestMultiLockBadlyBuilt(t *testing.T) {
+	ctx := context.Background()
+	lease := newLock(t, fakekube.New(), LeasesResourceLock, "a", "k")
+	for _, ml := range []*MultiLock{{}, {Primary: lease}, {Secondary: lease}, {Primary: (*ConfigMapLock)(nil), Secondary: lease}} {
+		t.Run(fmt.Sprintf("%T-%T", ml.Primary, ml.Secondary), func(t *testing.T) {
+			if err := ml.Validate(); err == nil || !strings.Contains(err.Error(), "must not be nil") {
+				t.Errorf("Validate = %v, want a missing half named", err)
+			}
+			if _, _, err := ml.Get(ctx); err == nil || !strings.Contains(err.Error(), "must both be set") {
+				t.Errorf("Get = %v", err)
+			}
+			if err := ml.Create(ctx, record("a", "", 0)); err == nil {
+				t.Error("Create succeeded")
+			}
+			if err := ml.Update(ctx, record("a", "", 0)); err == nil {
+				t.Error("Update succeeded")
+			}
+			ml.RecordEvent("x")
+			_, _, _ = ml.Describe(), ml.Identity(), ml.Key()
+			if ml.ResourceVersion() != "" {
+				t.Errorf("ResourceVersion = %q", ml.ResourceVersion())
+			}
+		})
 	}
 }

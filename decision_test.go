@@ -1,0 +1,91 @@
+package k8sleaderelection
+
+import "testing"
+
+// TestDecide is the election rule, one row per verdict and per way to reach
+// it. Fields left out of a row are false.
+func TestDecide(t *testing.T) {
+	cases := []struct {
+		name string
+		s    situation
+		want verdict
+	}{
+		{"absent lock: create", situation{}, verdictCreate},
+		{"absent lock, would outrank: still create", situation{outranks: true}, verdictCreate},
+		{"names us after a restart: renew", situation{exists: true, ours: true}, verdictRenew},
+		{"names us, expired: renew", situation{exists: true, ours: true, expired: true}, verdictRenew},
+		{"leading and names us: renew", situation{exists: true, ours: true, leading: true}, verdictRenew},
+		{"free: take", situation{exists: true, free: true}, verdictTakeFree},
+		{"free and expired: take free", situation{exists: true, free: true, expired: true}, verdictTakeFree},
+		{"another holder, expired: take", situation{exists: true, expired: true}, verdictTakeExpired},
+		{"another holder, expired, would outrank: take expired", situation{exists: true, expired: true, outranks: true}, verdictTakeExpired},
+		{"another holder, running, we outrank: preempt", situation{exists: true, outranks: true}, verdictPreempt},
+		{"another holder, running: wait", situation{exists: true}, verdictWait},
+		// A leader steps down whatever it finds, if it is not itself.
+		{"leading, another holder: step down", situation{exists: true, leading: true}, verdictStepDown},
+		{"leading, another holder we outrank: step down", situation{exists: true, leading: true, outranks: true}, verdictStepDown},
+		{"leading, another holder expired: step down", situation{exists: true, leading: true, expired: true}, verdictStepDown},
+		{"leading, preempted then released: step down", situation{exists: true, leading: true, free: true}, verdictStepDown},
+		{"leading, unreadable record: step down", situation{exists: true, leading: true}, verdictStepDown},
+		{"leading, lock deleted: step down", situation{leading: true}, verdictStepDown},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := decide(tc.s); got != tc.want {
+				t.Fatalf("decide(%+v) = %v, want %v", tc.s, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRankMattersOnlyForARunningForeignLease: KeyComparison is user code,
+// asked only where its answer can change the verdict.
+func TestRankMattersOnlyForARunningForeignLease(t *testing.T) {
+	cases := []struct {
+		name string
+		s    situation
+		want bool
+	}{
+		{"another holder, running", situation{exists: true}, true},
+		{"absent", situation{}, false},
+		{"ours", situation{exists: true, ours: true}, false},
+		{"free", situation{exists: true, free: true}, false},
+		{"expired", situation{exists: true, expired: true}, false},
+		{"we lead", situation{exists: true, leading: true}, false},
+	}
+	for _, tc := range cases {
+		if got := tc.s.rankMatters(); got != tc.want {
+			t.Errorf("%s: rankMatters = %v, want %v", tc.name, got, tc.want)
+		}
+		// Where rank does not matter, the verdict is the same either way.
+		if !tc.want {
+			with := tc.s
+			with.outranks = true
+			if decide(with) != decide(tc.s) {
+				t.Errorf("%s: rank changed the verdict though rankMatters is false", tc.name)
+			}
+		}
+	}
+}
+
+func TestVerdictProperties(t *testing.T) {
+	for _, tc := range []struct {
+		v             verdict
+		name          string
+		writes, hands bool
+	}{
+		{verdictCreate, "create", true, false},
+		{verdictWait, "wait", false, false},
+		{verdictTakeFree, "take free lock", true, true},
+		{verdictTakeExpired, "take expired lock", true, true},
+		{verdictPreempt, "preempt", true, true},
+		{verdictRenew, "renew", true, false},
+		{verdictStepDown, "step down", false, false},
+		{verdict(99), "unknown", true, false},
+	} {
+		if tc.v.String() != tc.name || tc.v.writes() != tc.writes || tc.v.changesHands() != tc.hands {
+			t.Errorf("verdict %d: %q writes %v changes hands %v; want %q %v %v",
+				int(tc.v), tc.v, tc.v.writes(), tc.v.changesHands(), tc.name, tc.writes, tc.hands)
+		}
+	}
+}

@@ -1,0 +1,40 @@
+package k8sresourcelock
+
+import (
+	"encoding/json"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// wireRecord is LeaderElectionRecord as this package writes it: the same
+// fields under the same names, with times to the microsecond instead of the
+// second. Every reader of the record (client-go's, Istio's fork, ours) parses
+// RFC 3339 times with or without a fraction, so the finer times are read
+// back as they were written. They make two renewals within one second encode
+// to different bytes, so that an elector comparing a record's bytes (on a
+// clientset that does not version objects) still sees both.
+type wireRecord struct {
+	HolderIdentity       string                                  `json:"holderIdentity"`
+	HolderKey            string                                  `json:"holderKey"`
+	LeaseDurationSeconds int                                     `json:"leaseDurationSeconds"`
+	AcquireTime          metav1.MicroTime                        `json:"acquireTime"`
+	RenewTime            metav1.MicroTime                        `json:"renewTime"`
+	LeaderTransitions    int                                     `json:"leaderTransitions"`
+	Strategy             coordinationv1.CoordinatedLeaseStrategy `json:"strategy"`
+	PreferredHolder      string                                  `json:"preferredHolder"`
+}
+
+// encodeRecord encodes r as JSON with microsecond times; see wireRecord.
+func encodeRecord(r *LeaderElectionRecord) ([]byte, error) {
+	return json.Marshal(wireRecord{
+		HolderIdentity:       r.HolderIdentity,
+		HolderKey:            r.HolderKey,
+		LeaseDurationSeconds: r.LeaseDurationSeconds,
+		AcquireTime:          metav1.MicroTime{Time: r.AcquireTime.Time},
+		RenewTime:            metav1.MicroTime{Time: r.RenewTime.Time},
+		LeaderTransitions:    r.LeaderTransitions,
+		Strategy:             r.Strategy,
+		PreferredHolder:      r.PreferredHolder,
+	})
+}

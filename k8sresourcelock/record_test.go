@@ -1,0 +1,129 @@
+package k8sresourcelock
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	upstream "k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
+)
+
+// TestWireNames pins the names other libraries read and write. They are the
+// compatibility contract, so the test spells them out rather than using the
+// constants.
+func TestWireNames(t *testing.T) {
+	for got, want := range map[string]string{
+		LeaderElectionRecordAnnotationKey: "control-plane.alpha.kubernetes.io/leader",
+		LeaseHolderKey:                    "leader.istio.io/holder-key",
+		UnknownLeader:                     "leaderelection.k8s.io/unknown",
+		EndpointsResourceLock:             "endpoints",
+		ConfigMapsResourceLock:            "configmaps",
+		LeasesResourceLock:                "leases",
+		EndpointsLeasesResourceLock:       "endpointsleases",
+		ConfigMapsLeasesResourceLock:      "configmapsleases",
+	} {
+		if got != want {
+			t.Errorf("wire name %q, want %q", got, want)
+		}
+	}
+}
+
+// TestWrittenObjectsCarryTheWireFormat reads the objects our locks write the
+// way another library would: by the literal annotation keys and JSON field
+// names.
+func TestWrittenObjectsCarryTheWireFormat(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	renewed := time.Date(2026, 11, 27, 10, 0, 5, 123456000, time.UTC)
+	rec := record("a", "stable", 7)
+	rec.RenewTime = metav1.NewTime(renewed)
+	for _, kind := range []string{ConfigMapsResourceLock, EndpointsResourceLock, LeasesResourceLock} {
+		if err := newLock(t, cs, kind, "a", "stable").Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := cs.CoreV1().Endpoints(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, annotation := range map[string]string{
+		"configmap": cm.Annotations["control-plane.alpha.kubernetes.io/leader"],
+		"endpoints": ep.Annotations["control-plane.alpha.kubernetes.io/leader"],
+	} {
+		var fields map[string]any
+		if err := json.Unmarshal([]byte(annotation), &fields); err != nil {
+			t.Fatalf("%s annotation %q: %v", what, annotation, err)
+		}
+		for key, want := range map[string]any{
+			"holderIdentity": "a", "holderKey": "stable", "leaseDurationSeconds": 15.0,
+			"leaderTransitions": 7.0, "renewTime": "2026-11-27T10:00:05.123456Z",
+			"acquireTime": "2026-11-27T10:00:00.000000Z", "strategy": "", "preferredHolder": "",
+		} {
+			if fields[key] != want {
+				t.Errorf("%s annotation field %q = %v, want %v (all: %s)", what, key, fields[key], want, annotation)
+			}
+		}
+		// client-go's own record type reads our finer times to the same instant.
+		var theirs upstream.LeaderElectionRecord
+		if err := json.Unmarshal([]byte(annotation), &theirs); err != nil {
+			t.Fatalf("client-go cannot decode the %s record: %v", what, err)
+		}
+		if theirs.HolderIdentity != "a" || !theirs.RenewTime.Time.Equal(renewed) || theirs.LeaderTransitions != 7 {
+			t.Errorf("client-go reads the %s record as %+v", what, theirs)
+		}
+	}
+
+	lease, err := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lease.Annotations["leader.istio.io/holder-key"]; got != "stable" {
+		t.Errorf("lease key annotation = %q, want stable", got)
+	}
+	if *lease.Spec.HolderIdentity != "a" || *lease.Spec.LeaseDurationSeconds != 15 || *lease.Spec.LeaseTransitions != 7 ||
+		!lease.Spec.RenewTime.Time.Equal(renewed) {
+		t.Errorf("lease spec = %+v", lease.Spec)
+	}
+}
+
+// TestRenewalsWithinASecondEncodeApart: our records carry microseconds, so
+// two renewals within one second differ in their bytes, for every lock kind:
+// an elector on a clientset without resourceVersions still sees both.
+func TestRenewalsWithinASecondEncodeApart(t *testing.T) {
+	for _, kind := range lockKinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			cs := fakekube.New()
+			lock := newLock(t, cs, kind, "a", "")
+			rec := record("a", "", 0)
+			if err := lock.Create(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			reader := newLock(t, cs, kind, "b", "")
+			_, before, err := reader.Get(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.RenewTime = metav1.NewTime(rec.RenewTime.Add(400 * time.Millisecond))
+			if err := lock.Update(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			_, after, err := reader.Get(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(before) == string(after) {
+				t.Fatalf("a renewal 400ms later encodes the same: %s", after)
+			}
+		})
+	}
+}

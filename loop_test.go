@@ -1,0 +1,591 @@
+package k8sleaderelection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+// These tests run the real loops inside a synctest bubble: time is virtual,
+// advances only when every goroutine of the test is blocked, and so every
+// duration measured here is exact and repeatable.
+
+// hang makes a hookedLock's requests wait for their context to end while
+// *on is true, as a real client's do when the API server never answers.
+func hang(on *atomic.Bool) func(rl.Interface) rl.Interface {
+	wait := func(ctx context.Context) error {
+		if on.Load() {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	return func(lock rl.Interface) rl.Interface {
+		return &hookedLock{Interface: lock, beforeGet: wait,
+			beforeWrite: func(ctx context.Context, _ rl.LeaderElectionRecord) error { return wait(ctx) }}
+	}
+}
+
+// cutOff makes a hookedLock's requests fail at once while *on is true, as
+// when the candidate's network to the API server is down.
+func cutOff(on *atomic.Bool) func(rl.Interface) rl.Interface {
+	fail := func(context.Context) error {
+		if on.Load() {
+			return errors.New("connection refused")
+		}
+		return nil
+	}
+	return func(lock rl.Interface) rl.Interface {
+		return &hookedLock{Interface: lock, beforeGet: fail,
+			beforeWrite: func(ctx context.Context, _ rl.LeaderElectionRecord) error { return fail(ctx) }}
+	}
+}
+
+// member competes like istiod: whenever its Run returns it runs again,
+// until ctx is done. Its tenures go to f.
+func member(t *testing.T, ctx context.Context, wg *sync.WaitGroup, lec LeaderElectionConfig, f *fleet) *LeaderElector {
+	id := lec.Lock.Identity()
+	lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
+		f.begin(id)
+		<-ctx.Done()
+		f.end(id)
+	}
+	lec.Callbacks.OnStoppedLeading = func() {}
+	le := newTestElector(t, lec, nil)
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			le.Run(ctx)
+		}
+	})
+	return le
+}
+
+// TestAcquireRetriesAreJittered: attempts against a held lock are spaced by
+// RetryPeriod plus a random share of up to JitterFactor*RetryPeriod.
+func TestAcquireRetriesAreJittered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		holder := otherHolds("", 0)
+		writeRecord(t, cs, rl.LeasesResourceLock, holder)
+		var mu sync.Mutex
+		var reads []time.Time
+		lock := &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "us", ""), beforeGet: func(context.Context) error {
+			mu.Lock()
+			reads = append(reads, time.Now())
+			mu.Unlock()
+			return nil
+		}}
+		ctx, cancel := context.WithCancel(t.Context())
+		c := runCandidate(t, ctx, testConfig(lock), nil)
+		for range 40 { // the holder keeps renewing, so we keep trying
+			time.Sleep(retryPeriod)
+			holder.RenewTime = metav1.NewTime(time.Now())
+			writeRecord(t, cs, rl.LeasesResourceLock, holder)
+		}
+		cancel()
+		c.finished(t)
+		mu.Lock()
+		defer mu.Unlock()
+		distinct := map[time.Duration]bool{}
+		for i := 1; i < len(reads); i++ {
+			gap := reads[i].Sub(reads[i-1])
+			if gap < retryPeriod || gap > maxAcquireWait {
+				t.Errorf("attempt %d came %v after the one before, want between %v and %v", i, gap, retryPeriod, maxAcquireWait)
+			}
+			distinct[gap] = true
+		}
+		if len(reads) < 10 || len(distinct) < len(reads)/2 {
+			t.Fatalf("%d attempts with %d distinct gaps: not jittered", len(reads), len(distinct))
+		}
+	})
+}
+
+// TestHungRequestsCannotKeepALeaderLeading: requests that never answer
+// (until their context ends) must not hold a leader past RenewDeadline.
+func TestHungRequestsCannotKeepALeaderLeading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var hung atomic.Bool
+		lock := hang(&hung)(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "us", ""))
+		c := runCandidate(t, t.Context(), testConfig(lock), nil)
+		leadCtx := c.leading(t)
+		time.Sleep(retryPeriod / 2)
+		hung.Store(true)
+		hungAt := time.Now()
+		receive(t, leadCtx.Done(), "the leader to stop")
+		if since := time.Since(hungAt); since > renewDeadline {
+			t.Fatalf("led on for %v with hung requests, want at most renewDeadline (%v)", since, renewDeadline)
+		}
+		hung.Store(false)
+		c.finished(t)
+	})
+}
+
+// TestHungRequestDoesNotStallAcquiring: one attempt that never answers times
+// out, and the next attempt goes ahead.
+func TestHungRequestDoesNotStallAcquiring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var hung atomic.Bool
+		hung.Store(true)
+		lock := hang(&hung)(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "us", ""))
+		ctx, cancel := context.WithCancel(t.Context())
+		c := runCandidate(t, ctx, testConfig(lock), nil)
+		time.Sleep(renewDeadline + time.Millisecond)
+		hung.Store(false)
+		c.leading(t)
+		if waited := time.Since(c.startAt); waited > renewDeadline+maxAcquireWait {
+			t.Fatalf("acquired after %v, want within one timed-out attempt and one retry", waited)
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
+// TestAttemptTimeoutIsADeadline: an attempt cut short by its timeout says
+// so: its error wraps context.DeadlineExceeded.
+func TestAttemptTimeoutIsADeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var hung atomic.Bool
+		hung.Store(true)
+		lock := hang(&hung)(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "us", ""))
+		le := newTestElector(t, testConfig(lock), nil)
+		ctx, cancel := le.withTimeout(context.Background(), renewDeadline)
+		defer cancel()
+		if _, err := le.tryAcquireOrRenew(ctx, false); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("error = %v, want one wrapping context.DeadlineExceeded", err)
+		}
+	})
+}
+
+// TestFailedWritesNeverLead: a candidate whose every create or takeover
+// loses a race never starts leading.
+func TestFailedWritesNeverLead(t *testing.T) {
+	for _, failure := range []error{
+		apierrors.NewAlreadyExists(schema.GroupResource{Resource: "leases"}, testLockName),
+		apierrors.NewConflict(schema.GroupResource{Resource: "leases"}, testLockName, errors.New("modified")),
+	} {
+		t.Run(fmt.Sprint(apierrors.ReasonForError(failure)), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fakekube.New()
+				writeRecord(t, cs, rl.LeasesResourceLock, released(0))
+				lock := &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "us", ""),
+					beforeWrite: func(context.Context, rl.LeaderElectionRecord) error { return failure }}
+				ctx, cancel := context.WithCancel(t.Context())
+				c := runCandidate(t, ctx, testConfig(lock), nil)
+				time.Sleep(5 * leaseDuration)
+				if len(c.started) != 0 || c.le.IsLeader() {
+					t.Fatal("a candidate whose writes all failed started leading")
+				}
+				cancel()
+				c.finished(t)
+			})
+		})
+	}
+}
+
+// TestPreemptedLeaderStepsDownOnNextRenewal is the step-down guarantee: the
+// old leader's context is cancelled by the first renewal after the steal, at
+// most one RetryPeriod later, not after RenewDeadline. It holds on the stock
+// fake too, which accepts the old leader's write over the new holder's.
+func TestPreemptedLeaderStepsDownOnNextRenewal(t *testing.T) {
+	for _, fk := range fakes {
+		for _, kind := range lockKinds {
+			t.Run(fk.name+"/"+kind, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+
+					low := testConfig(newTestLock(t, cs, kind, "a", "canary"))
+					low.KeyComparison = outranksAllBut("canary")
+					a := runCandidate(t, ctx, low, nil)
+					aLeading := a.leading(t)
+					time.Sleep(retryPeriod / 2) // the steal lands between renewals
+
+					high := testConfig(newTestLock(t, cs, kind, "b", "stable"))
+					high.KeyComparison = outranksAllBut("stable")
+					b := runCandidate(t, ctx, high, nil)
+					b.leading(t)
+					stolenAt := time.Now()
+					if stolenAt != b.startAt {
+						t.Fatalf("b took %v to preempt, want its first attempt", stolenAt.Sub(b.startAt))
+					}
+
+					receive(t, aLeading.Done(), "the preempted leader to step down")
+					if overlap := time.Since(stolenAt); overlap > retryPeriod {
+						t.Fatalf("a led on for %v after the steal, want at most one RetryPeriod (%v)", overlap, retryPeriod)
+					}
+					a.finished(t)
+					receive(t, a.stopped, "OnStoppedLeading")
+					time.Sleep(3 * retryPeriod)
+					rec := readRecord(t, cs, kind)
+					if rec.HolderIdentity != "b" || rec.HolderKey != "stable" || rec.LeaderTransitions != 1 {
+						t.Fatalf("record after the steal: %+v; want b, stable, 1 transition", rec)
+					}
+					if a.le.IsLeader() || !b.le.IsLeader() {
+						t.Fatalf("IsLeader: a %v, b %v", a.le.IsLeader(), b.le.IsLeader())
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestPreemptedThenReleasedLeaderStepsDown: a leader is preempted, and the
+// preemptor releases the lock before the old leader's next renewal. The old
+// leader finds the lock free, but it changed hands since its last write:
+// it steps down instead of leading on as if it had never lost the lock.
+func TestPreemptedThenReleasedLeaderStepsDown(t *testing.T) {
+	for _, fk := range fakes {
+		for _, kind := range lockKinds {
+			t.Run(fk.name+"/"+kind, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					low := testConfig(newTestLock(t, cs, kind, "a", "canary"))
+					a := runCandidate(t, ctx, low, nil)
+					aLeading := a.leading(t)
+					time.Sleep(retryPeriod / 4)
+
+					bCtx, stopB := context.WithCancel(ctx)
+					high := testConfig(newTestLock(t, cs, kind, "b", "stable"))
+					high.KeyComparison = outranksAllBut("stable")
+					high.ReleaseOnCancel = true
+					b := runCandidate(t, bCtx, high, nil)
+					b.leading(t)
+					stolenAt := time.Now()
+					time.Sleep(retryPeriod / 4)
+					stopB()
+					b.finished(t)
+					if rec := readRecord(t, cs, kind); rec.HolderIdentity != "" {
+						t.Fatalf("b did not release: %+v", rec)
+					}
+					receive(t, aLeading.Done(), "the preempted leader to step down")
+					if overlap := time.Since(stolenAt); overlap > retryPeriod {
+						t.Fatalf("a led on for %v after the steal, want at most one RetryPeriod", overlap)
+					}
+					a.finished(t)
+				})
+			})
+		}
+	}
+}
+
+// TestLeaderStopsWithinRenewDeadline cuts a leader off from the API: it must
+// stop leading no later than RenewDeadline after its last renewal, which is
+// before anyone else may take the lock.
+func TestLeaderStopsWithinRenewDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		a := runCandidate(t, t.Context(), testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "")), nil)
+		leadCtx := a.leading(t)
+		time.Sleep(3*retryPeriod + retryPeriod/2)
+		cutAt := time.Now()
+		cs.SetOutage(errors.New("connection refused"))
+		receive(t, leadCtx.Done(), "the cut-off leader to stop")
+		// The last renewal was at most one RetryPeriod before the cut.
+		if since := time.Since(cutAt); since > renewDeadline || since < renewDeadline-retryPeriod {
+			t.Fatalf("stopped %v after the cut, want between %v and %v", since, renewDeadline-retryPeriod, renewDeadline)
+		}
+		a.finished(t)
+	})
+}
+
+// TestRewriterNeverMakesTwoLeaders: something keeps rewriting the record with
+// garbage while two candidates, which rejoin whenever they lose, compete for
+// it. At no period are there ever two leaders. A rewrite faster than the
+// lease keeps everyone from leading (nobody can tell it from a live leader);
+// a slower one lets a candidate take the lock between rewrites.
+func TestRewriterNeverMakesTwoLeaders(t *testing.T) {
+	// Faster than a retry, between a retry and a lease, slower than a lease.
+	periods := []time.Duration{200 * time.Millisecond, 1500 * time.Millisecond, 5 * time.Second, 20 * time.Second}
+	for _, fk := range fakes {
+		for _, kind := range []string{rl.ConfigMapsResourceLock, rl.EndpointsLeasesResourceLock} {
+			for _, period := range periods {
+				t.Run(fmt.Sprintf("%s/%s/every %v", fk.name, kind, period), func(t *testing.T) {
+					t.Parallel()
+					synctest.Test(t, func(t *testing.T) {
+						cs := fk.new()
+						ctx, cancel := context.WithCancel(t.Context())
+						var wg sync.WaitGroup
+						f := newFleet()
+						member(t, ctx, &wg, testConfig(newTestLock(t, cs, kind, "a", "")), f)
+						time.Sleep(retryPeriod)
+						member(t, ctx, &wg, testConfig(newTestLock(t, cs, kind, "b", "")), f)
+						time.Sleep(retryPeriod)
+						wg.Go(func() {
+							for i := 0; ctx.Err() == nil; i++ {
+								_ = scribble(ctx, cs, kind, fmt.Sprintf("junk-%d", i))
+								time.Sleep(period)
+							}
+						})
+						time.Sleep(max(time.Minute, 8*period))
+						cancel()
+						wg.Wait()
+						f.check(t)
+						acquisitions, _ := f.count()
+						if period < leaseDuration && acquisitions != 1 {
+							t.Fatalf("%d acquisitions with the record rewritten every %v; want only the first, before the rewrites", acquisitions, period)
+						}
+						if period > leaseDuration+maxAcquireWait && acquisitions < 3 {
+							t.Fatalf("%d acquisitions with the record rewritten every %v; want the lock taken between rewrites", acquisitions, period)
+						}
+					})
+				})
+			}
+		}
+	}
+}
+
+// TestSubSecondTimings: with sub-second retry periods a leader renews several
+// times within one wall-clock second. Followers must see every renewal, so
+// that they never take the lock from a healthy leader, and never from a
+// cut-off one before it has stopped.
+func TestSubSecondTimings(t *testing.T) {
+	timings := []struct{ lease, renew, retry time.Duration }{
+		{2 * time.Second, 1500 * time.Millisecond, 400 * time.Millisecond},
+		{1 * time.Second, 900 * time.Millisecond, 700 * time.Millisecond},
+	}
+	// One kind per record layout; TestRenewalsWithinOneSecondAreSeen
+	// covers every kind one attempt at a time.
+	kinds := []string{rl.LeasesResourceLock, rl.ConfigMapsResourceLock, rl.EndpointsLeasesResourceLock}
+	for _, fk := range fakes {
+		for _, kind := range kinds {
+			for _, tm := range timings {
+				name := fmt.Sprintf("%s/%s/%v-%v-%v", fk.name, kind, tm.lease, tm.renew, tm.retry)
+				config := func(lock rl.Interface) LeaderElectionConfig {
+					lec := testConfig(lock)
+					lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.lease, tm.renew, tm.retry
+					return lec
+				}
+				t.Run(name+"/healthy leader", func(t *testing.T) {
+					t.Parallel()
+					synctest.Test(t, func(t *testing.T) {
+						cs := fk.new()
+						ctx, cancel := context.WithCancel(t.Context())
+						var wg sync.WaitGroup
+						f := newFleet()
+						for _, id := range []string{"a", "b", "c"} {
+							member(t, ctx, &wg, config(newTestLock(t, cs, kind, id, "")), f)
+							time.Sleep(tm.retry / 3)
+						}
+						time.Sleep(time.Minute)
+						cancel()
+						wg.Wait()
+						f.check(t)
+						if acquisitions, _ := f.count(); acquisitions != 1 {
+							t.Fatalf("%d acquisitions in a minute without a fault; want 1", acquisitions)
+						}
+					})
+				})
+				t.Run(name+"/cut-off leader", func(t *testing.T) {
+					t.Parallel()
+					synctest.Test(t, func(t *testing.T) {
+						cs := fk.new()
+						ctx, cancel := context.WithCancel(t.Context())
+						var wg sync.WaitGroup
+						f := newFleet()
+						var cut atomic.Bool
+						leader := member(t, ctx, &wg, config(cutOff(&cut)(newTestLock(t, cs, kind, "a", ""))), f)
+						time.Sleep(tm.retry / 3)
+						for _, id := range []string{"b", "c"} {
+							member(t, ctx, &wg, config(newTestLock(t, cs, kind, id, "")), f)
+						}
+						for round := range 5 {
+							time.Sleep(3*tm.lease + time.Duration(round)*tm.retry/7)
+							if leader.IsLeader() {
+								cut.Store(true)
+							}
+							time.Sleep(3 * tm.lease)
+							cut.Store(false)
+						}
+						cancel()
+						wg.Wait()
+						f.check(t)
+						if acquisitions, _ := f.count(); acquisitions < 2 {
+							t.Fatalf("%d acquisitions; the cut-off leader was never replaced", acquisitions)
+						}
+					})
+				})
+			}
+		}
+	}
+}
+
+// TestManyCandidatesOneLeader: five candidates start at once; one leads and
+// keeps leading.
+func TestManyCandidatesOneLeader(t *testing.T) {
+	for _, fk := range fakes {
+		for _, kind := range lockKinds {
+			t.Run(fk.name+"/"+kind, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					var wg sync.WaitGroup
+					f := newFleet()
+					var electors []*LeaderElector
+					for _, id := range []string{"a", "b", "c", "d", "e"} {
+						electors = append(electors, member(t, ctx, &wg, testConfig(newTestLock(t, cs, kind, id, "")), f))
+					}
+					time.Sleep(3 * leaseDuration)
+					leaders := 0
+					for _, le := range electors {
+						if le.IsLeader() {
+							leaders++
+						}
+					}
+					cancel()
+					wg.Wait()
+					f.check(t)
+					if acquisitions, _ := f.count(); leaders != 1 || acquisitions != 1 {
+						t.Fatalf("leaders %d, acquisitions %d; want 1, 1", leaders, acquisitions)
+					}
+				})
+			})
+		}
+	}
+}
+
+func TestThreeKeysInEveryOrderEndWithTheHighest(t *testing.T) {
+	orders := [][]string{
+		{"old", "canary", "stable"}, {"old", "stable", "canary"}, {"canary", "old", "stable"},
+		{"canary", "stable", "old"}, {"stable", "old", "canary"}, {"stable", "canary", "old"},
+	}
+	for _, order := range orders {
+		t.Run(order[0]+"-"+order[1]+"-"+order[2], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fakekube.New()
+				ctx, cancel := context.WithCancel(t.Context())
+				var wg sync.WaitGroup
+				f := newFleet()
+				byKey := map[string]*LeaderElector{}
+				for _, key := range order {
+					lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, key, key))
+					lec.KeyComparison = outranksAllBut(key)
+					byKey[key] = member(t, ctx, &wg, lec, f)
+					time.Sleep(retryPeriod)
+				}
+				time.Sleep(3 * leaseDuration)
+				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "stable" {
+					t.Fatalf("leader = %q, want stable", rec.HolderIdentity)
+				}
+				for key, le := range byKey {
+					if le.IsLeader() != (key == "stable") {
+						t.Errorf("%s IsLeader = %v", key, le.IsLeader())
+					}
+				}
+				acquisitions, _ := f.count()
+				cancel()
+				wg.Wait()
+				// Each key leads at most once: a lower key never takes the
+				// lock back from a higher one.
+				if acquisitions > 3 {
+					t.Fatalf("%d acquisitions for three keys: someone took the lock back", acquisitions)
+				}
+			})
+		})
+	}
+}
+
+// TestMigratingLeaderYieldsToALeaseOnlyPreemptor: mid-migration, a leader on
+// a ConfigMap+Lease MultiLock is preempted by a higher-key candidate that
+// uses the Lease alone. The old leader steps down on its next renewal instead
+// of writing over the Lease; rejoining, it sees the two halves disagree and
+// never takes the lock back while the new leader renews the Lease, although
+// its KeyComparison claims to outrank everyone.
+func TestMigratingLeaderYieldsToALeaseOnlyPreemptor(t *testing.T) {
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				ctx, cancel := context.WithCancel(t.Context())
+				var wg sync.WaitGroup
+				f := newFleet()
+				low := testConfig(newTestLock(t, cs, rl.ConfigMapsLeasesResourceLock, "a", "canary"))
+				low.KeyComparison = func(string) bool { return true }
+				a := member(t, ctx, &wg, low, f)
+				time.Sleep(retryPeriod + retryPeriod/2)
+				if !a.IsLeader() {
+					t.Fatal("a does not lead")
+				}
+
+				high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+				high.KeyComparison = outranksAllBut("stable")
+				b := member(t, ctx, &wg, high, f)
+				time.Sleep(retryPeriod)
+				if a.IsLeader() || !b.IsLeader() {
+					t.Fatalf("one RetryPeriod after the steal: a leads %v, b leads %v", a.IsLeader(), b.IsLeader())
+				}
+				time.Sleep(5 * leaseDuration)
+				if a.IsLeader() || !b.IsLeader() {
+					t.Fatalf("after five leases: a leads %v, b leads %v", a.IsLeader(), b.IsLeader())
+				}
+				cancel()
+				wg.Wait()
+				if acquisitions, _ := f.count(); acquisitions != 2 {
+					t.Fatalf("%d acquisitions, want 2: a, then b for good", acquisitions)
+				}
+				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" {
+					t.Fatalf("Lease holder = %q, want b", rec.HolderIdentity)
+				}
+			})
+		})
+	}
+}
+
+// TestStockFakeRaceLoserStepsDownOnNextRenewal: on client-go's stock fake,
+// which accepts a write over a state the writer never saw, two candidates
+// that take a free lock at the same instant both succeed. The one whose
+// write was overwritten finds out at its next renewal, which reads first on
+// such a clientset, and steps down.
+func TestStockFakeRaceLoserStepsDownOnNextRenewal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fake.NewClientset()
+		writeRecord(t, cs, rl.LeasesResourceLock, released(0))
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		bDone := make(chan struct{})
+		aLock := &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", ""),
+			beforeWrite: func(context.Context, rl.LeaderElectionRecord) error {
+				select {
+				case <-bDone:
+				default:
+					// a has read the free lock; b now reads and takes it too.
+					b := runCandidate(t, ctx, testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "")), f)
+					b.leading(t)
+					close(bDone)
+				}
+				return nil
+			}}
+		a := runCandidate(t, ctx, testConfig(aLock), f)
+		a.leading(t)
+		// b's next renewal comes one RetryPeriod after it took the lock.
+		time.Sleep(retryPeriod + time.Millisecond)
+		if _, most := f.count(); most != 2 {
+			t.Fatalf("at most %d leaders at once; the race did not happen as staged", most)
+		}
+		f.mu.Lock()
+		leaders := len(f.leading)
+		f.mu.Unlock()
+		if leaders != 1 {
+			t.Fatalf("%d leaders one RetryPeriod after the race; want the overwritten one stepped down", leaders)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "a" || !a.le.IsLeader() {
+			t.Fatalf("holder %q, a leads %v; want a, whose write came last", rec.HolderIdentity, a.le.IsLeader())
+		}
+	})
+}
