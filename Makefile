@@ -1,6 +1,8 @@
 # make test runs the whole suite: formatting and vet, the unit tier under the
 # race detector, then the e2e tier against a real kube-apiserver and etcd
 # embedded in the test process (or the cluster of $KUBECONFIG, if set).
+# The heavy module lives in testbed/: the control plane, the e2e suite, the
+# demo and the benchmarks.
 .PHONY: test lint unit e2e demo bench
 
 test: lint unit e2e
@@ -8,24 +10,24 @@ test: lint unit e2e
 # The demo: three revisions of a controller compete on an embedded control
 # plane (or the cluster of $KUBECONFIG). Pass flags with ARGS="-duration 60s".
 demo:
-	cd e2e && go run ./cmd/demo -svg ../demo-timeline.svg $(ARGS)
+	cd testbed && go run ./demo -svg ../demo-timeline.svg $(ARGS)
 
 # Side-by-side figures against upstream client-go; prints a table of ratios.
 bench:
-	cd e2e && go run ./cmd/bench $(ARGS)
+	cd testbed && go run ./bench $(ARGS)
 
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
-	cd e2e && go vet ./...
+	cd testbed && go vet ./...
 
 unit:
 	go test -race -count=1 ./...
 
-# The e2e module's first build compiles kube-apiserver: minutes on a cold cache.
-# The timing-sensitive suite runs alone, after the helper packages' tests, so
-# that no other API server competes with it for the CPU.
+# The testbed module's first build compiles kube-apiserver: minutes on a cold
+# cache. The timing-sensitive suite (testbed/e2e) runs alone, after the helper
+# packages' tests, so that no other API server competes with it for the CPU.
 e2e:
-	cd e2e && go test -count=1 -timeout 10m $$(go list ./... | grep -v '/e2e$$')
-	cd e2e && go test -count=1 -timeout 30m .
+	cd testbed && go test -count=1 -timeout 10m $$(go list ./... | grep -v '/e2e$$')
+	cd testbed && go test -count=1 -timeout 30m ./e2e

@@ -1,4 +1,4 @@
-module github.com/k8sleaderelection/k8sleaderelection/e2e
+module github.com/k8sleaderelection/k8sleaderelection/testbed
 
 go 1.26.0
 

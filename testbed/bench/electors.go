@@ -13,8 +13,8 @@ import (
 	upstreamlock "k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/faults"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/faults"
 )
 
 // timings are an election's three durations.

@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/faults"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/faults"
 )
 
 // ErrNotEmbedded is returned by the stop and start methods of a control plane

@@ -11,8 +11,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/faults"
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/tenures"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/faults"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/tenures"
 )
 
 // env is what every scenario runs against.

@@ -23,8 +23,8 @@ import (
 	"k8s.io/klog/v2"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/faults"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/faults"
 )
 
 // Timings of every election in this suite: short, so that a failover takes
@@ -121,7 +121,16 @@ type memberOpts struct {
 	release         bool
 	keyComparison   le.KeyComparisonFunc
 	upstreamElector bool // run client-go's elector instead of ours (Lease only)
+	// timing, if set, replaces the suite's lease, renew deadline and retry
+	// period for our elector.
+	timing *timing
 }
+
+// timing is one election's LeaseDuration, RenewDeadline and RetryPeriod.
+type timing struct{ lease, renew, retry time.Duration }
+
+// suiteTiming is the timing every election of the suite uses by default.
+var suiteTiming = timing{leaseDuration, renewDeadline, retryPeriod}
 
 // start launches a member called id.
 func (e *election) start(id string, o memberOpts) *member {
@@ -158,15 +167,19 @@ func (e *election) start(id string, o memberOpts) *member {
 
 // ourRun is one Run of our elector for m.
 func (e *election) ourRun(ctx context.Context, m *member, config *rest.Config, o memberOpts) error {
-	lock, err := rl.NewFromKubeconfig(o.kind, e.ns, e.name, rl.ResourceLockConfig{Identity: m.id, Key: o.key}, config, renewDeadline)
+	tm := suiteTiming
+	if o.timing != nil {
+		tm = *o.timing
+	}
+	lock, err := rl.NewFromKubeconfig(o.kind, e.ns, e.name, rl.ResourceLockConfig{Identity: m.id, Key: o.key}, config, tm.renew)
 	if err != nil {
 		return err
 	}
 	elector, err := le.NewLeaderElector(le.LeaderElectionConfig{
 		Lock:            lock,
-		LeaseDuration:   leaseDuration,
-		RenewDeadline:   renewDeadline,
-		RetryPeriod:     retryPeriod,
+		LeaseDuration:   tm.lease,
+		RenewDeadline:   tm.renew,
+		RetryPeriod:     tm.retry,
 		KeyComparison:   o.keyComparison,
 		ReleaseOnCancel: o.release,
 		Name:            e.ns,
@@ -279,7 +292,7 @@ func checkNoLeaks(t *testing.T) {
 		"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock.",
 		"k8s.io/client-go/tools/leaderelection.",
 		"e2e.(*election)",
-		"e2e/tenures.(*Recorder)",
+		"testbed/tenures.(*Recorder)",
 	}
 	var leaked []string
 	deadline := time.Now().Add(10 * time.Second)

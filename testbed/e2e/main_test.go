@@ -9,7 +9,7 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/controlplane"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/controlplane"
 )
 
 // cp is the control plane every test in this package runs against: an

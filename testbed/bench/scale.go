@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/tenures"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/tenures"
 )
 
 // scaleResult is what one scale run measured.

@@ -32,8 +32,8 @@ import (
 	"k8s.io/klog/v2"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/controlplane"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/controlplane"
 )
 
 func main() {

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/tenures"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/tenures"
 )
 
 // recorder is the suite's view of a tenures.Recorder.

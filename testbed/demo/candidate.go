@@ -12,8 +12,8 @@ import (
 	"k8s.io/klog/v2"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/faults"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/faults"
 )
 
 type switchMetric = le.SwitchMetric

@@ -28,7 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
-	"github.com/k8sleaderelection/k8sleaderelection/e2e/controlplane"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/controlplane"
 )
 
 func main() {
