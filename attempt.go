@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,16 +22,9 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 	logger := klog.FromContext(ctx)
 	lock := le.config.Lock
 	now := le.clock.Now()
-	desired := rl.LeaderElectionRecord{
-		HolderIdentity:       lock.Identity(),
-		HolderKey:            lock.Key(),
-		LeaseDurationSeconds: le.leaseSeconds,
-		AcquireTime:          metav1.NewTime(now),
-		RenewTime:            metav1.NewTime(now),
-	}
-
-	fastPath := leading && le.seen.heldBy(lock.Identity(), now, le.config.LeaseDuration)
+	fastPath := leading && le.seen.heldBy(lock.Identity(), now)
 	if fastPath {
+		desired := le.ourRecord(now)
 		desired.AcquireTime, desired.LeaderTransitions = le.seen.record.AcquireTime, le.seen.record.LeaderTransitions
 		err := le.write(ctx, lock.Update, desired)
 		if err == nil {
@@ -39,56 +33,127 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 		logger.V(4).Info("Optimistic renewal failed; reading the lock", "err", err)
 	}
 
-	exists, err := le.read(ctx)
-	if err != nil {
+	if _, err := le.read(ctx); err != nil {
 		return verdictWait, err
 	}
+	v := le.judge(ctx, leading)
+	if v == verdictRenew && fastPath {
+		le.metrics.slowpathExercised(le.config.Name)
+	}
+	return v, le.act(ctx, v)
+}
+
+// judgeSeen decides from the state the lock was last seen in (read or
+// delivered by the watch), and carries the decision out. A write is made
+// over that state only if it has a resourceVersion, which makes it
+// conditional; otherwise the lock is read again first, so that an
+// unconditional write never lands over a state nobody looked at.
+func (le *LeaderElector) judgeSeen(ctx context.Context, leading bool) (verdict, error) {
+	v := le.judge(ctx, leading)
+	if !v.writesLock() || le.seen.versioned() {
+		return v, le.act(ctx, v)
+	}
+	return le.tryAcquireOrRenew(ctx, leading)
+}
+
+// judge applies the election rule to the state last seen. KeyComparison is
+// asked only when its answer can change the verdict.
+func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
+	lock := le.config.Lock
+	expired := le.seen.expired(le.clock.Now())
+	// A lock whose holder was wiped out while its lease ran is held, by
+	// nobody we know, until that lease has run out.
+	heldOn := le.seen.wiped && !expired
 	s := situation{
-		exists:  exists,
+		exists:  !le.seen.absent || heldOn,
 		ours:    le.seen.names(lock.Identity()),
-		free:    le.seen.free(),
+		free:    le.seen.free() && !heldOn,
 		leading: leading,
-		expired: le.seen.expired(le.clock.Now(), le.config.LeaseDuration),
+		expired: expired,
 	}
 	if holderKey, ok := le.seen.rankableKey(lock.Key()); ok && s.rankMatters() {
+		logger := klog.FromContext(ctx)
 		s.outranks = le.outranks(logger, holderKey)
+		request := le.seen.record.HandoffRequest
+		if s.outranks && request.Pending(&le.seen.record) && request.HolderIdentity != lock.Identity() {
+			// Another candidate asked for the lock first: we take its
+			// place only if we outrank it too.
+			s.outranks = request.HolderKey != lock.Key() && le.outranks(logger, request.HolderKey)
+		}
+		if s.outranks && !le.readiness.isReady() {
+			s.outranks = false
+		}
+		s.asked, s.mayAsk = le.handoffState(le.clock.Now())
 	}
-	v := decide(s)
+	if leading && s.ours {
+		s.handoffAsked = le.handoffAskedOfUs()
+	}
+	return decide(s)
+}
+
+// act carries out v over the state last seen: it creates the lock, or
+// writes our record over that state, keeping the term when we already hold
+// it and starting a new one when the lock changes hands.
+func (le *LeaderElector) act(ctx context.Context, v verdict) error {
+	lock := le.config.Lock
+	desired := le.ourRecord(le.clock.Now())
 	current := le.seen.record
 	switch {
 	case v == verdictCreate:
 		if err := le.write(ctx, lock.Create, desired); err != nil {
-			return v, fmt.Errorf("create lock: %w", err)
+			return fmt.Errorf("create lock: %w", err)
 		}
 	case v == verdictRenew:
 		desired.AcquireTime, desired.LeaderTransitions = current.AcquireTime, current.LeaderTransitions
-		if fastPath {
-			le.metrics.slowpathExercised(le.config.Name)
-		}
 		if err := le.write(ctx, lock.Update, desired); err != nil {
-			return v, fmt.Errorf("renew lock: %w", err)
+			return fmt.Errorf("renew lock: %w", err)
+		}
+	case v == verdictRequestHandoff:
+		if err := le.requestHandoff(ctx); err != nil {
+			return fmt.Errorf("request handoff: %w", err)
 		}
 	case v.changesHands():
 		desired.LeaderTransitions = current.LeaderTransitions + 1
 		if err := le.write(ctx, lock.Update, desired); err != nil {
-			return v, fmt.Errorf("%s: %w", v, err)
+			return fmt.Errorf("%s: %w", v, err)
 		}
 		if v == verdictPreempt {
-			logger.Info("Preempted the leader: our key outranks its key",
+			klog.FromContext(ctx).Info("Preempted the leader: our key outranks its key",
 				"previousHolder", current.HolderIdentity, "previousKey", current.HolderKey, "key", desired.HolderKey)
 		}
 	}
-	return v, nil
+	return nil
+}
+
+// ourRecord is the record that names us, as of now.
+func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
+	lock := le.config.Lock
+	return rl.LeaderElectionRecord{
+		HolderIdentity:       lock.Identity(),
+		HolderKey:            lock.Key(),
+		LeaseDurationSeconds: le.leaseSeconds,
+		AcquireTime:          metav1.NewTime(now),
+		RenewTime:            metav1.NewTime(now),
+		Handoff:              le.offer(),
+		// Only while we honour a request does it stay in the lock, so
+		// that the requester sees it is being answered.
+		HandoffRequest: le.honoring,
+	}
 }
 
 // write carries out one write of record with op (the lock's Create or
 // Update) and, if it succeeds, notes the state it left.
 func (le *LeaderElector) write(ctx context.Context, op func(context.Context, rl.LeaderElectionRecord) error, record rl.LeaderElectionRecord) error {
 	start := le.clock.Now()
+	before := le.resourceVersion()
 	if err := op(ctx, record); err != nil {
 		return err
 	}
-	le.seen.wrote(le.writtenVersion(), record, start)
+	le.seen.wrote(le.resourceVersion(), before, record, start)
+	if le.watch != nil {
+		// The lock now holds a state a watch can resume from.
+		le.watch.relist = false
+	}
 	le.publishLeader()
 	return nil
 }
@@ -98,15 +163,27 @@ func (le *LeaderElector) write(ctx context.Context, op func(context.Context, rl.
 // is not an error: the election goes on around it.
 func (le *LeaderElector) read(ctx context.Context) (exists bool, err error) {
 	record, raw, err := le.config.Lock.Get(ctx)
+	if err := le.note(ctx, record, raw, err); err != nil {
+		return false, fmt.Errorf("read lock: %w", err)
+	}
+	if le.watch != nil {
+		le.watch.relist = false
+	}
+	return !le.seen.absent, nil
+}
+
+// note records in seen what a read of the lock, or a watch event applied to
+// it, returned. It returns the error if the state could not be learned.
+func (le *LeaderElector) note(ctx context.Context, record *rl.LeaderElectionRecord, raw []byte, err error) error {
 	now := le.clock.Now()
 	switch {
 	case err == nil && record != nil:
-		le.seen.sawRecord(le.readVersion(raw), *record, now)
+		le.seen.sawRecord(le.resourceVersion(), rawState(raw, record), *record, now)
 	case err == nil:
-		return false, errors.New("read lock: Get returned neither a record nor an error")
+		return errors.New("Get returned neither a record nor an error")
 	case errors.Is(err, rl.ErrInvalidRecord):
 		wasUnreadable := le.seen.unreadable
-		le.seen.sawUnreadable(le.readVersion(raw), now)
+		le.seen.sawUnreadable(le.resourceVersion(), string(raw), now)
 		if !wasUnreadable {
 			klog.FromContext(ctx).Error(err, "Lock holds a record that cannot be decoded; treating it as held by an unknown holder until it has not changed for our lease duration",
 				"leaseDuration", le.config.LeaseDuration)
@@ -114,28 +191,20 @@ func (le *LeaderElector) read(ctx context.Context) (exists bool, err error) {
 	case apierrors.IsNotFound(err):
 		le.seen.sawAbsent(now)
 	default:
-		return false, fmt.Errorf("read lock: %w", err)
+		return err
 	}
 	le.publishLeader()
-	return !le.seen.absent, nil
+	return nil
 }
 
-// readVersion names the state a read returned: the lock's resourceVersion if
-// it has one, else the record's bytes. The prefixes keep the two apart.
-func (le *LeaderElector) readVersion(raw []byte) string {
-	if rv := le.resourceVersion(); rv != "" {
-		return "rv:" + rv
+// rawState is what tells a read state apart by its bytes: the record's
+// bytes, and its handoff offer and request, which live in annotations of
+// their own.
+func rawState(raw []byte, record *rl.LeaderElectionRecord) string {
+	if record.Handoff == (rl.HandoffOffer{}) && record.HandoffRequest == (rl.HandoffRequest{}) {
+		return string(raw)
 	}
-	return "raw:" + string(raw)
-}
-
-// writtenVersion names the state our write left: its resourceVersion, or ""
-// if the lock cannot tell, which no read matches.
-func (le *LeaderElector) writtenVersion() string {
-	if rv := le.resourceVersion(); rv != "" {
-		return "rv:" + rv
-	}
-	return ""
+	return fmt.Sprintf("%s|%+v|%+v", raw, record.Handoff, record.HandoffRequest)
 }
 
 func (le *LeaderElector) resourceVersion() string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -71,6 +72,10 @@ func TestNewLeaderElectorRejectsBadConfig(t *testing.T) {
 				Secondary: newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "a", ""),
 			}
 		}, []string{`multilock Primary: configmap lock in namespace "ns": name must not be empty`, "configmap lock ns/: Client must not be nil"}},
+		{"lease lock with a typed nil client", func(c *LeaderElectionConfig) {
+			var client *coordinationv1client.CoordinationV1Client // NewForConfig's, its error ignored
+			c.Lock = &rl.LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: "ns", Name: "n"}, Client: client, LockConfig: rl.ResourceLockConfig{Identity: "a"}}
+		}, []string{"Lock: lease lock ns/n: Client must not be nil"}},
 		{"a custom lock that panics", func(c *LeaderElectionConfig) { c.Lock = panickingLock{} },
 			[]string{"Lock (k8sleaderelection.panickingLock) panicked while being checked (is it fully built?): half-built lock"}},
 	}

@@ -22,6 +22,12 @@ const (
 	// verdictStepDown: we were leading, and the lock no longer names us:
 	// it changed hands since our last write. Stop at once.
 	verdictStepDown
+	// verdictRequestHandoff: our key outranks the holder's, and the holder
+	// offers to hand the lock over; ask it to, and wait.
+	verdictRequestHandoff
+	// verdictHandOver: we lead, and a candidate that outranks us asked for
+	// the lock: stop our work, then write the lock over to it.
+	verdictHandOver
 )
 
 func (v verdict) String() string {
@@ -40,6 +46,10 @@ func (v verdict) String() string {
 		return "renew"
 	case verdictStepDown:
 		return "step down"
+	case verdictRequestHandoff:
+		return "request handoff"
+	case verdictHandOver:
+		return "hand over"
 	}
 	return "unknown"
 }
@@ -47,7 +57,13 @@ func (v verdict) String() string {
 // writes reports whether the verdict is carried out by writing the lock
 // with us as its holder.
 func (v verdict) writes() bool {
-	return v != verdictWait && v != verdictStepDown
+	return v != verdictWait && v != verdictStepDown && v != verdictRequestHandoff && v != verdictHandOver
+}
+
+// writesLock reports whether carrying out the verdict writes the lock at
+// all: with us as its holder, or with a request to its holder.
+func (v verdict) writesLock() bool {
+	return v.writes() || v == verdictRequestHandoff
 }
 
 // changesHands reports whether carrying out the verdict makes us the new
@@ -69,10 +85,19 @@ type situation struct {
 	// expired: the lock has not changed for the holder's lease duration by
 	// our clock. For a record nobody can read, our own LeaseDuration.
 	expired bool
-	// outranks: KeyComparison says our key outranks the holder's. Only
-	// asked when rankMatters, and never for a holder whose key is unknown
-	// or equal to ours.
+	// outranks: KeyComparison says our key outranks the holder's (and the
+	// key of any other candidate whose handoff request is pending), and we
+	// are ready to lead. Only asked when rankMatters, and never for a
+	// holder whose key is unknown or equal to ours.
 	outranks bool
+	// asked: a handoff request of ours to this holder is pending, and the
+	// holder's time to answer it has not run out.
+	asked bool
+	// mayAsk: the holder offers handoffs, we use them, and we have not
+	// already waited one out from this holder.
+	mayAsk bool
+	// handoffAsked: we lead, and a candidate asked us to hand over.
+	handoffAsked bool
 }
 
 // rankMatters reports whether the holder's rank can change the verdict, so
@@ -86,24 +111,31 @@ func (s situation) rankMatters() bool {
 // A leader keeps leading only while the lock names it. If it finds anything
 // else (another holder, no holder, a record it cannot read, no lock at all),
 // the lock has changed since its last write and it can no longer prove that
-// nobody else leads: it steps down. A candidate creates an absent lock, and
-// takes one that names it, names nobody, has expired, or is held by someone
-// its key outranks; otherwise it waits.
+// nobody else leads: it steps down. A leader that was asked to hand over
+// does so. A candidate creates an absent lock, and takes one that names it,
+// names nobody, or has expired. One whose key outranks the holder's asks a
+// holder that offers handoffs to hand over, and waits for it for as long as
+// the holder said it might take; it takes the lock from any other holder at
+// once. Otherwise it waits.
 func decide(s situation) verdict {
 	switch {
 	case s.leading && !s.ours:
 		return verdictStepDown
 	case !s.exists:
 		return verdictCreate
+	case s.ours && s.leading && s.handoffAsked:
+		return verdictHandOver
 	case s.ours:
 		return verdictRenew
 	case s.free:
 		return verdictTakeFree
 	case s.expired:
 		return verdictTakeExpired
-	case s.outranks:
-		return verdictPreempt
-	default:
+	case !s.outranks, s.asked:
 		return verdictWait
+	case s.mayAsk:
+		return verdictRequestHandoff
+	default:
+		return verdictPreempt
 	}
 }

@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -243,6 +248,13 @@ type candidate struct {
 // not nil, every tenure is reported to it.
 func runCandidate(t *testing.T, ctx context.Context, lec LeaderElectionConfig, f *fleet) *candidate {
 	t.Helper()
+	return startCandidate(t, ctx, lec, f, 0)
+}
+
+// startCandidate is runCandidate whose work takes windDown to stop once its
+// context is cancelled; a negative windDown means it never stops.
+func startCandidate(t *testing.T, ctx context.Context, lec LeaderElectionConfig, f *fleet, windDown time.Duration) *candidate {
+	t.Helper()
 	c := &candidate{
 		started: make(chan context.Context, 1),
 		stopped: make(chan struct{}),
@@ -250,13 +262,20 @@ func runCandidate(t *testing.T, ctx context.Context, lec LeaderElectionConfig, f
 		startAt: time.Now(),
 	}
 	id := lec.Lock.Identity()
-	lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
+	lec.Callbacks.OnStartedLeading = func(workCtx context.Context) {
 		f.begin(id)
-		c.started <- ctx
-		<-ctx.Done()
+		c.started <- workCtx
+		<-workCtx.Done()
+		if windDown < 0 {
+			<-ctx.Done() // hangs until the test ends
+		}
+		time.Sleep(windDown)
 		f.end(id)
 	}
-	lec.Callbacks.OnStoppedLeading = func() { close(c.stopped) }
+	lec.Callbacks.OnStoppedLeading = func() {
+		f.note(id + " stopped")
+		close(c.stopped)
+	}
 	c.le = newTestElector(t, lec, nil)
 	go func() {
 		defer close(c.done)
@@ -301,6 +320,8 @@ type fleet struct {
 	acquisitions int
 	most         int
 	overlaps     []string
+	// events is every start and end of a tenure, and every note, in order.
+	events []string
 }
 
 func newFleet() *fleet { return &fleet{leading: map[string]time.Time{}} }
@@ -317,6 +338,7 @@ func (f *fleet) begin(id string) {
 	f.leading[id] = time.Now()
 	f.acquisitions++
 	f.most = max(f.most, len(f.leading))
+	f.events = append(f.events, id+" started")
 }
 
 func (f *fleet) end(id string) {
@@ -326,6 +348,24 @@ func (f *fleet) end(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.leading, id)
+	f.events = append(f.events, id+" ended")
+}
+
+// note records an event in order with the tenures.
+func (f *fleet) note(event string) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, event)
+}
+
+// history returns the events so far.
+func (f *fleet) history() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.events)
 }
 
 // check fails t if two candidates ever led at once.
@@ -385,4 +425,91 @@ func (l *hookedLock) ResourceVersion() string {
 		return v.ResourceVersion()
 	}
 	return ""
+}
+
+// countingLock wraps a lock, counts its requests, and passes on everything
+// the elector may ask of a lock (its resourceVersion, its watch). watch, if
+// set, replaces the inner lock's Watch.
+type countingLock struct {
+	rl.Interface
+	gets, writes, watches atomic.Int32
+	watch                 func(ctx context.Context) (watch.Interface, error)
+}
+
+func (l *countingLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
+	l.gets.Add(1)
+	return l.Interface.Get(ctx)
+}
+
+func (l *countingLock) Create(ctx context.Context, record rl.LeaderElectionRecord) error {
+	l.writes.Add(1)
+	return l.Interface.Create(ctx, record)
+}
+
+func (l *countingLock) Update(ctx context.Context, record rl.LeaderElectionRecord) error {
+	l.writes.Add(1)
+	return l.Interface.Update(ctx, record)
+}
+
+func (l *countingLock) ResourceVersion() string {
+	if v, ok := l.Interface.(rl.Versioned); ok {
+		return v.ResourceVersion()
+	}
+	return ""
+}
+
+func (l *countingLock) Watch(ctx context.Context) (watch.Interface, error) {
+	l.watches.Add(1)
+	if l.watch != nil {
+		return l.watch(ctx)
+	}
+	return l.Interface.(rl.Watcher).Watch(ctx)
+}
+
+func (l *countingLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
+	return l.Interface.(rl.Watcher).Apply(ev)
+}
+
+// requests returns the requests made so far: reads, writes, watches.
+func (l *countingLock) requests() (gets, writes, watches int32) {
+	return l.gets.Load(), l.writes.Load(), l.watches.Load()
+}
+
+// logLines is a logger that keeps every message it is given.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) logger() logr.Logger {
+	return funcr.New(func(prefix, args string) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.lines = append(l.lines, args)
+	}, funcr.Options{Verbosity: 2})
+}
+
+// count returns how many messages contain text.
+func (l *logLines) count(text string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, text) {
+			n++
+		}
+	}
+	return n
+}
+
+// watchedHookedLock is a hookedLock that also passes the lock's watch on, so
+// that its candidate watches instead of polling.
+type watchedHookedLock struct{ *hookedLock }
+
+func (l watchedHookedLock) Watch(ctx context.Context) (watch.Interface, error) {
+	return l.Interface.(rl.Watcher).Watch(ctx)
+}
+
+func (l watchedHookedLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
+	return l.Interface.(rl.Watcher).Apply(ev)
 }

@@ -144,8 +144,10 @@ type LeaderElectionConfig struct {
 	// cannot be known (an undecodable record, UnknownLeader). Nil means we
 	// never preempt.
 	//
-	// If it panics, the panic is logged as an error and treated as false
-	// (we do not preempt), and the election goes on.
+	// It is called from the election loop and must not block: the loop,
+	// and Run's return, wait for it. If it panics, the panic is logged as
+	// an error and treated as false (we do not preempt), and the election
+	// goes on.
 	//
 	// A preempted leader steps down on its next renewal: normally one
 	// RetryPeriod later, and never later than RenewDeadline after its last
@@ -161,13 +163,58 @@ type LeaderElectionConfig struct {
 
 	// ReleaseOnCancel makes a leader whose Run context is done clear the
 	// holder in the lock, so that another candidate can take over at once
-	// instead of after LeaseDuration. Set it only if every piece of work
-	// that the lock guards has finished by the time the context is done;
-	// otherwise the next leader may start while that work still runs.
+	// instead of after LeaseDuration. The leader releases the lock only
+	// after OnStartedLeading has returned (it waits at most StopTimeout,
+	// renewing meanwhile, and does not release if it has not), so that the
+	// next leader does not start while the work the lock guards still runs.
+	// A leader that lost the lock releases it if it still names it.
 	ReleaseOnCancel bool
 
 	// Name names the election in metrics and logs.
 	Name string
+
+	// DisableHandoff makes a candidate that outranks the holder take the
+	// lock at once (a steal), as Istio's fork does, and makes this elector
+	// refuse to hand the lock over. By default a candidate whose key
+	// outranks the holder's asks a holder that offers it to hand the lock
+	// over: the holder cancels OnStartedLeading's context, waits for it to
+	// return (at most StopTimeout), runs OnStoppedLeading, and only then
+	// writes the lock over to the candidate, which starts leading after
+	// that; the two never lead at once. A holder that does not hand over
+	// within the time it offered (it hangs, or is cut off), or that cannot
+	// (Istio's fork, client-go's elector), has the lock taken as before.
+	DisableHandoff bool
+
+	// StopTimeout bounds how long a leader that gives the lock up on
+	// purpose (a handoff, or a release on ReleaseOnCancel) waits for
+	// OnStartedLeading to return after cancelling its context, renewing
+	// the lock meanwhile, so that no successor starts while our work still
+	// runs. If OnStartedLeading has not returned by then, the leader gives
+	// nothing up: it stops renewing, and the lock expires (or a requester
+	// takes it when its wait runs out). Zero means RenewDeadline; a
+	// negative value means not to wait, as client-go's elector does not.
+	StopTimeout time.Duration
+
+	// WaitForReady, if set, is called once per Run, in a goroutine of its
+	// own, the first time this candidate could preempt the holder; the
+	// candidate preempts (asks for a handoff, or steals) only once it has
+	// returned nil, so that the holder keeps working until this candidate
+	// can take over warm, for example once its informers have synced. An
+	// error is logged and it is called again after RetryPeriod. Taking a
+	// free or expired lock does not wait for it. It must return when its
+	// context is done: Run waits for it.
+	WaitForReady func(ctx context.Context) error
+
+	// DisableWatch makes candidates poll the lock every RetryPeriod, as
+	// client-go's elector does, instead of watching it. By default every
+	// candidate watches its lock (when the lock implements
+	// k8sresourcelock.Watcher, as every lock kind of that package does):
+	// a follower takes a released lock as soon as it sees the release and
+	// sends no requests while nothing changes, and a leader steps down the
+	// moment the lock changes hands. Where a watch is impossible (RBAC
+	// without the watch verb, a lock that cannot watch) the candidate polls
+	// instead and says so once in its log.
+	DisableWatch bool
 
 	// Coordinated asks for coordinated leader election (Kubernetes
 	// LeaseCandidate objects). It is not supported yet: NewLeaderElector
@@ -179,11 +226,15 @@ type LeaderElectionConfig struct {
 type LeaderCallbacks struct {
 	// OnStartedLeading is called in a goroutine of its own when we become
 	// the leader. Its context is cancelled the moment we stop leading,
-	// before OnStoppedLeading is called. Run does not wait for it to
-	// return. Required.
+	// before OnStoppedLeading is called. When we give the lock up on
+	// purpose (a handoff, or ReleaseOnCancel), Run waits for it to return,
+	// at most StopTimeout, before the lock goes to anyone else; when the
+	// lock is taken from us, Run does not wait. Required.
 	OnStartedLeading func(context.Context)
-	// OnStoppedLeading is called when Run returns, whether or not we ever
-	// led. Required.
+	// OnStoppedLeading is called once per Run, whether or not we ever led:
+	// when we hand the lock over, after OnStartedLeading has returned and
+	// before the lock is written over to the successor; otherwise when Run
+	// returns. Required.
 	OnStoppedLeading func()
 	// OnNewLeader is called with the holder's identity each time we see the
 	// lock change hands, including the first holder we see, and an empty
@@ -216,7 +267,15 @@ type LeaderElector struct {
 	renewedAt time.Time
 
 	// Only Run's goroutine touches the fields below.
-	seen           observation
+	seen      observation
+	watch     *watcher
+	readiness *readiness
+	// asked is the handoff we asked the holder for, as a candidate.
+	asked handoffAsk
+	// honoring is the handoff request we are carrying out, as a leader;
+	// stopping is set while our work stops before a handoff or release.
+	honoring       rl.HandoffRequest
+	stopping       bool
 	reportedLeader string
 	// notifier delivers OnNewLeader calls; it outlives Run while a
 	// callback is still running, and the next Run's notifier waits for it.
@@ -235,6 +294,7 @@ func NewLeaderElector(lec LeaderElectionConfig) (*LeaderElector, error) {
 		clock:        clock.RealClock{},
 		metrics:      globalMetrics.newLeaderMetrics(),
 		leaseSeconds: wholeSeconds(lec.LeaseDuration),
+		seen:         observation{ours: lec.LeaseDuration},
 	}
 	le.metrics.leaderOff(lec.Name)
 	return le, nil
@@ -313,18 +373,21 @@ func (le *LeaderElector) Run(ctx context.Context) {
 		return
 	}
 	defer le.running.Store(false)
-	defer le.config.Callbacks.OnStoppedLeading()
+	stopped := sync.OnceFunc(le.config.Callbacks.OnStoppedLeading)
+	defer stopped()
 
 	le.notifier = startNotifier(le.config.Callbacks.OnNewLeader, le.notifier)
 	defer le.notifier.stop()
+	le.watch = newWatcher(le.config.Lock, le.config.DisableWatch)
+	defer le.watch.stop()
+	le.readiness = newReadiness(ctx, le.config.WaitForReady, le.config.RetryPeriod, le.clock)
+	defer le.readiness.stop()
+	le.asked = handoffAsk{}
 
 	if !le.acquire(ctx) {
 		return
 	}
-	leadCtx, stopLeading := context.WithCancel(ctx)
-	defer stopLeading()
-	go le.config.Callbacks.OnStartedLeading(leadCtx)
-	le.renew(leadCtx, stopLeading)
+	le.lead(ctx, stopped)
 }
 
 // wholeSeconds rounds d up to whole seconds, and at least one, so that the

@@ -6,21 +6,33 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
 
-// acquire tries to take the lock, right away and then after each jittered
-// RetryPeriod, until it leads (true) or ctx is done (false).
+// acquire tries to take the lock until it leads (true) or ctx is done
+// (false). It reads the lock, then, while a watch of the lock runs, decides
+// from what the watch delivers: it takes a released lock as soon as it sees
+// the release and an expired one as soon as the lease runs out, and sends
+// nothing while nothing changes. Without a watch, or after a failed attempt,
+// it reads the lock again after a jittered RetryPeriod.
 func (le *LeaderElector) acquire(ctx context.Context) bool {
 	logger := klog.FromContext(ctx)
 	logger.Info("Trying to acquire the lease", "identity", le.config.Lock.Identity(), "key", le.config.Lock.Key())
+	read := true
 	for ctx.Err() == nil {
 		start := le.clock.Now()
 		// One attempt may not outlast a renewal: a request the API server
 		// never answers must not hold up the next try.
 		attemptCtx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)
-		v, err := le.tryAcquireOrRenew(attemptCtx, false)
+		var v verdict
+		var err error
+		if read || le.watch.relist {
+			v, err = le.tryAcquireOrRenew(attemptCtx, false)
+		} else {
+			v, err = le.judgeSeen(attemptCtx, false)
+		}
 		cancel()
 		le.reportLeader()
 		switch {
@@ -28,64 +40,63 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			le.logFailure(logger, err, "Could not acquire the lease; will retry")
 		case v.writes():
 			le.startLeading(start)
+			le.asked = handoffAsk{}
+			// The leader's watch starts from its own write, so that every
+			// event it sees comes after it.
+			le.watch.restart()
 			logger.Info("Acquired the lease", "how", v.String(), "transitions", le.seen.record.LeaderTransitions)
 			return true
 		default:
 			le.lastFailure = ""
 			logger.V(4).Info("Lease is held by another candidate", "holder", le.GetLeader())
 		}
-		if !le.sleep(ctx, wait.Jitter(le.config.RetryPeriod, JitterFactor)) {
-			break
+
+		le.watch.ensure(ctx, le.clock.Now())
+		pause := wait.Jitter(le.config.RetryPeriod, JitterFactor)
+		if err == nil && le.watch.watching() {
+			// Nothing to do until the watch shows a change, the lease runs
+			// out, or the holder's time to answer our request does.
+			pause = le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now())
+		}
+		if v == verdictRequestHandoff || v == verdictWait && le.asked.pending() {
+			pause = min(pause, le.asked.deadline.Sub(le.clock.Now()))
+		}
+		switch le.waitFor(ctx, pause, le.readiness.changed()) {
+		case wokeByContext:
+			return false
+		case wokeByWatch:
+			le.applyWatch(ctx)
+			read = false
+		case wokeByOther:
+			read = !le.watch.watching()
+		case wokeByTimer:
+			read = err != nil || !le.watch.watching()
 		}
 	}
 	return false
 }
 
-// renew keeps the lock while we lead: every RetryPeriod it writes the lock
-// again. It returns after it stopped leading, which it does when ctx is
-// done, when no renewal has succeeded for RenewDeadline, or as soon as a
-// renewal finds someone else holding the lock. stopLeading cancels the
-// context OnStartedLeading runs with.
-func (le *LeaderElector) renew(ctx context.Context, stopLeading context.CancelFunc) {
-	logger := klog.FromContext(ctx)
-	lastRenewal := le.renewalTime()
-	var why string
-	for {
-		deadline := lastRenewal.Add(le.config.RenewDeadline)
-		if !le.sleep(ctx, min(le.config.RetryPeriod, deadline.Sub(le.clock.Now()))) {
-			why = "context done"
-			break
-		}
-		start := le.clock.Now()
-		if !start.Before(deadline) {
-			why = fmt.Sprintf("no successful renewal for renewDeadline (%v)", le.config.RenewDeadline)
-			break
-		}
-		attemptCtx, cancel := le.withTimeout(ctx, deadline.Sub(start))
-		v, err := le.tryAcquireOrRenew(attemptCtx, true)
-		cancel()
-		le.reportLeader()
-		if v == verdictStepDown {
-			why = le.lostBecause()
-			break
-		}
-		if err != nil {
-			le.logFailure(logger, err, "Could not renew the lease; will retry until the renew deadline")
+// applyWatch notes every state the watch has delivered since it was last
+// asked, in order. It reports whether any of them did not name us: for a
+// leader, a sign that the lock changed hands since its last write, even if
+// a later state names it again (a write of ours that landed over another's
+// on a clientset that does not version objects).
+func (le *LeaderElector) applyWatch(ctx context.Context) (foreign bool) {
+	events := le.watch.take(ctx, le.clock.Now())
+	for _, ev := range events {
+		if ev.Type == watch.Bookmark || le.watch.lock == nil {
 			continue
 		}
-		le.lastFailure = ""
-		lastRenewal = start
-		le.markRenewed(start)
-		logger.V(4).Info("Renewed the lease")
+		record, raw, err := le.watch.lock.Apply(ev)
+		if err := le.note(ctx, record, raw, err); err != nil {
+			klog.FromContext(ctx).V(4).Info("Ignoring a watch event", "type", ev.Type, "err", err)
+			continue
+		}
+		if !le.seen.names(le.config.Lock.Identity()) {
+			foreign = true
+		}
 	}
-
-	le.stopLeading()
-	stopLeading()
-	logger.Info("Stopped leading", "reason", why)
-	le.config.Lock.RecordEvent("stopped leading")
-	if le.config.ReleaseOnCancel {
-		le.release(logger)
-	}
+	return foreign
 }
 
 // lostBecause says what a leader that must step down found in its lock.
@@ -114,6 +125,42 @@ func (le *LeaderElector) sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C():
 		return true
+	}
+}
+
+// woke says why waitFor returned.
+type woke int
+
+const (
+	wokeByTimer woke = iota
+	wokeByContext
+	wokeByWatch
+	wokeByOther
+)
+
+// waitFor waits for d on the elector's clock, for ctx to be done, for the
+// watch to have news, or for other to be closed or signalled, whichever
+// comes first. A nil other never is.
+func (le *LeaderElector) waitFor(ctx context.Context, d time.Duration, other <-chan struct{}) woke {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := le.clock.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C()
+	} else {
+		expired := make(chan time.Time, 1)
+		expired <- time.Time{}
+		timeout = expired
+	}
+	select {
+	case <-ctx.Done():
+		return wokeByContext
+	case <-le.watch.ready():
+		return wokeByWatch
+	case <-other:
+		return wokeByOther
+	case <-timeout:
+		return wokeByTimer
 	}
 }
 

@@ -23,9 +23,13 @@ const MaxLeaseDuration = time.Hour
 // must restart the lease. So a lock keeps being held for as long as anything
 // keeps writing it, and is taken only after a whole lease without a change.
 type observation struct {
-	// version tells states apart: the lock's resourceVersion when it has
-	// one (it changes on every write), else the bytes of its record.
-	version string
+	// rv is the lock's resourceVersion in this state, "" if it has none.
+	rv string
+	// raw is the record's bytes as a read returns them, with its handoff
+	// annotations; rawKnown is false for a state we wrote, whose bytes we
+	// have not read back.
+	raw      string
+	rawKnown bool
 	// since is the local time we first saw this state; for a state we
 	// wrote, when our write started.
 	since time.Time
@@ -40,37 +44,95 @@ type observation struct {
 	record rl.LeaderElectionRecord
 	// written: this state is the one our last write produced.
 	written bool
+	// wiped: the lock lost its holder without a release (its record was
+	// wiped, or the object deleted) while the holder's lease still ran; it
+	// stays held, by nobody we know, for one more lease.
+	wiped bool
+
+	// The fields below describe the lock across states.
+
+	// rvUseless: the resourceVersion was seen to stay the same across a
+	// change (a clientset that keeps whatever version it was given, as
+	// client-go's stock fake does): only the bytes tell states apart, and
+	// no write over a state is conditional.
+	rvUseless bool
+	// lastLease is the lease of the last readable record whose duration
+	// was one anyone can mean: when a record gives no usable duration, the
+	// longer of it and ours stands in, so that a holder with a longer lease
+	// than ours is not cut short.
+	lastLease time.Duration
+	// ours is our own LeaseDuration.
+	ours time.Duration
 }
 
-// sawRecord notes a read that returned record. The time restarts only if the
+// sawRecord notes a read that returned record, with the lock's
+// resourceVersion and the record's bytes. The time restarts only if the
 // state differs from the one last seen.
-func (o *observation) sawRecord(version string, record rl.LeaderElectionRecord, now time.Time) {
-	o.see(observation{version: version, record: record}, now)
+func (o *observation) sawRecord(rv, raw string, record rl.LeaderElectionRecord, now time.Time) {
+	o.see(observation{rv: rv, raw: raw, rawKnown: true, record: record}, now)
 }
 
 // sawUnreadable notes a read of a record that could not be decoded.
-func (o *observation) sawUnreadable(version string, now time.Time) {
-	o.see(observation{version: version, unreadable: true}, now)
+func (o *observation) sawUnreadable(rv, raw string, now time.Time) {
+	o.see(observation{rv: rv, raw: raw, rawKnown: true, unreadable: true}, now)
 }
 
 // sawAbsent notes a read that found no lock object.
 func (o *observation) sawAbsent(now time.Time) {
-	o.see(observation{absent: true}, now)
+	o.see(observation{absent: true, rawKnown: true}, now)
 }
 
 func (o *observation) see(next observation, now time.Time) {
-	if o.known && o.absent == next.absent && o.unreadable == next.unreadable && o.version == next.version {
-		return
+	if o.known && o.absent == next.absent && o.unreadable == next.unreadable {
+		sameRV := o.rv == next.rv
+		if o.rawKnown && o.raw != next.raw && sameRV && o.rv != "" {
+			o.rvUseless = true
+		}
+		same := sameRV && o.raw == next.raw
+		if !o.rawKnown {
+			// A state we wrote: only a trustworthy resourceVersion
+			// tells whether this is it.
+			same = sameRV && o.versioned()
+		}
+		if same {
+			o.raw, o.rawKnown = next.raw, true
+			return
+		}
+	}
+	next.wiped = o.wipedBy(next, now)
+	next.rvUseless, next.lastLease, next.ours = o.rvUseless, o.lastLease, o.ours
+	if secs := next.record.LeaseDurationSeconds; !next.absent && !next.unreadable && saneLease(secs) {
+		next.lastLease = time.Duration(secs) * time.Second
 	}
 	next.known, next.since = true, now
 	*o = next
 }
 
+// wipedBy reports whether next loses the holder o names without a release
+// (a release names no holder with a lease of at least a second), while the
+// holder's lease still runs at now.
+func (o *observation) wipedBy(next observation, now time.Time) bool {
+	emptied := next.absent || !next.unreadable && next.record.HolderIdentity == "" && next.record.LeaseDurationSeconds < 1
+	held := o.known && !o.absent && (o.unreadable || o.record.HolderIdentity != "" || o.wiped)
+	return emptied && held && !o.expired(now)
+}
+
 // wrote notes that our write of record, started at start, succeeded and left
-// the lock at version. version may be empty when the lock cannot tell it; a
-// read that follows then counts as a change, which is true.
-func (o *observation) wrote(version string, record rl.LeaderElectionRecord, start time.Time) {
-	*o = observation{version: version, since: start, known: true, record: record, written: true}
+// the lock at resourceVersion rv; before is the resourceVersion it wrote
+// over. A write that leaves the version as it was shows that the clientset
+// does not version objects.
+func (o *observation) wrote(rv, before string, record rl.LeaderElectionRecord, start time.Time) {
+	useless := o.rvUseless || before != "" && rv == before
+	lastLease := o.lastLease
+	if saneLease(record.LeaseDurationSeconds) {
+		lastLease = time.Duration(record.LeaseDurationSeconds) * time.Second
+	}
+	*o = observation{rv: rv, since: start, known: true, record: record, written: true, rvUseless: useless, lastLease: lastLease, ours: o.ours}
+}
+
+// saneLease reports whether seconds is a lease duration anyone can mean.
+func saneLease(seconds int) bool {
+	return seconds >= 1 && seconds <= int(MaxLeaseDuration/time.Second)
 }
 
 // holder is the identity the lock names, "" if none, and UnknownLeader when
@@ -106,19 +168,26 @@ func (o *observation) rankableKey(ours string) (string, bool) {
 
 // lease is how long the holder may go without changing the lock. A duration
 // that is unreadable, not positive, or above MaxLeaseDuration is nobody's
-// real lease: fallback (our own LeaseDuration) stands in for it.
-func (o *observation) lease(fallback time.Duration) time.Duration {
+// real lease: the longer of our own LeaseDuration and the last real lease we
+// saw stands in for it.
+func (o *observation) lease() time.Duration {
 	secs := o.record.LeaseDurationSeconds
-	if o.unreadable || secs < 1 || secs > int(MaxLeaseDuration/time.Second) {
-		return fallback
+	if o.unreadable || o.absent || !saneLease(secs) {
+		return max(o.ours, o.lastLease)
 	}
 	return time.Duration(secs) * time.Second
 }
 
 // expired reports whether the lease ran out at now: the state has not
 // changed for a whole lease since we first saw it.
-func (o *observation) expired(now time.Time, fallback time.Duration) bool {
-	return !now.Before(o.since.Add(o.lease(fallback)))
+func (o *observation) expired(now time.Time) bool {
+	return !now.Before(o.since.Add(o.lease()))
+}
+
+// versioned reports whether the state last seen has a resourceVersion that
+// the clientset keeps up to date, so that a write over it is conditional.
+func (o *observation) versioned() bool {
+	return o.rv != "" && !o.rvUseless
 }
 
 // heldBy reports whether a renewal may write over the last state we know
@@ -128,6 +197,6 @@ func (o *observation) expired(now time.Time, fallback time.Duration) bool {
 // Without one (a lock that cannot tell it, or a clientset that does not
 // version objects, as client-go's stock fake) an update is unconditional and
 // would overwrite a new holder unseen, so the leader reads first.
-func (o *observation) heldBy(identity string, now time.Time, fallback time.Duration) bool {
-	return o.written && o.version != "" && o.names(identity) && !o.expired(now, fallback)
+func (o *observation) heldBy(identity string, now time.Time) bool {
+	return o.written && o.versioned() && o.names(identity) && !o.expired(now)
 }

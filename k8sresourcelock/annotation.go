@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 )
 
 // annotated is an API object that can carry the record annotation: a
@@ -29,7 +30,9 @@ type annotationStore[T annotated] struct {
 	meta     metav1.ObjectMeta
 	cache    *T
 	newObj   func() T
+	resource string // the object's API resource, for errors
 	get      func(context.Context) (T, error)
+	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
 	create   func(context.Context, T) (T, error)
 	update   func(context.Context, T) (T, error)
 }
@@ -60,11 +63,13 @@ func (s annotationStore[T]) decode(obj T) (*LeaderElectionRecord, []byte, error)
 	raw, found := obj.GetAnnotations()[LeaderElectionRecordAnnotationKey]
 	var record LeaderElectionRecord
 	if !found {
+		getHandoff(obj.GetAnnotations(), &record)
 		return &record, nil, nil
 	}
 	if err := json.Unmarshal([]byte(raw), &record); err != nil {
 		return nil, []byte(raw), fmt.Errorf("%s: annotation %s: %w: %w", s.describe, LeaderElectionRecordAnnotationKey, ErrInvalidRecord, err)
 	}
+	getHandoff(obj.GetAnnotations(), &record)
 	return &record, []byte(raw), nil
 }
 
@@ -117,14 +122,14 @@ func (s annotationStore[T]) encode(obj T, ler *LeaderElectionRecord) error {
 		annotations = map[string]string{}
 	}
 	annotations[LeaderElectionRecordAnnotationKey] = string(encoded)
-	obj.SetAnnotations(annotations)
+	obj.SetAnnotations(putHandoff(annotations, ler))
 	return nil
 }
 
 // RecordEvent files event s about identity against the object last read, or,
 // before the first read, against the object the lock was configured with.
 func (s annotationStore[T]) RecordEvent(recorder EventRecorder, identity, event string) {
-	if recorder == nil {
+	if isNilValue(recorder) {
 		return
 	}
 	var none T
@@ -147,4 +152,31 @@ func (s annotationStore[T]) resourceVersion() string {
 		return cached.GetResourceVersion()
 	}
 	return ""
+}
+
+// Watch watches the object; see Watcher.
+func (s annotationStore[T]) Watch(ctx context.Context) (watch.Interface, error) {
+	if s.watch == nil {
+		return nil, fmt.Errorf("%s: Client must not be nil", s.describe)
+	}
+	w, err := s.watch(ctx, watchOptions(s.meta.Name, s.resourceVersion()))
+	if err != nil {
+		return nil, err
+	}
+	return onlyNamed(w, s.meta.Namespace, s.meta.Name), nil
+}
+
+// Apply takes an event of Watch as the object's latest state; see Watcher.
+func (s annotationStore[T]) Apply(ev watch.Event) (*LeaderElectionRecord, []byte, error) {
+	obj, err := objectOf[T](ev, s.meta.Namespace, s.meta.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", s.describe, err)
+	}
+	var none T
+	if ev.Type == watch.Deleted {
+		*s.cache = none
+		return nil, nil, apierrors.NewNotFound(corev1.Resource(s.resource), s.meta.Name)
+	}
+	*s.cache = obj
+	return s.decode(obj)
 }

@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
@@ -25,11 +26,12 @@ func (cml *ConfigMapLock) store() annotationStore[*corev1.ConfigMap] {
 	s := annotationStore[*corev1.ConfigMap]{
 		describe: "configmap lock " + cml.Describe(),
 		kind:     "ConfigMap",
+		resource: "configmaps",
 		meta:     cml.ConfigMapMeta,
 		cache:    &cml.cm,
 		newObj:   func() *corev1.ConfigMap { return &corev1.ConfigMap{} },
 	}
-	if cml.Client == nil {
+	if isNilValue(cml.Client) {
 		return s
 	}
 	api := cml.Client.ConfigMaps(cml.ConfigMapMeta.Namespace)
@@ -42,6 +44,7 @@ func (cml *ConfigMapLock) store() annotationStore[*corev1.ConfigMap] {
 	s.update = func(ctx context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, error) {
 		return api.Update(ctx, cm, metav1.UpdateOptions{})
 	}
+	s.watch = api.Watch
 	return s
 }
 
@@ -60,6 +63,17 @@ func (cml *ConfigMapLock) Update(ctx context.Context, ler LeaderElectionRecord) 
 	return cml.store().Update(ctx, ler)
 }
 
+// Watch watches the ConfigMap object; see Watcher.
+func (cml *ConfigMapLock) Watch(ctx context.Context) (watch.Interface, error) {
+	return cml.store().Watch(ctx)
+}
+
+// Apply takes an event of Watch as the ConfigMap object's latest state; see
+// Watcher.
+func (cml *ConfigMapLock) Apply(ev watch.Event) (*LeaderElectionRecord, []byte, error) {
+	return cml.store().Apply(ev)
+}
+
 // ResourceVersion returns the resourceVersion of the ConfigMap as last read or
 // written, or "" before the first read or after one found it absent.
 func (cml *ConfigMapLock) ResourceVersion() string {
@@ -68,7 +82,7 @@ func (cml *ConfigMapLock) ResourceVersion() string {
 
 // Validate reports a ConfigMapLock without a client, namespace or name.
 func (cml *ConfigMapLock) Validate() error {
-	return validateMeta("configmap", cml.ConfigMapMeta, cml.Client == nil)
+	return validateMeta("configmap", cml.ConfigMapMeta, isNilValue(cml.Client))
 }
 
 // RecordEvent records event s about this candidate on the ConfigMap. It does

@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
@@ -27,11 +28,12 @@ func (el *EndpointsLock) store() annotationStore[*corev1.Endpoints] {
 	s := annotationStore[*corev1.Endpoints]{
 		describe: "endpoints lock " + el.Describe(),
 		kind:     "Endpoints",
+		resource: "endpoints",
 		meta:     el.EndpointsMeta,
 		cache:    &el.ep,
 		newObj:   func() *corev1.Endpoints { return &corev1.Endpoints{} },
 	}
-	if el.Client == nil {
+	if isNilValue(el.Client) {
 		return s
 	}
 	api := el.Client.Endpoints(el.EndpointsMeta.Namespace)
@@ -44,6 +46,7 @@ func (el *EndpointsLock) store() annotationStore[*corev1.Endpoints] {
 	s.update = func(ctx context.Context, ep *corev1.Endpoints) (*corev1.Endpoints, error) {
 		return api.Update(ctx, ep, metav1.UpdateOptions{})
 	}
+	s.watch = api.Watch
 	return s
 }
 
@@ -62,6 +65,17 @@ func (el *EndpointsLock) Update(ctx context.Context, ler LeaderElectionRecord) e
 	return el.store().Update(ctx, ler)
 }
 
+// Watch watches the Endpoints object; see Watcher.
+func (el *EndpointsLock) Watch(ctx context.Context) (watch.Interface, error) {
+	return el.store().Watch(ctx)
+}
+
+// Apply takes an event of Watch as the Endpoints object's latest state; see
+// Watcher.
+func (el *EndpointsLock) Apply(ev watch.Event) (*LeaderElectionRecord, []byte, error) {
+	return el.store().Apply(ev)
+}
+
 // ResourceVersion returns the resourceVersion of the Endpoints object as last read or
 // written, or "" before the first read or after one found it absent.
 func (el *EndpointsLock) ResourceVersion() string {
@@ -70,7 +84,7 @@ func (el *EndpointsLock) ResourceVersion() string {
 
 // Validate reports a EndpointsLock without a client, namespace or name.
 func (el *EndpointsLock) Validate() error {
-	return validateMeta("endpoints", el.EndpointsMeta, el.Client == nil)
+	return validateMeta("endpoints", el.EndpointsMeta, isNilValue(el.Client))
 }
 
 // RecordEvent records event s about this candidate on the Endpoints object.

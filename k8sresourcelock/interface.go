@@ -36,6 +36,13 @@ const (
 	// ConfigMap and Endpoints locks store the record as JSON.
 	LeaderElectionRecordAnnotationKey = "control-plane.alpha.kubernetes.io/leader"
 
+	// HandoffAnnotationKey is the annotation, on every lock kind, that
+	// holds the holder's HandoffOffer as JSON.
+	HandoffAnnotationKey = "k8sleaderelection.github.io/handoff"
+	// HandoffRequestAnnotationKey is the annotation, on every lock kind,
+	// that holds a pending HandoffRequest as JSON.
+	HandoffRequestAnnotationKey = "k8sleaderelection.github.io/handoff-request"
+
 	// EndpointsResourceLock selects an EndpointsLock in New.
 	EndpointsResourceLock = "endpoints"
 	// ConfigMapsResourceLock selects a ConfigMapLock in New.
@@ -81,6 +88,51 @@ type LeaderElectionRecord struct {
 	Strategy coordinationv1.CoordinatedLeaseStrategy `json:"strategy"`
 	// PreferredHolder is the holder a coordinated election asks to take over.
 	PreferredHolder string `json:"preferredHolder"`
+
+	// Handoff, when set, is the holder's offer to hand the lock over on
+	// request instead of having it taken. It is not part of the JSON record:
+	// every lock kind keeps it in the HandoffAnnotationKey annotation,
+	// which other libraries' electors leave in place.
+	Handoff HandoffOffer `json:"-"`
+	// HandoffRequest, when set, asks the holder to hand the lock over. Every
+	// lock kind keeps it in the HandoffRequestAnnotationKey annotation.
+	HandoffRequest HandoffRequest `json:"-"`
+}
+
+// HandoffOffer says that a holder hands the lock over when a candidate that
+// outranks it asks.
+type HandoffOffer struct {
+	// Holder is the identity that made the offer. The offer stands only
+	// while it is the record's holder: an elector that knows nothing of
+	// handoffs leaves the annotation behind when it takes the lock.
+	Holder string `json:"holder"`
+	// WithinSeconds is how long, after a request is written, the holder
+	// may take to stop its work and hand the lock over. A requester that
+	// has not been handed the lock by then takes it.
+	WithinSeconds int `json:"withinSeconds"`
+}
+
+// HandoffRequest asks the holder of one term to hand the lock over.
+type HandoffRequest struct {
+	// To is the holder asked, and Term the record's LeaderTransitions when
+	// asked: the request lapses once the lock has changed hands.
+	To   string `json:"to"`
+	Term int    `json:"term"`
+	// HolderIdentity, HolderKey and LeaseDurationSeconds are the record
+	// the holder writes to hand the lock over: the requester's.
+	HolderIdentity       string `json:"holderIdentity"`
+	HolderKey            string `json:"holderKey"`
+	LeaseDurationSeconds int    `json:"leaseDurationSeconds"`
+}
+
+// Pending reports whether r asks the holder of record to hand over now.
+func (r HandoffRequest) Pending(record *LeaderElectionRecord) bool {
+	return r.HolderIdentity != "" && r.To == record.HolderIdentity && r.Term == record.LeaderTransitions
+}
+
+// Stands reports whether o is an offer made by the holder of record.
+func (o HandoffOffer) Stands(record *LeaderElectionRecord) bool {
+	return o.Holder != "" && o.Holder == record.HolderIdentity
 }
 
 // EventRecorder records an event about a lock object. A
@@ -173,10 +225,10 @@ func NewWithLabels(lockType string, ns string, name string, coreClient corev1cli
 		lockType == ConfigMapsLeasesResourceLock || lockType == EndpointsLeasesResourceLock
 	needLeases := lockType == LeasesResourceLock ||
 		lockType == ConfigMapsLeasesResourceLock || lockType == EndpointsLeasesResourceLock
-	if needCore && coreClient == nil {
+	if needCore && isNilValue(coreClient) {
 		return nil, fmt.Errorf("%s lock %s/%s: coreClient must not be nil", lockType, ns, name)
 	}
-	if needLeases && coordinationClient == nil {
+	if needLeases && isNilValue(coordinationClient) {
 		return nil, fmt.Errorf("%s lock %s/%s: coordinationClient must not be nil", lockType, ns, name)
 	}
 	lease := func() *LeaseLock {
@@ -267,10 +319,18 @@ func (e joinedErrors) Unwrap() []error { return e }
 
 // isNil reports whether lock is nil or a nil pointer in an interface, whose
 // methods would panic.
-func isNil(lock Interface) bool {
-	if lock == nil {
+func isNil(lock Interface) bool { return isNilValue(lock) }
+
+// isNilValue reports whether v is nil, or a nil pointer, map, func or the
+// like held in an interface (a client whose constructor failed, say), whose
+// methods would panic.
+func isNilValue(v any) bool {
+	if v == nil {
 		return true
 	}
-	v := reflect.ValueOf(lock)
-	return v.Kind() == reflect.Pointer && v.IsNil()
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Interface, reflect.Slice:
+		return rv.IsNil()
+	}
+	return false
 }

@@ -8,6 +8,9 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 )
 
@@ -60,6 +63,18 @@ func TestNewRejectsBadInput(t *testing.T) {
 			_, err := New(tc.kind, tc.ns, tc.lockName, core, coord, rlc)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New: got %v, want an error containing %q", err, tc.want)
+			}
+			// The clients NewForConfig returns with its error: typed nils.
+			if tc.noCore {
+				core = (*corev1client.CoreV1Client)(nil)
+			}
+			if tc.noLeases {
+				coord = (*coordinationv1client.CoordinationV1Client)(nil)
+			}
+			if tc.noCore || tc.noLeases {
+				if _, err := New(tc.kind, tc.ns, tc.lockName, core, coord, rlc); err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("New with a typed nil client: got %v, want an error containing %q", err, tc.want)
+				}
 			}
 		})
 	}

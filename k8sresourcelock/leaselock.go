@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
 
@@ -39,7 +40,7 @@ type LeaseLock struct {
 // Get reads the Lease and converts it to a record. Missing spec fields read as
 // zero values.
 func (ll *LeaseLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, error) {
-	if ll.Client == nil {
+	if isNilValue(ll.Client) {
 		return nil, nil, fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
 	}
 	lease, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Get(ctx, ll.LeaseMeta.Name, metav1.GetOptions{})
@@ -51,6 +52,11 @@ func (ll *LeaseLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, er
 		return nil, nil, err
 	}
 	ll.lease = lease
+	return ll.decode(lease)
+}
+
+// decode reads the record out of lease, with the bytes an elector compares.
+func (ll *LeaseLock) decode(lease *coordinationv1.Lease) (*LeaderElectionRecord, []byte, error) {
 	record := LeaseToLeaderElectionRecord(lease)
 	// A record always encodes: it holds only strings, numbers and times.
 	raw, err := encodeRecord(record)
@@ -60,9 +66,35 @@ func (ll *LeaseLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, er
 	return record, raw, nil
 }
 
+// Watch watches the Lease; see Watcher.
+func (ll *LeaseLock) Watch(ctx context.Context) (watch.Interface, error) {
+	if isNilValue(ll.Client) {
+		return nil, fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
+	}
+	w, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Watch(ctx, watchOptions(ll.LeaseMeta.Name, ll.ResourceVersion()))
+	if err != nil {
+		return nil, err
+	}
+	return onlyNamed(w, ll.LeaseMeta.Namespace, ll.LeaseMeta.Name), nil
+}
+
+// Apply takes an event of Watch as the Lease's latest state; see Watcher.
+func (ll *LeaseLock) Apply(ev watch.Event) (*LeaderElectionRecord, []byte, error) {
+	lease, err := objectOf[*coordinationv1.Lease](ev, ll.LeaseMeta.Namespace, ll.LeaseMeta.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lease lock %s: %w", ll.Describe(), err)
+	}
+	if ev.Type == watch.Deleted {
+		ll.lease = nil
+		return nil, nil, apierrors.NewNotFound(coordinationv1.Resource("leases"), ll.LeaseMeta.Name)
+	}
+	ll.lease = lease
+	return ll.decode(lease)
+}
+
 // Create creates the Lease holding ler.
 func (ll *LeaseLock) Create(ctx context.Context, ler LeaderElectionRecord) error {
-	if ll.Client == nil {
+	if isNilValue(ll.Client) {
 		return fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
 	}
 	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{
@@ -80,7 +112,7 @@ func (ll *LeaseLock) Create(ctx context.Context, ler LeaderElectionRecord) error
 
 // Update writes ler over the Lease last read or written.
 func (ll *LeaseLock) Update(ctx context.Context, ler LeaderElectionRecord) error {
-	if ll.lease == nil || ll.Client == nil {
+	if ll.lease == nil || isNilValue(ll.Client) {
 		return fmt.Errorf("lease lock %s: not initialized, call Get or Create first", ll.Describe())
 	}
 	// Change a copy, so that a failed write leaves the cache as the server has it.
@@ -97,6 +129,7 @@ func (ll *LeaseLock) Update(ctx context.Context, ler LeaderElectionRecord) error
 // apply puts ler, our labels and our owner references on lease.
 func (ll *LeaseLock) apply(lease *coordinationv1.Lease, ler *LeaderElectionRecord) {
 	lease.Spec = LeaderElectionRecordToLeaseSpec(ler)
+	lease.Annotations = putHandoff(lease.Annotations, ler)
 	if ler.HolderKey != "" {
 		if lease.Annotations == nil {
 			lease.Annotations = map[string]string{}
@@ -127,13 +160,13 @@ func (ll *LeaseLock) ResourceVersion() string {
 
 // Validate reports a LeaseLock without a client, namespace or name.
 func (ll *LeaseLock) Validate() error {
-	return validateMeta("lease", ll.LeaseMeta, ll.Client == nil)
+	return validateMeta("lease", ll.LeaseMeta, isNilValue(ll.Client))
 }
 
 // RecordEvent records event s about this candidate on the Lease. It does
 // nothing without an EventRecorder.
 func (ll *LeaseLock) RecordEvent(s string) {
-	if ll.LockConfig.EventRecorder == nil {
+	if isNilValue(ll.LockConfig.EventRecorder) {
 		return
 	}
 	subject := &coordinationv1.Lease{ObjectMeta: ll.LeaseMeta}
@@ -160,8 +193,9 @@ func (ll *LeaseLock) Key() string {
 	return ll.LockConfig.Key
 }
 
-// LeaseToLeaderElectionRecord reads the record out of a Lease: its spec, and
-// the holder's key from the LeaseHolderKey annotation. Missing fields, or a
+// LeaseToLeaderElectionRecord reads the record out of a Lease: its spec, the
+// holder's key from the LeaseHolderKey annotation, and the handoff offer and
+// request from theirs. Missing fields, or a
 // nil Lease, read as zero values.
 func LeaseToLeaderElectionRecord(l *coordinationv1.Lease) *LeaderElectionRecord {
 	if l == nil {
@@ -169,6 +203,7 @@ func LeaseToLeaderElectionRecord(l *coordinationv1.Lease) *LeaderElectionRecord 
 	}
 	r := LeaseSpecToLeaderElectionRecord(&l.Spec)
 	r.HolderKey = l.Annotations[LeaseHolderKey]
+	getHandoff(l.Annotations, r)
 	return r
 }
 

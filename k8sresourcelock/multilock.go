@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/watch"
 )
 
 // UnknownLeader is the holder MultiLock.Get reports when its two locks name
@@ -23,6 +24,17 @@ type MultiLock struct {
 	Primary Interface
 	// Secondary is the lock kind the fleet migrates to.
 	Secondary Interface
+
+	// What each half last read or was applied, so that an event about one
+	// half can be judged with the other.
+	primary, secondary half
+}
+
+// half is what one of a MultiLock's locks last returned.
+type half struct {
+	record *LeaderElectionRecord
+	raw    []byte
+	err    error
 }
 
 // Validate reports a MultiLock with a missing half, or a half that reports
@@ -50,8 +62,9 @@ func (ml *MultiLock) Validate() error {
 // Primary's record stands alone: it is either held by a candidate that has
 // not migrated, or by us from before the migration, in which case our next
 // Update creates the Secondary. When the two name different holders, the
-// holder reads as UnknownLeader: nobody can tell whose lease or key counts,
-// so candidates wait for it to expire and never preempt it. When either
+// holder reads as UnknownLeader, with the longer of the two leases: nobody can
+// tell whose lease or key counts, so candidates wait for it to expire and
+// never preempt it. When either
 // record cannot be decoded, Get returns an error wrapping ErrInvalidRecord,
 // having read both, so that an Update can still write over both. The raw
 // bytes cover both locks, so a renewal of either counts as a change.
@@ -59,31 +72,98 @@ func (ml *MultiLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, er
 	if err := ml.usable(); err != nil {
 		return nil, nil, err
 	}
-	primary, primaryRaw, primaryErr := ml.Primary.Get(ctx)
-	switch {
-	case primaryErr != nil && !errors.Is(primaryErr, ErrInvalidRecord):
-		return nil, primaryRaw, primaryErr
-	case primaryErr == nil && primary == nil:
-		return nil, primaryRaw, fmt.Errorf("multilock %s: Primary's Get returned neither a record nor an error", ml.Describe())
+	ml.primary = readHalf(ml.Primary.Get(ctx))
+	if ml.primary.err != nil && !errors.Is(ml.primary.err, ErrInvalidRecord) {
+		return nil, ml.primary.raw, ml.primary.err
 	}
-	secondary, secondaryRaw, err := ml.Secondary.Get(ctx)
+	ml.secondary = readHalf(ml.Secondary.Get(ctx))
+	return ml.combine()
+}
+
+func readHalf(record *LeaderElectionRecord, raw []byte, err error) half {
+	return half{record: record, raw: raw, err: err}
+}
+
+// combine judges the two halves as last read; see Get.
+func (ml *MultiLock) combine() (*LeaderElectionRecord, []byte, error) {
+	p, s := ml.primary, ml.secondary
 	switch {
-	case apierrors.IsNotFound(err):
-		return primary, primaryRaw, primaryErr
-	case err != nil:
-		return nil, ConcatRawRecord(primaryRaw, secondaryRaw), err
-	case secondary == nil:
-		return nil, primaryRaw, fmt.Errorf("multilock %s: Secondary's Get returned neither a record nor an error", ml.Describe())
-	case primaryErr != nil:
-		return nil, ConcatRawRecord(primaryRaw, secondaryRaw), primaryErr
+	case p.err != nil && !errors.Is(p.err, ErrInvalidRecord):
+		return nil, p.raw, p.err
+	case p.err == nil && p.record == nil:
+		return nil, p.raw, fmt.Errorf("multilock %s: Primary's Get returned neither a record nor an error", ml.Describe())
+	case apierrors.IsNotFound(s.err) && p.err != nil:
+		return nil, p.raw, p.err
+	case apierrors.IsNotFound(s.err):
+		record := *p.record
+		return &record, p.raw, nil
+	case s.err != nil:
+		return nil, ConcatRawRecord(p.raw, s.raw), s.err
+	case s.record == nil:
+		return nil, p.raw, fmt.Errorf("multilock %s: Secondary's Get returned neither a record nor an error", ml.Describe())
+	case p.err != nil:
+		return nil, ConcatRawRecord(p.raw, s.raw), p.err
 	}
-	if primary.HolderIdentity != secondary.HolderIdentity {
-		primary.HolderIdentity = UnknownLeader
-		if primaryRaw, err = encodeRecord(primary); err != nil {
+	record, primaryRaw := *p.record, p.raw
+	if record.HandoffRequest == (HandoffRequest{}) {
+		// A candidate that uses the Secondary alone asks there.
+		record.HandoffRequest = s.record.HandoffRequest
+	}
+	if record.HolderIdentity != s.record.HolderIdentity {
+		// Nobody can tell whose lease counts, so the longer one does:
+		// a half just released (a one-second lease) must not cut short
+		// the holder of the other.
+		record.HolderIdentity = UnknownLeader
+		record.LeaseDurationSeconds = max(record.LeaseDurationSeconds, s.record.LeaseDurationSeconds)
+		var err error
+		if primaryRaw, err = encodeRecord(&record); err != nil {
 			return nil, nil, fmt.Errorf("multilock %s: encode leader record: %w", ml.Describe(), err)
 		}
 	}
-	return primary, ConcatRawRecord(primaryRaw, secondaryRaw), nil
+	return &record, ConcatRawRecord(primaryRaw, s.raw), nil
+}
+
+// Watch watches both locks, if both can be watched; see Watcher.
+func (ml *MultiLock) Watch(ctx context.Context) (watch.Interface, error) {
+	if err := ml.usable(); err != nil {
+		return nil, err
+	}
+	primary, ok1 := ml.Primary.(Watcher)
+	secondary, ok2 := ml.Secondary.(Watcher)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("multilock %s: %T and %T cannot both be watched: %w", ml.Describe(), ml.Primary, ml.Secondary, errors.ErrUnsupported)
+	}
+	pw, err := primary.Watch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sw, err := secondary.Watch(ctx)
+	if err != nil {
+		pw.Stop()
+		return nil, err
+	}
+	return newRelay(func(watch.Event) bool { return true }, pw, sw), nil
+}
+
+// Apply takes an event of Watch, about either lock, as that lock's latest
+// state and judges it with the other as last seen; see Watcher.
+func (ml *MultiLock) Apply(ev watch.Event) (*LeaderElectionRecord, []byte, error) {
+	if err := ml.usable(); err != nil {
+		return nil, nil, err
+	}
+	primary, ok1 := ml.Primary.(Watcher)
+	secondary, ok2 := ml.Secondary.(Watcher)
+	if !ok1 || !ok2 {
+		return nil, nil, fmt.Errorf("multilock %s: cannot apply watch events: %w", ml.Describe(), errors.ErrUnsupported)
+	}
+	if h := readHalf(primary.Apply(ev)); !errors.Is(h.err, errNotThisLock) {
+		ml.primary = h
+	} else if h := readHalf(secondary.Apply(ev)); !errors.Is(h.err, errNotThisLock) {
+		ml.secondary = h
+	} else {
+		return nil, nil, h.err
+	}
+	return ml.combine()
 }
 
 // Create creates both locks holding ler. It is called when Get found no
@@ -97,7 +177,18 @@ func (ml *MultiLock) Create(ctx context.Context, ler LeaderElectionRecord) error
 	if err := ml.Primary.Create(ctx, ler); err != nil {
 		return err
 	}
-	return ml.Secondary.Create(ctx, ler)
+	ml.primary = wroteHalf(ler)
+	if err := ml.Secondary.Create(ctx, ler); err != nil {
+		return err
+	}
+	ml.secondary = wroteHalf(ler)
+	return nil
+}
+
+// wroteHalf is what a half holds after a write of ler.
+func wroteHalf(ler LeaderElectionRecord) half {
+	raw, err := encodeRecord(&ler)
+	return half{record: &ler, raw: raw, err: err}
 }
 
 // Update writes ler to both locks, each over the copy it last read or wrote,
@@ -113,16 +204,24 @@ func (ml *MultiLock) Update(ctx context.Context, ler LeaderElectionRecord) error
 	if err := ml.Primary.Update(ctx, ler); err != nil {
 		return err
 	}
+	ml.primary = wroteHalf(ler)
 	err := ml.Secondary.Update(ctx, ler)
-	if err == nil || apierrors.IsConflict(err) {
+	switch {
+	case err == nil:
+	case apierrors.IsConflict(err):
 		return err
+	default:
+		if _, _, getErr := ml.Secondary.Get(ctx); !apierrors.IsNotFound(getErr) {
+			// It exists (someone made it meanwhile) or cannot be read:
+			// the next attempt decides with what is there.
+			return err
+		}
+		if err := ml.Secondary.Create(ctx, ler); err != nil {
+			return err
+		}
 	}
-	if _, _, getErr := ml.Secondary.Get(ctx); !apierrors.IsNotFound(getErr) {
-		// It exists (someone made it meanwhile) or cannot be read: the
-		// next attempt decides with what is there.
-		return err
-	}
-	return ml.Secondary.Create(ctx, ler)
+	ml.secondary = wroteHalf(ler)
+	return nil
 }
 
 // ResourceVersion returns the resourceVersions of both locks, joined, so that

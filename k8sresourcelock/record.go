@@ -38,3 +38,42 @@ func encodeRecord(r *LeaderElectionRecord) ([]byte, error) {
 		PreferredHolder:      r.PreferredHolder,
 	})
 }
+
+// putHandoff sets, or removes when they are empty, the annotations that hold
+// r's handoff offer and request, and returns the annotations.
+func putHandoff(annotations map[string]string, r *LeaderElectionRecord) map[string]string {
+	for key, value := range map[string]any{HandoffAnnotationKey: r.Handoff, HandoffRequestAnnotationKey: r.HandoffRequest} {
+		if value == (HandoffOffer{}) || value == (HandoffRequest{}) {
+			delete(annotations, key)
+			continue
+		}
+		encoded, err := json.Marshal(value)
+		if err != nil {
+			continue // strings and ints always encode
+		}
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[key] = string(encoded)
+	}
+	return annotations
+}
+
+// getHandoff reads the handoff offer and request annotations into r. One
+// that cannot be decoded is ignored: without an offer a candidate takes the
+// lock as it always could, and without a request nobody hands it over.
+func getHandoff(annotations map[string]string, r *LeaderElectionRecord) {
+	r.Handoff, r.HandoffRequest = HandoffOffer{}, HandoffRequest{}
+	if raw, ok := annotations[HandoffAnnotationKey]; ok {
+		var offer HandoffOffer
+		if json.Unmarshal([]byte(raw), &offer) == nil {
+			r.Handoff = offer
+		}
+	}
+	if raw, ok := annotations[HandoffRequestAnnotationKey]; ok {
+		var request HandoffRequest
+		if json.Unmarshal([]byte(raw), &request) == nil {
+			r.HandoffRequest = request
+		}
+	}
+}

@@ -1,0 +1,229 @@
+package k8sleaderelection
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+// ending says why a leader stopped holding the lock.
+type ending struct {
+	why string
+	// lost: the lock is someone else's, or we could not renew it in time;
+	// there is nothing left to hand over or release.
+	lost bool
+	// cancelled: the context we held it for is done.
+	cancelled bool
+	// handOver: a candidate that outranks us asked for the lock.
+	handOver bool
+	// until: the channel hold was told to stop at was closed.
+	until bool
+}
+
+// lead is one term of leadership, from the moment we hold the lock. It runs
+// OnStartedLeading, renews the lock until the term ends, then stops the work
+// and, depending on why the term ended, hands the lock over, releases it, or
+// just lets it go. stopped runs OnStoppedLeading (once).
+func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
+	logger := klog.FromContext(ctx)
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	workDone := make(chan struct{})
+	go func() {
+		defer close(workDone)
+		le.config.Callbacks.OnStartedLeading(workCtx)
+	}()
+
+	end := le.hold(ctx, nil)
+	le.stopLeading()
+	stopWork()
+	logger.Info("Stopped leading", "reason", end.why)
+	le.config.Lock.RecordEvent("stopped leading")
+
+	// Whatever happens next must not depend on Run's context, which may be
+	// done: each step below is bounded on its own.
+	rest := context.WithoutCancel(ctx)
+	switch {
+	case end.handOver:
+		if le.finishWork(rest, workDone, "hand the lock over") {
+			stopped()
+			le.handOver(rest)
+		}
+	case le.config.ReleaseOnCancel:
+		// A leader that stops because it was told to keeps the lock
+		// until its work has stopped; one that lost it has nothing to
+		// keep, and release finds out whether the lock is still ours.
+		if !end.cancelled || le.finishWork(rest, workDone, "release the lock") {
+			le.release(logger)
+		}
+	}
+	le.honoring = rl.HandoffRequest{}
+	le.reportLeader()
+	le.watch.stop()
+}
+
+// finishWork waits, at most StopTimeout, for OnStartedLeading to return,
+// renewing the lock meanwhile so that no one takes it while our work still
+// runs. It reports whether we may now give the lock up on purpose (to do
+// what says): the lock is still ours and the work has returned. If the work
+// has not returned in time, we keep the lock no longer but do not give it
+// away either: it expires, or a requester takes it when its wait runs out.
+func (le *LeaderElector) finishWork(ctx context.Context, workDone <-chan struct{}, what string) bool {
+	timeout := le.stopTimeout()
+	if timeout < 0 {
+		return true
+	}
+	logger := klog.FromContext(ctx)
+	waitCtx, cancel := le.withTimeout(ctx, timeout)
+	defer cancel()
+	le.stopping = true
+	defer func() { le.stopping = false }()
+	end := le.hold(waitCtx, workDone)
+	switch {
+	case end.until:
+		return true
+	case end.lost:
+		logger.Info("Lost the lock while waiting for OnStartedLeading to return", "reason", end.why)
+	default:
+		logger.Error(nil, "OnStartedLeading did not return within StopTimeout after its context was cancelled; leaving the lock to expire instead of giving it up while our work may still run",
+			"stopTimeout", timeout, "wanted", what)
+	}
+	return false
+}
+
+// stopTimeout is StopTimeout, or RenewDeadline when it is zero.
+func (le *LeaderElector) stopTimeout() time.Duration {
+	if le.config.StopTimeout == 0 {
+		return le.config.RenewDeadline
+	}
+	return le.config.StopTimeout
+}
+
+// hold keeps the lock: every RetryPeriod it writes the lock again. It
+// returns when ctx is done, when until is closed, when no renewal has
+// succeeded for RenewDeadline, as soon as the watch or a renewal shows the
+// lock in any state but ours, or when a candidate asks for the lock.
+func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending {
+	logger := klog.FromContext(ctx)
+	lastRenewal := le.renewalTime()
+	next := le.clock.Now().Add(le.config.RetryPeriod)
+	for {
+		deadline := lastRenewal.Add(le.config.RenewDeadline)
+		le.watch.ensure(ctx, le.clock.Now())
+		wake := next
+		if deadline.Before(wake) {
+			wake = deadline
+		}
+		switch le.waitFor(ctx, wake.Sub(le.clock.Now()), until) {
+		case wokeByContext:
+			return ending{why: "context done", cancelled: true}
+		case wokeByOther:
+			return ending{why: "done waiting", until: true}
+		case wokeByWatch:
+			foreign := le.applyWatch(ctx)
+			le.reportLeader()
+			switch v := le.judge(ctx, true); {
+			case v == verdictStepDown:
+				return ending{why: le.lostBecause(), lost: true}
+			case foreign:
+				return ending{why: "the lock changed hands since our last write", lost: true}
+			case v == verdictHandOver:
+				return le.askedToHandOver(logger)
+			}
+			continue
+		}
+		start := le.clock.Now()
+		if !start.Before(deadline) {
+			return ending{why: fmt.Sprintf("no successful renewal for renewDeadline (%v)", le.config.RenewDeadline), lost: true}
+		}
+		attemptCtx, cancel := le.withTimeout(ctx, deadline.Sub(start))
+		v, err := le.tryAcquireOrRenew(attemptCtx, true)
+		cancel()
+		le.reportLeader()
+		next = le.clock.Now().Add(le.config.RetryPeriod)
+		switch {
+		case v == verdictStepDown:
+			return ending{why: le.lostBecause(), lost: true}
+		case v == verdictHandOver:
+			return le.askedToHandOver(logger)
+		case err != nil:
+			le.logFailure(logger, err, "Could not renew the lease; will retry until the renew deadline")
+		default:
+			le.lastFailure = ""
+			lastRenewal = start
+			le.markRenewed(start)
+			logger.V(4).Info("Renewed the lease")
+		}
+	}
+}
+
+// askedToHandOver notes the request we will honour: our renewals from now
+// on carry it, so that the requester sees it is still pending.
+func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
+	le.honoring = le.seen.record.HandoffRequest
+	logger.Info("Asked to hand the lease over; stopping our work first",
+		"to", le.honoring.HolderIdentity, "key", le.honoring.HolderKey)
+	return ending{why: "handing over to " + le.honoring.HolderIdentity, handOver: true}
+}
+
+// handOver writes the lock over to the candidate whose request we honour,
+// once our work has stopped. The write goes over our own last state, so it
+// fails if anyone else wrote the lock meanwhile; then we read it again, and
+// write once more only if it is still ours with the same request. It gives
+// up after RenewDeadline: the requester then takes the lock itself.
+func (le *LeaderElector) handOver(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	ctx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)
+	defer cancel()
+	request := le.honoring
+	lock := le.config.Lock
+	for ctx.Err() == nil {
+		// Read first, so that the write goes over the lock as it is now
+		// (a MultiLock's request may have reached one half before the
+		// other), and over a state nobody else saw change.
+		if _, err := le.read(ctx); err != nil {
+			logger.V(4).Info("Could not read the lock to hand it over", "err", err)
+			le.sleep(ctx, le.config.RetryPeriod/4)
+			continue
+		}
+		current := le.seen.record
+		if !le.seen.names(lock.Identity()) || current.HandoffRequest != request {
+			logger.Info("Lock changed before we could hand it over; leaving it", "holder", le.seen.holder())
+			return
+		}
+		now := le.clock.Now()
+		successor := rl.LeaderElectionRecord{
+			HolderIdentity:       request.HolderIdentity,
+			HolderKey:            request.HolderKey,
+			LeaseDurationSeconds: le.successorLease(request.LeaseDurationSeconds),
+			AcquireTime:          metav1.NewTime(now),
+			RenewTime:            metav1.NewTime(now),
+			LeaderTransitions:    current.LeaderTransitions + 1,
+		}
+		err := le.write(ctx, lock.Update, successor)
+		if err == nil {
+			logger.Info("Handed the lease over", "to", request.HolderIdentity, "transitions", successor.LeaderTransitions)
+			return
+		}
+		logger.V(4).Info("Could not hand the lease over; trying again", "err", err)
+		if !apierrors.IsConflict(err) {
+			le.sleep(ctx, le.config.RetryPeriod/4)
+		}
+	}
+	logger.Error(context.Cause(ctx), "Gave up handing the lease over; the requester will take it", "to", request.HolderIdentity)
+}
+
+// successorLease is the lease duration written for a successor: the one it
+// asked for, or ours if it asked for one nobody can mean.
+func (le *LeaderElector) successorLease(seconds int) int {
+	if seconds < 1 || seconds > int(MaxLeaseDuration/time.Second) {
+		return le.leaseSeconds
+	}
+	return seconds
+}

@@ -1,0 +1,203 @@
+package k8sleaderelection
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/klog/v2"
+
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+// lockWatch is one watch of the lock. A goroutine of its own reads the
+// watch and queues its events, so that the watch never waits for the
+// elector (client-go's stock fake panics when a watcher falls behind);
+// Run's goroutine takes them from the queue.
+type lockWatch struct {
+	w       watch.Interface
+	started time.Time
+
+	mu     sync.Mutex
+	queue  []watch.Event
+	ended  bool
+	ready  chan struct{} // holds one token while there is news
+	exited chan struct{} // closed when the goroutine has exited
+}
+
+func startLockWatch(w watch.Interface, now time.Time) *lockWatch {
+	lw := &lockWatch{w: w, started: now, ready: make(chan struct{}, 1), exited: make(chan struct{})}
+	go func() {
+		defer close(lw.exited)
+		for ev := range w.ResultChan() {
+			lw.mu.Lock()
+			lw.queue = append(lw.queue, ev)
+			lw.mu.Unlock()
+			lw.signal()
+		}
+		lw.mu.Lock()
+		lw.ended = true
+		lw.mu.Unlock()
+		lw.signal()
+	}()
+	return lw
+}
+
+func (lw *lockWatch) signal() {
+	select {
+	case lw.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the events queued since the last take, and whether the
+// watch has ended after them.
+func (lw *lockWatch) take() ([]watch.Event, bool) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	events := lw.queue
+	lw.queue = nil
+	return events, lw.ended
+}
+
+// stop ends the watch and waits for its goroutine.
+func (lw *lockWatch) stop() {
+	lw.w.Stop()
+	<-lw.exited
+}
+
+// watcher keeps the lock watched for Run's goroutine: it starts a watch,
+// restarts it when it ends or breaks (with backoff), and gives up for good,
+// saying so once, where the lock or the API server cannot be watched. Only
+// Run's goroutine uses it.
+type watcher struct {
+	lock     rl.Watcher // nil: never watch
+	current  *lockWatch
+	failures int
+	retryAt  time.Time
+	// relist is set when the watch can no longer resume from the state
+	// last read (it expired): the next look must read the lock first.
+	relist bool
+}
+
+const (
+	// minWatchBackoff and maxWatchBackoff bound the wait before a watch
+	// that failed or ended early is started again.
+	minWatchBackoff = 500 * time.Millisecond
+	maxWatchBackoff = 30 * time.Second
+	// healthyWatch is how long a watch must have lasted for its end to
+	// count as the server's routine timeout rather than a failure.
+	healthyWatch = 10 * time.Second
+)
+
+// newWatcher returns a watcher for lock, or one that never watches if the
+// lock cannot be watched or watching is switched off.
+func newWatcher(lock rl.Interface, off bool) *watcher {
+	w, ok := lock.(rl.Watcher)
+	if off || !ok {
+		return &watcher{}
+	}
+	return &watcher{lock: w}
+}
+
+// watching reports whether a watch is running.
+func (w *watcher) watching() bool { return w.current != nil }
+
+// ready is the channel that has a token when the watch has news; nil (never
+// ready) without a watch.
+func (w *watcher) ready() <-chan struct{} {
+	if w.current == nil {
+		return nil
+	}
+	return w.current.ready
+}
+
+// ensure starts a watch if none runs, the lock can be watched and the
+// backoff allows. It logs, once, when watching is impossible and the elector
+// polls instead.
+func (w *watcher) ensure(ctx context.Context, now time.Time) {
+	if w.lock == nil || w.current != nil || now.Before(w.retryAt) || w.relist {
+		return
+	}
+	wi, err := w.lock.Watch(ctx)
+	if err == nil {
+		w.current = startLockWatch(wi, now)
+		return
+	}
+	logger := klog.FromContext(ctx)
+	if unwatchable(err) {
+		logger.Info("Cannot watch the lock; polling it every RetryPeriod instead", "err", err)
+		w.lock = nil
+		return
+	}
+	w.failed(now)
+	if w.failures == 1 {
+		logger.Info("Could not watch the lock; polling it every RetryPeriod until a watch succeeds", "err", err)
+	} else {
+		logger.V(4).Info("Could not watch the lock", "err", err, "failures", w.failures)
+	}
+}
+
+// failed notes a failed or short-lived watch and backs off.
+func (w *watcher) failed(now time.Time) {
+	w.failures++
+	backoff := min(minWatchBackoff<<min(w.failures-1, 16), maxWatchBackoff)
+	w.retryAt = now.Add(backoff)
+}
+
+// take returns the events the watch queued. If the watch has ended it is
+// stopped, and started again later by ensure.
+func (w *watcher) take(ctx context.Context, now time.Time) []watch.Event {
+	if w.current == nil {
+		return nil
+	}
+	events, ended := w.current.take()
+	for i, ev := range events {
+		if ev.Type != watch.Error {
+			continue
+		}
+		// The watch cannot go on: start again, from a fresh read if the
+		// server no longer has the state we would resume from.
+		err := apierrors.FromObject(ev.Object)
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			w.relist = true
+		}
+		klog.FromContext(ctx).V(4).Info("Watch of the lock broke; starting another", "err", err)
+		events, ended = events[:i], true
+		break
+	}
+	if ended {
+		lived := now.Sub(w.current.started)
+		w.current.stop()
+		w.current = nil
+		if lived < healthyWatch {
+			w.failed(now)
+		} else {
+			w.failures, w.retryAt = 0, time.Time{}
+		}
+	}
+	return events
+}
+
+// restart ends the current watch, if any, so that the next ensure starts
+// one from the state last read or written.
+func (w *watcher) restart() {
+	if w.current != nil {
+		w.current.stop()
+		w.current = nil
+	}
+}
+
+// stop ends the watch for good.
+func (w *watcher) stop() {
+	w.restart()
+}
+
+// unwatchable reports errors that will not go away by retrying: the lock or
+// the API server does not support watching it, or RBAC forbids it.
+func unwatchable(err error) bool {
+	return errors.Is(err, errors.ErrUnsupported) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err)
+}

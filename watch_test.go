@@ -1,0 +1,227 @@
+package k8sleaderelection
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/klog/v2"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+// TestFollowerSendsNothingWhileNothingChanges: a watching follower reads the
+// lock once, opens one watch, and then sends no request at all while the
+// leader renews for ten minutes.
+func TestFollowerSendsNothingWhileNothingChanges(t *testing.T) {
+	for _, fk := range fakes {
+		for _, kind := range lockKinds {
+			t.Run(fk.name+"/"+kind, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					a := runCandidate(t, ctx, testConfig(newTestLock(t, cs, kind, "a", "")), nil)
+					a.leading(t)
+					follower := &countingLock{Interface: newTestLock(t, cs, kind, "b", "")}
+					b := runCandidate(t, ctx, testConfig(follower), nil)
+					time.Sleep(10 * time.Minute)
+					gets, writes, watches := follower.requests()
+					if gets != 1 || writes != 0 || watches != 1 {
+						t.Fatalf("follower sent %d reads, %d writes, %d watches in ten minutes; want 1, 0, 1", gets, writes, watches)
+					}
+					if b.le.GetLeader() != "a" {
+						t.Fatalf("follower sees leader %q, want a", b.le.GetLeader())
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestReleasedLockIsTakenAtOnce: a watching follower takes a released lock
+// at the instant the release lands; a polling one within one jittered
+// RetryPeriod.
+func TestReleasedLockIsTakenAtOnce(t *testing.T) {
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			for _, kind := range lockKinds {
+				t.Run(fk.name+"/"+mode.name+"/"+kind, func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						cs := fk.new()
+						ctx, cancel := context.WithCancel(t.Context())
+						defer cancel()
+						aCtx, stopA := context.WithCancel(ctx)
+						lec := testConfig(newTestLock(t, cs, kind, "a", ""))
+						lec.ReleaseOnCancel = true
+						a := runCandidate(t, aCtx, lec, nil)
+						a.leading(t)
+						lec = testConfig(newTestLock(t, cs, kind, "b", ""))
+						mode.apply(&lec)
+						b := runCandidate(t, ctx, lec, nil)
+						time.Sleep(leaseDuration / 3)
+						stopA()
+						a.finished(t)
+						releasedAt := time.Now()
+						b.leading(t)
+						waited := time.Since(releasedAt)
+						if mode.name == "watch" && waited != 0 {
+							t.Fatalf("a watching follower took the released lock after %v, want at once", waited)
+						}
+						if waited > maxAcquireWait {
+							t.Fatalf("took the released lock after %v, want within %v", waited, maxAcquireWait)
+						}
+					})
+				})
+			}
+		}
+	}
+}
+
+// TestExpiredLockIsTakenWhenTheLeaseRunsOut: a watching follower takes the
+// lock of a leader that stopped renewing exactly one lease after the last
+// renewal it saw, with no poll jitter on top.
+func TestExpiredLockIsTakenWhenTheLeaseRunsOut(t *testing.T) {
+	for _, fk := range fakes {
+		for _, kind := range lockKinds {
+			t.Run(fk.name+"/"+kind, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					var cut atomic.Bool
+					a := runCandidate(t, ctx, testConfig(cutOff(&cut)(newTestLock(t, cs, kind, "a", ""))), nil)
+					a.leading(t)
+					b := runCandidate(t, ctx, testConfig(newTestLock(t, cs, kind, "b", "")), nil)
+					time.Sleep(3*retryPeriod + retryPeriod/3)
+					cut.Store(true)
+					lastRenewal := readRecord(t, cs, kind).RenewTime.Time
+					b.leading(t)
+					if took := time.Since(lastRenewal); took != leaseDuration {
+						t.Fatalf("took the lock %v after the last renewal, want exactly the lease (%v)", took, leaseDuration)
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestLockThatCannotBeWatchedIsPolled: a custom lock without a watch, and a
+// lock whose watch RBAC forbids, are polled every RetryPeriod; the second
+// says so once in the log.
+func TestLockThatCannotBeWatchedIsPolled(t *testing.T) {
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, testLockName, errors.New("cannot watch"))
+	for _, tc := range []struct {
+		name string
+		wrap func(rl.Interface) rl.Interface
+		log  int
+	}{
+		{"custom lock without a watch", func(l rl.Interface) rl.Interface { return &hookedLock{Interface: l} }, 0},
+		{"watch forbidden", func(l rl.Interface) rl.Interface {
+			return &countingLock{Interface: l, watch: func(context.Context) (watch.Interface, error) { return nil, forbidden }}
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fakekube.New()
+				var logs logLines
+				ctx, cancel := context.WithCancel(klog.NewContext(t.Context(), logs.logger()))
+				defer cancel()
+				writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 0))
+				b := runCandidate(t, ctx, testConfig(tc.wrap(newTestLock(t, cs, rl.LeasesResourceLock, "b", ""))), nil)
+				time.Sleep(time.Minute)
+				if n := logs.count("Cannot watch the lock"); n != tc.log {
+					t.Fatalf("said %d times that it cannot watch, want %d", n, tc.log)
+				}
+				writeRecord(t, cs, rl.LeasesResourceLock, released(0))
+				releasedAt := time.Now()
+				b.leading(t)
+				if waited := time.Since(releasedAt); waited > maxAcquireWait {
+					t.Fatalf("a polling follower took the released lock after %v, want within %v", waited, maxAcquireWait)
+				}
+			})
+		})
+	}
+}
+
+// TestBrokenWatchIsReplaced: a watch that fails to start is retried with
+// backoff while the candidate polls; one that ends is started again; one
+// whose resourceVersion expired (410 Gone) is started again after a fresh
+// read. Every time, the candidate goes on seeing the lock.
+func TestBrokenWatchIsReplaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		var logs logLines
+		ctx, cancel := context.WithCancel(klog.NewContext(t.Context(), logs.logger()))
+		defer cancel()
+		// A holder with an hour's lease: nothing expires while the watches
+		// below (which see nothing of the store) come and go.
+		holder := otherHolds("", 0)
+		holder.LeaseDurationSeconds = 3600
+		writeRecord(t, cs, rl.LeasesResourceLock, holder)
+		inner := newTestLock(t, cs, rl.LeasesResourceLock, "b", "")
+		var mu sync.Mutex
+		var started []*watch.FakeWatcher
+		failures := 3
+		lock := &countingLock{Interface: inner}
+		lock.watch = func(ctx context.Context) (watch.Interface, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if failures > 0 {
+				failures--
+				return nil, errors.New("connection refused")
+			}
+			w := watch.NewFakeWithChanSize(10, false)
+			started = append(started, w)
+			return w, nil
+		}
+		watches := func() []*watch.FakeWatcher {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(started)
+		}
+		b := runCandidate(t, ctx, testConfig(lock), nil)
+		time.Sleep(time.Minute)
+		if len(watches()) != 1 || logs.count("Could not watch the lock") != 1 {
+			t.Fatalf("%d watches running after three failures, %d log lines about them; want 1 and 1",
+				len(watches()), logs.count("Could not watch the lock"))
+		}
+		gets, _, _ := lock.requests()
+
+		// The watch ends, as the API server ends each one after a while.
+		watches()[0].Stop()
+		time.Sleep(time.Minute)
+		if len(watches()) != 2 {
+			t.Fatalf("%d watches after the first ended, want 2", len(watches()))
+		}
+		// It expires: the next one starts after a read.
+		watches()[1].Error(&apierrors.NewResourceExpired("too old resource version").ErrStatus)
+		time.Sleep(time.Minute)
+		after, _, _ := lock.requests()
+		if len(watches()) != 3 || after != gets+1 {
+			t.Fatalf("after an expired watch: %d watches, %d more reads; want 3 and 1", len(watches()), after-gets)
+		}
+		// The newest watch still delivers: a release is taken at once.
+		writeRecord(t, cs, rl.LeasesResourceLock, released(0))
+		lease, err := cs.CoordinationV1().Leases(testNamespace).Get(ctx, testLockName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		releasedAt := time.Now()
+		watches()[2].Modify(lease)
+		b.leading(t)
+		if waited := time.Since(releasedAt); waited != 0 {
+			t.Fatalf("took the released lock %v after the event, want at once", waited)
+		}
+	})
+}
