@@ -267,7 +267,7 @@ func startCandidate(t *testing.T, ctx context.Context, lec LeaderElectionConfig,
 		c.started <- workCtx
 		<-workCtx.Done()
 		if windDown < 0 {
-			<-ctx.Done() // hangs until the test ends
+			<-t.Context().Done() // hangs until the test ends
 		}
 		time.Sleep(windDown)
 		f.end(id)

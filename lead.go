@@ -173,10 +173,11 @@ func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
 }
 
 // handOver writes the lock over to the candidate whose request we honour,
-// once our work has stopped. The write goes over our own last state, so it
-// fails if anyone else wrote the lock meanwhile; then we read it again, and
-// write once more only if it is still ours with the same request. It gives
-// up after RenewDeadline: the requester then takes the lock itself.
+// once our work has stopped: to the latest requester, if a higher one has
+// replaced the first. The write goes over the state just read, so it fails
+// if anyone else wrote the lock meanwhile; then we read it again, and write
+// once more if it is still ours with a request pending. It gives up after
+// RenewDeadline: the requester then takes the lock itself.
 func (le *LeaderElector) handOver(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	ctx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)
@@ -193,9 +194,15 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			continue
 		}
 		current := le.seen.record
-		if !le.seen.names(lock.Identity()) || current.HandoffRequest != request {
+		if !le.seen.names(lock.Identity()) || !current.HandoffRequest.Pending(&current) {
 			logger.Info("Lock changed before we could hand it over; leaving it", "holder", le.seen.holder())
 			return
+		}
+		if current.HandoffRequest != request {
+			// A candidate that outranks the first asked since: our work
+			// has stopped either way, so the lock goes to the latest.
+			request = current.HandoffRequest
+			le.honoring = request
 		}
 		now := le.clock.Now()
 		successor := rl.LeaderElectionRecord{

@@ -54,3 +54,78 @@ func TestLeaderStepsDownOnAForeignStateEvenIfOursFollows(t *testing.T) {
 		}
 	})
 }
+
+// TestReleaseWaitsForTheWork: a leader told to stop with ReleaseOnCancel
+// releases the lock only once OnStartedLeading has returned, renewing it
+// meanwhile, so that a successor never starts while the work still runs,
+// even when the work takes longer than a lease to stop.
+func TestReleaseWaitsForTheWork(t *testing.T) {
+	const windDown = 20 * time.Second // longer than the lease (15s)
+	for _, fk := range fakes {
+		for _, kind := range lockKinds {
+			t.Run(fk.name+"/"+kind, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					f := newFleet()
+					aCtx, stopA := context.WithCancel(ctx)
+					lec := testConfig(newTestLock(t, cs, kind, "a", ""))
+					lec.ReleaseOnCancel = true
+					lec.StopTimeout = time.Minute
+					a := startCandidate(t, aCtx, lec, f, windDown)
+					a.leading(t)
+					b := runCandidate(t, ctx, testConfig(newTestLock(t, cs, kind, "b", "")), f)
+					time.Sleep(retryPeriod / 2)
+					stopA()
+					stoppedAt := time.Now()
+					b.leading(t)
+					a.finished(t)
+					f.check(t)
+					if took := time.Since(stoppedAt); took != windDown {
+						t.Fatalf("b led %v after a was told to stop, want when a's work returned (%v)", took, windDown)
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestReleaseOfWorkThatNeverStops: a leader whose work does not return
+// within StopTimeout does not release the lock while the work may still
+// run; the lock expires instead. With a negative StopTimeout it releases at
+// once, as client-go's elector does.
+func TestReleaseOfWorkThatNeverStops(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		stopTimeout time.Duration
+		least, most time.Duration // from the stop until b leads
+	}{
+		// The lease runs from a's last renewal, made within StopTimeout.
+		{"waits, then lets it expire", 5 * time.Second, leaseDuration, 5*time.Second + leaseDuration},
+		{"does not wait", -1, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fakekube.New()
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				aCtx, stopA := context.WithCancel(ctx)
+				lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", ""))
+				lec.ReleaseOnCancel = true
+				lec.StopTimeout = tc.stopTimeout
+				a := startCandidate(t, aCtx, lec, nil, -1)
+				a.leading(t)
+				b := runCandidate(t, ctx, testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "")), nil)
+				time.Sleep(retryPeriod / 2)
+				stopA()
+				stoppedAt := time.Now()
+				b.leading(t)
+				if took := time.Since(stoppedAt); took < tc.least || took > tc.most {
+					t.Fatalf("b led %v after a was told to stop, want between %v and %v", took, tc.least, tc.most)
+				}
+				a.finished(t)
+			})
+		})
+	}
+}

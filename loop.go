@@ -58,8 +58,15 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			// out, or the holder's time to answer our request does.
 			pause = le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now())
 		}
-		if v == verdictRequestHandoff || v == verdictWait && le.asked.pending() {
-			pause = min(pause, le.asked.deadline.Sub(le.clock.Now()))
+		if answerBy := le.asked.deadline.Sub(le.clock.Now()); le.asked.of(&le.seen.record) && answerBy > 0 {
+			pause = min(pause, answerBy)
+		}
+		if err == nil && pause <= 0 {
+			// Nothing left to wait for in what we saw (a case the rule
+			// should not leave): look again at the polling pace rather
+			// than spin.
+			logger.V(4).Info("Nothing to wait for; polling", "verdict", v.String())
+			pause = wait.Jitter(le.config.RetryPeriod, JitterFactor)
 		}
 		switch le.waitFor(ctx, pause, le.readiness.changed()) {
 		case wokeByContext:
