@@ -85,7 +85,7 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 		}
 		s.asked, s.mayAsk = le.handoffState(le.clock.Now())
 	}
-	if leading && s.ours {
+	if s.ours {
 		s.handoffAsked = le.handoffAskedOfUs()
 	}
 	return decide(s)

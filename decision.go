@@ -96,7 +96,10 @@ type situation struct {
 	// mayAsk: the holder offers handoffs, we use them, and we have not
 	// already waited one out from this holder.
 	mayAsk bool
-	// handoffAsked: we lead, and a candidate asked us to hand over.
+	// handoffAsked: the lock names us, and a candidate asked us to hand
+	// it over. A leader stops its work first; a candidate that holds the
+	// lock without leading (it restarted, or gave up waiting for work that
+	// would not stop) has none to stop.
 	handoffAsked bool
 }
 
@@ -111,7 +114,7 @@ func (s situation) rankMatters() bool {
 // A leader keeps leading only while the lock names it. If it finds anything
 // else (another holder, no holder, a record it cannot read, no lock at all),
 // the lock has changed since its last write and it can no longer prove that
-// nobody else leads: it steps down. A leader that was asked to hand over
+// nobody else leads: it steps down. A holder that was asked to hand over
 // does so. A candidate creates an absent lock, and takes one that names it,
 // names nobody, or has expired. One whose key outranks the holder's asks a
 // holder that offers handoffs to hand over, and waits for it for as long as
@@ -123,7 +126,7 @@ func decide(s situation) verdict {
 		return verdictStepDown
 	case !s.exists:
 		return verdictCreate
-	case s.ours && s.leading && s.handoffAsked:
+	case s.ours && s.handoffAsked:
 		return verdictHandOver
 	case s.ours:
 		return verdictRenew

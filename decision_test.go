@@ -28,6 +28,14 @@ func TestDecide(t *testing.T) {
 		{"leading, preempted then released: step down", situation{exists: true, leading: true, free: true}, verdictStepDown},
 		{"leading, unreadable record: step down", situation{exists: true, leading: true}, verdictStepDown},
 		{"leading, lock deleted: step down", situation{leading: true}, verdictStepDown},
+		// Handoffs.
+		{"leading, asked to hand over: hand over", situation{exists: true, ours: true, leading: true, handoffAsked: true}, verdictHandOver},
+		{"holding without leading, asked: hand over", situation{exists: true, ours: true, handoffAsked: true}, verdictHandOver},
+		{"outrank a holder that offers: request handoff", situation{exists: true, outranks: true, mayAsk: true}, verdictRequestHandoff},
+		{"outrank, asked already: wait for the answer", situation{exists: true, outranks: true, mayAsk: true, asked: true}, verdictWait},
+		{"outrank, answer overdue: steal", situation{exists: true, outranks: true}, verdictPreempt},
+		{"outrank nobody, holder offers: wait", situation{exists: true, mayAsk: true}, verdictWait},
+		{"expired, holder offers: take it", situation{exists: true, expired: true, outranks: true, mayAsk: true}, verdictTakeExpired},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,6 +89,8 @@ func TestVerdictProperties(t *testing.T) {
 		{verdictPreempt, "preempt", true, true},
 		{verdictRenew, "renew", true, false},
 		{verdictStepDown, "step down", false, false},
+		{verdictRequestHandoff, "request handoff", false, false},
+		{verdictHandOver, "hand over", false, false},
 		{verdict(99), "unknown", true, false},
 	} {
 		if tc.v.String() != tc.name || tc.v.writes() != tc.writes || tc.v.changesHands() != tc.hands {

@@ -103,6 +103,41 @@ func TestHandoffFromAHangingLeaderIsASteal(t *testing.T) {
 	}
 }
 
+// TestHangingLeaderThatRejoinsHandsOver: a leader whose work does not stop
+// gives up waiting after StopTimeout and lets its term end; run again (as a
+// controller's main loop does), it finds the lock still naming it with the
+// request pending, and, running no work, hands it over at once.
+func TestHangingLeaderThatRejoinsHandsOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var wg sync.WaitGroup
+		low := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"))
+		low.Callbacks.OnStartedLeading = func(context.Context) { <-ctx.Done() } // never stops while the test runs
+		low.Callbacks.OnStoppedLeading = func() {}
+		le := newTestElector(t, low, nil)
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				le.Run(ctx)
+			}
+		})
+		time.Sleep(retryPeriod / 2)
+		high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+		high.KeyComparison = outranksAllBut("stable")
+		b := runCandidate(t, ctx, high, nil)
+		b.leading(t)
+		if took := time.Since(b.startAt); took != renewDeadline {
+			t.Fatalf("b led %v after asking, want StopTimeout (the RenewDeadline, %v): a's next Run hands over", took, renewDeadline)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" || rec.LeaderTransitions != 1 {
+			t.Fatalf("record: %+v", rec)
+		}
+		cancel()
+		wg.Wait()
+	})
+}
+
 // TestNoHandoffWithoutAnOffer: a holder that makes no offer (handoffs off
 // here; Istio's fork and client-go never make one) has the lock taken at
 // once, as before.

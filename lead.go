@@ -115,7 +115,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 	next := le.clock.Now().Add(le.config.RetryPeriod)
 	for {
 		deadline := lastRenewal.Add(le.config.RenewDeadline)
-		le.watch.ensure(ctx, le.clock.Now())
+		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit())
 		wake := next
 		if deadline.Before(wake) {
 			wake = deadline

@@ -27,12 +27,13 @@
 // A leader leads only while the lock names it. It stops leading (its context
 // is cancelled, then OnStoppedLeading runs) when Run's context is done, when
 // it has not renewed for RenewDeadline since its last successful renewal, or
-// as soon as a renewal finds anything but its own record: another holder, no
-// holder (it was preempted and the lock released since), a record nobody can
-// decode, or no lock at all. Each of those means the lock changed since its
-// last write, and it can no longer prove that nobody else leads. Because
-// LeaseDuration is greater than RenewDeadline, a leader that is merely cut
-// off stops before any other candidate may take the lock.
+// as soon as its watch or a renewal shows the lock in any state but its own
+// since its last write: another holder, no holder (it was preempted and the
+// lock released since), a record nobody can decode, or no lock at all. Each
+// of those means the lock changed since its last write, and it can no longer
+// prove that nobody else leads. Because LeaseDuration is greater than
+// RenewDeadline, a leader that is merely cut off stops before any other
+// candidate may take the lock.
 //
 // A renewal is one write and no read: the leader writes over the state it
 // last wrote, with that state's resourceVersion, so the API server refuses
@@ -42,45 +43,71 @@
 // implement k8sresourcelock.Versioned) an update would be unconditional and
 // could overwrite a new holder unseen, so the leader reads before it writes.
 //
+// # Following
+//
+// Every candidate watches its lock (unless DisableWatch is set, or the lock
+// cannot be watched: then it reads it every jittered RetryPeriod). A
+// follower reads the lock once, then decides from what the watch delivers:
+// it takes a released lock the moment it sees the release, takes an expired
+// one the moment the lease runs out, and sends no request while nothing
+// changes. A broken watch is replaced, with backoff, and the follower polls
+// until it is.
+//
 // # Leases
 //
 // A candidate takes the lock when it is absent, names nobody (it was
 // released), names the candidate itself (it restarted), or has not changed
 // for the holder's lease. Every change of the lock restarts the lease: a
 // change of its resourceVersion (so two renewals within one second both
-// count), or, for a lock without one, of its record's bytes. A change counts
-// whether or not the record in it can be decoded, because a record nobody can
-// read may hide a live leader's renewal. The holder's lease is the
-// LeaseDurationSeconds it wrote; a duration that is zero, negative, above
-// MaxLeaseDuration, or unreadable is nobody's real lease, and our own
-// LeaseDuration stands in for it. So a corrupt record is taken over one
-// LeaseDuration after its last change, while something that keeps rewriting
-// the lock faster than that keeps every candidate out (nobody can tell its
-// writes from renewals) and makes a leader step down.
+// count) or of its record's bytes. A change counts whether or not the record
+// in it can be decoded, because a record nobody can read may hide a live
+// leader's renewal. The holder's lease is the LeaseDurationSeconds it wrote;
+// a duration that is zero, negative, above MaxLeaseDuration, or unreadable is
+// nobody's real lease, and the longer of our own LeaseDuration and the last
+// real lease we saw stands in for it. So a corrupt record is taken over one
+// lease after its last change, while something that keeps rewriting the
+// lock faster than that keeps every candidate out (nobody can tell its
+// writes from renewals) and makes a leader step down. A lock whose holder
+// is wiped out without a release (the object deleted, or its record emptied)
+// while its lease runs stays held, by nobody we know, until that lease has
+// run out, so that the leader, which steps down on seeing the wipe, is gone
+// first.
 //
 // When two candidates take a free or expired lock at the same instant, the
 // API server accepts one write and refuses the other with a Conflict. On a
-// clientset that accepts both (client-go's stock fake), both start leading,
-// and the one overwritten steps down at its next renewal.
+// clientset that accepts both (client-go's stock fake), both may start
+// leading; a watching one steps down the moment it sees the other's write,
+// a polling one at its next renewal.
 //
 // # Priority
 //
 // Each candidate has a key (ResourceLockConfig.Key), written into the record
-// with its identity. A candidate that finds the lock held by another, and not
-// expired, asks its KeyComparison whether its own key outranks the holder's
-// key; if so, it takes the lock at once (a preemption) and LeaderTransitions
-// goes up by one. KeyComparison is not asked, and nobody preempts, when the
+// with its identity. A candidate that finds the lock held by another, and
+// not expired, asks its KeyComparison whether its own key outranks the
+// holder's key. KeyComparison is not asked, and nobody preempts, when the
 // keys are equal, when the record cannot be decoded, or when the holder is
 // UnknownLeader (a MultiLock whose two locks disagree). Without a
 // KeyComparison a candidate never preempts.
 //
-// A preemption is the one case in which two replicas may lead at the same
-// time: the old leader learns of it on its next renewal, which finds the lock
-// in other hands and makes it step down right then rather than after
-// RenewDeadline. The overlap is therefore one RetryPeriod, plus the time of
-// that renewal's requests; only if those requests fail does it last longer,
-// and never beyond RenewDeadline after the old leader's last successful
-// renewal. Work that must never run twice should not rely on preemption, or
+// A candidate whose key outranks the holder's asks a holder that offers it
+// (every elector of this package, unless DisableHandoff is set) to hand the
+// lock over, by writing a request into the lock. The holder cancels its
+// OnStartedLeading context, waits for OnStartedLeading to return (at most
+// StopTimeout, renewing meanwhile), runs OnStoppedLeading, and only then
+// writes the lock over to the candidate, which starts leading once it sees
+// that. The two never lead at once. A candidate that outranks a pending
+// requester replaces its request; one that does not waits.
+//
+// A holder that makes no offer (Istio's fork, client-go's elector, or ours
+// with DisableHandoff), or does not hand over within the time its offer
+// states (its work hangs, or it is cut off), has the lock taken at once (a
+// steal), and LeaderTransitions goes up by one as for a handoff. A steal is
+// the one case in which two replicas may lead at the same time: a watching
+// leader of ours steps down the moment it sees the steal, a polling one at
+// its next renewal, one RetryPeriod later at most, plus the time of that
+// renewal's requests; only if those requests fail does it last longer, and
+// never beyond RenewDeadline after the old leader's last successful
+// renewal. Work that must never run twice should not rely on a steal, or
 // should check IsLeader before acting.
 package k8sleaderelection
 
@@ -378,7 +405,7 @@ func (le *LeaderElector) Run(ctx context.Context) {
 
 	le.notifier = startNotifier(le.config.Callbacks.OnNewLeader, le.notifier)
 	defer le.notifier.stop()
-	le.watch = newWatcher(le.config.Lock, le.config.DisableWatch)
+	le.watch = newWatcher(le.config.Lock, le.config.DisableWatch, le.clock)
 	defer le.watch.stop()
 	le.readiness = newReadiness(ctx, le.config.WaitForReady, le.config.RetryPeriod, le.clock)
 	defer le.readiness.stop()

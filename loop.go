@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
 // acquire tries to take the lock until it leads (true) or ctx is done
@@ -38,6 +40,13 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 		switch {
 		case err != nil:
 			le.logFailure(logger, err, "Could not acquire the lease; will retry")
+		case v == verdictHandOver:
+			// The lock names us from before, and a higher key asked for
+			// it: we run no work, so it goes over at once.
+			le.honoring = le.seen.record.HandoffRequest
+			le.handOver(ctx)
+			le.honoring = rl.HandoffRequest{}
+			le.reportLeader()
 		case v.writes():
 			le.startLeading(start)
 			le.asked = handoffAsk{}
@@ -51,7 +60,7 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			logger.V(4).Info("Lease is held by another candidate", "holder", le.GetLeader())
 		}
 
-		le.watch.ensure(ctx, le.clock.Now())
+		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit())
 		pause := wait.Jitter(le.config.RetryPeriod, JitterFactor)
 		if err == nil && le.watch.watching() {
 			// Nothing to do until the watch shows a change, the lease runs

@@ -3,12 +3,14 @@ package k8sleaderelection
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
@@ -19,6 +21,7 @@ import (
 // Run's goroutine takes them from the queue.
 type lockWatch struct {
 	w       watch.Interface
+	cancel  context.CancelFunc // ends the watch's request
 	started time.Time
 
 	mu     sync.Mutex
@@ -28,8 +31,8 @@ type lockWatch struct {
 	exited chan struct{} // closed when the goroutine has exited
 }
 
-func startLockWatch(w watch.Interface, now time.Time) *lockWatch {
-	lw := &lockWatch{w: w, started: now, ready: make(chan struct{}, 1), exited: make(chan struct{})}
+func startLockWatch(w watch.Interface, cancel context.CancelFunc, now time.Time) *lockWatch {
+	lw := &lockWatch{w: w, cancel: cancel, started: now, ready: make(chan struct{}, 1), exited: make(chan struct{})}
 	go func() {
 		defer close(lw.exited)
 		for ev := range w.ResultChan() {
@@ -66,6 +69,9 @@ func (lw *lockWatch) take() ([]watch.Event, bool) {
 // stop ends the watch and waits for its goroutine.
 func (lw *lockWatch) stop() {
 	lw.w.Stop()
+	if lw.cancel != nil {
+		lw.cancel()
+	}
 	<-lw.exited
 }
 
@@ -75,9 +81,13 @@ func (lw *lockWatch) stop() {
 // Run's goroutine uses it.
 type watcher struct {
 	lock     rl.Watcher // nil: never watch
+	clock    clock.WithDelayedExecution
 	current  *lockWatch
 	failures int
-	retryAt  time.Time
+	// early counts watches in a row that ended soon after they started,
+	// without an error: the sign of a client whose timeout ends them.
+	early   int
+	retryAt time.Time
 	// relist is set when the watch can no longer resume from the state
 	// last read (it expired): the next look must read the lock first.
 	relist bool
@@ -91,16 +101,19 @@ const (
 	// healthyWatch is how long a watch must have lasted for its end to
 	// count as the server's routine timeout rather than a failure.
 	healthyWatch = 10 * time.Second
+	// maxEarlyEnds is how many watches in a row may end early, without an
+	// error, before the candidate gives up watching and polls.
+	maxEarlyEnds = 5
 )
 
 // newWatcher returns a watcher for lock, or one that never watches if the
 // lock cannot be watched or watching is switched off.
-func newWatcher(lock rl.Interface, off bool) *watcher {
+func newWatcher(lock rl.Interface, off bool, clk clock.WithDelayedExecution) *watcher {
 	w, ok := lock.(rl.Watcher)
 	if off || !ok {
-		return &watcher{}
+		return &watcher{clock: clk}
 	}
-	return &watcher{lock: w}
+	return &watcher{lock: w, clock: clk}
 }
 
 // watching reports whether a watch is running.
@@ -116,17 +129,30 @@ func (w *watcher) ready() <-chan struct{} {
 }
 
 // ensure starts a watch if none runs, the lock can be watched and the
-// backoff allows. It logs, once, when watching is impossible and the elector
-// polls instead.
-func (w *watcher) ensure(ctx context.Context, now time.Time) {
+// backoff allows. Starting one may take at most limit: client-go retries a
+// watch request that times out, and a leader must not be held past its
+// renew deadline by a watch it merely wanted. It logs, once, when watching
+// is impossible and the elector polls instead.
+func (w *watcher) ensure(ctx context.Context, now time.Time, limit time.Duration) {
 	if w.lock == nil || w.current != nil || now.Before(w.retryAt) || w.relist {
 		return
 	}
-	wi, err := w.lock.Watch(ctx)
+	// The context outlives the call (it carries the watch's stream), so
+	// the limit cancels it only if the call has not returned by then.
+	watchCtx, cancel := context.WithCancel(ctx)
+	timer := w.clock.AfterFunc(limit, cancel)
+	wi, err := w.lock.Watch(watchCtx)
+	if !timer.Stop() {
+		if err == nil {
+			wi.Stop()
+		}
+		err = fmt.Errorf("starting a watch took longer than %v: %w", limit, context.DeadlineExceeded)
+	}
 	if err == nil {
-		w.current = startLockWatch(wi, now)
+		w.current = startLockWatch(wi, cancel, now)
 		return
 	}
+	cancel()
 	logger := klog.FromContext(ctx)
 	if unwatchable(err) {
 		logger.Info("Cannot watch the lock; polling it every RetryPeriod instead", "err", err)
@@ -155,6 +181,7 @@ func (w *watcher) take(ctx context.Context, now time.Time) []watch.Event {
 		return nil
 	}
 	events, ended := w.current.take()
+	broke := false
 	for i, ev := range events {
 		if ev.Type != watch.Error {
 			continue
@@ -166,17 +193,26 @@ func (w *watcher) take(ctx context.Context, now time.Time) []watch.Event {
 			w.relist = true
 		}
 		klog.FromContext(ctx).V(4).Info("Watch of the lock broke; starting another", "err", err)
-		events, ended = events[:i], true
+		events, ended, broke = events[:i], true, true
 		break
 	}
 	if ended {
 		lived := now.Sub(w.current.started)
 		w.current.stop()
 		w.current = nil
-		if lived < healthyWatch {
+		switch {
+		case lived >= healthyWatch:
+			w.failures, w.early, w.retryAt = 0, 0, time.Time{}
+		case broke:
 			w.failed(now)
-		} else {
-			w.failures, w.retryAt = 0, time.Time{}
+		default:
+			w.early++
+			w.failed(now)
+			if w.early >= maxEarlyEnds {
+				klog.FromContext(ctx).Info("Watches of the lock keep ending as soon as they start (a client with a Timeout ends them); polling it every RetryPeriod instead",
+					"watches", w.early, "lastLasted", lived)
+				w.lock = nil
+			}
 		}
 	}
 	return events
@@ -200,4 +236,10 @@ func (w *watcher) stop() {
 // the API server does not support watching it, or RBAC forbids it.
 func unwatchable(err error) bool {
 	return errors.Is(err, errors.ErrUnsupported) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err)
+}
+
+// watchStartLimit bounds how long starting a watch may take: half a
+// RetryPeriod, so that a leader's next renewal is never late for it.
+func (le *LeaderElector) watchStartLimit() time.Duration {
+	return le.config.RetryPeriod / 2
 }

@@ -225,3 +225,67 @@ func TestBrokenWatchIsReplaced(t *testing.T) {
 		}
 	})
 }
+
+// TestHangingWatchStartDoesNotDelayTheLeader: starting a watch that never
+// answers (client-go retries one that times out, for many seconds) takes at
+// most half a RetryPeriod, so a leader whose requests fail still stops
+// within its RenewDeadline.
+func TestHangingWatchStartDoesNotDelayTheLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		var failing atomic.Bool
+		inner := &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", ""),
+			beforeWrite: func(context.Context, rl.LeaderElectionRecord) error {
+				if failing.Load() {
+					return errors.New("connection refused")
+				}
+				return nil
+			}}
+		lock := &countingLock{Interface: inner, watch: func(ctx context.Context) (watch.Interface, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}
+		c := runCandidate(t, t.Context(), testConfig(lock), nil)
+		leadCtx := c.leading(t)
+		time.Sleep(retryPeriod + retryPeriod/2)
+		failing.Store(true)
+		failedAt := time.Now()
+		receive(t, leadCtx.Done(), "the leader to stop")
+		if took := time.Since(failedAt); took > renewDeadline {
+			t.Fatalf("stopped %v after its renewals began to fail, want within RenewDeadline (%v)", took, renewDeadline)
+		}
+		c.finished(t)
+	})
+}
+
+// TestWatchesThatEndAtOnceFallBackToPolling: a client with a request
+// timeout ends every watch soon after it starts. After a few, the
+// candidate stops watching, says so once, and polls.
+func TestWatchesThatEndAtOnceFallBackToPolling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		var logs logLines
+		ctx, cancel := context.WithCancel(klog.NewContext(t.Context(), logs.logger()))
+		defer cancel()
+		holder := otherHolds("", 0)
+		holder.LeaseDurationSeconds = 3600
+		writeRecord(t, cs, rl.LeasesResourceLock, holder)
+		lock := &countingLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "b", ""),
+			watch: func(context.Context) (watch.Interface, error) {
+				w := watch.NewFake()
+				go func() { time.Sleep(time.Second); w.Stop() }()
+				return w, nil
+			}}
+		runCandidate(t, ctx, testConfig(lock), nil)
+		time.Sleep(5 * time.Minute)
+		_, _, watches := lock.requests()
+		if watches != maxEarlyEnds || logs.count("keep ending") != 1 {
+			t.Fatalf("%d watches, %d log lines about them; want %d and 1", watches, logs.count("keep ending"), maxEarlyEnds)
+		}
+		gets, _, _ := lock.requests()
+		time.Sleep(time.Minute)
+		if after, _, _ := lock.requests(); after-gets < 10 {
+			t.Fatalf("%d reads in a minute after giving up watching; want polling every RetryPeriod", after-gets)
+		}
+	})
+}

@@ -20,6 +20,9 @@ type ConfigMapLock struct {
 	LockConfig ResourceLockConfig
 
 	cm *corev1.ConfigMap
+	// watchClient, if set, is used for watches instead of Client: a client
+	// with a request timeout ends every watch after it.
+	watchClient corev1client.ConfigMapsGetter
 }
 
 func (cml *ConfigMapLock) store() annotationStore[*corev1.ConfigMap] {
@@ -45,6 +48,9 @@ func (cml *ConfigMapLock) store() annotationStore[*corev1.ConfigMap] {
 		return api.Update(ctx, cm, metav1.UpdateOptions{})
 	}
 	s.watch = api.Watch
+	if cml.watchClient != nil {
+		s.watch = cml.watchClient.ConfigMaps(cml.ConfigMapMeta.Namespace).Watch
+	}
 	return s
 }
 

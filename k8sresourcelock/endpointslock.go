@@ -22,6 +22,9 @@ type EndpointsLock struct {
 	LockConfig ResourceLockConfig
 
 	ep *corev1.Endpoints
+	// watchClient, if set, is used for watches instead of Client: a client
+	// with a request timeout ends every watch after it.
+	watchClient corev1client.EndpointsGetter
 }
 
 func (el *EndpointsLock) store() annotationStore[*corev1.Endpoints] {
@@ -47,6 +50,9 @@ func (el *EndpointsLock) store() annotationStore[*corev1.Endpoints] {
 		return api.Update(ctx, ep, metav1.UpdateOptions{})
 	}
 	s.watch = api.Watch
+	if el.watchClient != nil {
+		s.watch = el.watchClient.Endpoints(el.EndpointsMeta.Namespace).Watch
+	}
 	return s
 }
 

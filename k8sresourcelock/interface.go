@@ -260,18 +260,47 @@ func NewWithLabels(lockType string, ns string, name string, coreClient corev1cli
 
 // NewFromKubeconfig is New with clients built from kubeconfig. Their request
 // timeout is max(renewDeadline/2, 1s), so that one hung request cannot use up
-// a whole renewal; kubeconfig itself is not changed.
+// a whole renewal; watches use a client without it, which would end every
+// watch. kubeconfig itself is not changed.
 func NewFromKubeconfig(lockType string, ns string, name string, rlc ResourceLockConfig, kubeconfig *rest.Config, renewDeadline time.Duration) (Interface, error) {
 	if kubeconfig == nil {
 		return nil, fmt.Errorf("%s lock %s/%s: kubeconfig must not be nil", lockType, ns, name)
 	}
-	config := rest.CopyConfig(kubeconfig)
-	config.Timeout = clientTimeout(renewDeadline)
-	client, err := kubernetes.NewForConfig(rest.AddUserAgent(config, "leader-election"))
+	config := rest.AddUserAgent(rest.CopyConfig(kubeconfig), "leader-election")
+	// Watches get a client of their own, without the timeout: it would end
+	// every watch after it.
+	watchClient, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		return nil, fmt.Errorf("%s lock %s/%s: build client: %w", lockType, ns, name, err)
 	}
-	return New(lockType, ns, name, client.CoreV1(), client.CoordinationV1(), rlc)
+	config = rest.CopyConfig(config)
+	config.Timeout = clientTimeout(renewDeadline)
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return nil, fmt.Errorf("%s lock %s/%s: build client: %w", lockType, ns, name, err)
+	}
+	lock, err := New(lockType, ns, name, client.CoreV1(), client.CoordinationV1(), rlc)
+	if err != nil {
+		return nil, err
+	}
+	setWatchClient(lock, watchClient)
+	return lock, nil
+}
+
+// setWatchClient makes lock, and each half of a MultiLock, watch with
+// client.
+func setWatchClient(lock Interface, client kubernetes.Interface) {
+	switch l := lock.(type) {
+	case *LeaseLock:
+		l.watchClient = client.CoordinationV1()
+	case *ConfigMapLock:
+		l.watchClient = client.CoreV1()
+	case *EndpointsLock:
+		l.watchClient = client.CoreV1()
+	case *MultiLock:
+		setWatchClient(l.Primary, client)
+		setWatchClient(l.Secondary, client)
+	}
 }
 
 // clientTimeout bounds each request of an elector's client: half a renewal,

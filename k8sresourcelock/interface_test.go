@@ -107,3 +107,39 @@ func TestClientTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestNewFromKubeconfigWatchesWithoutTimeout: requests are bounded by half
+// a renewal, but watches, which that bound would end, use a client without
+// it, on every lock kind.
+func TestNewFromKubeconfigWatchesWithoutTimeout(t *testing.T) {
+	timeoutOf := func(client any) time.Duration {
+		return client.(interface{ RESTClient() rest.Interface }).RESTClient().(*rest.RESTClient).Client.Timeout
+	}
+	cfg := &rest.Config{Host: "https://127.0.0.1:1"}
+	for _, kind := range lockKinds {
+		lock, err := NewFromKubeconfig(kind, ns, name, ResourceLockConfig{Identity: "a"}, cfg, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var halves []Interface
+		if ml, ok := lock.(*MultiLock); ok {
+			halves = []Interface{ml.Primary, ml.Secondary}
+		} else {
+			halves = []Interface{lock}
+		}
+		for _, half := range halves {
+			var client, watchClient any
+			switch l := half.(type) {
+			case *LeaseLock:
+				client, watchClient = l.Client, l.watchClient
+			case *ConfigMapLock:
+				client, watchClient = l.Client, l.watchClient
+			case *EndpointsLock:
+				client, watchClient = l.Client, l.watchClient
+			}
+			if timeoutOf(client) != 5*time.Second || watchClient == nil || timeoutOf(watchClient) != 0 {
+				t.Errorf("%s %T: request timeout %v, watch client %v; want 5s, and one without a timeout", kind, half, timeoutOf(client), watchClient)
+			}
+		}
+	}
+}

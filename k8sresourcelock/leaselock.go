@@ -35,6 +35,9 @@ type LeaseLock struct {
 	OwnerReferences []metav1.OwnerReference
 
 	lease *coordinationv1.Lease
+	// watchClient, if set, is used for watches instead of Client: a client
+	// with a request timeout ends every watch after it.
+	watchClient coordinationv1client.LeasesGetter
 }
 
 // Get reads the Lease and converts it to a record. Missing spec fields read as
@@ -71,7 +74,11 @@ func (ll *LeaseLock) Watch(ctx context.Context) (watch.Interface, error) {
 	if isNilValue(ll.Client) {
 		return nil, fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
 	}
-	w, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Watch(ctx, watchOptions(ll.LeaseMeta.Name, ll.ResourceVersion()))
+	client := ll.Client
+	if ll.watchClient != nil {
+		client = ll.watchClient
+	}
+	w, err := client.Leases(ll.LeaseMeta.Namespace).Watch(ctx, watchOptions(ll.LeaseMeta.Name, ll.ResourceVersion()))
 	if err != nil {
 		return nil, err
 	}

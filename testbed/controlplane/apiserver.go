@@ -24,7 +24,8 @@ type apiServer struct {
 func startAPIServer(etcdURL, prefix, tokenFile string, extraFlags []string, log io.Writer) (*apiServer, error) {
 	storage := storagebackend.NewDefaultConfig(prefix, nil)
 	storage.Transport.ServerList = []string{etcdURL}
-	flags := append([]string{"--token-auth-file=" + tokenFile}, extraFlags...)
+	// RBAC, so that a test can withhold a verb (watch) from a user.
+	flags := append([]string{"--token-auth-file=" + tokenFile, "--authorization-mode=RBAC"}, extraFlags...)
 	opts := kubeapiservertesting.NewDefaultTestServerOptions()
 	// Its invariant check scrapes metrics at shutdown; a server we stop on
 	// purpose mid-test has nothing to prove there.
@@ -61,11 +62,13 @@ func (a *apiServer) stop() {
 }
 
 // writeTokenFile writes the static token file the API server authenticates
-// clients with.
-func writeTokenFile(dir, token string) (string, error) {
+// clients with: the admin (in group system:masters, which RBAC lets do
+// anything) and UnprivilegedUser, who may do only what a test grants.
+func writeTokenFile(dir, adminToken, userToken string) (string, error) {
 	path := filepath.Join(dir, "tokens.csv")
-	line := fmt.Sprintf("%s,controlplane-admin,controlplane-admin,\"system:masters\"\n", token)
-	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
+	lines := fmt.Sprintf("%s,controlplane-admin,controlplane-admin,\"system:masters\"\n%s,%s,%s\n",
+		adminToken, userToken, UnprivilegedUser, UnprivilegedUser)
+	if err := os.WriteFile(path, []byte(lines), 0o600); err != nil {
 		return "", fmt.Errorf("write token file: %w", err)
 	}
 	return path, nil

@@ -50,6 +50,7 @@ type ControlPlane struct {
 	logPath   string
 	log       io.WriteCloser
 	token     string
+	userToken string
 	tokenFile string
 	prefix    string
 	flags     []string
@@ -100,8 +101,8 @@ func Start(opts Options) (cp *ControlPlane, err error) {
 	if cp.log, err = os.OpenFile(cp.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
 		return nil, fmt.Errorf("open control plane log: %w", err)
 	}
-	cp.token = randomHex(16)
-	if cp.tokenFile, err = writeTokenFile(dir, cp.token); err != nil {
+	cp.token, cp.userToken = randomHex(16), randomHex(16)
+	if cp.tokenFile, err = writeTokenFile(dir, cp.token, cp.userToken); err != nil {
 		return nil, err
 	}
 	cp.prefix = "/registry-" + randomHex(4)
@@ -129,6 +130,22 @@ func (cp *ControlPlane) Config() *rest.Config {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	return rest.CopyConfig(cp.config)
+}
+
+// UnprivilegedUser is the user UnprivilegedConfig authenticates as: RBAC
+// lets it do nothing until a test binds it to a role.
+const UnprivilegedUser = "controlplane-user"
+
+// UnprivilegedConfig returns a config that reaches the API server as
+// UnprivilegedUser, or ErrNotEmbedded for a cluster this process does not
+// run.
+func (cp *ControlPlane) UnprivilegedConfig() (*rest.Config, error) {
+	if !cp.embedded {
+		return nil, ErrNotEmbedded
+	}
+	config := cp.Config()
+	config.BearerToken = cp.userToken
+	return config, nil
 }
 
 // Embedded reports whether this process runs the control plane.

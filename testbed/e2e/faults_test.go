@@ -40,7 +40,7 @@ func afterHeal(t *testing.T, e *election, name string, healedAt time.Time) {
 	if got := e.rec.Leaders(); len(got) != 1 {
 		t.Fatalf("leaders after the fault = %v, want one", got)
 	}
-	e.rec.assertSafe(t, nil)
+	e.rec.assertSafe(t, nil, false)
 }
 
 // TestLeaderPartitioned cuts the leader off from the API server: it stops

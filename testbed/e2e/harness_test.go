@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	istio "istio.io/istio/pilot/pkg/leaderelection/k8sleaderelection"
+	istiolock "istio.io/istio/pilot/pkg/leaderelection/k8sleaderelection/k8sresourcelock"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -49,6 +51,9 @@ type election struct {
 	name  string
 	rec   *recorder
 	admin kubernetes.Interface
+	// hang is closed when the test ends: work that never stops waits for
+	// it.
+	hang chan struct{}
 
 	mu      sync.Mutex
 	members []*member
@@ -68,7 +73,7 @@ func newElection(t *testing.T) *election {
 	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create namespace %s: %v", ns, err)
 	}
-	e := &election{t: t, ns: ns, name: "leader", rec: newRecorder(), admin: admin}
+	e := &election{t: t, ns: ns, name: "leader", rec: newRecorder(), admin: admin, hang: make(chan struct{})}
 	// A hard bound on every test: a wedged election must fail loudly, not
 	// hang until the package timeout.
 	watchdog := time.AfterFunc(testTimeLimit, func() {
@@ -76,6 +81,7 @@ func newElection(t *testing.T) *election {
 	})
 	t.Cleanup(func() {
 		watchdog.Stop()
+		close(e.hang)
 		e.stopAll()
 		_ = admin.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 		checkNoLeaks(t)
@@ -116,14 +122,26 @@ func (m *member) leaderSeen() string {
 }
 
 type memberOpts struct {
-	kind            string
-	key             string
-	release         bool
-	keyComparison   le.KeyComparisonFunc
-	upstreamElector bool // run client-go's elector instead of ours (Lease only)
+	kind          string
+	key           string
+	release       bool
+	keyComparison le.KeyComparisonFunc
+	// elector is whose elector the member runs: ours (""), client-go's
+	// ("upstream", Lease only, no key) or Istio's fork ("istio").
+	elector string
 	// timing, if set, replaces the suite's lease, renew deadline and retry
 	// period for our elector.
 	timing *timing
+	// disableHandoff and disableWatch switch those off in our elector.
+	disableHandoff, disableWatch bool
+	// windDown is how long the member's work takes to stop once told;
+	// negative: it never stops (until the test ends).
+	windDown time.Duration
+	// config, if set, is the client config the member reaches the API
+	// server with (through its proxy), instead of the admin's.
+	config *rest.Config
+	// wrap, if set, wraps our elector's lock.
+	wrap func(rl.Interface) rl.Interface
 }
 
 // timing is one election's LeaseDuration, RenewDeadline and RetryPeriod.
@@ -139,6 +157,9 @@ func (e *election) start(id string, o memberOpts) *member {
 		o.kind = rl.LeasesResourceLock
 	}
 	base := cp.Config()
+	if o.config != nil {
+		base = rest.CopyConfig(o.config)
+	}
 	proxy, err := faults.New(id, hostPort(base.Host))
 	if err != nil {
 		e.t.Fatalf("proxy for %s: %v", id, err)
@@ -147,8 +168,11 @@ func (e *election) start(id string, o memberOpts) *member {
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background().WithValues("member", id)))
 	m := &member{id: id, key: o.key, kind: o.kind, opts: o, proxy: proxy, cancel: cancel, done: make(chan struct{})}
 	run := e.ourRun
-	if o.upstreamElector {
+	switch o.elector {
+	case "upstream":
 		run = e.upstreamRun
+	case "istio":
+		run = e.istioRun
 	}
 	go func() {
 		defer close(m.done)
@@ -175,6 +199,9 @@ func (e *election) ourRun(ctx context.Context, m *member, config *rest.Config, o
 	if err != nil {
 		return err
 	}
+	if o.wrap != nil {
+		lock = o.wrap(lock)
+	}
 	elector, err := le.NewLeaderElector(le.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   tm.lease,
@@ -182,8 +209,10 @@ func (e *election) ourRun(ctx context.Context, m *member, config *rest.Config, o
 		RetryPeriod:     tm.retry,
 		KeyComparison:   o.keyComparison,
 		ReleaseOnCancel: o.release,
+		DisableHandoff:  o.disableHandoff,
+		DisableWatch:    o.disableWatch,
 		Name:            e.ns,
-		Callbacks:       e.rec.callbacks(m.id, m.key),
+		Callbacks:       e.rec.callbacks(m.id, m.key, o.windDown, e.hang),
 	})
 	if err != nil {
 		return err
@@ -202,7 +231,7 @@ func (e *election) upstreamRun(ctx context.Context, m *member, config *rest.Conf
 	if err != nil {
 		return err
 	}
-	cb := e.rec.callbacks(m.id, "")
+	cb := e.rec.callbacks(m.id, "", o.windDown, e.hang)
 	elector, err := upstream.NewLeaderElector(upstream.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   leaseDuration,
@@ -225,11 +254,54 @@ func (e *election) upstreamRun(ctx context.Context, m *member, config *rest.Conf
 	return nil
 }
 
+// istioRun is one Run of Istio's fork of the elector for m: keys and
+// KeyComparison as ours, no watch, no handoff.
+func (e *election) istioRun(ctx context.Context, m *member, config *rest.Config, o memberOpts) error {
+	lock, err := istiolock.NewFromKubeconfig(o.kind, e.ns, e.name, istiolock.ResourceLockConfig{Identity: m.id, Key: o.key}, config, renewDeadline)
+	if err != nil {
+		return err
+	}
+	cb := e.rec.callbacks(m.id, o.key, o.windDown, e.hang)
+	elector, err := istio.NewLeaderElector(istio.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   leaseDuration,
+		RenewDeadline:   renewDeadline,
+		RetryPeriod:     retryPeriod,
+		KeyComparison:   istio.KeyComparisonFunc(o.keyComparison),
+		ReleaseOnCancel: o.release,
+		Name:            e.ns,
+		Callbacks: istio.LeaderCallbacks{
+			OnStartedLeading: cb.OnStartedLeading,
+			OnStoppedLeading: cb.OnStoppedLeading,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.elector = elector
+	m.mu.Unlock()
+	elector.Run(ctx)
+	return nil
+}
+
 // stop ends m's process and waits for it.
 func (m *member) stop() {
 	m.cancel()
 	<-m.done
 	m.proxy.Close()
+}
+
+// member returns the member called id, or nil.
+func (e *election) member(id string) *member {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.members {
+		if m.id == id {
+			return m
+		}
+	}
+	return nil
 }
 
 func (e *election) stopAll() {
@@ -291,6 +363,7 @@ func checkNoLeaks(t *testing.T) {
 		"github.com/k8sleaderelection/k8sleaderelection.",
 		"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock.",
 		"k8s.io/client-go/tools/leaderelection.",
+		"istio.io/istio/pilot/pkg/leaderelection/k8sleaderelection.",
 		"e2e.(*election)",
 		"testbed/tenures.(*Recorder)",
 	}

@@ -66,7 +66,7 @@ func TestFailover(t *testing.T) {
 					t.Fatalf("after failover: leaders %v, record %+v; want one leader named in the record and transitions %d",
 						now, after, before.LeaderTransitions+1)
 				}
-				e.rec.assertSafe(t, nil)
+				e.rec.assertSafe(t, nil, false)
 			})
 		}
 	}

@@ -40,7 +40,7 @@ func TestMigration(t *testing.T) {
 			if len(leaders) != 1 || err != nil || rec.HolderIdentity != leaders[0] {
 				t.Fatalf("after the migration: leaders %v, lease %+v, %v", leaders, rec, err)
 			}
-			e.rec.assertSafe(t, nil)
+			e.rec.assertSafe(t, nil, false)
 		})
 	}
 }
@@ -63,5 +63,5 @@ func TestMigrationWithPriority(t *testing.T) {
 	if got := e.rec.StartedAfter(startedAt); len(got) != 1 || !slices.Equal(e.rec.Leaders(), []string{"new"}) {
 		t.Fatalf("after the preemption: tenures %v, leaders %v; want stable alone, once", got, e.rec.Leaders())
 	}
-	e.rec.assertSafe(t, rank)
+	e.rec.assertSafe(t, rank, false)
 }

@@ -18,8 +18,8 @@ func TestMixedFleet(t *testing.T) {
 	opts := map[string]memberOpts{
 		"ours-1":     {kind: rl.LeasesResourceLock, release: true},
 		"ours-2":     {kind: rl.LeasesResourceLock},
-		"upstream-1": {upstreamElector: true, release: true},
-		"upstream-2": {upstreamElector: true},
+		"upstream-1": {elector: "upstream", release: true},
+		"upstream-2": {elector: "upstream"},
 	}
 	members := map[string]*member{}
 	for id, o := range opts {
@@ -56,5 +56,5 @@ func TestMixedFleet(t *testing.T) {
 			}
 		}
 	}
-	e.rec.assertSafe(t, nil)
+	e.rec.assertSafe(t, nil, false)
 }

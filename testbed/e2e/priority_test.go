@@ -21,34 +21,48 @@ func prioritized(kind, key string) memberOpts {
 }
 
 // TestPreemption: a higher key takes the lock from a running lower-key
-// leader at its first attempt, and the old leader steps down within one
-// RetryPeriod.
+// leader. By default it is a handoff: the leader's work (which takes a
+// quarter second to stop) returns before the higher key starts, so the two
+// never lead at once, and the higher key leads within moments. With
+// handoffs off it is a steal: the higher key leads at its first attempt and
+// the old leader, watching, steps down at once.
 func TestPreemption(t *testing.T) {
-	for _, kind := range []string{rl.LeasesResourceLock, rl.ConfigMapsResourceLock} {
-		t.Run(kind, func(t *testing.T) {
-			for run := range 3 {
-				e := newElection(t)
-				e.start("low", prioritized(kind, "canary"))
-				waitFor(t, maxAttemptWait+slack, "canary leads", func() bool { return strings.Join(e.rec.Leaders(), ",") == "low" })
-				time.Sleep(retryPeriod / 2)
-				startedAt := time.Now()
-				e.start("high", prioritized(kind, "stable"))
-				waitFor(t, maxAttemptWait+slack, "stable takes over", func() bool { return len(e.rec.StartedAfter(startedAt)) == 1 })
-				took := e.rec.StartedAfter(startedAt)[0].Start.Sub(startedAt)
-				waitFor(t, retryPeriod+slack, "canary steps down", func() bool { return strings.Join(e.rec.Leaders(), ",") == "high" })
-				overlaps := e.rec.assertSafe(t, rank)
-				if len(overlaps) != 1 {
-					t.Fatalf("run %d: %d preemption overlaps, want 1", run, len(overlaps))
+	const windDown = 250 * time.Millisecond
+	for _, how := range []string{"handoff", "steal"} {
+		for _, kind := range []string{rl.LeasesResourceLock, rl.ConfigMapsResourceLock, rl.ConfigMapsLeasesResourceLock} {
+			t.Run(how+"/"+kind, func(t *testing.T) {
+				for run := range 3 {
+					e := newElection(t)
+					low := prioritized(kind, "canary")
+					low.windDown = windDown
+					e.start("low", low)
+					waitFor(t, maxAttemptWait+slack, "canary leads", func() bool { return strings.Join(e.rec.Leaders(), ",") == "low" })
+					time.Sleep(retryPeriod / 2)
+					startedAt := time.Now()
+					high := prioritized(kind, "stable")
+					high.disableHandoff = how == "steal"
+					e.start("high", high)
+					waitFor(t, maxAttemptWait+slack, "stable takes over", func() bool { return len(e.rec.StartedAfter(startedAt)) == 1 })
+					took := e.rec.StartedAfter(startedAt)[0].Start.Sub(startedAt)
+					waitFor(t, retryPeriod+slack, "canary steps down", func() bool { return strings.Join(e.rec.Leaders(), ",") == "high" })
+					overlaps := e.rec.assertSafe(t, rank, how == "steal")
+					addFigure("preemption by "+how+": time to lead "+kind, took)
+					if how == "steal" {
+						if len(overlaps) != 1 {
+							t.Fatalf("run %d: %d steal overlaps, want 1", run, len(overlaps))
+						}
+						addFigure("preemption by steal: overlap "+kind, overlaps[0])
+					} else if took < windDown {
+						t.Fatalf("run %d: stable led %v after it started, before canary's work could have stopped (%v)", run, took, windDown)
+					}
+					rec, err := e.record(kind)
+					if err != nil || rec.HolderIdentity != "high" || rec.HolderKey != "stable" || rec.LeaderTransitions != 1 {
+						t.Fatalf("record after preemption: %+v, %v", rec, err)
+					}
+					e.stopAll()
 				}
-				addFigure("preemption: time to lead "+kind, took)
-				addFigure("preemption: overlap "+kind, overlaps[0])
-				rec, err := e.record(kind)
-				if err != nil || rec.HolderIdentity != "high" || rec.HolderKey != "stable" || rec.LeaderTransitions != 1 {
-					t.Fatalf("record after preemption: %+v, %v", rec, err)
-				}
-				e.stopAll()
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -65,7 +79,7 @@ func TestNoStealWithoutRank(t *testing.T) {
 	if got := e.rec.StartedAfter(since); len(got) != 0 {
 		t.Fatalf("lower keys took the lock: %v", got)
 	}
-	e.rec.assertSafe(t, rank)
+	e.rec.assertSafe(t, rank, false)
 }
 
 // TestThreeKeysEveryOrder starts old, canary and stable in each of the six
@@ -88,7 +102,7 @@ func TestThreeKeysEveryOrder(t *testing.T) {
 			if got := strings.Join(e.rec.Leaders(), ","); got != "stable" {
 				t.Fatalf("leaders = %s, want stable", got)
 			}
-			e.rec.assertSafe(t, rank)
+			e.rec.assertSafe(t, rank, false)
 		})
 	}
 }

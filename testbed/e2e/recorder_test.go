@@ -13,24 +13,27 @@ type recorder struct{ tenures.Recorder }
 
 func newRecorder() *recorder { return &recorder{} }
 
-// callbacks are a member's callbacks: they record its tenures.
-func (r *recorder) callbacks(id, key string) le.LeaderCallbacks {
-	return le.LeaderCallbacks{OnStartedLeading: r.OnStartedLeading(id, key), OnStoppedLeading: func() {}}
+// callbacks are a member's callbacks: they record its tenures, and its
+// work takes windDown to stop (never, before hang closes, if negative).
+func (r *recorder) callbacks(id, key string, windDown time.Duration, hang <-chan struct{}) le.LeaderCallbacks {
+	return le.LeaderCallbacks{OnStartedLeading: r.Work(id, key, windDown, hang), OnStoppedLeading: func() {}}
 }
 
-// assertSafe fails t for any overlap, except that a preemption (the later
-// member's key outranks the earlier's, by rank) may overlap for at most one
-// RetryPeriod plus slack. It returns the preemption overlaps it allowed.
-func (r *recorder) assertSafe(t *testing.T, rank map[string]int) []time.Duration {
+// assertSafe fails t for any overlap of two tenures (a tenure lasts until
+// its work has returned). Only if steals may happen (a holder that cannot
+// hand over, or handoffs switched off) may a preemption (the later member's
+// key outranks the earlier's, by rank) overlap, for at most one RetryPeriod
+// plus slack. It returns the overlaps it allowed.
+func (r *recorder) assertSafe(t *testing.T, rank map[string]int, steals bool) []time.Duration {
 	t.Helper()
 	var allowed []time.Duration
 	for _, o := range r.Overlaps() {
 		preemption := rank != nil && rank[o.Later.Key] > rank[o.Earlier.Key]
 		switch {
-		case !preemption:
-			t.Errorf("two leaders outside a preemption: %v", o)
+		case !preemption || !steals:
+			t.Errorf("two leaders at once: %v", o)
 		case o.Length > retryPeriod+slack:
-			t.Errorf("preemption overlap longer than RetryPeriod (%v) + slack: %v", retryPeriod, o)
+			t.Errorf("steal overlap longer than RetryPeriod (%v) + slack: %v", retryPeriod, o)
 		default:
 			allowed = append(allowed, o.Length)
 		}

@@ -35,7 +35,7 @@ func TestSubSecondTimings(t *testing.T) {
 				// leads. (A leader whose renewal misses the short deadline on
 				// a loaded machine may step down on its own; that is safe.)
 				time.Sleep(20 * time.Second)
-				e.rec.assertSafe(t, nil)
+				e.rec.assertSafe(t, nil, false)
 				t.Logf("%d tenures in 20s without a fault (1 unless a renewal missed its deadline)", len(e.rec.All()))
 				// Cut it off: it must stop before another takes over.
 				leader := members[e.rec.Leaders()[0]]
@@ -48,7 +48,7 @@ func TestSubSecondTimings(t *testing.T) {
 					t.Fatal(err)
 				}
 				time.Sleep(5 * time.Second)
-				e.rec.assertSafe(t, nil)
+				e.rec.assertSafe(t, nil, false)
 			})
 		}
 	}
@@ -72,7 +72,7 @@ func TestRewriterNeverMakesTwoLeaders(t *testing.T) {
 			time.Sleep(max(30*time.Second, 5*period))
 			stop()
 			wg.Wait()
-			e.rec.assertSafe(t, nil)
+			e.rec.assertSafe(t, nil, false)
 			tenures := len(e.rec.All())
 			if period < leaseDuration && tenures != 1 {
 				t.Fatalf("%d tenures with the record rewritten every %v; want only the first", tenures, period)
@@ -102,8 +102,8 @@ func rewrite(ctx context.Context, e *election, period time.Duration) {
 	}
 }
 
-// TestPreemptedThenReleasedLeaderStepsDown: the preemptor releases the lock
-// before the old leader's next renewal. The old leader finds the lock free,
+// TestPreemptedThenReleasedLeaderStepsDown: the preemptor steals the lock
+// (handoffs off) and releases it before the old leader's next renewal. The old leader finds the lock free,
 // but it changed hands since its last write: it steps down at that renewal
 // instead of leading on through the other's whole tenure.
 func TestPreemptedThenReleasedLeaderStepsDown(t *testing.T) {
@@ -114,7 +114,9 @@ func TestPreemptedThenReleasedLeaderStepsDown(t *testing.T) {
 			waitFor(t, maxAttemptWait+slack, "canary leads", func() bool { return strings.Join(e.rec.Leaders(), ",") == "low" })
 			time.Sleep(retryPeriod / 4)
 			startedAt := time.Now()
-			high := e.start("high", prioritized(kind, "stable"))
+			steal := prioritized(kind, "stable")
+			steal.disableHandoff = true
+			high := e.start("high", steal)
 			waitFor(t, maxAttemptWait+slack, "stable takes over", func() bool { return len(e.rec.StartedAfter(startedAt)) == 1 })
 			high.stop() // releases
 			waitFor(t, retryPeriod+slack, "canary's first tenure ends", func() bool { return !e.rec.All()[0].End.IsZero() })
@@ -123,7 +125,7 @@ func TestPreemptedThenReleasedLeaderStepsDown(t *testing.T) {
 			if overlap := first.End.Sub(stolen); overlap > retryPeriod+slack {
 				t.Fatalf("canary led on for %v after the steal", overlap)
 			}
-			e.rec.assertSafe(t, rank)
+			e.rec.assertSafe(t, rank, true)
 		})
 	}
 }

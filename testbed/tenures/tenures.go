@@ -37,12 +37,25 @@ type Recorder struct {
 // OnStartedLeading returns a callback that records a tenure of candidate id
 // (with key) lasting until its context is cancelled.
 func (r *Recorder) OnStartedLeading(id, key string) func(context.Context) {
+	return r.Work(id, key, 0, nil)
+}
+
+// Work returns an OnStartedLeading callback that records a tenure of
+// candidate id (with key): work that, once its context is cancelled, takes
+// windDown to stop, or never stops before hang is closed if windDown is
+// negative. The tenure lasts until the callback returns: work still winding
+// down is still leading.
+func (r *Recorder) Work(id, key string, windDown time.Duration, hang <-chan struct{}) func(context.Context) {
 	return func(ctx context.Context) {
 		r.mu.Lock()
 		r.tenures = append(r.tenures, Tenure{ID: id, Key: key, Start: time.Now()})
 		i := len(r.tenures) - 1
 		r.mu.Unlock()
 		<-ctx.Done()
+		if windDown < 0 {
+			<-hang
+		}
+		time.Sleep(windDown)
 		r.mu.Lock()
 		r.tenures[i].End = time.Now()
 		r.mu.Unlock()
