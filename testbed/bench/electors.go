@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	upstream "k8s.io/client-go/tools/leaderelection"
@@ -38,6 +40,12 @@ type candidateSpec struct {
 	// keyComparison is ours only: upstream has no priority.
 	keyComparison func(string) bool
 	onStarted     func(context.Context)
+	// disableHandoff makes our elector steal instead of asking;
+	// disableWatch makes it poll.
+	disableHandoff, disableWatch bool
+	// requests, if set, counts the requests the elector makes through its
+	// lock (reads, writes, and watches started).
+	requests *atomic.Int64
 }
 
 // library runs one Run of one library's elector for a candidate.
@@ -47,10 +55,13 @@ type library struct {
 }
 
 var ours = library{name: "ours", run: func(ctx context.Context, s candidateSpec) error {
-	lock := &rl.LeaseLock{
+	var lock rl.Interface = &rl.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: s.namespace, Name: s.lock},
 		Client:     s.client.CoordinationV1(),
 		LockConfig: rl.ResourceLockConfig{Identity: s.id, Key: s.key},
+	}
+	if s.requests != nil {
+		lock = &countedLock{LeaseLock: lock.(*rl.LeaseLock), n: s.requests}
 	}
 	elector, err := le.NewLeaderElector(le.LeaderElectionConfig{
 		Lock:            lock,
@@ -59,6 +70,8 @@ var ours = library{name: "ours", run: func(ctx context.Context, s candidateSpec)
 		RetryPeriod:     s.timings.retry,
 		KeyComparison:   s.keyComparison,
 		ReleaseOnCancel: s.release,
+		DisableHandoff:  s.disableHandoff,
+		DisableWatch:    s.disableWatch,
 		Callbacks:       le.LeaderCallbacks{OnStartedLeading: s.onStarted, OnStoppedLeading: func() {}},
 	})
 	if err != nil {
@@ -68,11 +81,20 @@ var ours = library{name: "ours", run: func(ctx context.Context, s candidateSpec)
 	return nil
 }}
 
+// oursPolling is ours with the watch switched off, as a baseline.
+var oursPolling = library{name: "ours-polling", run: func(ctx context.Context, s candidateSpec) error {
+	s.disableWatch = true
+	return ours.run(ctx, s)
+}}
+
 var theirs = library{name: "upstream", run: func(ctx context.Context, s candidateSpec) error {
-	lock := &upstreamlock.LeaseLock{
+	var lock upstreamlock.Interface = &upstreamlock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: s.namespace, Name: s.lock},
 		Client:     s.client.CoordinationV1(),
 		LockConfig: upstreamlock.ResourceLockConfig{Identity: s.id},
+	}
+	if s.requests != nil {
+		lock = &countedUpstreamLock{Interface: lock, n: s.requests}
 	}
 	elector, err := upstream.NewLeaderElector(upstream.LeaderElectionConfig{
 		Lock:            lock,
@@ -157,3 +179,52 @@ func (c *requestCounter) take() map[string]int {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// countedLock is our Lease lock, counting its requests; it keeps the lock's
+// resourceVersion and watch, so that the elector works as it would without
+// the count.
+type countedLock struct {
+	*rl.LeaseLock
+	n *atomic.Int64
+}
+
+func (l *countedLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
+	l.n.Add(1)
+	return l.LeaseLock.Get(ctx)
+}
+
+func (l *countedLock) Create(ctx context.Context, r rl.LeaderElectionRecord) error {
+	l.n.Add(1)
+	return l.LeaseLock.Create(ctx, r)
+}
+
+func (l *countedLock) Update(ctx context.Context, r rl.LeaderElectionRecord) error {
+	l.n.Add(1)
+	return l.LeaseLock.Update(ctx, r)
+}
+
+func (l *countedLock) Watch(ctx context.Context) (watch.Interface, error) {
+	l.n.Add(1)
+	return l.LeaseLock.Watch(ctx)
+}
+
+// countedUpstreamLock is client-go's lock, counting its requests.
+type countedUpstreamLock struct {
+	upstreamlock.Interface
+	n *atomic.Int64
+}
+
+func (l *countedUpstreamLock) Get(ctx context.Context) (*upstreamlock.LeaderElectionRecord, []byte, error) {
+	l.n.Add(1)
+	return l.Interface.Get(ctx)
+}
+
+func (l *countedUpstreamLock) Create(ctx context.Context, r upstreamlock.LeaderElectionRecord) error {
+	l.n.Add(1)
+	return l.Interface.Create(ctx, r)
+}
+
+func (l *countedUpstreamLock) Update(ctx context.Context, r upstreamlock.LeaderElectionRecord) error {
+	l.n.Add(1)
+	return l.Interface.Update(ctx, r)
+}

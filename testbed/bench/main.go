@@ -4,12 +4,13 @@
 //
 //   - API load: requests per second by verb for a leader and a follower;
 //   - failover after the leader releases the lock, and after it crashes;
-//   - preemption: how soon a higher key leads, and how long the old leader
-//     leads on beside it (ours only: upstream has no priority);
+//   - preemption, by handoff and by steal: how soon a higher key leads, and
+//     how long the old leader leads on beside it (ours only: upstream has no
+//     priority);
 //   - one renewal against a fake clientset: ns, bytes and allocations;
-//   - scale: many elections of two candidates in one process against one
-//     API server: memory per election, requests per second, and how many
-//     elections kept exactly one leader.
+//   - scale: many elections of three candidates in one process against one
+//     API server: memory per election, requests per second (all, and the
+//     followers'), and how many elections kept exactly one leader.
 //
 // It starts its own etcd and kube-apiserver unless -kubeconfig is given.
 package main
@@ -89,6 +90,20 @@ func scenarioFilter(only string) func(string) bool {
 
 func run(kubeconfig string, runs int, window time.Duration, elections int, logDir string, want func(string) bool) error {
 	ctx := context.Background()
+	var r report
+	// The renewal is measured first, before a control plane's goroutines
+	// share the CPU and the allocator with it.
+	if want("renewal") {
+		progress("renewal against a fake clientset, %d renewals per library", renewals)
+		o, u := measureRenewal(ours), measureRenewal(theirs)
+		r.add("one renewal: CPU time (fake clientset)", "ns", float64(o.cpu.Nanoseconds()), float64(u.cpu.Nanoseconds()))
+		r.add("one renewal: allocated bytes", "B", o.bytes, u.bytes)
+		r.add("one renewal: allocations", "", o.allocs, u.allocs)
+	}
+	if !want("load") && !want("failover") && !want("preemption") && !want("scale") {
+		r.write(os.Stdout, machine())
+		return nil
+	}
 	var cp *controlplane.ControlPlane
 	var err error
 	if kubeconfig != "" {
@@ -105,14 +120,6 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, logDi
 	config.QPS = -1
 	e := &env{config: config, admin: kubernetes.NewForConfigOrDie(config)}
 	defer e.cleanup()
-	var r report
-	if want("renewal") {
-		progress("renewal against a fake clientset")
-		ourRenewal, theirRenewal := benchRenewal(ours), benchRenewal(theirs)
-		r.add("one renewal: time (fake clientset)", "ns", float64(ourRenewal.NsPerOp()), float64(theirRenewal.NsPerOp()))
-		r.add("one renewal: allocated bytes", "B", float64(ourRenewal.AllocedBytesPerOp()), float64(theirRenewal.AllocedBytesPerOp()))
-		r.add("one renewal: allocations", "", float64(ourRenewal.AllocsPerOp()), float64(theirRenewal.AllocsPerOp()))
-	}
 	if want("load") {
 		if err := loadRows(ctx, e, &r, window); err != nil {
 			return err
@@ -146,6 +153,14 @@ func loadRows(ctx context.Context, e *env, r *report, window time.Duration) erro
 			return err
 		}
 	}
+	total := func(counts map[string]float64) float64 {
+		sum := 0.0
+		for _, v := range counts {
+			sum += v
+		}
+		return sum
+	}
+	r.add("follower requests/s: any verb, watches too", "/s", total(load[ours.name].follower), total(load[theirs.name].follower))
 	for _, role := range []string{"leader", "follower"} {
 		for _, method := range []string{"GET", "PUT", "POST"} {
 			// GET and PUT always show, zero included: a leader's zero
@@ -187,19 +202,22 @@ func failoverRows(ctx context.Context, e *env, r *report, runs int) error {
 }
 
 func preemptionRows(ctx context.Context, e *env, r *report, runs int) error {
-	progress("preemption, %d runs", runs)
-	toLead, overlap, err := measurePreemption(ctx, e, runs)
-	if err != nil {
-		return err
-	}
-	progress("  time to lead %v, two leaders for %v", roundAll(toLead), roundAll(overlap))
 	const noPriority = "upstream client-go has no priority, so it cannot preempt; Istio's fork preempts but its old leader keeps leading until its RenewDeadline runs out."
-	lm, lx := medianMax(toLead)
-	r.addOursOnly("preemption: time to lead, median", "s", lm, noPriority)
-	r.addOursOnly("preemption: time to lead, max", "s", lx, noPriority)
-	vm, vx := medianMax(overlap)
-	r.addOursOnly("preemption: two leaders for, median", "s", vm, noPriority)
-	r.addOursOnly("preemption: two leaders for, max", "s", vx, noPriority)
+	for _, steal := range []bool{false, true} {
+		how := map[bool]string{false: "handoff", true: "steal"}[steal]
+		progress("preemption by %s, %d runs", how, runs)
+		toLead, overlap, err := measurePreemption(ctx, e, runs, steal)
+		if err != nil {
+			return err
+		}
+		progress("  time to lead %v, two leaders for %v", roundAll(toLead), roundAll(overlap))
+		lm, lx := medianMax(toLead)
+		r.addOursOnly("preemption by "+how+": time to lead, median", "s", lm, noPriority)
+		r.addOursOnly("preemption by "+how+": time to lead, max", "s", lx, noPriority)
+		vm, vx := medianMax(overlap)
+		r.addOursOnly("preemption by "+how+": two leaders for, median", "s", vm, noPriority)
+		r.addOursOnly("preemption by "+how+": two leaders for, max", "s", vx, noPriority)
+	}
 	return nil
 }
 
@@ -215,7 +233,7 @@ func scaleRows(cp *controlplane.ControlPlane, kubeconfig string, r *report, logD
 		}
 	}
 	scale := map[string]scaleResult{}
-	for _, lib := range []library{ours, theirs} {
+	for _, lib := range []library{ours, oursPolling, theirs} {
 		progress("scale: %d elections of %s", elections, lib.name)
 		var err error
 		if scale[lib.name], err = measureScale(path, logDir, lib, elections, window); err != nil {
@@ -223,10 +241,14 @@ func scaleRows(cp *controlplane.ControlPlane, kubeconfig string, r *report, logD
 		}
 	}
 	o, u := scale[ours.name], scale[theirs.name]
-	r.add(fmt.Sprintf("scale (%d elections): heap per election", elections), "B", o.BytesPerElection, u.BytesPerElection)
-	r.add(fmt.Sprintf("scale (%d elections): requests/s", elections), "/s", o.RequestsPerSecond, u.RequestsPerSecond)
-	r.add(fmt.Sprintf("scale (%d elections): every one led after", elections), "s", o.SecondsToLeaders, u.SecondsToLeaders)
-	r.add(fmt.Sprintf("scale (%d elections): exactly one leader", elections), "", float64(o.OneLeader), float64(u.OneLeader))
+	r.add(fmt.Sprintf("scale (%d × 3): heap per election", elections), "B", o.BytesPerElection, u.BytesPerElection)
+	r.add(fmt.Sprintf("scale (%d × 3): requests/s, all", elections), "/s", o.RequestsPerSecond, u.RequestsPerSecond)
+	r.add(fmt.Sprintf("scale (%d × 3): requests/s, followers", elections), "/s", o.FollowerRequestsPerSecond, u.FollowerRequestsPerSecond)
+	p := scale[oursPolling.name]
+	r.add(fmt.Sprintf("scale (%d × 3), ours polling: heap per election", elections), "B", p.BytesPerElection, u.BytesPerElection)
+	r.add(fmt.Sprintf("scale (%d × 3), ours polling: requests/s, followers", elections), "/s", p.FollowerRequestsPerSecond, u.FollowerRequestsPerSecond)
+	r.add(fmt.Sprintf("scale (%d × 3): every one led after", elections), "s", o.SecondsToLeaders, u.SecondsToLeaders)
+	r.add(fmt.Sprintf("scale (%d × 3): exactly one leader", elections), "", float64(o.OneLeader), float64(u.OneLeader))
 	return nil
 }
 

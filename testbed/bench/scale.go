@@ -7,7 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -24,6 +27,9 @@ type scaleResult struct {
 	RequestsPerSecond float64 `json:"requestsPerSecond"`
 	OneLeader         int     `json:"oneLeader"` // elections with exactly one leader, never two
 	SecondsToLeaders  float64 `json:"secondsToLeaders"`
+	// FollowerRequestsPerSecond counts the requests, watches included, of
+	// every candidate that did not lead during the window.
+	FollowerRequestsPerSecond float64 `json:"followerRequestsPerSecond"`
 }
 
 // measureScale runs the scale scenario in a child process, so that the
@@ -51,12 +57,15 @@ func measureScale(kubeconfig, logDir string, lib library, elections int, window 
 	return r, nil
 }
 
-// scaleWorker is the child: it runs elections of two candidates each, with
-// core timings, on one shared client, and prints a scaleResult as JSON.
+// scaleWorker is the child: it runs elections of three candidates each,
+// with core timings, on one shared client, and prints a scaleResult as JSON.
 func scaleWorker(kubeconfig, libName string, elections int, window time.Duration) error {
 	lib := ours
-	if libName == theirs.name {
+	switch libName {
+	case theirs.name:
 		lib = theirs
+	case oursPolling.name:
+		lib = oursPolling
 	}
 	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -72,7 +81,7 @@ func scaleWorker(kubeconfig, libName string, elections int, window time.Duration
 		return err
 	}
 
-	before := heapInUse()
+	heapBefore := heapInUse()
 	recs := make([]*tenures.Recorder, elections)
 	var candidates []*candidate
 	defer func() {
@@ -83,12 +92,16 @@ func scaleWorker(kubeconfig, libName string, elections int, window time.Duration
 		wg.Wait()
 	}()
 	start := time.Now()
+	ids := []string{"a", "b", "c"}
+	requests := make([][]atomic.Int64, elections)
 	for i := range elections {
 		recs[i] = &tenures.Recorder{}
-		for _, id := range []string{"a", "b"} {
+		requests[i] = make([]atomic.Int64, len(ids))
+		for j, id := range ids {
 			candidates = append(candidates, startCandidate(lib, candidateSpec{
 				client: client, namespace: ns, lock: fmt.Sprintf("election-%d", i), id: id,
 				timings: core, release: true, onStarted: recs[i].OnStartedLeading(id, ""),
+				requests: &requests[i][j],
 			}))
 		}
 	}
@@ -106,9 +119,34 @@ func scaleWorker(kubeconfig, libName string, elections int, window time.Duration
 	toLeaders := time.Since(start)
 	time.Sleep(2 * core.retry)
 	after := heapInUse()
+	if path := os.Getenv("BENCH_HEAP_PROFILE"); path != "" {
+		if f, err := os.Create(path + "." + lib.name); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+	}
 	counter.take()
+	before := make([][]int64, elections)
+	for i := range requests {
+		for j := range requests[i] {
+			before[i] = append(before[i], requests[i][j].Load())
+		}
+	}
+	windowStart := time.Now()
 	time.Sleep(window)
 	counts := counter.take()
+	var followerRequests int64
+	for i, r := range recs {
+		for j, id := range ids {
+			led := slices.Contains(r.Leaders(), id)
+			for _, t := range r.All() {
+				led = led || t.ID == id && t.EndOr(time.Now()).After(windowStart)
+			}
+			if !led {
+				followerRequests += requests[i][j].Load() - before[i][j]
+			}
+		}
+	}
 	total := 0
 	for _, n := range counts {
 		total += n
@@ -122,10 +160,12 @@ func scaleWorker(kubeconfig, libName string, elections int, window time.Duration
 	return json.NewEncoder(os.Stdout).Encode(scaleResult{
 		Library:           lib.name,
 		Elections:         elections,
-		BytesPerElection:  float64(after-before) / float64(elections),
+		BytesPerElection:  float64(after-heapBefore) / float64(elections),
 		RequestsPerSecond: float64(total) / window.Seconds(),
 		OneLeader:         ok,
 		SecondsToLeaders:  toLeaders.Seconds(),
+
+		FollowerRequestsPerSecond: float64(followerRequests) / window.Seconds(),
 	})
 }
 
