@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -23,6 +25,8 @@ const (
 	leaseDuration = 4 * time.Second
 	renewDeadline = 3 * time.Second
 	retryPeriod   = time.Second
+	// windDown is how long a leader's work takes to stop once told.
+	windDown = 400 * time.Millisecond
 )
 
 // candidate is one control-plane revision competing for the lock, as its own
@@ -32,6 +36,7 @@ type candidate struct {
 	defaultRevision string
 	namespace, lock string
 	config          *rest.Config
+	admin           kubernetes.Interface
 	tl              *timeline
 	keys            map[string]string
 
@@ -108,6 +113,12 @@ func (c *candidate) runOnce(ctx context.Context) error {
 			OnStartedLeading: func(ctx context.Context) {
 				i := c.tl.startLeading(c.id, c.key, c.keys)
 				<-ctx.Done()
+				// A controller takes a moment to stop: it finishes the
+				// work in hand. The lock goes to anyone else only after.
+				if to := c.askedBy(); to != "" {
+					c.tl.say(c.id, "HANDS OVER to %s, which asked: finishing its work (%v) before writing the lock over", to, windDown)
+				}
+				time.Sleep(windDown)
 				c.tl.stopLeading(i)
 			},
 			OnStoppedLeading: func() {},
@@ -119,6 +130,20 @@ func (c *candidate) runOnce(ctx context.Context) error {
 	c.watchdog.SetLeaderElection(elector)
 	elector.Run(ctx)
 	return nil
+}
+
+// askedBy returns the candidate that asked this one to hand the lock over,
+// if the lock carries such a request.
+func (c *candidate) askedBy() string {
+	lease, err := c.admin.CoordinationV1().Leases(c.namespace).Get(context.Background(), c.lock, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	record := rl.LeaseToLeaderElectionRecord(lease)
+	if request := record.HandoffRequest; request.Pending(record) && record.HolderIdentity == c.id {
+		return request.HolderIdentity
+	}
+	return ""
 }
 
 // stop ends the candidate. A crash stops it dead: no request goes out any

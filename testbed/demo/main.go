@@ -4,10 +4,14 @@
 //
 // Three candidates compete for one Lease: "old", "canary" and "stable",
 // where stable is the default revision and takes the lock from any other.
-// The script starts them one by one, crashes the leader, restarts it, and at
-// the end (after -duration, or on Ctrl-C) shuts everything down cleanly,
-// releasing the lock. It prints each acquisition, preemption, step-down and
-// release with a timestamp, then a summary, and draws the timeline as an SVG.
+// The script starts them one by one (stable's arrival is a handoff: the
+// leader stops its work, then hands the lock over, never two leaders),
+// crashes the leader (the others wait out its lease), restarts it (another
+// handoff), and at the end (after -duration, or on Ctrl-C) shuts everything
+// down cleanly, releasing the lock once each leader's work has stopped. It
+// prints each acquisition, handoff, step-down and release with a timestamp,
+// then a summary, and draws the timeline as an SVG, with every stretch
+// without a leader and every stretch with two marked.
 //
 // Without -kubeconfig (or $KUBECONFIG) it starts its own etcd and
 // kube-apiserver in this process.
@@ -99,7 +103,7 @@ func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace s
 	for _, id := range order {
 		c := &candidate{
 			id: id, key: keys[id], defaultRevision: defaultRevision, namespace: namespace, lock: lockName,
-			config: config, tl: tl, keys: keys,
+			config: config, admin: admin, tl: tl, keys: keys,
 			watchdog: le.NewLeaderHealthzAdaptor(2 * time.Second), metrics: newLeaderMetrics(),
 		}
 		if err := c.serve(); err != nil {

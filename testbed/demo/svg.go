@@ -12,7 +12,8 @@ import (
 var laneColors = []string{"#8c8c8c", "#e6a817", "#2a7de1", "#2ca02c", "#d62728"}
 
 // writeSVG draws the timeline: one lane per candidate, its tenures as bars,
-// kills and restarts as labelled ticks, and a time axis.
+// kills and restarts as labelled ticks, every stretch with no leader or two
+// shaded across the lanes, and a time axis.
 func (tl *timeline) writeSVG(w io.Writer, order []string, keys map[string]string, end time.Time) error {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
@@ -38,6 +39,19 @@ func (tl *timeline) writeSVG(w io.Writer, order []string, keys map[string]string
 		y := top + laneH*float64(i)
 		p(`<rect x="%.0f" y="%.1f" width="%.1f" height="%.1f" fill="#f4f4f4"/>`, left, y+(laneH-barH)/2, plotW, barH)
 		p(`<text x="10" y="%.1f">%s <tspan fill="#666">(key %s)</tspan></text>`, y+laneH/2+4, html.EscapeString(id), html.EscapeString(keys[id]))
+	}
+	// Every stretch without a leader, and every one with two, across all
+	// lanes, however short: at least a hairline, and labelled.
+	for _, st := range tl.stretchesLocked(end) {
+		fill, label := "#fde0dc", "no leader"
+		if st.leaders > 1 {
+			fill, label = "#d62728", "two leaders"
+		}
+		x0, x1 := x(st.from), math.Max(x(st.to), x(st.from)+1.5)
+		p(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" opacity="0.6"><title>%s %.3fs–%.3fs (%.0fms)</title></rect>`,
+			x0, top, x1-x0, laneH*float64(len(order)), fill, label,
+			st.from.Sub(tl.start).Seconds(), st.to.Sub(tl.start).Seconds(), st.to.Sub(st.from).Seconds()*1000)
+		p(`<text x="%.1f" y="%.1f" font-size="10" fill="#a00">%s %.0fms</text>`, x0+2, top-4, label, st.to.Sub(st.from).Seconds()*1000)
 	}
 	for _, tn := range tl.tenures {
 		stop := tn.end

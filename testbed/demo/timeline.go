@@ -83,7 +83,7 @@ func (tl *timeline) startLeading(id, key string, keys map[string]string) int {
 	}
 	switch {
 	case len(current) > 0 && tl.outranksAll(key, current, keys):
-		tl.sayLocked(now, id, "PREEMPTS %s: key %q outranks %q", strings.Join(current, ","), key, keys[current[0]])
+		tl.sayLocked(now, id, "STEALS from %s: key %q outranks %q (the holder did not hand over)", strings.Join(current, ","), key, keys[current[0]])
 	case len(current) > 0:
 		tl.unexplained++
 		tl.sayLocked(now, id, "LEADS BESIDE %s, which it does not outrank: two leaders, a bug", strings.Join(current, ","))
@@ -91,7 +91,12 @@ func (tl *timeline) startLeading(id, key string, keys map[string]string) int {
 		tl.sayLocked(now, id, "LEADS: first leader (key %q)", key)
 	default:
 		last := tl.tenures[len(tl.tenures)-1]
-		tl.sayLocked(now, id, "LEADS: took over from %s after %.2fs without a leader", last.id, now.Sub(last.end).Seconds())
+		gap := now.Sub(last.end)
+		if tl.outranksAll(key, []string{last.id}, keys) && !tl.killed[last.id] && gap < retryPeriod {
+			tl.sayLocked(now, id, "LEADS: handed over by %s, %.0fms after its work stopped; no overlap", last.id, gap.Seconds()*1000)
+		} else {
+			tl.sayLocked(now, id, "LEADS: took over from %s after %.2fs without a leader", last.id, gap.Seconds())
+		}
 	}
 	tl.tenures = append(tl.tenures, tenure{id: id, start: now})
 	return len(tl.tenures) - 1
@@ -114,9 +119,9 @@ func (tl *timeline) stopLeading(i int) {
 	case successor != "":
 		tl.sayLocked(now, tn.id, "STEPS DOWN: %s took the lock; we led alongside it for %.0fms", successor, now.Sub(tl.tenures[len(tl.tenures)-1].start).Seconds()*1000)
 	case tl.killed[tn.id]:
-		tl.sayLocked(now, tn.id, "stops leading: process stopped")
+		tl.sayLocked(now, tn.id, "stops leading: process stopped (its work stopped first)")
 	default:
-		tl.sayLocked(now, tn.id, "LOSES the lease")
+		tl.sayLocked(now, tn.id, "work stopped; no longer leading")
 	}
 }
 
@@ -188,6 +193,48 @@ func (tl *timeline) summarize(end time.Time) summary {
 	return s
 }
 
+// stretch is a span of time with no leader (leaders 0) or with two or more.
+type stretch struct {
+	from, to time.Time
+	leaders  int
+}
+
+// stretches returns the spans, from the first acquisition to end, in which
+// not exactly one candidate led.
+func (tl *timeline) stretchesLocked(end time.Time) []stretch {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	var edges []edge
+	for _, tn := range tl.tenures {
+		stop := tn.end
+		if stop.IsZero() || stop.After(end) {
+			stop = end
+		}
+		edges = append(edges, edge{tn.start, +1}, edge{stop, -1})
+	}
+	sort.Slice(edges, func(i, j int) bool {
+		if edges[i].at.Equal(edges[j].at) {
+			return edges[i].delta < edges[j].delta
+		}
+		return edges[i].at.Before(edges[j].at)
+	})
+	var out []stretch
+	leaders := 0
+	for i, e := range edges {
+		leaders += e.delta
+		next := end
+		if i+1 < len(edges) {
+			next = edges[i+1].at
+		}
+		if leaders != 1 && next.After(e.at) {
+			out = append(out, stretch{from: e.at, to: next, leaders: leaders})
+		}
+	}
+	return out
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -204,9 +251,12 @@ func (s summary) write(w io.Writer, order []string, recordTransitions int) {
 	}
 	fmt.Fprintf(w, "  acquisitions seen:            %d (leaderTransitions in the lock: %d; the first leader is not a transition)\n", s.transitions, recordTransitions)
 	fmt.Fprintf(w, "  time without a leader:        %.2fs\n", s.noLeader.Seconds())
-	what := "preemption overlaps only"
-	if s.unexplained > 0 {
+	what := "none: every preemption was a handoff"
+	switch {
+	case s.unexplained > 0:
 		what = fmt.Sprintf("%d of them NOT preemptions", s.unexplained)
+	case s.twoLeaders > 0:
+		what = "steals only"
 	}
 	fmt.Fprintf(w, "  time with two leaders:        %.3fs (%s)\n", s.twoLeaders.Seconds(), what)
 }
