@@ -2,6 +2,7 @@ package k8sresourcelock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 
@@ -78,11 +79,16 @@ func (ll *LeaseLock) Watch(ctx context.Context) (watch.Interface, error) {
 	if ll.watchClient != nil {
 		client = ll.watchClient
 	}
-	w, err := client.Leases(ll.LeaseMeta.Namespace).Watch(ctx, watchOptions(ll.LeaseMeta.Name, ll.ResourceVersion()))
-	if err != nil {
+	ns, name := ll.LeaseMeta.Namespace, ll.LeaseMeta.Name
+	namespaceWatch := client.Leases(ns).Watch
+	w, err := subscribe(ctx, hubKey{client, ns, "leases"}, name, sinceVersion(ll.lease != nil, ll.ResourceVersion()), namespaceWatch)
+	if !errors.Is(err, errNoHub) {
+		return w, err
+	}
+	if w, err = client.Leases(ns).Watch(ctx, watchOptions(name, ll.ResourceVersion())); err != nil {
 		return nil, err
 	}
-	return onlyNamed(w, ll.LeaseMeta.Namespace, ll.LeaseMeta.Name), nil
+	return onlyNamed(w, ns, name), nil
 }
 
 // Apply takes an event of Watch as the Lease's latest state; see Watcher.

@@ -1,0 +1,264 @@
+package k8sresourcelock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/fake"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
+)
+
+// clients keeps one typed client per fake clientset, as a real clientset
+// hands out (the fake makes a new one each time, and a shared watch is
+// shared by client).
+var clients = map[*fakekube.Clientset]coordinationv1client.CoordinationV1Interface{}
+
+// namedLeaseLock is a Lease lock called name on cs.
+func namedLeaseLock(cs *fakekube.Clientset, name string) *LeaseLock {
+	if clients[cs] == nil {
+		clients[cs] = cs.CoordinationV1()
+	}
+	return &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Client: clients[cs],
+		LockConfig: ResourceLockConfig{Identity: "w"}}
+}
+
+// next waits a moment for an event of w.
+func next(t *testing.T, w watch.Interface) (watch.Event, bool) {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		return ev, ok
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5s")
+		return watch.Event{}, false
+	}
+}
+
+// TestOneWatchServesManyLocks: locks of one namespace that share a client
+// share one watch, and each sees the events of its own object only.
+func TestOneWatchServesManyLocks(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	var watches []watch.Interface
+	var locks []*LeaseLock
+	for i := range 10 {
+		lock := namedLeaseLock(cs, fmt.Sprintf("election-%d", i))
+		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+			t.Fatal(err)
+		}
+		locks = append(locks, lock)
+	}
+	cs.ClearActions()
+	for _, lock := range locks {
+		w, err := lock.Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		watches = append(watches, w)
+	}
+	if n := count(cs, "watch"); n != 1 {
+		t.Fatalf("10 locks opened %d watches, want 1", n)
+	}
+	writer := namedLeaseLock(cs, "election-3")
+	if _, _, err := writer.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Update(ctx, record("b", "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	// (A watch may first get the state its lock read, if the shared watch
+	// was still catching up when it subscribed.)
+	for {
+		ev, _ := next(t, watches[3])
+		got := ev.Object.(*coordinationv1.Lease)
+		if got.Name != "election-3" {
+			t.Fatalf("election-3's watch got an event of %s", got.Name)
+		}
+		if *got.Spec.HolderIdentity == "b" {
+			break
+		}
+	}
+	for i, w := range watches {
+		for drained := false; !drained; {
+			select {
+			case ev := <-w.ResultChan():
+				if got := ev.Object.(*coordinationv1.Lease); got.Name != fmt.Sprintf("election-%d", i) || *got.Spec.HolderIdentity != "a" {
+					t.Fatalf("election-%d's watch got %s holding %s", i, got.Name, *got.Spec.HolderIdentity)
+				}
+			default:
+				drained = true
+			}
+		}
+	}
+}
+
+// TestLateSubscriberCatchesUp: a lock that subscribes after a change it has
+// not read gets that state at once; a state older than the one it read it
+// never gets.
+func TestLateSubscriberCatchesUp(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	first := namedLeaseLock(cs, "leader")
+	if err := first.Create(ctx, record("a", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	w1, err := first.Watch(ctx) // starts the hub
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w1.Stop()
+	late := namedLeaseLock(cs, "leader")
+	if _, _, err := late.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writer := namedLeaseLock(cs, "leader")
+	if _, _, err := writer.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Update(ctx, record("b", "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for { // until the hub has seen it
+		if ev, _ := next(t, w1); *ev.Object.(*coordinationv1.Lease).Spec.HolderIdentity == "b" {
+			break
+		}
+	}
+	w2, err := late.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	ev, _ := next(t, w2)
+	if got := ev.Object.(*coordinationv1.Lease); *got.Spec.HolderIdentity != "b" {
+		t.Fatalf("the late subscriber got holder %s, want b", *got.Spec.HolderIdentity)
+	}
+	// Up to date: nothing older than what it read comes.
+	current := namedLeaseLock(cs, "leader")
+	if _, _, err := current.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	read := current.ResourceVersion()
+	w3, err := current.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w3.Stop()
+	select {
+	case ev := <-w3.ResultChan():
+		if got := ev.Object.(*coordinationv1.Lease).ResourceVersion; got < read {
+			t.Fatalf("a subscriber that read version %s got an older one, %s", read, got)
+		}
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestNoHubWhereNamespaceWatchIsForbidden: RBAC that allows watching only
+// the lock's own name: the lock watches it alone.
+func TestNoHubWhereNamespaceWatchIsForbidden(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	cs.PrependWatchReactor("leases", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		if a.(k8stesting.WatchAction).GetWatchRestrictions().Fields.Empty() {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, "", errors.New("only by name"))
+		}
+		return false, nil, nil
+	})
+	lock := namedLeaseLock(cs, "leader")
+	if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := lock.Watch(ctx)
+	if err != nil {
+		t.Fatalf("Watch with the namespace watch forbidden: %v", err)
+	}
+	defer w.Stop()
+	if _, shared := w.(*subscription); shared {
+		t.Fatal("got a shared watch the namespace's RBAC forbids")
+	}
+	// The refusal is remembered: the next watch asks for its name alone.
+	cs.ClearActions()
+	w2, err := lock.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	if n := count(cs, "watch"); n != 1 {
+		t.Fatalf("a second Watch sent %d watch requests, want 1 (the namespace watch was refused before)", n)
+	}
+}
+
+// TestNoHubWithoutOrderedVersions: client-go's stock fake keeps whatever
+// resourceVersion an object was seeded with; a hub that sees a version that
+// does not grow ends its subscriptions, and locks watch alone from then on.
+func TestNoHubWithoutOrderedVersions(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "leader", ResourceVersion: "5"}})
+	lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "leader"}, Client: cs.CoordinationV1(), LockConfig: ResourceLockConfig{Identity: "a"}}
+	if _, _, err := lock.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := lock.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.Update(ctx, record("a", "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, ok := next(t, w); !ok {
+			break // ended
+		}
+	}
+	w.Stop()
+	w, err = lock.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, shared := w.(*subscription); shared {
+		t.Fatal("a shared watch again, for versions known not to grow")
+	}
+}
+
+func count(cs *fakekube.Clientset, verb string) int { return cs.Count(verb, "") }
+
+// lease is a Lease event of name at version rv.
+func leaseEvent(name, rv string) watch.Event {
+	return watch.Event{Type: watch.Modified, Object: &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: rv}}}
+}
+
+// TestHubDeliversOnlyNewerStatesOfTheName: a subscription gets the states
+// of its own name newer than the one its lock read, in order, and nothing
+// else; a version that does not grow ends it.
+func TestHubDeliversOnlyNewerStatesOfTheName(t *testing.T) {
+	source := watch.NewFake()
+	key := hubKey{client: new(struct{ int }), namespace: ns, resource: "leases"}
+	w, err := subscribe(t.Context(), key, "mine", "5", func(context.Context, metav1.ListOptions) (watch.Interface, error) { return source, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	source.Modify(leaseEvent("mine", "4").Object)   // older than our read
+	source.Modify(leaseEvent("theirs", "6").Object) // another name
+	source.Modify(leaseEvent("mine", "7").Object)
+	ev, ok := next(t, w)
+	if got := ev.Object.(*coordinationv1.Lease); !ok || got.Name != "mine" || got.ResourceVersion != "7" {
+		t.Fatalf("first event: %s at %s, want mine at 7 (older states and other names are not ours)", got.Name, got.ResourceVersion)
+	}
+	source.Modify(leaseEvent("mine", "7").Object) // a version that did not grow
+	if _, ok := next(t, w); ok {
+		t.Fatal("the subscription goes on after a version that did not grow")
+	}
+}
