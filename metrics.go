@@ -12,6 +12,14 @@ type SwitchMetric interface {
 	Off(name string)
 }
 
+// LeaderMetric is client-go's name for the metric a MetricsProvider makes.
+// It is SwitchMetric itself, so that a provider written for client-go (whose
+// NewLeaderMetric returns a LeaderMetric with On, Off and SlowpathExercised,
+// as controller-runtime's and component-base's do) and one written for
+// Istio's fork (returning a SwitchMetric) both compile against this package
+// unchanged; the slow-path count reaches the metrics that have it.
+type LeaderMetric = SwitchMetric
+
 // MetricsProvider makes the metrics of each new LeaderElector.
 type MetricsProvider interface {
 	NewLeaderMetric() SwitchMetric
