@@ -35,6 +35,7 @@ func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 	workCtx, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	workDone := make(chan struct{})
+	le.lastWork = workDone
 	go func() {
 		defer close(workDone)
 		le.config.Callbacks.OnStartedLeading(workCtx)

@@ -243,6 +243,11 @@ type LeaderElectionConfig struct {
 	// instead and says so once in its log.
 	DisableWatch bool
 
+	// Clock, if set, is the clock the elector reads and waits on, for
+	// tests that drive an election with a fake clock
+	// (k8s.io/utils/clock/testing). Nil means the real clock.
+	Clock clock.WithDelayedExecution
+
 	// Coordinated asks for coordinated leader election (Kubernetes
 	// LeaseCandidate objects). It is not supported yet: NewLeaderElector
 	// returns an error when it is set.
@@ -308,6 +313,9 @@ type LeaderElector struct {
 	// callback is still running, and the next Run's notifier waits for it.
 	notifier    *leaderNotifier
 	lastFailure string
+	// lastWork is closed when the last term's OnStartedLeading returns; a
+	// later Run competes only after that.
+	lastWork <-chan struct{}
 }
 
 // NewLeaderElector checks lec and returns an elector for it. The error names
@@ -316,9 +324,13 @@ func NewLeaderElector(lec LeaderElectionConfig) (*LeaderElector, error) {
 	if err := validate(&lec); err != nil {
 		return nil, err
 	}
+	var clk clock.WithDelayedExecution = clock.RealClock{}
+	if lec.Clock != nil {
+		clk = lec.Clock
+	}
 	le := &LeaderElector{
 		config:       lec,
-		clock:        clock.RealClock{},
+		clock:        clk,
 		metrics:      globalMetrics.newLeaderMetrics(),
 		leaseSeconds: wholeSeconds(lec.LeaseDuration),
 		seen:         observation{ours: lec.LeaseDuration},
@@ -388,8 +400,34 @@ func (le *LeaderElector) Check(maxTolerableExpiredLease time.Duration) error {
 // Run competes for the lock until ctx is done or, once leading, until
 // leadership is lost; then it calls OnStoppedLeading and returns. An elector
 // may Run again after Run returns, but not twice at once: a second concurrent
-// call logs an error and returns at once, without calling any callback.
+// call logs an error and returns at once, without calling any callback. A
+// Run after a term whose OnStartedLeading has not yet returned (the lock was
+// taken from us, and Run does not wait for the work then) competes only once
+// it has, so that two terms' work never runs at once.
 func (le *LeaderElector) Run(ctx context.Context) {
+	le.run(ctx)
+}
+
+// RunAndRejoin runs the election until ctx is done: each time this
+// candidate stops leading (preempted, stolen from, cut off), it goes back
+// to being a candidate, a warm standby, instead of returning as Run does.
+// Each term gets a fresh context for OnStartedLeading and ends with its own
+// OnStoppedLeading call, and a term starts only once the last one's
+// OnStartedLeading has returned: two terms' callbacks never run at once.
+// OnStoppedLeading is called as each term ends, and once more if ctx ends
+// while this candidate does not lead (each turn of the loop is a Run). It
+// returns at once, calling nothing, if the elector is already running.
+func (le *LeaderElector) RunAndRejoin(ctx context.Context) {
+	for ctx.Err() == nil {
+		if !le.run(ctx) {
+			return
+		}
+	}
+}
+
+// run is Run; it reports false if it did not run because another Run was
+// running.
+func (le *LeaderElector) run(ctx context.Context) bool {
 	logger := klog.FromContext(ctx).WithValues("lock", le.config.Lock.Describe())
 	if le.config.Name != "" {
 		logger = logger.WithValues("election", le.config.Name)
@@ -397,7 +435,7 @@ func (le *LeaderElector) Run(ctx context.Context) {
 	ctx = klog.NewContext(ctx, logger)
 	if !le.running.CompareAndSwap(false, true) {
 		logger.Error(nil, "Run called while this elector is already running; ignoring the call")
-		return
+		return false
 	}
 	defer le.running.Store(false)
 	stopped := sync.OnceFunc(le.config.Callbacks.OnStoppedLeading)
@@ -411,10 +449,31 @@ func (le *LeaderElector) Run(ctx context.Context) {
 	defer le.readiness.stop()
 	le.asked = handoffAsk{}
 
-	if !le.acquire(ctx) {
-		return
+	if !le.lastTermDone(ctx) || !le.acquire(ctx) {
+		return true
 	}
 	le.lead(ctx, stopped)
+	return true
+}
+
+// lastTermDone waits for the last term's OnStartedLeading to return, and
+// reports false if ctx ended first.
+func (le *LeaderElector) lastTermDone(ctx context.Context) bool {
+	if le.lastWork == nil {
+		return true
+	}
+	select {
+	case <-le.lastWork:
+		return true
+	default:
+	}
+	klog.FromContext(ctx).Info("Waiting for the last term's OnStartedLeading to return before competing again")
+	select {
+	case <-le.lastWork:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // wholeSeconds rounds d up to whole seconds, and at least one, so that the

@@ -2,10 +2,13 @@ package k8sleaderelection
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -170,5 +173,142 @@ func TestRunOrDieWiresTheWatchDog(t *testing.T) {
 		close(unstick)
 		cancel()
 		receive(t, done, "RunOrDie to return")
+	})
+}
+
+// TestRunAndRejoin: a leader whose lock is stolen goes back to competing,
+// but only once its last term's work has returned; it then leads again with
+// a fresh context, each term ending with its own OnStoppedLeading, and two
+// terms' work never runs at once.
+func TestRunAndRejoin(t *testing.T) {
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				var running, most, stops atomic.Int32
+				terms := make(chan context.Context, 4)
+				windDown := make(chan struct{})
+				endWindDown := sync.OnceFunc(func() { close(windDown) })
+				defer endWindDown()
+				lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"))
+				lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
+					if n := running.Add(1); n > most.Load() {
+						most.Store(n)
+					}
+					defer running.Add(-1)
+					terms <- ctx
+					<-ctx.Done()
+					<-windDown // the first term's work takes a while to stop
+				}
+				lec.Callbacks.OnStoppedLeading = func() { stops.Add(1) }
+				le := newTestElector(t, lec, nil)
+				done := make(chan struct{})
+				go func() { defer close(done); le.RunAndRejoin(ctx) }()
+				first := receive(t, terms, "the first term")
+
+				thiefCtx, stopThief := context.WithCancel(ctx)
+				thief := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+				thief.KeyComparison = outranksAllBut("stable")
+				thief.DisableHandoff = true
+				thief.ReleaseOnCancel = true
+				b := runCandidate(t, thiefCtx, thief, nil)
+				b.leading(t)
+				receive(t, first.Done(), "the first term's context to end after the steal")
+				stopThief()
+				b.finished(t)
+				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
+					t.Fatalf("the thief did not release: %+v", rec)
+				}
+
+				// The lock is free, but the first term's work still runs:
+				// a must not lead again yet.
+				time.Sleep(3 * leaseDuration)
+				synctest.Wait()
+				if le.IsLeader() || len(terms) != 0 || most.Load() > 1 {
+					t.Fatalf("a led again while its last term's work was still running (%d terms' work at once)", most.Load())
+				}
+				if got := stops.Load(); got != 1 {
+					t.Fatalf("OnStoppedLeading ran %d times after the first term, want 1", got)
+				}
+
+				endWindDown()
+				second := receive(t, terms, "the second term, once the first term's work returned")
+				if second.Err() != nil || second == first {
+					t.Fatal("the second term did not get a fresh context")
+				}
+				cancel()
+				receive(t, done, "RunAndRejoin to return when its context ends")
+				if got := stops.Load(); got != 2 || most.Load() > 1 {
+					t.Fatalf("OnStoppedLeading ran %d times for two terms, want 2; at most %d terms' work ran at once, want 1", got, most.Load())
+				}
+			})
+		})
+	}
+}
+
+// TestRunAndRejoinOnARunningElector returns at once, calling nothing.
+func TestRunAndRejoinOnARunningElector(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		ctx, cancel := context.WithCancel(t.Context())
+		var stops atomic.Int32
+		lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", ""))
+		lec.Callbacks.OnStoppedLeading = func() { stops.Add(1) }
+		le := newTestElector(t, lec, nil)
+		done := make(chan struct{})
+		go func() { defer close(done); le.Run(ctx) }()
+		synctest.Wait()
+		le.RunAndRejoin(ctx)
+		if stops.Load() != 0 {
+			t.Fatal("RunAndRejoin on a running elector ran OnStoppedLeading")
+		}
+		cancel()
+		receive(t, done, "Run to return")
+	})
+}
+
+// TestClockFromTheConfig: an elector given a fake clock in its config
+// waits on it, and on nothing else: it takes a held lock once the holder's
+// lease has run out on that clock, while the real clock (virtual here)
+// never moves.
+func TestClockFromTheConfig(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		t0 := time.Unix(1_000_000, 0)
+		clk := clocktesting.NewFakeClock(t0)
+		writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("other", 0))
+		lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", ""))
+		lec.Clock = clk
+		led := make(chan struct{})
+		lec.Callbacks.OnStartedLeading = func(context.Context) { close(led) }
+		le, err := NewLeaderElector(lec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); le.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		start := time.Now()
+		for steps := 0; ; steps++ {
+			synctest.Wait()
+			select {
+			case <-led:
+				if passed := clk.Since(t0); passed < leaseDuration {
+					t.Fatalf("took the lock after %v of the fake clock, before the holder's lease (%v) ran out", passed, leaseDuration)
+				}
+				if real := time.Since(start); real != 0 {
+					t.Fatalf("the elector waited %v on the real clock", real)
+				}
+				return
+			default:
+			}
+			if steps == 100 {
+				t.Fatalf("never took the lock in %v of its fake clock", clk.Since(t0))
+			}
+			clk.Step(retryPeriod / 2)
+		}
 	})
 }
