@@ -56,11 +56,18 @@ func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 			stopped()
 			le.handOver(rest)
 		}
-	case le.config.ReleaseOnCancel:
-		// A leader that stops because it was told to keeps the lock
-		// until its work has stopped; one that lost it has nothing to
-		// keep, and release finds out whether the lock is still ours.
-		if !end.cancelled || le.finishWork(rest, workDone, "release the lock") {
+	case le.config.ReleaseOnCancel && end.cancelled:
+		// Told to stop: we keep the lock, renewing it, until our work
+		// has stopped, and only then release it.
+		if le.finishWork(rest, workDone, "release the lock") {
+			le.release(logger)
+		}
+	case le.config.ReleaseOnCancel && (le.seen.names(le.config.Lock.Identity()) || !le.seen.known):
+		// Our renewals failed until RenewDeadline, and the lock may
+		// still name us. We cannot renew it, but released now it would
+		// go to a successor while our work still winds down: release it
+		// only once the work has returned.
+		if le.awaitWork(logger, workDone) {
 			le.release(logger)
 		}
 	}
@@ -96,6 +103,24 @@ func (le *LeaderElector) finishWork(ctx context.Context, workDone <-chan struct{
 			"stopTimeout", timeout, "wanted", what)
 	}
 	return false
+}
+
+// awaitWork waits, at most StopTimeout, for OnStartedLeading to return,
+// without renewing the lock, and reports whether it did.
+func (le *LeaderElector) awaitWork(logger klog.Logger, workDone <-chan struct{}) bool {
+	timeout := le.stopTimeout()
+	if timeout < 0 {
+		return true
+	}
+	timer := le.clock.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-workDone:
+		return true
+	case <-timer.C():
+		logger.Error(nil, "OnStartedLeading did not return within StopTimeout after we lost the lock; not releasing it, so that it expires instead", "stopTimeout", timeout)
+		return false
+	}
 }
 
 // stopTimeout is StopTimeout, or RenewDeadline when it is zero.

@@ -194,7 +194,10 @@ type LeaderElectionConfig struct {
 	// after OnStartedLeading has returned (it waits at most StopTimeout,
 	// renewing meanwhile, and does not release if it has not), so that the
 	// next leader does not start while the work the lock guards still runs.
-	// A leader that lost the lock releases it if it still names it.
+	// A leader whose renewals failed for RenewDeadline, while the lock may
+	// still name it, releases it too, once OnStartedLeading has returned
+	// (at most StopTimeout, without renewing); a lock that names another
+	// holder is left alone.
 	ReleaseOnCancel bool
 
 	// Name names the election in metrics and logs.

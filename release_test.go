@@ -226,3 +226,59 @@ func TestLeadingContextEndsBeforeRelease(t *testing.T) {
 		}
 	})
 }
+
+// TestReleaseAfterALostTermWaitsForTheWork: a leader whose renewals failed
+// until its RenewDeadline ran out (a write outage), while the lock still
+// names it, releases the lock (ReleaseOnCancel) only once its work has
+// returned: released at once, a watching follower would take it and lead
+// while the old work still winds down. Without ReleaseOnCancel the follower
+// waits out the lease, by which time the work has stopped.
+func TestReleaseAfterALostTermWaitsForTheWork(t *testing.T) {
+	for _, release := range []bool{false, true} {
+		name := "withoutRelease"
+		if release {
+			name = "ReleaseOnCancel"
+		}
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fakekube.New()
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				f := newFleet()
+				var failing atomic.Bool
+				lockA := &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", ""),
+					beforeWrite: func(context.Context, rl.LeaderElectionRecord) error {
+						if failing.Load() {
+							return errors.New("etcdserver: request timed out")
+						}
+						return nil
+					}}
+				lecA := testConfig(lockA)
+				lecA.ReleaseOnCancel = release
+				const windDown = 3 * time.Second // well within StopTimeout (RenewDeadline)
+				a := startCandidate(t, ctx, lecA, f, windDown)
+				a.leading(t)
+				b := startCandidate(t, ctx, testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "")), f, 0)
+
+				// a renews at 2s and 4s; its writes then fail until 13s, so
+				// that its renewals at 6, 8, 10 and 12s fail and it stops at
+				// 14s, its RenewDeadline after the renewal at 4s.
+				time.Sleep(2*retryPeriod + retryPeriod/4)
+				failing.Store(true)
+				time.Sleep(renewDeadline - retryPeriod/2)
+				failing.Store(false)
+				a.finished(t)
+				select {
+				case <-b.started:
+				case <-time.After(patience):
+					t.Fatalf("b never led")
+				}
+				time.Sleep(windDown + time.Second) // a's work has returned by now
+				cancel()
+				b.finished(t)
+				t.Logf("history %q", f.history())
+				f.check(t)
+			})
+		})
+	}
+}
