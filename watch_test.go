@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
@@ -288,4 +289,103 @@ func TestWatchesThatEndAtOnceFallBackToPolling(t *testing.T) {
 			t.Fatalf("%d reads in a minute after giving up watching; want polling every RetryPeriod", after-gets)
 		}
 	})
+}
+
+// rewiredLeases wraps a LeasesGetter and replaces every watch of Leases with
+// watchFn (nsOnly: only the namespace-wide one, the shared hub's).
+type rewiredLeases struct {
+	coordinationv1client.LeasesGetter
+	nsOnly  bool
+	watchFn func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+}
+
+func (l *rewiredLeases) Leases(namespace string) coordinationv1client.LeaseInterface {
+	return rewiredLeaseInterface{l.LeasesGetter.Leases(namespace), l}
+}
+
+type rewiredLeaseInterface struct {
+	coordinationv1client.LeaseInterface
+	outer *rewiredLeases
+}
+
+func (l rewiredLeaseInterface) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	if l.outer.watchFn != nil && (!l.outer.nsOnly || opts.FieldSelector == "") {
+		return l.outer.watchFn(ctx, opts)
+	}
+	return l.LeaseInterface.Watch(ctx, opts)
+}
+
+func rewiredLeaseLock(client coordinationv1client.LeasesGetter, namespace, identity string) *rl.LeaseLock {
+	return &rl.LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: namespace, Name: testLockName}, Client: client,
+		LockConfig: rl.ResourceLockConfig{Identity: identity}}
+}
+
+// writeLease makes the Lease of lock hold rec.
+func writeLease(t *testing.T, client coordinationv1client.LeasesGetter, namespace string, rec rl.LeaderElectionRecord) {
+	t.Helper()
+	lock := rewiredLeaseLock(client, namespace, "bystander")
+	ctx := context.Background()
+	if _, _, err := lock.Get(ctx); err != nil {
+		if err := lock.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := lock.Update(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchesThatEndAtOnceThroughTheSharedWatch: every watch of Leases
+// ends as soon as it opens (an API server that answers each with an
+// internal error). The shared watch backs off and then gives up, and the
+// candidate polls meanwhile: it takes a released lock within a polling
+// period, with no hot loop of watches.
+func TestWatchesThatEndAtOnceThroughTheSharedWatch(t *testing.T) {
+	synctest.Test(t, checkWatchesThatEndAtOnce)
+}
+
+func checkWatchesThatEndAtOnce(t *testing.T) {
+	cs := fakekube.New()
+	var opened atomic.Int64
+	client := &rewiredLeases{LeasesGetter: cs.CoordinationV1(), watchFn: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+		if opened.Add(1) == 100 {
+			// A hot loop never lets virtual time pass: stop it here, so
+			// that the test fails with a message instead of hanging.
+			t.Error("100 watches opened without a pause: a hot loop")
+		}
+		if opened.Load() >= 100 {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		w := watch.NewFakeWithChanSize(1, false)
+		w.Error(&apierrors.NewInternalError(errors.New("etcd watch channel closed")).ErrStatus)
+		w.Stop()
+		return w, nil
+	}}
+	holder := otherHolds("", 0)
+	holder.LeaseDurationSeconds = 30
+	writeLease(t, client, testNamespace, holder)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	lec := testConfig(rewiredLeaseLock(client, testNamespace, "b"))
+	lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = 3*time.Second, 2*time.Second, 200*time.Millisecond
+	b := runCandidate(t, ctx, lec, nil)
+	time.Sleep(time.Second)
+	writeLease(t, client, testNamespace, released(0))
+	releasedAt := time.Now()
+	select {
+	case <-b.started:
+	case <-time.After(3 * time.Second):
+	}
+	waited := time.Since(releasedAt)
+	watches := opened.Load()
+	cancel()
+	b.finished(t)
+	if waited > 2*time.Second || watches > 20 {
+		t.Fatalf("a candidate whose every watch ends at once opened %d watches in %v and had not taken a lock released %v ago "+
+			"(a polling candidate takes it within %v)", watches, (time.Second + waited).Round(time.Millisecond),
+			waited.Round(time.Millisecond), time.Duration(JitterFactor*float64(lec.RetryPeriod))+lec.RetryPeriod)
+	}
 }

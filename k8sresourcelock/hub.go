@@ -51,6 +51,10 @@ var hubs = struct {
 // errNoHub is returned by subscribe when no hub can serve the lock.
 var errNoHub = errors.New("no shared watch for this lock")
 
+// errHubClosed is returned by add when the hub stopped as the lock joined
+// it: the lock joins (or starts) the next one.
+var errHubClosed = errors.New("shared watch stopped")
+
 // subscriptionBuffer is how many events a subscription holds for its
 // reader; one that falls further behind is ended, and its lock reads and
 // subscribes again.
@@ -60,8 +64,12 @@ type hub struct {
 	key   hubKey
 	watch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	// ready is closed once the first watch is open (cancel and done are
+	// set) or failed (startErr is set).
+	ready    chan struct{}
+	startErr error
+	cancel   context.CancelFunc
+	done     chan struct{}
 
 	mu sync.Mutex
 	// subs are the subscriptions, by object name.
@@ -69,9 +77,13 @@ type hub struct {
 	// latest is the last event seen of each object, to bring a late
 	// subscriber up to date.
 	latest map[string]watch.Event
-	// broken is set once the hub has given up (its watch is forbidden);
-	// it then refuses subscriptions.
+	// broken is set once the hub has given up (versions that do not
+	// grow, watches that keep ending at once); it then refuses
+	// subscriptions.
 	broken error
+	// closed is set when the hub leaves the registry, its last
+	// subscription gone; it then refuses subscriptions.
+	closed bool
 }
 
 // subscription is one lock's view of a hub: the events of its object, newer
@@ -95,30 +107,53 @@ func (s *subscription) Stop() { s.hub.unsubscribe(s) }
 // if it is not running. watchFn watches the whole namespace. It fails with
 // errNoHub when a hub cannot serve: rv does not order events, the client
 // cannot be a key, or the hub's watch is not allowed.
+//
+// The registry is never locked while a watch opens: a namespace whose API
+// server does not answer holds up only the locks that wait for its hub,
+// each no longer than its own ctx.
 func subscribe(ctx context.Context, key hubKey, name, rv string, watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) (watch.Interface, error) {
 	since, err := strconv.ParseUint(rv, 10, 64)
 	if err != nil || !comparableValue(key.client) {
 		return nil, errNoHub
 	}
-	hubs.Lock()
-	if hubs.refused[key] {
-		hubs.Unlock()
-		return nil, errNoHub
-	}
-	h := hubs.byKey[key]
-	if h == nil {
-		h = &hub{key: key, watch: watchFn, subs: map[string]map[*subscription]bool{}, latest: map[string]watch.Event{}}
-		if err := h.start(ctx); err != nil {
-			if errors.Is(err, errNoHub) {
-				hubs.refused[key] = true
-			}
+	for {
+		hubs.Lock()
+		if hubs.refused[key] {
 			hubs.Unlock()
+			return nil, errNoHub
+		}
+		h := hubs.byKey[key]
+		starter := h == nil
+		if starter {
+			h = &hub{key: key, watch: watchFn, ready: make(chan struct{}),
+				subs: map[string]map[*subscription]bool{}, latest: map[string]watch.Event{}}
+			hubs.byKey[key] = h
+		}
+		hubs.Unlock()
+		if starter {
+			// Past start, the hub runs, and only joining it can stop
+			// it again: the starter joins whatever its ctx says now.
+			h.start(ctx)
+		} else {
+			select {
+			case <-h.ready:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if h.startErr != nil {
+			return nil, h.startErr
+		}
+		w, err := h.add(name, since)
+		switch {
+		case errors.Is(err, errHubClosed):
+			continue
+		case err != nil:
+			h.retireIfIdle()
 			return nil, err
 		}
-		hubs.byKey[key] = h
+		return w, nil
 	}
-	hubs.Unlock()
-	return h.add(name, since)
 }
 
 // comparableValue reports whether v can safely be a map key: a non-nil
@@ -127,12 +162,13 @@ func comparableValue(v any) bool {
 	return v != nil && reflect.TypeOf(v).Kind() == reflect.Pointer && !reflect.ValueOf(v).IsNil()
 }
 
-// start opens the hub's watch and runs it. The first watch is opened here,
-// before the subscriber goes on, so that a hub RBAC forbids is never kept.
-// The watch lives in a context of the hub's own (it outlives the subscriber
-// that started it); the subscriber's ctx only bounds how long opening it may
-// take.
-func (h *hub) start(ctx context.Context) error {
+// start opens the hub's watch and runs it, then closes ready. The watch
+// lives in a context of the hub's own (it outlives the subscriber that
+// started it); the subscriber's ctx only bounds how long opening it may
+// take. A hub whose watch could not open leaves the registry at once, and
+// one RBAC forbids is never tried again.
+func (h *hub) start(ctx context.Context) {
+	defer close(h.ready)
 	runCtx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, cancel)
 	w, err := h.watch(runCtx, metav1.ListOptions{AllowWatchBookmarks: true, TimeoutSeconds: ptrTo(int64(WatchTimeoutSeconds))})
@@ -140,16 +176,24 @@ func (h *hub) start(ctx context.Context) error {
 		w.Stop()
 		err = ctx.Err()
 	}
-	if err != nil {
-		cancel()
-		if apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err) {
-			return fmt.Errorf("%w: %w", errNoHub, err)
-		}
-		return err
+	if err == nil {
+		h.cancel, h.done = cancel, make(chan struct{})
+		go h.run(runCtx, w)
+		return
 	}
-	h.cancel, h.done = cancel, make(chan struct{})
-	go h.run(runCtx, w)
-	return nil
+	cancel()
+	if apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err) {
+		err = fmt.Errorf("%w: %w", errNoHub, err)
+	}
+	h.startErr = err
+	hubs.Lock()
+	defer hubs.Unlock()
+	if hubs.byKey[h.key] == h {
+		delete(hubs.byKey, h.key)
+	}
+	if errors.Is(err, errNoHub) {
+		hubs.refused[h.key] = true
+	}
 }
 
 func ptrTo[T any](v T) *T { return &v }
@@ -157,18 +201,36 @@ func ptrTo[T any](v T) *T { return &v }
 // run reads the hub's watch, hands each event to the subscriptions of its
 // object, and starts the watch again when it ends: from the last version
 // seen, or from scratch if that expired, in which case every subscription
-// is told so, to read its object again.
+// is told so, to read its object again. A watch that ends early, or fails
+// to open, ends every subscription (the locks poll until they subscribe
+// again) and waits a growing backoff before the next; after
+// maxEarlyHubEnds early ends in a row the hub gives up, and its locks watch
+// alone (and poll, if that fails too).
 func (h *hub) run(ctx context.Context, w watch.Interface) {
 	defer close(h.done)
 	rv := ""
 	backoff := time.Duration(0)
+	early := 0
 	for {
 		if w != nil {
+			opened := time.Now()
 			rv = h.drain(ctx, w, rv)
 			w.Stop()
 			w = nil
+			if time.Since(opened) >= healthyHubWatch {
+				early, backoff = 0, 0
+			} else {
+				// Until the next watch opens the hub sees nothing: its
+				// locks are told, and poll meanwhile.
+				early++
+				backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+				h.endSubscriptions()
+			}
+			if early >= maxEarlyHubEnds {
+				h.fail(fmt.Errorf("%w: its watches of %s keep ending as soon as they start", errNoHub, h.key.resource))
+			}
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || h.isBroken() {
 			return
 		}
 		select {
@@ -180,14 +242,47 @@ func (h *hub) run(ctx context.Context, w watch.Interface) {
 		w, err = h.watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true, TimeoutSeconds: ptrTo(int64(WatchTimeoutSeconds))})
 		switch {
 		case err == nil:
-			backoff = 0
 		case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
 			rv = ""
 			h.expire()
 		default:
 			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+			h.endSubscriptions()
 		}
 	}
+}
+
+// endSubscriptions ends every subscription; their locks subscribe again.
+func (h *hub) endSubscriptions() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.endAllLocked()
+}
+
+const (
+	// healthyHubWatch is how long a hub's watch must last for its end to
+	// count as routine (the server's timeout) rather than early.
+	healthyHubWatch = 10 * time.Second
+	// maxEarlyHubEnds is how many watches in a row may end early before
+	// the hub gives up.
+	maxEarlyHubEnds = 5
+)
+
+// isBroken reports whether the hub has given up.
+func (h *hub) isBroken() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.broken != nil
+}
+
+// fail gives the hub up: every subscription ends, and no new one is taken.
+func (h *hub) fail(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.broken == nil {
+		h.broken = err
+	}
+	h.endAllLocked()
 }
 
 // drain hands on w's events until it ends, and returns the last version.
@@ -214,26 +309,29 @@ func (h *hub) drain(ctx context.Context, w watch.Interface, rv string) string {
 			default:
 				if m, err := meta.Accessor(ev.Object); err == nil {
 					rv = m.GetResourceVersion()
-					h.dispatch(m.GetName(), rv, ev)
+					if !h.dispatch(m.GetName(), rv, ev) {
+						return rv
+					}
 				}
 			}
 		}
 	}
 }
 
-// dispatch hands ev, of object name at version rv, to its subscriptions.
+// dispatch hands ev, of object name at version rv, to its subscriptions,
+// and reports whether the hub goes on.
 // A version that does not grow shows that the clientset does not order
 // events (client-go's stock fake keeps whatever version an object was given):
 // the hub then ends every subscription and refuses new ones, and each lock
 // watches its object alone.
-func (h *hub) dispatch(name, rv string, ev watch.Event) {
+func (h *hub) dispatch(name, rv string, ev watch.Event) bool {
 	version, err := strconv.ParseUint(rv, 10, 64)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if last, ok := h.latest[name]; ok && (err != nil || version <= versionOf(last)) {
 		h.broken = fmt.Errorf("%w: resourceVersions of %s do not grow", errNoHub, h.key.resource)
 		h.endAllLocked()
-		return
+		return false
 	}
 	h.latest[name] = ev
 	if ev.Type == watch.Deleted {
@@ -245,6 +343,7 @@ func (h *hub) dispatch(name, rv string, ev watch.Event) {
 		}
 		s.deliverLocked(ev)
 	}
+	return true
 }
 
 // versionOf is the resourceVersion of ev's object as a number; 0 if none.
@@ -298,6 +397,9 @@ func (h *hub) expire() {
 func (h *hub) add(name string, since uint64) (watch.Interface, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errHubClosed
+	}
 	if h.broken != nil {
 		return nil, h.broken
 	}
@@ -325,17 +427,32 @@ func (s *subscription) endLocked() {
 
 // unsubscribe ends s; the last subscription to leave stops the hub.
 func (h *hub) unsubscribe(s *subscription) {
-	hubs.Lock()
-	defer hubs.Unlock()
 	h.mu.Lock()
 	s.endLocked()
-	empty := len(h.subs) == 0
 	h.mu.Unlock()
-	if h.broken != nil {
+	h.retireIfIdle()
+}
+
+// retireIfIdle takes the hub out of the registry and stops it if no
+// subscription is left; a key whose hub broke gets none again. It waits for
+// the hub's goroutine outside the registry's lock.
+func (h *hub) retireIfIdle() {
+	hubs.Lock()
+	h.mu.Lock()
+	idle := len(h.subs) == 0 && !h.closed
+	if idle {
+		h.closed = true
+	}
+	broken := h.broken != nil
+	h.mu.Unlock()
+	if broken {
 		hubs.refused[h.key] = true
 	}
-	if empty && hubs.byKey[h.key] == h {
+	if idle && hubs.byKey[h.key] == h {
 		delete(hubs.byKey, h.key)
+	}
+	hubs.Unlock()
+	if idle && h.done != nil {
 		h.cancel()
 		<-h.done
 	}

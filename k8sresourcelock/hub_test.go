@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -261,4 +264,199 @@ func TestHubDeliversOnlyNewerStatesOfTheName(t *testing.T) {
 	if _, ok := next(t, w); ok {
 		t.Fatal("the subscription goes on after a version that did not grow")
 	}
+}
+
+// leasesWithNamespaceWatch is a Leases client whose namespace-wide watches
+// (a shared watch's: no field selector) go to nsWatch.
+type leasesWithNamespaceWatch struct {
+	coordinationv1client.LeasesGetter
+	nsWatch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+}
+
+func (l *leasesWithNamespaceWatch) Leases(namespace string) coordinationv1client.LeaseInterface {
+	return namespaceWatchLeases{l.LeasesGetter.Leases(namespace), l}
+}
+
+type namespaceWatchLeases struct {
+	coordinationv1client.LeaseInterface
+	outer *leasesWithNamespaceWatch
+}
+
+func (l namespaceWatchLeases) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	if opts.FieldSelector == "" {
+		return l.outer.nsWatch(ctx, opts)
+	}
+	return l.LeaseInterface.Watch(ctx, opts)
+}
+
+// TestHubGivesUpOnWatchesThatEndAtOnce: an API server that ends every
+// watch at once (an internal error): the shared watch backs off, ends its
+// subscriptions each time (their locks poll meanwhile), and gives up after
+// a few, after which its locks watch alone.
+func TestHubGivesUpOnWatchesThatEndAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cs := fakekube.New()
+		var opened atomic.Int64
+		client := &leasesWithNamespaceWatch{LeasesGetter: cs.CoordinationV1(), nsWatch: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+			if opened.Add(1) > 50 {
+				t.Error("more than 50 shared watches opened: a hot loop")
+				<-ctx.Done() // stop it, so that virtual time can pass
+				return nil, ctx.Err()
+			}
+			w := watch.NewFakeWithChanSize(1, false)
+			w.Error(&apierrors.NewInternalError(errors.New("etcd watch channel closed")).ErrStatus)
+			w.Stop()
+			return w, nil
+		}}
+		lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "ends"}, Client: client, LockConfig: ResourceLockConfig{Identity: "w"}}
+		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+			t.Fatal(err)
+		}
+		w, err := lock.Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, shared := w.(*subscription); !shared {
+			t.Fatal("no shared watch to begin with")
+		}
+		for range w.ResultChan() { // ended with the first shared watch
+		}
+		// Left unstopped, the subscription keeps the hub alive: it tries
+		// again with a growing backoff, then gives up.
+		time.Sleep(time.Minute)
+		alone, err := lock.Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, shared := alone.(*subscription)
+		alone.Stop()
+		w.Stop()
+		if shared {
+			t.Fatalf("the shared watch still serves after %d watches that ended at once", opened.Load())
+		}
+		if n := opened.Load(); n > maxEarlyHubEnds {
+			t.Fatalf("the shared watch opened %d watches before giving up, want at most %d", n, maxEarlyHubEnds)
+		}
+	})
+}
+
+// TestHubOpeningHoldsUpNoOtherLock: a namespace whose API server does not
+// answer its shared watch (an unreachable remote cluster) holds up no lock
+// of another client or namespace: that lock's watch returns while the
+// remote one is still waiting.
+func TestHubOpeningHoldsUpNoOtherLock(t *testing.T) {
+	ctx := context.Background()
+	opening := make(chan struct{})
+	var once sync.Once
+	hanging := &leasesWithNamespaceWatch{LeasesGetter: fakekube.New().CoordinationV1(), nsWatch: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+		once.Do(func() { close(opening) })
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	remote := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: "remote", Name: "x"}, Client: hanging, LockConfig: ResourceLockConfig{Identity: "x"}}
+	if err := remote.Create(ctx, record("x", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	// The remote lock gives up after a while, so that a regression fails
+	// with a message rather than hanging.
+	remoteCtx, cancelRemote := context.WithTimeout(ctx, 5*time.Second)
+	remoteDone := make(chan struct{})
+	go func() {
+		defer close(remoteDone)
+		if w, err := remote.Watch(remoteCtx); err == nil {
+			w.Stop()
+		}
+	}()
+	defer func() { cancelRemote(); <-remoteDone }()
+	select {
+	case <-opening:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the remote lock never started a shared watch")
+	}
+	local := namedLeaseLock(fakekube.New(), "y")
+	if err := local.Create(ctx, record("y", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := local.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Stop()
+	select {
+	case <-remoteDone:
+		t.Fatal("a lock of another client and namespace started its watch only after the remote one gave up")
+	default:
+	}
+}
+
+// TestSubscribingAsTheLastSubscriberLeaves: a lock that joins a hub just
+// as its last subscription leaves (and the hub stops) joins a new hub,
+// never the stopped one.
+func TestSubscribingAsTheLastSubscriberLeaves(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	leaving, joining := namedLeaseLock(cs, "leaving"), namedLeaseLock(cs, "joining")
+	for _, lock := range []*LeaseLock{leaving, joining} {
+		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := leaving.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := first.(*subscription).hub
+	first.Stop() // the hub stops
+	if _, err := old.add("joining", 0); !errors.Is(err, errHubClosed) {
+		t.Fatalf("joining a stopped hub: err %v, want errHubClosed", err)
+	}
+	second, err := joining.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Stop()
+	if s, shared := second.(*subscription); !shared || s.hub == old {
+		t.Fatal("the newcomer did not get a new shared watch")
+	}
+	writer := namedLeaseLock(cs, "joining")
+	if _, _, err := writer.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Update(ctx, record("b", "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, ok := next(t, second)
+		if !ok {
+			t.Fatal("the newcomer's watch ended")
+		}
+		if *ev.Object.(*coordinationv1.Lease).Spec.HolderIdentity == "b" {
+			return
+		}
+	}
+}
+
+// TestHubBreakingWhileASubscriberLeaves: run with -race; the hub marks
+// itself broken while a subscription leaves.
+func TestHubBreakingWhileASubscriberLeaves(t *testing.T) {
+	source := watch.NewFake()
+	key := hubKey{client: new(struct{ int }), namespace: ns, resource: "leases"}
+	watchFn := func(context.Context, metav1.ListOptions) (watch.Interface, error) { return source, nil }
+	stays, err := subscribe(t.Context(), key, "mine", "1", watchFn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves, err := subscribe(t.Context(), key, "other", "1", watchFn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); leaves.Stop() }()
+	source.Modify(leaseEvent("mine", "7").Object)
+	source.Modify(leaseEvent("mine", "7").Object) // does not grow: the hub breaks
+	for range stays.ResultChan() {
+	}
+	<-done
+	stays.Stop()
 }
