@@ -103,18 +103,20 @@ func TestHandoffFromAHangingLeaderIsASteal(t *testing.T) {
 	}
 }
 
-// TestHangingLeaderThatRejoinsHandsOver: a leader whose work does not stop
-// gives up waiting after StopTimeout and lets its term end; run again (as a
-// controller's main loop does), it finds the lock still naming it with the
-// request pending, and, running no work, hands it over at once.
-func TestHangingLeaderThatRejoinsHandsOver(t *testing.T) {
+// TestHangingLeaderThatRejoinsWaitsForItsWork: a leader whose work does
+// not stop gives up waiting after StopTimeout and lets its term end; run
+// again (as a controller's main loop does), it does not compete, nor hand
+// the lock over, while its last term's work still runs: the requester takes
+// the lock once the offer has run out, as from any hanging holder.
+func TestHangingLeaderThatRejoinsWaitsForItsWork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := fakekube.New()
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		var wg sync.WaitGroup
+		var terms atomic.Int32
 		low := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"))
-		low.Callbacks.OnStartedLeading = func(context.Context) { <-ctx.Done() } // never stops while the test runs
+		low.Callbacks.OnStartedLeading = func(context.Context) { terms.Add(1); <-ctx.Done() } // never stops while the test runs
 		low.Callbacks.OnStoppedLeading = func() {}
 		le := newTestElector(t, low, nil)
 		wg.Go(func() {
@@ -127,8 +129,12 @@ func TestHangingLeaderThatRejoinsHandsOver(t *testing.T) {
 		high.KeyComparison = outranksAllBut("stable")
 		b := runCandidate(t, ctx, high, nil)
 		b.leading(t)
-		if took := time.Since(b.startAt); took != renewDeadline {
-			t.Fatalf("b led %v after asking, want StopTimeout (the RenewDeadline, %v): a's next Run hands over", took, renewDeadline)
+		offered := retryPeriod + renewDeadline + renewDeadline // RetryPeriod + StopTimeout + RenewDeadline
+		if took := time.Since(b.startAt); took < offered || took > offered+time.Second {
+			t.Fatalf("b led %v after asking, want once the offered %v ran out: a, its work still running, neither competes nor hands over", took, offered)
+		}
+		if n := terms.Load(); n != 1 {
+			t.Fatalf("a started %d terms, want 1: a second while the first one's work still ran", n)
 		}
 		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" || rec.LeaderTransitions != 1 {
 			t.Fatalf("record: %+v", rec)

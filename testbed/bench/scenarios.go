@@ -187,8 +187,10 @@ func measurePreemption(ctx context.Context, e *env, runs int, steal bool) (toLea
 		startedAt := time.Now()
 		high := startCandidate(ours, spec("stable"))
 		err := waitFor(fast.renew, "canary steps down", func() bool { return slices.Equal(rec.Leaders(), []string{"stable"}) })
-		high.stop(false)
+		// The follower goes first: stopped the other way round, the
+		// leader's release would hand it a tenure of its own.
 		low.stop(false)
+		high.stop(false)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -19,10 +19,9 @@ const offered = retryPeriod + renewDeadline + renewDeadline
 
 // TestHandoffFromAHangingHolder: the holder's work never stops once told,
 // so the holder never hands the lock over while it may still run. It gives
-// up waiting after StopTimeout (the RenewDeadline here), its term ends, and
-// its next Run, running no work, hands the lock over at once. (A holder that
-// exits instead has the lock stolen once its offer runs out: the unit tier
-// covers that.)
+// up waiting after StopTimeout (the RenewDeadline here) and its term ends;
+// its next Run does not compete while that work still runs, so the
+// requester takes the lock once the holder's offer has run out.
 func TestHandoffFromAHangingHolder(t *testing.T) {
 	e := newElection(t)
 	low := prioritized(rl.LeasesResourceLock, "canary")
