@@ -64,11 +64,13 @@ type hub struct {
 	key   hubKey
 	watch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 
-	// ready is closed once the first watch is open (cancel and done are
-	// set) or failed (startErr is set).
+	// runCtx is the context of the hub's watches; cancel ends it.
+	runCtx context.Context
+	cancel context.CancelFunc
+	// ready is closed once the first watch is open (done is set) or
+	// failed (startErr is set).
 	ready    chan struct{}
 	startErr error
-	cancel   context.CancelFunc
 	done     chan struct{}
 
 	mu sync.Mutex
@@ -84,6 +86,12 @@ type hub struct {
 	// closed is set when the hub leaves the registry, its last
 	// subscription gone; it then refuses subscriptions.
 	closed bool
+	// opening is true until the first watch has opened or failed;
+	// waiters counts the locks waiting for that, and abandoned is set
+	// when the last of them gave up before it.
+	opening   bool
+	waiters   int
+	abandoned bool
 }
 
 // subscription is one lock's view of a hub: the events of its object, newer
@@ -123,23 +131,26 @@ func subscribe(ctx context.Context, key hubKey, name, rv string, watchFn func(co
 			return nil, errNoHub
 		}
 		h := hubs.byKey[key]
-		starter := h == nil
-		if starter {
-			h = &hub{key: key, watch: watchFn, ready: make(chan struct{}),
-				subs: map[string]map[*subscription]bool{}, latest: map[string]watch.Event{}}
+		if h == nil {
+			h = newHub(key, watchFn)
 			hubs.byKey[key] = h
+			go h.start()
 		}
+		h.mu.Lock()
+		h.waiters++
+		h.mu.Unlock()
 		hubs.Unlock()
-		if starter {
-			// Past start, the hub runs, and only joining it can stop
-			// it again: the starter joins whatever its ctx says now.
-			h.start(ctx)
-		} else {
-			select {
-			case <-h.ready:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+		select {
+		case <-h.ready:
+			h.mu.Lock()
+			h.waiters--
+			h.mu.Unlock()
+		case <-ctx.Done():
+			h.leaveOpening()
+			return nil, ctx.Err()
+		}
+		if errors.Is(h.startErr, errAbandoned) {
+			continue
 		}
 		if h.startErr != nil {
 			return nil, h.startErr
@@ -162,26 +173,50 @@ func comparableValue(v any) bool {
 	return v != nil && reflect.TypeOf(v).Kind() == reflect.Pointer && !reflect.ValueOf(v).IsNil()
 }
 
-// start opens the hub's watch and runs it, then closes ready. The watch
-// lives in a context of the hub's own (it outlives the subscriber that
-// started it); the subscriber's ctx only bounds how long opening it may
-// take. A hub whose watch could not open leaves the registry at once, and
-// one RBAC forbids is never tried again.
-func (h *hub) start(ctx context.Context) {
-	defer close(h.ready)
+// hubStartTimeout bounds how long a hub may take to open its first watch.
+const hubStartTimeout = time.Minute
+
+// errAbandoned is a hub's start error when every lock that waited for it
+// gave up first; a lock that comes later starts another.
+var errAbandoned = errors.New("shared watch abandoned while it opened")
+
+func newHub(key hubKey, watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *hub {
 	runCtx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(ctx, cancel)
-	w, err := h.watch(runCtx, metav1.ListOptions{AllowWatchBookmarks: true, TimeoutSeconds: ptrTo(int64(WatchTimeoutSeconds))})
-	if !stop() && err == nil {
-		w.Stop()
-		err = ctx.Err()
+	return &hub{key: key, watch: watchFn, ready: make(chan struct{}), runCtx: runCtx, cancel: cancel, opening: true,
+		subs: map[string]map[*subscription]bool{}, latest: map[string]watch.Event{}}
+}
+
+// start opens the hub's watch and runs it, then closes ready. It runs in a
+// goroutine of its own, bounded by hubStartTimeout, not by the context of
+// the lock that came first: every lock waits for it only as long as its own
+// context allows, and a slow API server only makes the locks poll until it
+// answers. If every waiting lock gives up first (leaveOpening), the start
+// is called off. A hub whose watch could not open leaves the registry at
+// once, and one RBAC forbids is never tried again.
+func (h *hub) start() {
+	defer close(h.ready)
+	timer := time.AfterFunc(hubStartTimeout, h.cancel)
+	w, err := h.watch(h.runCtx, metav1.ListOptions{AllowWatchBookmarks: true, TimeoutSeconds: ptrTo(int64(WatchTimeoutSeconds))})
+	timedOut := !timer.Stop()
+	h.mu.Lock()
+	h.opening = false
+	abandoned := h.abandoned
+	h.mu.Unlock()
+	switch {
+	case abandoned:
+		err = errAbandoned
+	case timedOut:
+		err = fmt.Errorf("opening the shared watch of %s took longer than %v", h.key.resource, hubStartTimeout)
 	}
 	if err == nil {
-		h.cancel, h.done = cancel, make(chan struct{})
-		go h.run(runCtx, w)
+		h.done = make(chan struct{})
+		go h.run(h.runCtx, w)
 		return
 	}
-	cancel()
+	if w != nil {
+		w.Stop()
+	}
+	h.cancel()
 	if apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err) {
 		err = fmt.Errorf("%w: %w", errNoHub, err)
 	}
@@ -196,16 +231,42 @@ func (h *hub) start(ctx context.Context) {
 	}
 }
 
+// leaveOpening is called by a lock that gave up waiting for the hub to
+// start. If the hub is still opening and no lock waits for it any more,
+// the start is called off; if it has started meanwhile and nobody joined,
+// it is retired.
+func (h *hub) leaveOpening() {
+	h.mu.Lock()
+	h.waiters--
+	calledOff := h.waiters == 0 && h.opening
+	if calledOff {
+		h.abandoned = true
+	}
+	h.mu.Unlock()
+	if calledOff {
+		h.cancel()
+		return
+	}
+	select {
+	case <-h.ready:
+		if h.startErr == nil {
+			h.retireIfIdle()
+		}
+	default:
+	}
+}
+
 func ptrTo[T any](v T) *T { return &v }
 
 // run reads the hub's watch, hands each event to the subscriptions of its
 // object, and starts the watch again when it ends: from the last version
 // seen, or from scratch if that expired, in which case every subscription
-// is told so, to read its object again. A watch that ends early, or fails
+// is told so, to read its object again. A watch that ends early is resumed
+// at once, unnoticed by the locks; a second in a row, or a watch that fails
 // to open, ends every subscription (the locks poll until they subscribe
-// again) and waits a growing backoff before the next; after
-// maxEarlyHubEnds early ends in a row the hub gives up, and its locks watch
-// alone (and poll, if that fails too).
+// again), and the next waits a growing backoff; after maxEarlyHubEnds early
+// ends in a row the hub gives up, and its locks watch alone (and poll, if
+// that fails too).
 func (h *hub) run(ctx context.Context, w watch.Interface) {
 	defer close(h.done)
 	rv := ""
@@ -217,9 +278,14 @@ func (h *hub) run(ctx context.Context, w watch.Interface) {
 			rv = h.drain(ctx, w, rv)
 			w.Stop()
 			w = nil
-			if time.Since(opened) >= healthyHubWatch {
+			switch {
+			case time.Since(opened) >= healthyHubWatch:
 				early, backoff = 0, 0
-			} else {
+			case early == 0:
+				// The next watch resumes where this one ended, at
+				// once: the locks lose nothing, and need not know.
+				early = 1
+			default:
 				// Until the next watch opens the hub sees nothing: its
 				// locks are told, and poll meanwhile.
 				early++
@@ -253,10 +319,29 @@ func (h *hub) run(ctx context.Context, w watch.Interface) {
 }
 
 // endSubscriptions ends every subscription; their locks subscribe again.
+//
+// Each is first sent an error, so that its lock counts the end as a broken
+// watch (and watches again after a backoff, polling meanwhile), not as a
+// watch that ended by itself, which too many times in a row makes a lock
+// give up watching for good.
 func (h *hub) endSubscriptions() {
+	broken := watch.Event{Type: watch.Error, Object: &apierrors.NewServiceUnavailable("the shared watch of the lock's namespace broke").ErrStatus}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.sendAllLocked(broken)
 	h.endAllLocked()
+}
+
+// sendAllLocked gives ev to every subscription that has room for it.
+func (h *hub) sendAllLocked(ev watch.Event) {
+	for _, subs := range h.subs {
+		for s := range subs {
+			select {
+			case s.ch <- ev:
+			default:
+			}
+		}
+	}
 }
 
 const (
@@ -381,14 +466,7 @@ func (h *hub) expire() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.latest = map[string]watch.Event{}
-	for _, subs := range h.subs {
-		for s := range subs {
-			select {
-			case s.ch <- gone:
-			default:
-			}
-		}
-	}
+	h.sendAllLocked(gone)
 	h.endAllLocked()
 }
 
@@ -439,7 +517,7 @@ func (h *hub) unsubscribe(s *subscription) {
 func (h *hub) retireIfIdle() {
 	hubs.Lock()
 	h.mu.Lock()
-	idle := len(h.subs) == 0 && !h.closed
+	idle := len(h.subs) == 0 && h.waiters == 0 && !h.closed
 	if idle {
 		h.closed = true
 	}

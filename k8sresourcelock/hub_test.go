@@ -320,7 +320,14 @@ func TestHubGivesUpOnWatchesThatEndAtOnce(t *testing.T) {
 		if _, shared := w.(*subscription); !shared {
 			t.Fatal("no shared watch to begin with")
 		}
-		for range w.ResultChan() { // ended with the first shared watch
+		var last watch.Event
+		for ev := range w.ResultChan() { // ends once the shared watch cannot resume
+			last = ev
+		}
+		// Told as a broken watch, so that its lock watches again later
+		// rather than giving up watching for good.
+		if last.Type != watch.Error || !apierrors.IsServiceUnavailable(apierrors.FromObject(last.Object)) {
+			t.Fatalf("the subscription ended after a %v event, want an error saying the shared watch broke", last.Type)
 		}
 		// Left unstopped, the subscription keeps the hub alive: it tries
 		// again with a growing backoff, then gives up.
@@ -459,4 +466,105 @@ func TestHubBreakingWhileASubscriberLeaves(t *testing.T) {
 	}
 	<-done
 	stays.Stop()
+}
+
+// TestHubOpeningOutlivesAnImpatientLock: the shared watch opens at the API
+// server's pace, not at that of the first lock that asked for it: a lock
+// that gives up waiting leaves alone, and one still waiting gets the
+// shared watch once it opens. When every lock has given up, the opening is
+// called off.
+func TestHubOpeningOutlivesAnImpatientLock(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	answer := make(chan struct{})
+	calledOff := make(chan struct{})
+	client := &leasesWithNamespaceWatch{LeasesGetter: cs.CoordinationV1(), nsWatch: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+		select {
+		case <-answer:
+			return cs.CoordinationV1().Leases(ns).Watch(ctx, opts)
+		case <-ctx.Done():
+			close(calledOff)
+			return nil, ctx.Err()
+		}
+	}}
+	impatient := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "a"}, Client: client, LockConfig: ResourceLockConfig{Identity: "a"}}
+	patient := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "b"}, Client: client, LockConfig: ResourceLockConfig{Identity: "b"}}
+	for _, lock := range []*LeaseLock{impatient, patient} {
+		if err := lock.Create(ctx, record(lock.Identity(), "", 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shortCtx, giveUp := context.WithCancel(ctx)
+	impatientDone := make(chan error, 1)
+	go func() {
+		w, err := impatient.Watch(shortCtx)
+		if err == nil {
+			w.Stop()
+		}
+		impatientDone <- err
+	}()
+	patientDone := make(chan watch.Interface, 1)
+	go func() {
+		w, err := patient.Watch(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		patientDone <- w
+	}()
+	// Both wait for the opening; the first to have asked gives up.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		hubs.Lock()
+		h := hubs.byKey[hubKey{client, ns, "leases"}]
+		hubs.Unlock()
+		waiting := 0
+		if h != nil {
+			h.mu.Lock()
+			waiting = h.waiters
+			h.mu.Unlock()
+		}
+		if waiting == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d locks wait for the shared watch, want 2", waiting)
+		}
+	}
+	giveUp()
+	if err := <-impatientDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the impatient lock got %v, want its own context's end", err)
+	}
+	close(answer)
+	w := <-patientDone
+	if w == nil {
+		t.Fatal("the patient lock got no watch")
+	}
+	defer w.Stop()
+	if _, shared := w.(*subscription); !shared {
+		t.Fatal("the patient lock did not get the shared watch: the impatient one's give-up called it off")
+	}
+	select {
+	case <-calledOff:
+		t.Fatal("the opening was called off while a lock still waited for it")
+	default:
+	}
+
+	// Alone, a lock that gives up calls the opening off.
+	lone := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: "elsewhere", Name: "c"}, Client: &leasesWithNamespaceWatch{LeasesGetter: cs.CoordinationV1(), nsWatch: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+		<-ctx.Done()
+		close(calledOff)
+		return nil, ctx.Err()
+	}}, LockConfig: ResourceLockConfig{Identity: "c"}}
+	if err := lone.Create(ctx, record("c", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	loneCtx, stopLone := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stopLone()
+	if _, err := lone.Watch(loneCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a lone lock whose context ended got %v", err)
+	}
+	select {
+	case <-calledOff:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the opening went on after the only lock waiting for it gave up")
+	}
 }
