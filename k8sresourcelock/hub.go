@@ -238,7 +238,8 @@ func (h *hub) start() {
 func (h *hub) leaveOpening() {
 	h.mu.Lock()
 	h.waiters--
-	calledOff := h.waiters == 0 && h.opening
+	opening := h.opening
+	calledOff := h.waiters == 0 && opening
 	if calledOff {
 		h.abandoned = true
 	}
@@ -247,12 +248,14 @@ func (h *hub) leaveOpening() {
 		h.cancel()
 		return
 	}
-	select {
-	case <-h.ready:
-		if h.startErr == nil {
-			h.retireIfIdle()
-		}
-	default:
+	if opening {
+		return // a lock still waits, and will join
+	}
+	// The watch has opened or failed: ready is about to close, if it has
+	// not yet. A hub nobody joined must not run on.
+	<-h.ready
+	if h.startErr == nil {
+		h.retireIfIdle()
 	}
 }
 
