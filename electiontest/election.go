@@ -37,6 +37,10 @@ const (
 	RetryPeriod   = 2 * time.Second
 )
 
+// MaxAdvance is how far AdvanceUntil moves the clock at most: the longest
+// lease the elector accepts.
+const MaxAdvance = k8sleaderelection.MaxLeaseDuration
+
 // Election is one election held in memory: a Lease lock in a fake
 // clientset, and the fake clock its replicas wait on.
 type Election struct {
@@ -169,11 +173,16 @@ func (e *Election) write(ctx context.Context, change func(*rl.LeaderElectionReco
 func (e *Election) Advance(d time.Duration) { e.Clock.Step(d) }
 
 // AdvanceUntil moves the election's clock on, a second at a time, until
-// cond holds, and fails if ctx ends first. Between two steps it lets the
-// replicas react (a millisecond of real time; none inside a
-// testing/synctest bubble); each step fires the timers due.
+// cond holds, and fails if ctx ends first, or once the clock has moved on
+// by MaxAdvance (whatever an election does, it has done by then). Between
+// two steps it lets the replicas react (a millisecond of real time; none
+// inside a testing/synctest bubble); each step fires the timers due.
 func (e *Election) AdvanceUntil(ctx context.Context, cond func() bool) error {
+	start := e.Clock.Now()
 	for !cond() {
+		if moved := e.Clock.Since(start); moved > MaxAdvance {
+			return fmt.Errorf("electiontest: the condition still does not hold after %v on the election's clock", moved)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("electiontest: advancing the clock: %w", context.Cause(ctx))

@@ -28,7 +28,7 @@ func Example() {
 	fmt.Println("canary-1 leads:", err == nil)
 
 	_ = e.Hold(ctx, "stable-1", "stable") // the default revision takes over
-	<-term.Done()
+	_ = e.AdvanceUntil(ctx, func() bool { return term.Err() != nil })
 	fmt.Println("canary-1's first term is over:", replica.WaitNewLeader(ctx, "stable-1") == nil)
 
 	// stable-1 dies without releasing: its lease runs out on the clock.
