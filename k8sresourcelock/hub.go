@@ -367,6 +367,10 @@ func (h *hub) isBroken() bool {
 func (h *hub) fail(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.failLocked(err)
+}
+
+func (h *hub) failLocked(err error) {
 	if h.broken == nil {
 		h.broken = err
 	}
@@ -417,8 +421,7 @@ func (h *hub) dispatch(name, rv string, ev watch.Event) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if last, ok := h.latest[name]; ok && (err != nil || version <= versionOf(last)) {
-		h.broken = fmt.Errorf("%w: resourceVersions of %s do not grow", errNoHub, h.key.resource)
-		h.endAllLocked()
+		h.failLocked(fmt.Errorf("%w: resourceVersions of %s do not grow", errNoHub, h.key.resource))
 		return false
 	}
 	h.latest[name] = ev

@@ -468,7 +468,10 @@ func TestHubBreakingWhileASubscriberLeaves(t *testing.T) {
 	go func() { defer close(done); leaves.Stop() }()
 	source.Modify(leaseEvent("mine", "7").Object)
 	source.Modify(leaseEvent("mine", "7").Object) // does not grow: the hub breaks
-	for range stays.ResultChan() {
+	for { // until the hub, broken, ends it
+		if _, ok := next(t, stays); !ok {
+			break
+		}
 	}
 	<-done
 	stays.Stop()
@@ -572,5 +575,46 @@ func TestHubOpeningOutlivesAnImpatientLock(t *testing.T) {
 	case <-calledOff:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the opening went on after the only lock waiting for it gave up")
+	}
+}
+
+// TestHubResumesOneEarlyEndUnseen: a shared watch that ends early once
+// resumes from where it was at once; its subscriptions go on, and see the
+// next change.
+func TestHubResumesOneEarlyEndUnseen(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	var opened atomic.Int64
+	client := &leasesWithNamespaceWatch{LeasesGetter: cs.CoordinationV1(), nsWatch: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+		w, err := cs.CoordinationV1().Leases(ns).Watch(ctx, opts)
+		if err == nil && opened.Add(1) == 1 {
+			w.Stop() // the first watch ends at once
+		}
+		return w, err
+	}}
+	lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "resumes"}, Client: client, LockConfig: ResourceLockConfig{Identity: "a"}}
+	if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := lock.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	writer := namedLeaseLock(cs, "resumes")
+	if _, _, err := writer.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Update(ctx, record("b", "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, ok := next(t, w)
+		if !ok || ev.Type == watch.Error {
+			t.Fatalf("the subscription ended (%v) after one early end of the shared watch, which resumes at once", ev.Type)
+		}
+		if *ev.Object.(*coordinationv1.Lease).Spec.HolderIdentity == "b" {
+			return
+		}
 	}
 }
