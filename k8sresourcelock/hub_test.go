@@ -468,7 +468,8 @@ func TestHubBreakingWhileASubscriberLeaves(t *testing.T) {
 	go func() { defer close(done); leaves.Stop() }()
 	source.Modify(leaseEvent("mine", "7").Object)
 	source.Modify(leaseEvent("mine", "7").Object) // does not grow: the hub breaks
-	for { // until the hub, broken, ends it
+	// Read until the broken hub ends the subscription.
+	for {
 		if _, ok := next(t, stays); !ok {
 			break
 		}
