@@ -7,6 +7,11 @@
 
 test: lint unit e2e
 
+# Integrations with other libraries (Prometheus, controller-runtime) are small
+# Go modules of their own in subfolders, so that the library's own go.mod keeps
+# only the k8s.io set; lint and the unit tier run in each of them too.
+SATELLITES := $(patsubst %/go.mod,%,$(filter-out testbed/go.mod,$(wildcard */go.mod)))
+
 # The demo: three revisions of a controller compete on an embedded control
 # plane (or the cluster of $KUBECONFIG). Pass flags with ARGS="-duration 60s".
 demo:
@@ -21,12 +26,14 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	cd testbed && go vet ./...
+	@for m in $(SATELLITES); do echo "go vet in $$m"; (cd $$m && go vet ./...) || exit 1; done
 
 # The unit tier runs twice: at the oldest k8s.io release the library
 # supports (go.mod, what importers get) and at the newest (.ci/newest.mod).
 unit:
 	go test -race -count=1 ./...
 	go test -race -count=1 -modfile=.ci/newest.mod ./...
+	@for m in $(SATELLITES); do echo "go test in $$m"; (cd $$m && go test -race -count=1 ./...) || exit 1; done
 
 # The testbed module's first build compiles kube-apiserver: minutes on a cold
 # cache. The timing-sensitive suite (testbed/e2e) runs alone, after the helper
