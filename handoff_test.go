@@ -10,6 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"k8s.io/apimachinery/pkg/watch"
+
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
@@ -274,4 +276,39 @@ func TestWaitForReady(t *testing.T) {
 		}
 		f.check(t)
 	})
+}
+
+// deafLock is a lock whose watch opens but never delivers anything, as a
+// watch that opened just after the write it waits for does on a fake
+// clientset that does not replay what a new watch missed (client-go v0.35's).
+type deafLock struct{ rl.Interface }
+
+func (l deafLock) Watch(ctx context.Context) (watch.Interface, error) { return watch.NewFake(), nil }
+
+func (l deafLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
+	return l.Interface.(rl.Watcher).Apply(ev)
+}
+
+// TestHandoffSeenWithoutTheWatch: a requester whose watch misses the
+// holder's answer still leads within a polling period of it, not after a
+// whole lease with nobody leading.
+func TestHandoffSeenWithoutTheWatch(t *testing.T) {
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				deaf := func(lec *LeaderElectionConfig) { lec.Lock = deafLock{lec.Lock} }
+				a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, func(*LeaderElectionConfig) {}, 0, deaf)
+				receive(t, a.stopped, "the leader to hand over")
+				handedAt := time.Now()
+				b.leading(t)
+				if waited := time.Since(handedAt); waited > maxAcquireWait {
+					t.Fatalf("b led %v after the handover it could not see, want at most one polling period (%v)", waited, maxAcquireWait)
+				}
+				f.check(t)
+			})
+		})
+	}
 }

@@ -57,6 +57,7 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			return true
 		default:
 			le.lastFailure = ""
+			le.tellNoLease(logger)
 			logger.V(4).Info("Lease is held by another candidate", "holder", le.GetLeader())
 		}
 
@@ -67,8 +68,17 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			// out, or the holder's time to answer our request does.
 			pause = le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now())
 		}
-		if answerBy := le.asked.deadline.Sub(le.clock.Now()); le.asked.of(&le.seen.record) && answerBy > 0 {
+		awaiting := le.asked.of(&le.seen.record)
+		if answerBy := le.asked.deadline.Sub(le.clock.Now()); awaiting && answerBy > 0 {
 			pause = min(pause, answerBy)
+		}
+		if awaiting && err == nil {
+			// The answer may be a write our watch never shows (a watch
+			// that opened just after it, on a fake clientset that does
+			// not replay what it missed): while it is due, look at the
+			// lock at the polling pace too, or nobody would lead until
+			// the lease ran out.
+			pause = min(pause, wait.Jitter(le.config.RetryPeriod, JitterFactor))
 		}
 		if err == nil && pause <= 0 {
 			// Nothing left to wait for in what we saw (a case the rule
@@ -86,7 +96,7 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 		case wokeByOther:
 			read = !le.watch.watching()
 		case wokeByTimer:
-			read = err != nil || !le.watch.watching()
+			read = err != nil || !le.watch.watching() || awaiting
 		}
 	}
 	return false
@@ -243,4 +253,16 @@ func (le *LeaderElector) stopLeading() {
 	le.leading = false
 	le.mu.Unlock()
 	le.metrics.leaderOff(le.config.Name)
+}
+
+// tellNoLease says, once, why a coordinated candidate waits for a Lease
+// that does not exist: only the control plane creates it, and only where
+// coordinated leader election is switched on.
+func (le *LeaderElector) tellNoLease(logger klog.Logger) {
+	if !le.config.Coordinated || !le.seen.absent || le.toldNoLease {
+		return
+	}
+	le.toldNoLease = true
+	logger.Error(nil, "Coordinated election: the Lease does not exist, and only the control plane creates it. Waiting for it; it needs kube-apiserver with the CoordinatedLeaderElection feature gate on, coordination.k8s.io/v1beta1 served (--runtime-config), and a LeaseCandidate (NewCandidate) naming this Lease",
+		"lock", le.config.Lock.Describe())
 }
