@@ -70,6 +70,8 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 		free:    le.seen.free() && !heldOn,
 		leading: leading,
 		expired: expired,
+
+		coordinated: le.config.Coordinated,
 	}
 	if holderKey, ok := le.seen.rankableKey(lock.Key()); ok && s.rankMatters() {
 		logger := klog.FromContext(ctx)
@@ -85,8 +87,14 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 		}
 		s.asked, s.mayAsk = le.handoffState(le.clock.Now())
 	}
-	if s.ours {
+	if s.ours && !s.coordinated {
 		s.handoffAsked = le.handoffAskedOfUs()
+	}
+	if s.ours && s.coordinated {
+		preferred := le.seen.record.PreferredHolder
+		// While our work stops we keep renewing; the end of term is
+		// already being answered.
+		s.endOfTerm = preferred != "" && preferred != lock.Identity() && !le.stopping
 	}
 	return decide(s)
 }
@@ -105,6 +113,11 @@ func (le *LeaderElector) act(ctx context.Context, v verdict) error {
 		}
 	case v == verdictRenew:
 		desired.AcquireTime, desired.LeaderTransitions = current.AcquireTime, current.LeaderTransitions
+		if le.config.Coordinated && current.AcquireTime.IsZero() {
+			// The control plane just gave us the lock (it writes no
+			// acquire time): our term starts here.
+			desired.AcquireTime, desired.LeaderTransitions = metav1.NewTime(le.clock.Now()), current.LeaderTransitions+1
+		}
 		if err := le.write(ctx, lock.Update, desired); err != nil {
 			return fmt.Errorf("renew lock: %w", err)
 		}
@@ -128,7 +141,7 @@ func (le *LeaderElector) act(ctx context.Context, v verdict) error {
 // ourRecord is the record that names us, as of now.
 func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 	lock := le.config.Lock
-	return rl.LeaderElectionRecord{
+	r := rl.LeaderElectionRecord{
 		HolderIdentity:       lock.Identity(),
 		HolderKey:            lock.Key(),
 		LeaseDurationSeconds: le.leaseSeconds,
@@ -139,6 +152,14 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 		// that the requester sees it is being answered.
 		HandoffRequest: le.honoring,
 	}
+	if le.config.Coordinated {
+		// These are the control plane's: written away, the strategy
+		// would be written back, and the preferred holder is the end
+		// of our term, which our renewals while our work stops must
+		// not undo.
+		r.Strategy, r.PreferredHolder = le.seen.record.Strategy, le.seen.record.PreferredHolder
+	}
+	return r
 }
 
 // write carries out one write of record with op (the lock's Create or

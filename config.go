@@ -48,7 +48,15 @@ func validate(lec *LeaderElectionConfig) error {
 		bad("Callbacks.OnStoppedLeading must not be nil")
 	}
 	if lec.Coordinated {
-		bad("Coordinated is set, but coordinated leader election is not supported yet")
+		// The control plane picks the leader among LeaseCandidates, so
+		// nothing of ours may rank candidates, and the lock must be the
+		// Lease the control plane writes.
+		if lec.KeyComparison != nil {
+			bad("KeyComparison must be nil when Coordinated is set: the control plane picks the leader")
+		}
+		if _, ok := lec.Lock.(*rl.LeaseLock); lec.Lock != nil && !ok {
+			bad("Coordinated needs a Lease lock (*k8sresourcelock.LeaseLock), not %T: the control plane elects through a Lease", lec.Lock)
+		}
 	}
 	if err := validateLock(lec.Lock); err != nil {
 		errs = append(errs, err)

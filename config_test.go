@@ -44,8 +44,15 @@ func TestNewLeaderElectorRejectsBadConfig(t *testing.T) {
 		{"empty identity", func(c *LeaderElectionConfig) {
 			c.Lock = newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "", "")
 		}, []string{"Lock identity (ResourceLockConfig.Identity) must not be empty"}},
-		{"coordinated", func(c *LeaderElectionConfig) { c.Coordinated = true },
-			[]string{"Coordinated is set, but coordinated leader election is not supported yet"}},
+		{"coordinated with a key comparison", func(c *LeaderElectionConfig) {
+			c.Coordinated, c.KeyComparison = true, func(string) bool { return true }
+		}, []string{"KeyComparison must be nil when Coordinated is set: the control plane picks the leader"}},
+		{"coordinated on a configmap lock", func(c *LeaderElectionConfig) {
+			c.Coordinated, c.Lock = true, newTestLock(t, fakekube.New(), rl.ConfigMapsResourceLock, "a", "")
+		}, []string{"Coordinated needs a Lease lock (*k8sresourcelock.LeaseLock), not *k8sresourcelock.ConfigMapLock: the control plane elects through a Lease"}},
+		{"coordinated on a multilock", func(c *LeaderElectionConfig) {
+			c.Coordinated, c.Lock = true, newTestLock(t, fakekube.New(), rl.ConfigMapsLeasesResourceLock, "a", "")
+		}, []string{"Coordinated needs a Lease lock (*k8sresourcelock.LeaseLock), not *k8sresourcelock.MultiLock"}},
 		{"several at once", func(c *LeaderElectionConfig) { c.Lock = nil; c.RetryPeriod = 0 },
 			[]string{"Lock must not be nil", "retryPeriod (0s) must be greater than zero"}},
 		{"retry period below the minimum", func(c *LeaderElectionConfig) { c.RetryPeriod = time.Millisecond },

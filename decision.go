@@ -26,7 +26,9 @@ const (
 	// offers to hand the lock over; ask it to, and wait.
 	verdictRequestHandoff
 	// verdictHandOver: we lead, and a candidate that outranks us asked for
-	// the lock: stop our work, then write the lock over to it.
+	// the lock: stop our work, then write the lock over to it. In a
+	// coordinated election: the control plane ended our term; stop our
+	// work, then release the lock for the holder it prefers.
 	verdictHandOver
 )
 
@@ -101,12 +103,19 @@ type situation struct {
 	// lock without leading (it restarted, or gave up waiting for work that
 	// would not stop) has none to stop.
 	handoffAsked bool
+	// coordinated: the control plane picks the holder (Coordinated); we
+	// never create, take or preempt the lock, only renew it while it
+	// names us.
+	coordinated bool
+	// endOfTerm: in a coordinated election, the lock names us and the
+	// control plane prefers another holder.
+	endOfTerm bool
 }
 
 // rankMatters reports whether the holder's rank can change the verdict, so
 // that KeyComparison, which is user code, is only called when it counts.
 func (s situation) rankMatters() bool {
-	return s.exists && !s.leading && !s.ours && !s.free && !s.expired
+	return s.exists && !s.leading && !s.ours && !s.free && !s.expired && !s.coordinated
 }
 
 // decide is the election rule.
@@ -124,6 +133,8 @@ func decide(s situation) verdict {
 	switch {
 	case s.leading && !s.ours:
 		return verdictStepDown
+	case s.coordinated:
+		return decideCoordinated(s)
 	case !s.exists:
 		return verdictCreate
 	case s.ours && s.handoffAsked:
@@ -140,5 +151,22 @@ func decide(s situation) verdict {
 		return verdictRequestHandoff
 	default:
 		return verdictPreempt
+	}
+}
+
+// decideCoordinated is the rule of a coordinated election, where the
+// control plane writes the holder into the lock. A candidate leads while the
+// lock names it and its lease runs (one the control plane gave us but let
+// run out it may give to another at any moment); when the control plane
+// prefers another holder, we stop our work and release. Anything else is
+// the control plane's to change: we wait.
+func decideCoordinated(s situation) verdict {
+	switch {
+	case s.ours && s.endOfTerm:
+		return verdictHandOver
+	case s.ours && (s.leading || !s.expired):
+		return verdictRenew
+	default:
+		return verdictWait
 	}
 }

@@ -33,7 +33,7 @@ func (a handoffAsk) of(record *rl.LeaderElectionRecord) bool {
 // watch), to let OnStartedLeading return (StopTimeout), and to write the
 // lock over (RenewDeadline).
 func (le *LeaderElector) offer() rl.HandoffOffer {
-	if le.config.DisableHandoff {
+	if le.config.DisableHandoff || le.config.Coordinated {
 		return rl.HandoffOffer{}
 	}
 	within := le.config.RetryPeriod + max(le.stopTimeout(), 0) + le.config.RenewDeadline

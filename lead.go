@@ -192,6 +192,11 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 // askedToHandOver notes the request we will honour: our renewals from now
 // on carry it, so that the requester sees it is still pending.
 func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
+	if le.config.Coordinated {
+		preferred := le.seen.record.PreferredHolder
+		logger.Info("The control plane ended our term; stopping our work, then releasing the lease", "preferredHolder", preferred)
+		return ending{why: "the control plane prefers " + preferred, handOver: true}
+	}
 	le.honoring = le.seen.record.HandoffRequest
 	logger.Info("Asked to hand the lease over; stopping our work first",
 		"to", le.honoring.HolderIdentity, "key", le.honoring.HolderKey)
@@ -206,6 +211,12 @@ func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
 // RenewDeadline: the requester then takes the lock itself.
 func (le *LeaderElector) handOver(ctx context.Context) {
 	logger := klog.FromContext(ctx)
+	if le.config.Coordinated {
+		// The control plane gives the lock to the holder it prefers
+		// once nobody holds it.
+		le.release(logger)
+		return
+	}
 	ctx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)
 	defer cancel()
 	request := le.honoring

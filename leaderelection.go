@@ -251,9 +251,17 @@ type LeaderElectionConfig struct {
 	// (k8s.io/utils/clock/testing). Nil means the real clock.
 	Clock clock.WithDelayedExecution
 
-	// Coordinated asks for coordinated leader election (Kubernetes
-	// LeaseCandidate objects). It is not supported yet: NewLeaderElector
-	// returns an error when it is set.
+	// Coordinated leaves the choice of leader to the control plane
+	// (Kubernetes coordinated leader election, the
+	// CoordinatedLeaderElection feature gate): each candidate announces
+	// itself with a LeaseCandidate (NewCandidate), and kube-apiserver
+	// writes the chosen one into the Lease. The elector then never
+	// creates, takes or preempts the lock: it leads while the Lease names
+	// it, renewing it. When the control plane marks the end of its term
+	// (the Lease's preferredHolder names someone else), it stops its work
+	// first, renewing meanwhile, and then releases the Lease so that the
+	// preferred holder gets it without waiting for the lease to run out.
+	// It needs a *k8sresourcelock.LeaseLock and no KeyComparison.
 	Coordinated bool
 }
 
@@ -316,6 +324,9 @@ type LeaderElector struct {
 	// callback is still running, and the next Run's notifier waits for it.
 	notifier    *leaderNotifier
 	lastFailure string
+	// toldNoLease is set once a coordinated candidate has said that its
+	// Lease does not exist, so that it says so once.
+	toldNoLease bool
 	// lastWork is closed when the last term's OnStartedLeading returns; a
 	// later Run competes only after that.
 	lastWork <-chan struct{}

@@ -44,6 +44,8 @@ func (le *LeaderElector) release(logger klog.Logger) bool {
 			AcquireTime:          now,
 			RenewTime:            now,
 			LeaderTransitions:    current.LeaderTransitions,
+			// A coordinated election's strategy is the control plane's.
+			Strategy: current.Strategy,
 		}
 		err = le.write(ctx, lock.Update, released)
 		if err == nil {

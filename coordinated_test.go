@@ -1,0 +1,262 @@
+package k8sleaderelection
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+// TestDecideCoordinated is the rule of a coordinated election: the control
+// plane writes the holder, and a candidate only follows.
+func TestDecideCoordinated(t *testing.T) {
+	c := func(s situation) situation { s.coordinated = true; return s }
+	cases := []struct {
+		name string
+		s    situation
+		want verdict
+	}{
+		{"absent lease: wait for the control plane to create it", c(situation{}), verdictWait},
+		{"free lease: wait", c(situation{exists: true, free: true}), verdictWait},
+		{"another holder, expired: wait", c(situation{exists: true, expired: true}), verdictWait},
+		{"another holder, running: wait", c(situation{exists: true}), verdictWait},
+		{"would outrank: still wait", c(situation{exists: true, outranks: true, mayAsk: true}), verdictWait},
+		{"names us: renew, and lead", c(situation{exists: true, ours: true}), verdictRenew},
+		{"names us, expired, not leading: wait", c(situation{exists: true, ours: true, expired: true}), verdictWait},
+		{"leading and names us: renew", c(situation{exists: true, ours: true, leading: true}), verdictRenew},
+		{"leading, end of term: stop, then release", c(situation{exists: true, ours: true, leading: true, endOfTerm: true}), verdictHandOver},
+		{"holding without leading, end of term: release", c(situation{exists: true, ours: true, endOfTerm: true}), verdictHandOver},
+		{"leading, another holder: step down", c(situation{exists: true, leading: true}), verdictStepDown},
+		{"leading, lease deleted: step down", c(situation{leading: true}), verdictStepDown},
+		{"leading, lease freed: step down", c(situation{exists: true, leading: true, free: true}), verdictStepDown},
+	}
+	for _, tc := range cases {
+		if got := decide(tc.s); got != tc.want {
+			t.Errorf("%s: decide(%+v) = %v, want %v", tc.name, tc.s, got, tc.want)
+		}
+	}
+	if (situation{exists: true, coordinated: true}).rankMatters() {
+		t.Error("rank matters in a coordinated election; the control plane alone ranks candidates")
+	}
+}
+
+// controlPlane writes the Lease as kube-apiserver's coordinated election
+// does: it creates it naming its pick, and later marks the end of a term
+// (preferredHolder) or names a new holder once the lease is free.
+type controlPlane struct {
+	t  *testing.T
+	cs kubernetes.Interface
+}
+
+func (cp controlPlane) lease() *coordinationv1.Lease {
+	cp.t.Helper()
+	lease, err := cp.cs.CoordinationV1().Leases(testNamespace).Get(context.Background(), testLockName, metav1.GetOptions{})
+	if err != nil {
+		cp.t.Fatalf("control plane: get lease: %v", err)
+	}
+	return lease
+}
+
+// elect names holder in the Lease, creating it if need be, with a fresh
+// five-second lease, no acquire time and no preferred holder.
+func (cp controlPlane) elect(holder string) {
+	cp.t.Helper()
+	leases := cp.cs.CoordinationV1().Leases(testNamespace)
+	now := metav1.NewMicroTime(time.Now())
+	strategy := coordinationv1.OldestEmulationVersion
+	spec := coordinationv1.LeaseSpec{
+		HolderIdentity:       &holder,
+		LeaseDurationSeconds: ptr.To[int32](5),
+		RenewTime:            &now,
+		Strategy:             &strategy,
+	}
+	lease, err := leases.Get(context.Background(), testLockName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: testLockName}, Spec: spec}
+		if _, err := leases.Create(context.Background(), lease, metav1.CreateOptions{}); err != nil {
+			cp.t.Fatalf("control plane: create lease: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		cp.t.Fatalf("control plane: get lease: %v", err)
+	}
+	spec.LeaseTransitions = lease.Spec.LeaseTransitions
+	lease.Spec = spec
+	if _, err := leases.Update(context.Background(), lease, metav1.UpdateOptions{}); err != nil {
+		cp.t.Fatalf("control plane: update lease: %v", err)
+	}
+}
+
+// prefer marks the end of the holder's term: preferred should hold next.
+func (cp controlPlane) prefer(preferred string) {
+	cp.t.Helper()
+	lease := cp.lease()
+	lease.Spec.PreferredHolder = &preferred
+	if _, err := cp.cs.CoordinationV1().Leases(testNamespace).Update(context.Background(), lease, metav1.UpdateOptions{}); err != nil {
+		cp.t.Fatalf("control plane: mark the end of the term: %v", err)
+	}
+}
+
+func coordinatedConfig(t *testing.T, cs kubernetes.Interface, identity string) LeaderElectionConfig {
+	lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, identity, ""))
+	lec.Coordinated = true
+	return lec
+}
+
+// TestCoordinatedCandidatesFollowTheControlPlane: coordinated candidates
+// never create or take the Lease themselves, whatever its state; the one the
+// control plane names leads; when the control plane prefers another, the
+// leader stops its work and only then releases the Lease, so that the next
+// holder never leads beside it, and nobody takes the freed Lease but the
+// one the control plane names.
+func TestCoordinatedCandidatesFollowTheControlPlane(t *testing.T) {
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					cp := controlPlane{t, cs}
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					f := newFleet()
+					var logs logLines
+					ctx = klog.NewContext(ctx, logs.logger())
+
+					aConfig, bConfig := coordinatedConfig(t, cs, "a"), coordinatedConfig(t, cs, "b")
+					mode.apply(&aConfig)
+					mode.apply(&bConfig)
+					a := startCandidate(t, ctx, aConfig, f, time.Second)
+					b := startCandidate(t, ctx, bConfig, f, 0)
+
+					time.Sleep(3 * leaseDuration)
+					if _, err := cs.CoordinationV1().Leases(testNamespace).Get(ctx, testLockName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+						t.Fatalf("a coordinated candidate created the Lease (get: %v); only the control plane may", err)
+					}
+					if n := logs.count("the Lease does not exist"); n != 2 {
+						t.Fatalf("%d messages saying the Lease does not exist, want one per candidate", n)
+					}
+
+					cp.elect("a")
+					a.leading(t)
+					time.Sleep(3 * retryPeriod)
+					rec := readRecord(t, cs, rl.LeasesResourceLock)
+					if rec.HolderIdentity != "a" || rec.AcquireTime.IsZero() || rec.LeaderTransitions != 1 ||
+						rec.Strategy != coordinationv1.OldestEmulationVersion || rec.LeaseDurationSeconds != int(leaseDuration/time.Second) {
+						t.Fatalf("record after a's renewals: %+v; want a, an acquire time, 1 transition, the control plane's strategy, our lease", rec)
+					}
+					if b.le.IsLeader() {
+						t.Fatal("b leads though the control plane named a")
+					}
+
+					// Between two renewals: on the stock fake a renewal that
+					// read the Lease just before the mark would write it
+					// away unseen (the real control plane marks again on
+					// its next pass).
+					time.Sleep(retryPeriod / 2)
+					cp.prefer("b")
+					receive(t, a.stopped, "a to stop leading at the end of its term")
+					a.finished(t)
+					time.Sleep(3 * leaseDuration)
+					rec = readRecord(t, cs, rl.LeasesResourceLock)
+					if rec.HolderIdentity != "" || rec.Strategy != coordinationv1.OldestEmulationVersion {
+						t.Fatalf("record after a's term: %+v; want it released, with the strategy kept", rec)
+					}
+					if b.le.IsLeader() {
+						t.Fatal("b took the freed Lease itself; only the control plane may give it")
+					}
+
+					cp.elect("b")
+					b.leading(t)
+					f.check(t)
+					if got := f.history(); len(got) < 3 {
+						t.Fatalf("history %v; want a's term, its end, then b's", got)
+					}
+					cancel()
+					b.finished(t)
+				})
+			})
+		}
+	}
+}
+
+// TestCoordinatedEndOfTermWaitsForTheWork: the leader at the end of its term
+// keeps the Lease, renewing it and keeping the control plane's preferred
+// holder in it, until its work has returned; only then is it released.
+func TestCoordinatedEndOfTermWaitsForTheWork(t *testing.T) {
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				cp := controlPlane{t, cs}
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				lec := coordinatedConfig(t, cs, "a")
+				lec.StopTimeout = 4 * retryPeriod
+				windDown := 3 * retryPeriod
+				a := startCandidate(t, ctx, lec, nil, windDown)
+				cp.elect("a")
+				a.leading(t)
+				cp.prefer("b")
+				endAt := time.Now()
+
+				time.Sleep(windDown - time.Millisecond)
+				rec := readRecord(t, cs, rl.LeasesResourceLock)
+				if rec.HolderIdentity != "a" || rec.PreferredHolder != "b" {
+					t.Fatalf("record while a's work stops: %+v; want it still a's, preferring b", rec)
+				}
+				if !rec.RenewTime.After(endAt) {
+					t.Fatalf("a did not renew while its work stopped (renewed %v, end of term %v)", rec.RenewTime, endAt)
+				}
+				a.finished(t)
+				if time.Since(endAt) < windDown {
+					t.Fatalf("Run returned %v after the end of the term, before the work (%v)", time.Since(endAt), windDown)
+				}
+				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
+					t.Fatalf("record after a's work returned: %+v; want it released", rec)
+				}
+			})
+		})
+	}
+}
+
+// TestCoordinatedCandidateRestarts: a candidate that starts and finds the
+// Lease naming it (it restarted, or the control plane named it while it was
+// down) leads, as client-go's does: its lease runs, by our clock, from the
+// moment we see it. Its first write is conditional on what it read, so a
+// control plane that gave the Lease away meanwhile wins, and it starts a
+// new term (acquire time, one more transition).
+func TestCoordinatedCandidateRestarts(t *testing.T) {
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				cp := controlPlane{t, cs}
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+
+				cp.elect("a")
+				a := runCandidate(t, ctx, coordinatedConfig(t, cs, "a"), nil)
+				a.leading(t)
+				cp.elect("c")
+				receive(t, a.stopped, "a to step down when the control plane names c")
+
+				c := runCandidate(t, ctx, coordinatedConfig(t, cs, "c"), nil)
+				c.leading(t)
+				rec := readRecord(t, cs, rl.LeasesResourceLock)
+				if rec.HolderIdentity != "c" || rec.LeaderTransitions != 2 || rec.AcquireTime.IsZero() {
+					t.Fatalf("record after c's first renewal: %+v; want c, a second transition, an acquire time", rec)
+				}
+			})
+		})
+	}
+}

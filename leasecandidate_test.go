@@ -1,0 +1,249 @@
+package k8sleaderelection
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	coordinationv1beta1 "k8s.io/api/coordination/v1beta1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/klog/v2"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
+)
+
+const candidateNS = "kube-system"
+
+func newTestCandidate(t *testing.T, cs kubernetes.Interface, name string) (*LeaseCandidate, CacheSyncWaiter) {
+	t.Helper()
+	c, sync, err := NewCandidate(cs, candidateNS, name, "kube-controller-manager", "1.37.2", "1.36.0", coordinationv1.OldestEmulationVersion)
+	if err != nil {
+		t.Fatalf("NewCandidate: %v", err)
+	}
+	return c, sync
+}
+
+func getCandidate(t *testing.T, cs kubernetes.Interface, name string) *coordinationv1beta1.LeaseCandidate {
+	t.Helper()
+	lc, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get lease candidate %s: %v", name, err)
+	}
+	return lc
+}
+
+// TestLeaseCandidateLifecycle: Run creates the LeaseCandidate with what
+// NewCandidate was given, answers each ping of the control plane by
+// renewing it, renews it on its own every CandidateRenewInterval, and
+// creates it again when it is deleted.
+func TestLeaseCandidateLifecycle(t *testing.T) {
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				ctx, cancel := context.WithCancel(t.Context())
+				c, sync := newTestCandidate(t, cs, "kcm-1")
+				if got := sync.WaitForCacheSync(ctx.Done()); len(got) != 0 {
+					t.Fatalf("WaitForCacheSync before Run = %v, want an empty map at once (as an unstarted informer factory)", got)
+				}
+				done := make(chan struct{})
+				go func() { defer close(done); c.Run(ctx) }()
+				synctest.Wait()
+				key := reflect.TypeOf(&coordinationv1beta1.LeaseCandidate{})
+				if got := sync.WaitForCacheSync(ctx.Done()); !reflect.DeepEqual(got, map[reflect.Type]bool{key: true}) {
+					t.Fatalf("WaitForCacheSync after Run = %v, want the LeaseCandidate type synced", got)
+				}
+
+				lc := getCandidate(t, cs, "kcm-1")
+				want := coordinationv1beta1.LeaseCandidateSpec{
+					LeaseName: "kube-controller-manager", BinaryVersion: "1.37.2", EmulationVersion: "1.36.0",
+					Strategy: coordinationv1.OldestEmulationVersion,
+				}
+				got := lc.Spec
+				got.RenewTime, got.PingTime = nil, nil
+				if !reflect.DeepEqual(got, want) || lc.Spec.RenewTime == nil {
+					t.Fatalf("created spec %+v; want %+v with a renew time", lc.Spec, want)
+				}
+
+				// The control plane pings; the candidate answers.
+				time.Sleep(time.Minute)
+				ping := metav1.NewMicroTime(time.Now())
+				lc.Spec.PingTime = &ping
+				if _, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Update(ctx, lc, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				if lc = getCandidate(t, cs, "kcm-1"); lc.Spec.RenewTime.Before(&ping) {
+					t.Fatalf("renew time %v is before the ping %v: the ping went unanswered", lc.Spec.RenewTime, ping)
+				}
+
+				// Nobody pings: it renews on its own.
+				answered := lc.Spec.RenewTime.Time
+				time.Sleep(CandidateRenewInterval + time.Second)
+				if lc = getCandidate(t, cs, "kcm-1"); !lc.Spec.RenewTime.After(answered) {
+					t.Fatalf("not renewed in %v without a ping (renew time %v)", CandidateRenewInterval, lc.Spec.RenewTime)
+				}
+
+				// Deleted (the control plane's garbage collection, or a
+				// person): created again.
+				if err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Delete(ctx, "kcm-1", metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Second)
+				synctest.Wait()
+				getCandidate(t, cs, "kcm-1")
+
+				cancel()
+				receive(t, done, "Run to return")
+			})
+		})
+	}
+}
+
+// TestLeaseCandidateNotServed: where the API server does not serve
+// LeaseCandidates, Run says so in words that name the fix, retries with a
+// growing pause rather than a hot loop, and returns when told to.
+func TestLeaseCandidateNotServed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		notServed := func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewNotFound(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leasecandidates"}, "")
+		}
+		cs.PrependReactor("get", "leasecandidates", notServed)
+		cs.PrependReactor("create", "leasecandidates", notServed)
+		var logs logLines
+		ctx, cancel := context.WithCancel(klog.NewContext(t.Context(), logs.logger()))
+		c, _ := newTestCandidate(t, cs, "kcm-1")
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+
+		time.Sleep(10 * time.Minute)
+		creates := count(cs, "create", "leasecandidates")
+		if creates < 2 || creates > 40 {
+			t.Fatalf("%d creates in 10 minutes; want a few retries with a growing pause", creates)
+		}
+		if n := logs.count("--runtime-config=coordination.k8s.io/v1beta1=true"); n != creates {
+			t.Fatalf("%d of %d failures said what to switch on; logs: %v", n, creates, logs.lines)
+		}
+		cancel()
+		receive(t, done, "Run to return")
+	})
+}
+
+// TestLeaseCandidateNotServedError: the error names the fix and wraps
+// ErrLeaseCandidateNotServed.
+func TestLeaseCandidateNotServedError(t *testing.T) {
+	cs := fakekube.New()
+	cs.PrependReactor("create", "leasecandidates", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leasecandidates"}, "")
+	})
+	c, _ := newTestCandidate(t, cs, "kcm-1")
+	_, err := c.ensure(t.Context())
+	if !errors.Is(err, ErrLeaseCandidateNotServed) || !strings.Contains(err.Error(), "CoordinatedLeaderElection feature gate") {
+		t.Fatalf("ensure on a server without LeaseCandidates: %v; want ErrLeaseCandidateNotServed naming the feature gate", err)
+	}
+}
+
+// TestLeaseCandidateRenewalConflict: a renewal that loses a race with the
+// control plane's ping reads the object again and still renews it.
+func TestLeaseCandidateRenewalConflict(t *testing.T) {
+	cs := fakekube.New()
+	c, _ := newTestCandidate(t, cs, "kcm-1")
+	created, err := c.ensure(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping := metav1.NewMicroTime(time.Now().Add(time.Second))
+	newer := created.DeepCopy()
+	newer.Spec.PingTime = &ping
+	if _, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Update(t.Context(), newer, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := c.renew(t.Context(), created) // over the stale copy
+	if err != nil {
+		t.Fatalf("renew over a stale copy: %v", err)
+	}
+	if renewed.Spec.PingTime == nil || !renewed.Spec.PingTime.Equal(&ping) {
+		t.Fatalf("renewal wrote the ping away: %+v", renewed.Spec)
+	}
+}
+
+func TestNewCandidateRejectsBadInput(t *testing.T) {
+	cs := fakekube.New()
+	oldest := coordinationv1.OldestEmulationVersion
+	cases := []struct {
+		name                 string
+		clientset            kubernetes.Interface
+		ns, candidate, lease string
+		binary, emulation    string
+		strategy             coordinationv1.CoordinatedLeaseStrategy
+		want                 string
+	}{
+		{"nil clientset", nil, "ns", "c", "l", "1.37.0", "1.37.0", oldest, "clientset must not be nil"},
+		{"typed nil clientset", (*fakekube.Clientset)(nil), "ns", "c", "l", "1.37.0", "1.37.0", oldest, "clientset must not be nil"},
+		{"no namespace", cs, "", "c", "l", "1.37.0", "1.37.0", oldest, `candidateNamespace "" is not a valid object name`},
+		{"bad name", cs, "ns", "C_1", "l", "1.37.0", "1.37.0", oldest, `candidateName "C_1" is not a valid object name`},
+		{"no lease", cs, "ns", "c", "", "1.37.0", "1.37.0", oldest, `targetLease "" is not a valid object name`},
+		{"no binary version", cs, "ns", "c", "l", "", "1.37.0", oldest, `binaryVersion "" must be a semantic version`},
+		{"bad emulation version", cs, "ns", "c", "l", "1.37.0", "v1.x", oldest, `emulationVersion "v1.x" must be a semantic version`},
+		{"binary older than emulation", cs, "ns", "c", "l", "1.36.0", "1.37.0", oldest, `binaryVersion "1.36.0" must not be older than emulationVersion "1.37.0"`},
+		{"no strategy", cs, "ns", "c", "l", "1.37.0", "1.37.0", "", "strategy must be set"},
+		{"oldest emulation version without one", cs, "ns", "c", "l", "1.37.0", "", oldest, `strategy "OldestEmulationVersion" needs an emulationVersion`},
+	}
+	for _, tc := range cases {
+		c, sync, err := NewCandidate(tc.clientset, tc.ns, tc.candidate, tc.lease, tc.binary, tc.emulation, tc.strategy)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || c != nil || sync != nil {
+			t.Errorf("%s: NewCandidate = %v, %v, %v; want an error containing %q", tc.name, c, sync, err, tc.want)
+		}
+	}
+	if _, _, err := NewCandidate(cs, "ns", "c", "l", "1.37.0", "", coordinationv1.CoordinatedLeaseStrategy("example.com/mine")); err != nil {
+		t.Errorf("a third-party strategy without an emulation version: %v; the API server accepts it", err)
+	}
+}
+
+// TestLeaseCandidateEnsure: on a fresh look (Run starting, or its watch
+// ending) the object is renewed only if it is due: pinged since its last
+// renewal, or last renewed CandidateRenewInterval ago. Otherwise nothing is
+// written, so that a watch that ends often costs no writes.
+func TestLeaseCandidateEnsure(t *testing.T) {
+	now := time.Now()
+	at := func(d time.Duration) *metav1.MicroTime { m := metav1.NewMicroTime(now.Add(d)); return &m }
+	cases := []struct {
+		name        string
+		renew, ping *metav1.MicroTime
+		writes      bool
+	}{
+		{"fresh", at(-time.Minute), nil, false},
+		{"fresh, old ping answered", at(-time.Minute), at(-2 * time.Minute), false},
+		{"pinged since", at(-time.Minute), at(-time.Second), true},
+		{"overdue", at(-CandidateRenewInterval - time.Second), nil, true},
+		{"never renewed", nil, nil, true},
+	}
+	for _, tc := range cases {
+		existing := &coordinationv1beta1.LeaseCandidate{
+			ObjectMeta: metav1.ObjectMeta{Namespace: candidateNS, Name: "kcm-1"},
+			Spec: coordinationv1beta1.LeaseCandidateSpec{
+				LeaseName: "kube-controller-manager", BinaryVersion: "1.37.2", EmulationVersion: "1.36.0",
+				Strategy: coordinationv1.OldestEmulationVersion, RenewTime: tc.renew, PingTime: tc.ping,
+			},
+		}
+		cs := fakekube.New(existing)
+		c, _ := newTestCandidate(t, cs, "kcm-1")
+		if _, err := c.ensure(t.Context()); err != nil {
+			t.Fatalf("%s: ensure: %v", tc.name, err)
+		}
+		if wrote := count(cs, "update", "leasecandidates") > 0; wrote != tc.writes {
+			t.Errorf("%s: wrote %v, want %v", tc.name, wrote, tc.writes)
+		}
+	}
+}
