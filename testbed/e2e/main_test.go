@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	_ = klogFlags.Set("one_output", "true")
 	klog.SetOutput(logFile)
 
-	cp, err = controlplane.StartOrConnect(controlplane.Options{LogDir: logDir})
+	cp, err = controlplane.StartOrConnect(controlplane.Options{LogDir: logDir, APIServerFlags: coordinatedAPIFlags})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start control plane:", err)
 		os.Exit(1)
