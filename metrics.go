@@ -42,7 +42,8 @@ type ElectionMetric interface {
 	// when set): when this replica first saw the new state, or, for a lease
 	// that ran out, the instant it did. It never goes back from one call to
 	// the next, so the time between a call with "" and the next call is a
-	// stretch without a leader.
+	// stretch without a leader. An elector that is not running (before Run,
+	// after it returns) looks at nothing: the last call stands.
 	LeaderObserved(name, identity string, at time.Time)
 	// RenewalAttempted is called after each attempt of this replica, while
 	// it leads, to renew its lease: took is how long the attempt took on

@@ -27,7 +27,9 @@
 //     this replica sees the lock, nobody held a running lease (it was
 //     released, unreadable, or its lease ran out), including the stretch
 //     still running when scraped. Its rate over a window is the share of the
-//     window without a leader.
+//     window without a leader. A replica whose elector has stopped running
+//     sees nothing more, so a stretch it saw begin goes on until its
+//     process ends or an elector of that name runs again.
 //   - leader_election_renewal_duration_seconds (histogram): how long each
 //     renewal attempt of this replica took while it led, failed or not.
 //   - leader_election_renewal_failures_total (counter): renewal attempts
