@@ -36,6 +36,9 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 	if _, err := le.read(ctx); err != nil {
 		return verdictWait, err
 	}
+	// Before we act on it: a lease that ran out, or a release, is seen
+	// before we take the lock, so the time without a leader is counted.
+	le.observeLeader()
 	v := le.judge(ctx, leading)
 	if v == verdictRenew && fastPath {
 		le.metrics.slowpathExercised(le.config.Name)
@@ -49,6 +52,7 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 // conditional; otherwise the lock is read again first, so that an
 // unconditional write never lands over a state nobody looked at.
 func (le *LeaderElector) judgeSeen(ctx context.Context, leading bool) (verdict, error) {
+	le.observeLeader()
 	v := le.judge(ctx, leading)
 	if !v.writesLock() || le.seen.versioned() {
 		return v, le.act(ctx, v)

@@ -24,6 +24,9 @@ type ending struct {
 	handOver bool
 	// until: the channel hold was told to stop at was closed.
 	until bool
+	// stolen: another candidate took the lock while our lease still ran,
+	// which only one whose key outranks ours may do (see steppedDown).
+	stolen bool
 }
 
 // lead is one term of leadership, from the moment we hold the lock. It runs
@@ -43,6 +46,9 @@ func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 
 	end := le.hold(ctx, nil)
 	le.stopLeading()
+	if end.handOver || end.stolen {
+		le.metrics.preempted(le.config.Name, end.handOver)
+	}
 	stopWork()
 	logger.Info("Stopped leading", "reason", end.why)
 	le.config.Lock.RecordEvent("stopped leading")
@@ -156,7 +162,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			le.reportLeader()
 			switch v := le.judge(ctx, true); {
 			case v == verdictStepDown:
-				return ending{why: le.lostBecause(), lost: true}
+				return le.steppedDown()
 			case foreign:
 				return ending{why: "the lock changed hands since our last write", lost: true}
 			case v == verdictHandOver:
@@ -171,11 +177,14 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 		attemptCtx, cancel := le.withTimeout(ctx, deadline.Sub(start))
 		v, err := le.tryAcquireOrRenew(attemptCtx, true)
 		cancel()
+		if v == verdictRenew || err != nil {
+			le.metrics.renewalAttempted(le.config.Name, le.clock.Since(start), err)
+		}
 		le.reportLeader()
 		next = le.clock.Now().Add(le.config.RetryPeriod)
 		switch {
 		case v == verdictStepDown:
-			return ending{why: le.lostBecause(), lost: true}
+			return le.steppedDown()
 		case v == verdictHandOver:
 			return le.askedToHandOver(logger)
 		case err != nil:
@@ -187,6 +196,16 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			logger.V(4).Info("Renewed the lease")
 		}
 	}
+}
+
+// steppedDown is the end of a term whose lock we found in a state not ours.
+// If the lock names another holder, or none, a candidate that outranks us
+// took it (and may have released it since): a leader stops by RenewDeadline,
+// before its lease runs out, so nobody took the lock as expired. A lock that
+// is gone, unreadable, or whose halves disagree does not say who took it.
+func (le *LeaderElector) steppedDown() ending {
+	known := !le.seen.absent && !le.seen.unreadable && le.seen.holder() != rl.UnknownLeader
+	return ending{why: le.lostBecause(), lost: true, stolen: known}
 }
 
 // askedToHandOver notes the request we will honour: our renewals from now

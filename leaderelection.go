@@ -293,7 +293,7 @@ type LeaderCallbacks struct {
 type LeaderElector struct {
 	config  LeaderElectionConfig
 	clock   clock.WithDelayedExecution
-	metrics leaderMetrics
+	metrics *leaderMetrics
 	// leaseSeconds is LeaseDuration as written into the record.
 	leaseSeconds int
 
@@ -320,6 +320,9 @@ type LeaderElector struct {
 	honoring       rl.HandoffRequest
 	stopping       bool
 	reportedLeader string
+	// observed is the leader last reported to the metrics; unlike
+	// reportedLeader, "" also stands for a lease that ran out.
+	observed sighting
 	// notifier delivers OnNewLeader calls; it outlives Run while a
 	// callback is still running, and the next Run's notifier waits for it.
 	notifier    *leaderNotifier

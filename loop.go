@@ -218,14 +218,40 @@ func (le *LeaderElector) logFailure(logger klog.Logger, err error, msg string) {
 }
 
 // reportLeader queues an OnNewLeader call if the holder we see has changed
-// since the last call.
+// since the last call, and tells the metrics who leads.
 func (le *LeaderElector) reportLeader() {
+	le.observeLeader()
 	holder := le.GetLeader()
 	if holder == le.reportedLeader {
 		return
 	}
 	le.reportedLeader = holder
 	le.notifier.notify(holder)
+}
+
+// observeLeader tells the metrics whose lease runs as the state last seen
+// shows, if that changed since it last told them. The time it gives never
+// goes back, so that a consumer never sees a stretch of negative length.
+func (le *LeaderElector) observeLeader() {
+	if !le.seen.known {
+		return
+	}
+	identity, at := le.seen.runningHolder(le.clock.Now())
+	if le.observed.known && identity == le.observed.identity {
+		return
+	}
+	if at.Before(le.observed.at) {
+		at = le.observed.at
+	}
+	le.observed = sighting{known: true, identity: identity, at: at}
+	le.metrics.leaderObserved(le.config.Name, identity, at)
+}
+
+// sighting is the leader last reported to LeaderObserved.
+type sighting struct {
+	known    bool
+	identity string
+	at       time.Time
 }
 
 func (le *LeaderElector) startLeading(at time.Time) {

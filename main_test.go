@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"k8s.io/klog/v2"
@@ -27,12 +28,35 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-var testMetrics = &recordingProvider{byName: map[string][]string{}}
+var testMetrics = &recordingProvider{byName: map[string][]string{}, events: map[string][]electionEvent{}}
 
-// recordingProvider records, per election name, the metric calls made.
+// recordingProvider records, per election name, the metric calls made: the
+// SwitchMetric ones in byName, the ElectionMetric ones in events.
 type recordingProvider struct {
 	mu     sync.Mutex
 	byName map[string][]string
+	events map[string][]electionEvent
+}
+
+// electionEvent is one ElectionMetric call: what is "leader <identity>",
+// "renewed", "renewal failed", "handed over" or "stolen".
+type electionEvent struct {
+	what string
+	at   time.Time
+	took time.Duration
+	err  error
+}
+
+func (p *recordingProvider) electionEvents(name string) []electionEvent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]electionEvent(nil), p.events[name]...)
+}
+
+func (p *recordingProvider) addEvent(name string, ev electionEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events[name] = append(p.events[name], ev)
 }
 
 func (p *recordingProvider) NewLeaderMetric() SwitchMetric { return recordingMetric{p} }
@@ -54,3 +78,23 @@ type recordingMetric struct{ p *recordingProvider }
 func (m recordingMetric) On(name string)                { m.p.add(name, "on") }
 func (m recordingMetric) Off(name string)               { m.p.add(name, "off") }
 func (m recordingMetric) SlowpathExercised(name string) { m.p.add(name, "slowpath") }
+
+func (m recordingMetric) LeaderObserved(name, identity string, at time.Time) {
+	m.p.addEvent(name, electionEvent{what: "leader " + identity, at: at})
+}
+
+func (m recordingMetric) RenewalAttempted(name string, took time.Duration, err error) {
+	what := "renewed"
+	if err != nil {
+		what = "renewal failed"
+	}
+	m.p.addEvent(name, electionEvent{what: what, took: took, err: err})
+}
+
+func (m recordingMetric) Preempted(name string, handedOver bool) {
+	what := "stolen"
+	if handedOver {
+		what = "handed over"
+	}
+	m.p.addEvent(name, electionEvent{what: what})
+}

@@ -144,6 +144,21 @@ func (o *observation) holder() string {
 	return o.record.HolderIdentity
 }
 
+// runningHolder is the holder whose lease runs at now, and since when by our
+// clock: when we first saw this state. It is "" when nobody's lease runs:
+// the lock is absent, released, unreadable, or names UnknownLeader (since we
+// saw that), or its holder's lease ran out (since the instant it did).
+func (o *observation) runningHolder(now time.Time) (string, time.Time) {
+	holder := o.holder()
+	if holder == "" || holder == rl.UnknownLeader {
+		return "", o.since
+	}
+	if end := o.since.Add(o.lease()); !now.Before(end) {
+		return "", end
+	}
+	return holder, o.since
+}
+
 // names reports whether the lock names identity as its holder.
 func (o *observation) names(identity string) bool {
 	return o.known && !o.absent && !o.unreadable && o.record.HolderIdentity == identity

@@ -4,6 +4,8 @@ go 1.26.0
 
 replace github.com/k8sleaderelection/k8sleaderelection => ../
 
+replace github.com/k8sleaderelection/k8sleaderelection/prommetrics => ../prommetrics
+
 // k8s.io/kubernetes refers to its staging modules as v0.0.0; pin each to the
 // release that matches v1.37.2.
 replace (
@@ -45,6 +47,7 @@ replace (
 require (
 	github.com/Shopify/toxiproxy/v2 v2.5.0
 	github.com/k8sleaderelection/k8sleaderelection v0.0.0-00010101000000-000000000000
+	github.com/k8sleaderelection/k8sleaderelection/prommetrics v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.24.0
 	github.com/rs/zerolog v1.28.0
 	go.etcd.io/etcd/server/v3 v3.7.0

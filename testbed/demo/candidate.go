@@ -18,8 +18,6 @@ import (
 	"github.com/k8sleaderelection/k8sleaderelection/testbed/faults"
 )
 
-type switchMetric = le.SwitchMetric
-
 // The demo's timings: short, so that everything happens within a minute.
 const (
 	leaseDuration = 4 * time.Second

@@ -101,10 +101,14 @@ func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace s
 	keys := map[string]string{"old": "old", "canary": "canary", "stable": "stable"}
 	candidates := map[string]*candidate{}
 	for _, id := range order {
+		metrics, err := newLeaderMetrics()
+		if err != nil {
+			return err
+		}
 		c := &candidate{
 			id: id, key: keys[id], defaultRevision: defaultRevision, namespace: namespace, lock: lockName,
 			config: config, admin: admin, tl: tl, keys: keys,
-			watchdog: le.NewLeaderHealthzAdaptor(2 * time.Second), metrics: newLeaderMetrics(),
+			watchdog: le.NewLeaderHealthzAdaptor(2 * time.Second), metrics: metrics,
 		}
 		if err := c.serve(); err != nil {
 			return err

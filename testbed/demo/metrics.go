@@ -1,38 +1,49 @@
 package main
 
 import (
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/prommetrics"
 )
 
-// leaderMetrics is one candidate's /metrics: the leader gauge and the
-// slow-path counter of its election, in its own registry.
+// electionMetric is everything an elector may report to: the metric a
+// prommetrics provider makes.
+type electionMetric interface {
+	le.SwitchMetric
+	le.ElectionMetric
+	SlowpathExercised(name string)
+}
+
+// leaderMetrics is one candidate's /metrics: a registry of its own, with the
+// prommetrics collectors its elections report to.
 type leaderMetrics struct {
 	registry *prometheus.Registry
-	leader   *prometheus.GaugeVec
-	slowpath *prometheus.CounterVec
+	metric   electionMetric
 }
 
-func newLeaderMetrics() *leaderMetrics {
-	m := &leaderMetrics{
-		registry: prometheus.NewRegistry(),
-		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "leader_election_master_status",
-			Help: "1 while this process leads the election called name, else 0.",
-		}, []string{"name"}),
-		slowpath: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "leader_election_slowpath_total",
-			Help: "Renewals that had to read the lock because the optimistic write failed.",
-		}, []string{"name"}),
+func newLeaderMetrics() (*leaderMetrics, error) {
+	registry := prometheus.NewRegistry()
+	p, err := prommetrics.NewProvider(registry)
+	if err != nil {
+		return nil, err
 	}
-	m.registry.MustRegister(m.leader, m.slowpath)
-	return m
+	m, ok := p.NewLeaderMetric().(electionMetric)
+	if !ok {
+		return nil, fmt.Errorf("prommetrics made a %T, which does not report everything an elector tells", p.NewLeaderMetric())
+	}
+	return &leaderMetrics{registry: registry, metric: m}, nil
 }
 
-// metricsRouter is the one MetricsProvider a process may install. Every
-// elector reports to it under its election Name; it passes each call on to
-// the candidate whose election has that name.
+// metricsRouter is the one MetricsProvider a process may install. The demo
+// runs three replicas in one process, each serving its own /metrics as its
+// own process would: every elector reports to the router under its election
+// Name, and the router passes each call on to the metrics of the candidate
+// whose elections have that name.
 type metricsRouter struct {
 	mu     sync.Mutex
 	byName map[string]*leaderMetrics
@@ -44,30 +55,43 @@ func (r *metricsRouter) add(name string, m *leaderMetrics) {
 	r.byName[name] = m
 }
 
-func (r *metricsRouter) lookup(name string) *leaderMetrics {
+// to returns the metric of the candidate whose elections are called name,
+// or one that reports nowhere.
+func (r *metricsRouter) to(name string) electionMetric {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.byName[name]
+	if m := r.byName[name]; m != nil {
+		return m.metric
+	}
+	return nowhere{}
 }
 
 // NewLeaderMetric hands out the router itself: it tells elections apart by
 // the name each call carries.
-func (r *metricsRouter) NewLeaderMetric() switchMetric { return r }
+func (r *metricsRouter) NewLeaderMetric() le.SwitchMetric { return r }
 
-func (r *metricsRouter) On(name string) {
-	if m := r.lookup(name); m != nil {
-		m.leader.WithLabelValues(name).Set(1)
-	}
+func (r *metricsRouter) On(name string)                { r.to(name).On(name) }
+func (r *metricsRouter) Off(name string)               { r.to(name).Off(name) }
+func (r *metricsRouter) SlowpathExercised(name string) { r.to(name).SlowpathExercised(name) }
+
+func (r *metricsRouter) LeaderObserved(name, identity string, at time.Time) {
+	r.to(name).LeaderObserved(name, identity, at)
 }
 
-func (r *metricsRouter) Off(name string) {
-	if m := r.lookup(name); m != nil {
-		m.leader.WithLabelValues(name).Set(0)
-	}
+func (r *metricsRouter) RenewalAttempted(name string, took time.Duration, err error) {
+	r.to(name).RenewalAttempted(name, took, err)
 }
 
-func (r *metricsRouter) SlowpathExercised(name string) {
-	if m := r.lookup(name); m != nil {
-		m.slowpath.WithLabelValues(name).Inc()
-	}
+func (r *metricsRouter) Preempted(name string, handedOver bool) {
+	r.to(name).Preempted(name, handedOver)
 }
+
+// nowhere is the metric of an election no candidate claimed.
+type nowhere struct{}
+
+func (nowhere) On(string)                                     {}
+func (nowhere) Off(string)                                    {}
+func (nowhere) SlowpathExercised(string)                      {}
+func (nowhere) LeaderObserved(string, string, time.Time)      {}
+func (nowhere) RenewalAttempted(string, time.Duration, error) {}
+func (nowhere) Preempted(string, bool)                        {}
