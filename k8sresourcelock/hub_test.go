@@ -248,6 +248,16 @@ func leaseEvent(name, rv string) watch.Event {
 	return watch.Event{Type: watch.Modified, Object: &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: rv}}}
 }
 
+// changedLeaseEvent is leaseEvent with another state of the Lease at the
+// same version: what client-go's stock fake, which keeps versions as they
+// are, sends on a write.
+func changedLeaseEvent(name, rv string) watch.Event {
+	ev := leaseEvent(name, rv)
+	holder := "someone-else"
+	ev.Object.(*coordinationv1.Lease).Spec.HolderIdentity = &holder
+	return ev
+}
+
 // TestHubDeliversOnlyNewerStatesOfTheName: a subscription gets the states
 // of its own name newer than the one its lock read, in order, and nothing
 // else; a version that does not grow ends it.
@@ -266,7 +276,7 @@ func TestHubDeliversOnlyNewerStatesOfTheName(t *testing.T) {
 	if got := ev.Object.(*coordinationv1.Lease); !ok || got.Name != "mine" || got.ResourceVersion != "7" {
 		t.Fatalf("first event: %s at %s, want mine at 7 (older states and other names are not ours)", got.Name, got.ResourceVersion)
 	}
-	source.Modify(leaseEvent("mine", "7").Object) // a version that did not grow
+	source.Modify(changedLeaseEvent("mine", "7").Object) // a version that did not grow
 	if _, ok := next(t, w); ok {
 		t.Fatal("the subscription goes on after a version that did not grow")
 	}
@@ -467,7 +477,7 @@ func TestHubBreakingWhileASubscriberLeaves(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); leaves.Stop() }()
 	source.Modify(leaseEvent("mine", "7").Object)
-	source.Modify(leaseEvent("mine", "7").Object) // does not grow: the hub breaks
+	source.Modify(changedLeaseEvent("mine", "7").Object) // does not grow: the hub breaks
 	// Read until the broken hub ends the subscription.
 	for {
 		if _, ok := next(t, stays); !ok {
@@ -602,6 +612,13 @@ func TestHubResumesOneEarlyEndUnseen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	// The write goes in once the hub has resumed: a fake's watch shows no
+	// write made while it opened (v0.35's), or shows it twice (newer ones).
+	for deadline := time.Now().Add(5 * time.Second); opened.Load() < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shared watch was opened %d times in 5s; want it resumed after its early end", opened.Load())
+		}
+	}
 	writer := namedLeaseLock(cs, "resumes")
 	if _, _, err := writer.Get(ctx); err != nil {
 		t.Fatal(err)
@@ -617,5 +634,37 @@ func TestHubResumesOneEarlyEndUnseen(t *testing.T) {
 		if *ev.Object.(*coordinationv1.Lease).Spec.HolderIdentity == "b" {
 			return
 		}
+	}
+}
+
+// TestHubIgnoresAReplayedState: a resumed watch that shows again the state
+// the hub last had of an object (newer fakes replay it) is not mistaken for
+// versions that do not grow; a different state at the same version is.
+func TestHubIgnoresAReplayedState(t *testing.T) {
+	h := newHub(hubKey{}, nil)
+	defer h.cancel()
+	sub, err := h.add("replayed", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := func(holder string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "replayed", Namespace: ns, ResourceVersion: "7"},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder}}
+	}
+	for i := range 2 {
+		if !h.dispatch("replayed", "7", watch.Event{Type: watch.Added, Object: lease("a")}) {
+			t.Fatalf("dispatch %d of the same state gave the hub up", i+1)
+		}
+	}
+	if ev, ok := next(t, sub); !ok || ev.Type != watch.Added {
+		t.Fatalf("first event %v, %v; want the state, once", ev.Type, ok)
+	}
+	select {
+	case ev := <-sub.ResultChan():
+		t.Fatalf("the replayed state was delivered again: %v", ev.Type)
+	default:
+	}
+	if h.dispatch("replayed", "7", watch.Event{Type: watch.Modified, Object: lease("b")}) {
+		t.Fatal("a different state at the same version did not give the hub up")
 	}
 }
