@@ -31,7 +31,7 @@ func TestDecideCoordinated(t *testing.T) {
 		{"another holder, running: wait", c(situation{exists: true}), verdictWait},
 		{"would outrank: still wait", c(situation{exists: true, outranks: true, mayAsk: true}), verdictWait},
 		{"names us: renew, and lead", c(situation{exists: true, ours: true}), verdictRenew},
-		{"names us, expired, not leading: wait", c(situation{exists: true, ours: true, expired: true}), verdictWait},
+		{"names us, expired, not leading: renew (the control plane keeps an expired Lease on its pick)", c(situation{exists: true, ours: true, expired: true}), verdictRenew},
 		{"leading and names us: renew", c(situation{exists: true, ours: true, leading: true}), verdictRenew},
 		{"leading, end of term: stop, then release", c(situation{exists: true, ours: true, leading: true, endOfTerm: true}), verdictHandOver},
 		{"holding without leading, end of term: release", c(situation{exists: true, ours: true, endOfTerm: true}), verdictHandOver},

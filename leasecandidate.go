@@ -29,10 +29,14 @@ import (
 const CandidateRenewInterval = 5 * time.Minute
 
 // candidateBackoff bounds the pause between failed attempts to create or
-// renew a LeaseCandidate.
+// renew a LeaseCandidate, or watches of it that end early; a watch that
+// lasts candidateHealthyWatch resets it. A renewal that conflicts is tried
+// again at once, candidateConflictRetries times in all.
 const (
-	candidateBackoffFirst = 500 * time.Millisecond
-	candidateBackoffMax   = 30 * time.Second
+	candidateBackoffFirst    = 500 * time.Millisecond
+	candidateBackoffMax      = 30 * time.Second
+	candidateHealthyWatch    = 30 * time.Second
+	candidateConflictRetries = 5
 )
 
 // CacheSyncWaiter waits until what a LeaseCandidate reads from the API
@@ -101,41 +105,66 @@ func NewCandidate(clientset kubernetes.Interface,
 	return c, candidateSync{c}, nil
 }
 
-// checkCandidate reports every problem with NewCandidate's arguments.
+// checkCandidate reports every problem with NewCandidate's arguments, by
+// the API server's rules for a LeaseCandidate.
 func checkCandidate(clientset kubernetes.Interface, namespace, name string, spec coordinationv1beta1.LeaseCandidateSpec) error {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	if clientset == nil || reflect.ValueOf(clientset).Kind() == reflect.Pointer && reflect.ValueOf(clientset).IsNil() {
 		bad("clientset must not be nil")
 	}
-	for _, field := range []struct{ what, value string }{{"candidateNamespace", namespace}, {"candidateName", name}, {"targetLease", spec.LeaseName}} {
-		if msgs := validation.IsDNS1123Subdomain(field.value); len(msgs) > 0 {
-			bad("%s %q is not a valid object name: %s", field.what, field.value, strings.Join(msgs, ", "))
-		}
+	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
+		bad("candidateNamespace %q is not a valid namespace: %s", namespace, strings.Join(msgs, ", "))
 	}
-	binary, err := version.ParseSemantic(spec.BinaryVersion)
+	// The control plane writes this name into the Lease as its holder: it
+	// must be the elector's identity, such as kube-controller-manager's
+	// "hostname_uuid", which the API server accepts.
+	if msgs := validation.IsConfigMapKey(name); len(msgs) > 0 {
+		bad("candidateName %q is not a valid LeaseCandidate name: %s", name, strings.Join(msgs, ", "))
+	}
+	if msgs := validation.IsDNS1123Subdomain(spec.LeaseName); len(msgs) > 0 {
+		bad("targetLease %q is not a valid Lease name: %s", spec.LeaseName, strings.Join(msgs, ", "))
+	}
+	binary, err := strictSemver(spec.BinaryVersion)
 	if err != nil {
-		bad("binaryVersion %q must be a semantic version: %v", spec.BinaryVersion, err)
+		bad("binaryVersion %q must be a semantic version such as 1.37.0: %v", spec.BinaryVersion, err)
 	}
+	var emulation *version.Version
 	if spec.EmulationVersion != "" {
-		emulation, err := version.ParseSemantic(spec.EmulationVersion)
+		emulation, err = strictSemver(spec.EmulationVersion)
 		switch {
 		case err != nil:
-			bad("emulationVersion %q must be a semantic version: %v", spec.EmulationVersion, err)
+			bad("emulationVersion %q must be a semantic version such as 1.36.0: %v", spec.EmulationVersion, err)
 		case binary != nil && binary.LessThan(emulation):
 			bad("binaryVersion %q must not be older than emulationVersion %q", spec.BinaryVersion, spec.EmulationVersion)
 		}
 	}
-	switch {
+	noEmulation := emulation == nil || emulation.Major() == 0 && emulation.Minor() == 0 && emulation.Patch() == 0
+	switch parts := strings.Split(string(spec.Strategy), "/"); {
 	case spec.Strategy == "":
 		bad("strategy must be set (for example %q)", coordinationv1.OldestEmulationVersion)
-	case spec.Strategy == coordinationv1.OldestEmulationVersion && spec.EmulationVersion == "":
-		bad("strategy %q needs an emulationVersion", spec.Strategy)
+	case len(parts) == 1 && spec.Strategy != coordinationv1.OldestEmulationVersion:
+		bad("strategy %q is not supported: a strategy without a prefix must be %q", spec.Strategy, coordinationv1.OldestEmulationVersion)
+	case len(parts) > 1:
+		if msgs := validation.IsQualifiedName(string(spec.Strategy)); len(msgs) > 0 {
+			bad("strategy %q is not a qualified name: %s", spec.Strategy, strings.Join(msgs, ", "))
+		}
+	case noEmulation && err == nil:
+		bad("strategy %q needs an emulationVersion other than 0.0.0", spec.Strategy)
 	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("invalid lease candidate: %s", strings.Join(errs, "; "))
+}
+
+// strictSemver parses a semantic version as the API server does: three
+// numbers, no leading "v".
+func strictSemver(s string) (*version.Version, error) {
+	if strings.HasPrefix(s, "v") {
+		return nil, errors.New(`no leading "v" allowed`)
+	}
+	return version.ParseSemantic(s)
 }
 
 // Run keeps the LeaseCandidate in the API server until ctx is done. It
@@ -159,13 +188,23 @@ func (c *LeaseCandidate) Run(ctx context.Context) {
 		current, err := c.ensure(ctx)
 		if err == nil {
 			c.syncedOnce.Do(func() { close(c.synced) })
-			pause = candidateBackoffFirst
+			started := c.clock.Now()
 			err = c.follow(ctx, current)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil && c.clock.Since(started) >= candidateHealthyWatch {
+				// A watch that lasted ended as watches do (the
+				// server's timeout): follow again at once.
+				pause = candidateBackoffFirst
+				continue
+			}
 		}
-		if err == nil || ctx.Err() != nil {
-			continue
+		if err != nil {
+			logger.Error(err, "Could not keep the lease candidate; retrying", "in", pause)
+		} else {
+			logger.V(2).Info("The watch of the lease candidate ended early; following it again", "in", pause)
 		}
-		logger.Error(err, "Could not keep the lease candidate; retrying", "in", pause)
 		if !c.sleep(ctx, pause) {
 			return
 		}
@@ -229,16 +268,22 @@ func (c *LeaseCandidate) due(candidate *coordinationv1beta1.LeaseCandidate) bool
 // current's resourceVersion; on a conflict it reads the object again and
 // writes once more.
 func (c *LeaseCandidate) renew(ctx context.Context, current *coordinationv1beta1.LeaseCandidate) (*coordinationv1beta1.LeaseCandidate, error) {
-	for {
+	for attempt := 1; ; attempt++ {
 		next := current.DeepCopy()
-		now := metav1.NewMicroTime(c.clock.Now())
-		next.Spec.RenewTime = &now
+		renewed := c.clock.Now()
+		if ping := next.Spec.PingTime; ping != nil && ping.After(renewed) {
+			// The control plane pinged by a clock ahead of ours, and
+			// counts the ping answered only by a renewal not before it.
+			renewed = ping.Time
+		}
+		stamp := metav1.NewMicroTime(renewed)
+		next.Spec.RenewTime = &stamp
 		updated, err := c.client.Update(ctx, next, metav1.UpdateOptions{})
 		if err == nil {
 			klog.FromContext(ctx).V(4).Info("Renewed the lease candidate")
 			return updated, nil
 		}
-		if !apierrors.IsConflict(err) {
+		if !apierrors.IsConflict(err) || attempt == candidateConflictRetries || ctx.Err() != nil {
 			return nil, fmt.Errorf("renew lease candidate: %w", err)
 		}
 		current, err = c.client.Get(ctx, c.name, metav1.GetOptions{})
@@ -280,7 +325,7 @@ func (c *LeaseCandidate) follow(ctx context.Context, current *coordinationv1beta
 			switch {
 			case ev.Type == watch.Error:
 				return fmt.Errorf("watch lease candidate: %w", apierrors.FromObject(ev.Object))
-			case !isCandidate || next.Name != c.name:
+			case !isCandidate || next == nil || next.Name != c.name:
 				continue
 			case ev.Type == watch.Deleted:
 				klog.FromContext(ctx).Info("The lease candidate was deleted; creating it again")

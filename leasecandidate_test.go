@@ -191,9 +191,9 @@ func TestNewCandidateRejectsBadInput(t *testing.T) {
 	}{
 		{"nil clientset", nil, "ns", "c", "l", "1.37.0", "1.37.0", oldest, "clientset must not be nil"},
 		{"typed nil clientset", (*fakekube.Clientset)(nil), "ns", "c", "l", "1.37.0", "1.37.0", oldest, "clientset must not be nil"},
-		{"no namespace", cs, "", "c", "l", "1.37.0", "1.37.0", oldest, `candidateNamespace "" is not a valid object name`},
-		{"bad name", cs, "ns", "C_1", "l", "1.37.0", "1.37.0", oldest, `candidateName "C_1" is not a valid object name`},
-		{"no lease", cs, "ns", "c", "", "1.37.0", "1.37.0", oldest, `targetLease "" is not a valid object name`},
+		{"no namespace", cs, "", "c", "l", "1.37.0", "1.37.0", oldest, `candidateNamespace "" is not a valid namespace`},
+		{"bad name", cs, "ns", "c/1", "l", "1.37.0", "1.37.0", oldest, `candidateName "c/1" is not a valid LeaseCandidate name`},
+		{"no lease", cs, "ns", "c", "", "1.37.0", "1.37.0", oldest, `targetLease "" is not a valid Lease name`},
 		{"no binary version", cs, "ns", "c", "l", "", "1.37.0", oldest, `binaryVersion "" must be a semantic version`},
 		{"bad emulation version", cs, "ns", "c", "l", "1.37.0", "v1.x", oldest, `emulationVersion "v1.x" must be a semantic version`},
 		{"binary older than emulation", cs, "ns", "c", "l", "1.36.0", "1.37.0", oldest, `binaryVersion "1.36.0" must not be older than emulationVersion "1.37.0"`},
