@@ -35,7 +35,7 @@ type ending struct {
 // just lets it go. stopped runs OnStoppedLeading (once).
 func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 	logger := klog.FromContext(ctx)
-	workCtx, stopWork := context.WithCancel(ctx)
+	workCtx, stopWork := context.WithCancel(le.withTerm(ctx))
 	defer stopWork()
 	workDone := make(chan struct{})
 	le.lastWork = workDone

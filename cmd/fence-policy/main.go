@@ -1,0 +1,44 @@
+// Command fence-policy prints the ValidatingAdmissionPolicy and binding that
+// make the API server refuse a deposed leader's writes (package fence), for
+// kubectl apply -f -.
+//
+//	go run github.com/k8sleaderelection/k8sleaderelection/cmd/fence-policy \
+//	    -namespace istio-system -lease my-controller -resources configmaps,deployments.apps
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/k8sleaderelection/k8sleaderelection/fence"
+)
+
+func main() {
+	opts := fence.PolicyOptions{}
+	resources := flag.String("resources", "", "resources to fence, as kubectl names them: configmaps,deployments.apps,deployments.apps/status")
+	flag.StringVar(&opts.Namespace, "namespace", "", "namespace of the Lease and of the fenced objects")
+	flag.StringVar(&opts.Lease, "lease", "", "name of the Lease the leader holds")
+	flag.StringVar(&opts.Name, "name", "", "name of the policy and binding (default fence-<lease>)")
+	mode := flag.String("mode", string(fence.StampedOnly), "StampedOnly: check writes that carry a term; EveryWrite: refuse any write without the current term")
+	flag.Parse()
+	opts.Mode = fence.Mode(*mode)
+	if err := run(opts, *resources); err != nil {
+		fmt.Fprintln(os.Stderr, "fence-policy:", err)
+		os.Exit(2)
+	}
+}
+
+func run(opts fence.PolicyOptions, resources string) error {
+	parsed, err := fence.ParseResources(resources)
+	if err != nil {
+		return err
+	}
+	opts.Resources = parsed
+	out, err := fence.YAML(opts)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(out)
+	return err
+}

@@ -1,0 +1,166 @@
+package fence
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Mode says which writes to the fenced resources the policy checks.
+type Mode string
+
+const (
+	// StampedOnly checks only writes that carry a term, and lets through
+	// those of anyone who does not fence (a person with kubectl, another
+	// controller).
+	StampedOnly Mode = "StampedOnly"
+	// EveryWrite refuses any write without the current term.
+	EveryWrite Mode = "EveryWrite"
+)
+
+// Resource is a resource to fence, as an admission rule names it.
+type Resource struct {
+	// Group is the API group; "" for the core group.
+	Group string
+	// Resource is the plural name, such as "configmaps"; a subresource
+	// is written "deployments/status".
+	Resource string
+}
+
+// PolicyOptions says what to fence.
+type PolicyOptions struct {
+	// Name names the policy and its binding. Empty means
+	// "fence-<lease>".
+	Name string
+	// Namespace is where the Lease and the fenced objects live.
+	Namespace string
+	// Lease is the name of the Lease the leader holds.
+	Lease string
+	// Resources are the resources whose creates and updates are checked.
+	Resources []Resource
+	// Mode is StampedOnly (the default) or EveryWrite.
+	Mode Mode
+}
+
+// Policy returns the ValidatingAdmissionPolicy and its binding that make
+// the API server refuse a create or update of opts.Resources in
+// opts.Namespace whose TermAnnotation is not the Lease's current term. The
+// Lease is the policy's parameter: while it is missing, every checked write
+// is refused. Creating them needs RBAC to create validatingadmissionpolicies
+// and validatingadmissionpolicybindings (admissionregistration.k8s.io), and
+// the API server reads the Lease itself; the leader needs nothing more.
+func Policy(opts PolicyOptions) (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAdmissionPolicyBinding, error) {
+	if err := opts.check(); err != nil {
+		return nil, nil, err
+	}
+	name := opts.Name
+	if name == "" {
+		name = "fence-" + opts.Lease
+	}
+	var rules []admissionv1.NamedRuleWithOperations
+	for _, r := range opts.Resources {
+		rules = append(rules, admissionv1.NamedRuleWithOperations{RuleWithOperations: admissionv1.RuleWithOperations{
+			Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
+			Rule: admissionv1.Rule{
+				APIGroups:   []string{r.Group},
+				APIVersions: []string{"*"},
+				Resources:   []string{r.Resource},
+			},
+		}})
+	}
+	fail := admissionv1.Fail
+	policy := &admissionv1.ValidatingAdmissionPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionv1.ValidatingAdmissionPolicySpec{
+			ParamKind:        &admissionv1.ParamKind{APIVersion: "coordination.k8s.io/v1", Kind: "Lease"},
+			MatchConstraints: &admissionv1.MatchResources{ResourceRules: rules},
+			FailurePolicy:    &fail,
+			Variables: []admissionv1.Variable{
+				{Name: "stamp", Expression: fmt.Sprintf(`has(object.metadata.annotations) && %q in object.metadata.annotations ? object.metadata.annotations[%q] : ""`, TermAnnotation, TermAnnotation)},
+				{Name: "term", Expression: `string(has(params.spec.leaseTransitions) ? params.spec.leaseTransitions : 0) + "/" + (has(params.spec.holderIdentity) ? params.spec.holderIdentity : "")`},
+			},
+			Validations: []admissionv1.Validation{{
+				Expression: check(opts.mode()),
+				MessageExpression: fmt.Sprintf(`variables.stamp == "" ? "fenced: this write carries no leader term (annotation %s); the Lease %s/%s is at term " + variables.term : "fenced: this write was made in leader term " + variables.stamp + ", but the Lease %s/%s has moved on to term " + variables.term`,
+					TermAnnotation, opts.Namespace, opts.Lease, opts.Namespace, opts.Lease),
+			}},
+		},
+	}
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicyBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName: name,
+			ParamRef: &admissionv1.ParamRef{
+				Name:                    opts.Lease,
+				Namespace:               opts.Namespace,
+				ParameterNotFoundAction: ptrTo(admissionv1.DenyAction),
+			},
+			MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": opts.Namespace},
+			}},
+			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+		},
+	}
+	return policy, binding, nil
+}
+
+// check is the policy's test of a write: it carries the Lease's current
+// term, or (StampedOnly) no term at all.
+func check(mode Mode) string {
+	if mode == EveryWrite {
+		return `variables.stamp == variables.term`
+	}
+	return `variables.stamp == "" || variables.stamp == variables.term`
+}
+
+func (o PolicyOptions) mode() Mode {
+	if o.Mode == "" {
+		return StampedOnly
+	}
+	return o.Mode
+}
+
+// check reports every problem with o, each naming its field.
+func (o PolicyOptions) check() error {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	if msgs := validation.IsDNS1123Label(o.Namespace); len(msgs) > 0 {
+		bad("Namespace %q: %s", o.Namespace, strings.Join(msgs, ", "))
+	}
+	if msgs := validation.IsDNS1123Subdomain(o.Lease); len(msgs) > 0 {
+		bad("Lease %q: %s", o.Lease, strings.Join(msgs, ", "))
+	}
+	if o.Name != "" {
+		if msgs := validation.IsDNS1123Subdomain(o.Name); len(msgs) > 0 {
+			bad("Name %q: %s", o.Name, strings.Join(msgs, ", "))
+		}
+	} else if msgs := validation.IsDNS1123Subdomain("fence-" + o.Lease); o.Lease != "" && len(msgs) > 0 {
+		bad("Name: the default %q is too long; set one: %s", "fence-"+o.Lease, strings.Join(msgs, ", "))
+	}
+	if len(o.Resources) == 0 {
+		bad("Resources: name at least one resource to fence")
+	}
+	for i, r := range o.Resources {
+		switch {
+		case r.Resource == "" || r.Resource == "*" || strings.Contains(r.Resource, "*"):
+			bad("Resources[%d]: resource %q must be a plural resource name such as configmaps (no wildcards: the Lease itself must never be fenced)", i, r.Resource)
+		case r.Group == "coordination.k8s.io" && strings.HasPrefix(r.Resource, "leases"):
+			bad("Resources[%d]: fencing leases would fence the lock itself", i)
+		}
+	}
+	if o.Mode != "" && o.Mode != StampedOnly && o.Mode != EveryWrite {
+		bad("Mode %q: must be %q or %q", o.Mode, StampedOnly, EveryWrite)
+	}
+	if len(errs) > 0 {
+		return errors.New("fence: invalid policy options: " + strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -1,0 +1,112 @@
+package fence
+
+import (
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+)
+
+func TestPolicyBindsTheLeaseAndTheResources(t *testing.T) {
+	policy, binding, err := Policy(PolicyOptions{Namespace: "ns1", Lease: "ctl", Resources: []Resource{{Resource: "configmaps"}, {Group: "apps", Resource: "deployments"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if policy.Name != "fence-ctl" || binding.Spec.PolicyName != policy.Name {
+		t.Fatalf("names: policy %q, binding's policy %q; want fence-ctl", policy.Name, binding.Spec.PolicyName)
+	}
+	if pk := policy.Spec.ParamKind; pk == nil || pk.APIVersion != "coordination.k8s.io/v1" || pk.Kind != "Lease" {
+		t.Fatalf("paramKind %+v; want the Lease", pk)
+	}
+	ref := binding.Spec.ParamRef
+	if ref == nil || ref.Name != "ctl" || ref.Namespace != "ns1" || ref.ParameterNotFoundAction == nil || *ref.ParameterNotFoundAction != admissionv1.DenyAction {
+		t.Fatalf("paramRef %+v; want ns1/ctl, denying while it is missing", ref)
+	}
+	if got := binding.Spec.MatchResources.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]; got != "ns1" {
+		t.Fatalf("binding matches namespace %q, want ns1", got)
+	}
+	rules := policy.Spec.MatchConstraints.ResourceRules
+	if len(rules) != 2 || rules[1].APIGroups[0] != "apps" || rules[1].Resources[0] != "deployments" {
+		t.Fatalf("rules %+v; want configmaps and apps/deployments", rules)
+	}
+	for _, r := range rules {
+		if ops := r.Operations; len(ops) != 2 || ops[0] != admissionv1.Create || ops[1] != admissionv1.Update {
+			t.Fatalf("operations %v; want CREATE and UPDATE (a delete carries no object to stamp)", ops)
+		}
+	}
+	if *policy.Spec.FailurePolicy != admissionv1.Fail || binding.Spec.ValidationActions[0] != admissionv1.Deny {
+		t.Fatal("the policy must fail closed and deny")
+	}
+}
+
+// TestPolicyModes: StampedOnly lets unstamped writes through, EveryWrite
+// does not.
+func TestPolicyModes(t *testing.T) {
+	for mode, want := range map[Mode]string{"": `variables.stamp == "" || variables.stamp == variables.term`, StampedOnly: `variables.stamp == "" || variables.stamp == variables.term`, EveryWrite: `variables.stamp == variables.term`} {
+		policy, _, err := Policy(PolicyOptions{Namespace: "ns1", Lease: "ctl", Resources: []Resource{{Resource: "configmaps"}}, Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := policy.Spec.Validations[0].Expression; got != want {
+			t.Errorf("mode %q: expression %q, want %q", mode, got, want)
+		}
+	}
+}
+
+func TestPolicyRejectsBadOptions(t *testing.T) {
+	ok := func() PolicyOptions {
+		return PolicyOptions{Namespace: "ns1", Lease: "ctl", Resources: []Resource{{Resource: "configmaps"}}}
+	}
+	cases := []struct {
+		name   string
+		change func(*PolicyOptions)
+		want   string
+	}{
+		{"no namespace", func(o *PolicyOptions) { o.Namespace = "" }, `Namespace ""`},
+		{"no lease", func(o *PolicyOptions) { o.Lease = "" }, `Lease ""`},
+		{"no resources", func(o *PolicyOptions) { o.Resources = nil }, "name at least one resource"},
+		{"wildcard", func(o *PolicyOptions) { o.Resources = []Resource{{Resource: "*"}} }, "no wildcards"},
+		{"the lock itself", func(o *PolicyOptions) { o.Resources = []Resource{{Group: "coordination.k8s.io", Resource: "leases"}} }, "fence the lock itself"},
+		{"bad mode", func(o *PolicyOptions) { o.Mode = "Sometimes" }, `Mode "Sometimes"`},
+		{"bad name", func(o *PolicyOptions) { o.Name = "Fence!" }, `Name "Fence!"`},
+	}
+	for _, tc := range cases {
+		o := ok()
+		tc.change(&o)
+		if _, _, err := Policy(o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestParseResources(t *testing.T) {
+	got, err := ParseResources("configmaps, deployments.apps,deployments.apps/status,widgets.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Resource{{"", "configmaps"}, {"apps", "deployments"}, {"apps", "deployments/status"}, {"example.com", "widgets"}}
+	if len(got) != len(want) {
+		t.Fatalf("%+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("item %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if _, err := ParseResources(" , "); err == nil {
+		t.Error("an empty list parsed")
+	}
+}
+
+func TestYAMLHoldsBoth(t *testing.T) {
+	out, err := YAML(PolicyOptions{Namespace: "ns1", Lease: "ctl", Resources: []Resource{{Resource: "configmaps"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(out)
+	for _, want := range []string{"kind: ValidatingAdmissionPolicy\n", "---\n", "kind: ValidatingAdmissionPolicyBinding\n", "parameterNotFoundAction: Deny"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("YAML lacks %q:\n%s", want, text)
+		}
+	}
+}
