@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/fence"
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+// fencePolicy installs fence's policy and binding for the ConfigMaps of
+// e's namespace, and waits until the API server enforces it.
+func fencePolicy(t *testing.T, e *election) {
+	t.Helper()
+	policy, binding, err := fence.Policy(fence.PolicyOptions{Namespace: e.ns, Lease: e.name, Resources: []fence.Resource{{Resource: "configmaps"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	api := e.admin.AdmissionregistrationV1()
+	if _, err := api.ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = api.ValidatingAdmissionPolicies().Delete(context.Background(), policy.Name, metav1.DeleteOptions{})
+	})
+	if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = api.ValidatingAdmissionPolicyBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
+	waitFor(t, 30*time.Second, "the API server to enforce the fencing policy", func() bool {
+		_, err := writeStamped(e.admin, e.ns, "probe", "999999/nobody")
+		return apierrors.IsForbidden(err) || apierrors.IsInvalid(err)
+	})
+}
+
+// writeStamped creates or updates ConfigMap name carrying the given term.
+func writeStamped(client kubernetes.Interface, ns, name, term string) (*corev1.ConfigMap, error) {
+	cms := client.CoreV1().ConfigMaps(ns)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Data: map[string]string{"at": time.Now().String()}}
+	if term != "" {
+		cm.Annotations = map[string]string{fence.TermAnnotation: term}
+	}
+	current, err := cms.Get(context.Background(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return cms.Create(context.Background(), cm, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	cm.ResourceVersion = current.ResourceVersion
+	return cms.Update(context.Background(), cm, metav1.UpdateOptions{})
+}
+
+// fencedLeader runs one of our electors on e's Lease and hands out the
+// context of each of its terms.
+func fencedLeader(t *testing.T, e *election, ctx context.Context, wg *sync.WaitGroup, id, key string) <-chan context.Context {
+	t.Helper()
+	lock, err := rl.New(rl.LeasesResourceLock, e.ns, e.name, e.admin.CoreV1(), e.admin.CoordinationV1(), rl.ResourceLockConfig{Identity: id, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terms := make(chan context.Context, 1)
+	elector, err := le.NewLeaderElector(le.LeaderElectionConfig{
+		Lock: lock, LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+		KeyComparison: outranks(key),
+		Name:          e.ns,
+		Callbacks: le.LeaderCallbacks{
+			OnStartedLeading: func(term context.Context) { terms <- term; <-term.Done() },
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { elector.Run(klog.NewContext(ctx, klog.Background().WithValues("member", id))) })
+	return terms
+}
+
+// TestFencing: with fence's policy installed, a leader's stamped writes
+// pass; once a higher key has taken over, a write the deposed leader stamps
+// with its old term is refused by the API server with a message naming both
+// terms, while the new leader's writes, and writes nobody stamped, pass.
+func TestFencing(t *testing.T) {
+	e := newElection(t)
+	fencePolicy(t, e)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); wg.Wait() }()
+
+	oldTerm := receiveWithin(t, fencedLeader(t, e, ctx, &wg, "canary-1", "canary"), electionSpan, "canary-1 to lead")
+	stamped := func(term context.Context, name string) error {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}}
+		if err := fence.Stamp(term, cm); err != nil {
+			return err
+		}
+		_, err := e.admin.CoreV1().ConfigMaps(e.ns).Create(context.Background(), cm, metav1.CreateOptions{})
+		return err
+	}
+	if err := stamped(oldTerm, "written-by-canary"); err != nil {
+		t.Fatalf("the leader's stamped write was refused: %v", err)
+	}
+
+	newTerm := receiveWithin(t, fencedLeader(t, e, ctx, &wg, "stable-1", "stable"), electionSpan, "stable-1 to take over")
+	err := stamped(oldTerm, "late-write-of-canary")
+	if !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) || !strings.Contains(err.Error(), "fenced") || !strings.Contains(err.Error(), "has moved on to term") {
+		t.Fatalf("the deposed leader's late write: %v; want it refused as fenced, naming the terms", err)
+	}
+	t.Logf("refused (%s): %v", apierrors.ReasonForError(err), err)
+	if err := stamped(newTerm, "written-by-stable"); err != nil {
+		t.Fatalf("the new leader's stamped write was refused: %v", err)
+	}
+	if _, err := writeStamped(e.admin, e.ns, "written-by-a-person", ""); err != nil {
+		t.Fatalf("an unstamped write was refused in StampedOnly mode: %v", err)
+	}
+}
+
+// TestFencingWindow measures how long after the Lease changes hands the API
+// server still accepts a write stamped with the old term (its policy reads
+// the Lease through a cache), and what the policy costs a write.
+func TestFencingWindow(t *testing.T) {
+	e := newElection(t)
+	leases := e.admin.CoordinationV1().Leases(e.ns)
+	holder := "holder"
+	lease, err := leases.Create(context.Background(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: e.name, Namespace: e.ns},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseTransitions: new(int32)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fencePolicy(t, e)
+
+	var windows []time.Duration
+	for round := range 10 {
+		term := fmt.Sprintf("%d/%s", *lease.Spec.LeaseTransitions, holder)
+		if _, err := writeStamped(e.admin, e.ns, "window", term); err != nil {
+			t.Fatalf("round %d: a write in the current term was refused: %v", round, err)
+		}
+		var lastAccepted atomic.Int64
+		stop := make(chan struct{})
+		var writer sync.WaitGroup
+		writer.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sent := time.Now()
+				if _, err := writeStamped(e.admin, e.ns, "window", term); err == nil {
+					lastAccepted.Store(sent.UnixNano())
+				}
+			}
+		})
+		time.Sleep(50 * time.Millisecond)
+		next := *lease.Spec.LeaseTransitions + 1
+		lease.Spec.LeaseTransitions = &next
+		lease, err = leases.Update(context.Background(), lease, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := time.Now()
+		time.Sleep(time.Second)
+		close(stop)
+		writer.Wait()
+		window := time.Duration(max(lastAccepted.Load()-changed.UnixNano(), 0))
+		windows = append(windows, window)
+		addFigure("fencing: old term still accepted after the Lease changed", window)
+	}
+	slices.Sort(windows)
+	if worst := windows[len(windows)-1]; worst > time.Second {
+		t.Errorf("a write stamped with the old term was accepted %v after the Lease changed hands", worst)
+	}
+
+	// The cost: the same writes in a namespace the policy does not bind.
+	other := newElection(t)
+	for _, c := range []struct {
+		name, ns string
+		term     string
+	}{{"fencing: write with the policy", e.ns, fmt.Sprintf("%d/%s", *lease.Spec.LeaseTransitions, holder)}, {"fencing: write without a policy", other.ns, "0/x"}} {
+		for i := range 30 {
+			start := time.Now()
+			if _, err := writeStamped(e.admin, c.ns, fmt.Sprintf("cost-%d", i), c.term); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			addFigure(c.name, time.Since(start))
+		}
+	}
+}
