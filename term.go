@@ -37,6 +37,13 @@ func TermFromContext(ctx context.Context) (Term, bool) {
 	return t, ok
 }
 
+// WithTerm returns a copy of ctx that carries term, as OnStartedLeading's
+// context does. The elector sets it itself; this is for tests of code that
+// stamps writes, which can then run without an election.
+func WithTerm(ctx context.Context, term Term) context.Context {
+	return context.WithValue(ctx, termKey{}, term)
+}
+
 // withTerm gives ctx the term we lead in, if our lock is a Lease: the holder
 // and transitions of the record we last wrote, which is the one that made
 // us leader.
@@ -45,7 +52,7 @@ func (le *LeaderElector) withTerm(ctx context.Context) context.Context {
 	if !ok {
 		return ctx
 	}
-	return context.WithValue(ctx, termKey{}, Term{
+	return WithTerm(ctx, Term{
 		Namespace:   lease.LeaseMeta.Namespace,
 		Lease:       lease.LeaseMeta.Name,
 		Holder:      le.seen.record.HolderIdentity,

@@ -1,0 +1,154 @@
+package fence
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1apply "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	le "github.com/k8sleaderelection/k8sleaderelection"
+)
+
+// recorder is an API server that keeps the body of every request and
+// answers with it, as a create would.
+type recorder struct {
+	mu     sync.Mutex
+	bodies map[string]string // "METHOD path" -> body
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	r.bodies[req.Method+" "+req.URL.Path] = string(body)
+	r.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if req.Method == http.MethodPatch || len(body) == 0 {
+		_, _ = w.Write([]byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}`))
+		return
+	}
+	_, _ = w.Write(body)
+}
+
+func (r *recorder) stampOf(t *testing.T, key string) string {
+	t.Helper()
+	r.mu.Lock()
+	body, ok := r.bodies[key]
+	r.mu.Unlock()
+	if !ok {
+		t.Fatalf("no request %s reached the server", key)
+	}
+	var obj struct {
+		Metadata struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal([]byte(body), &obj); err != nil {
+		t.Fatalf("%s: body %q: %v", key, body, err)
+	}
+	return obj.Metadata.Annotations[TermAnnotation]
+}
+
+func fencedClient(t *testing.T, resources ...Resource) (kubernetes.Interface, *recorder) {
+	rec := &recorder{bodies: map[string]string{}}
+	server := httptest.NewServer(rec)
+	t.Cleanup(server.Close)
+	return kubernetes.NewForConfigOrDie(Config(&rest.Config{Host: server.URL}, resources...)), rec
+}
+
+// TestTransportStampsFencedWrites: creates, updates, merge and apply patches
+// of a fenced resource made with a term's context carry the term; other
+// resources, reads, and requests without a term go out untouched; a JSON
+// patch is refused rather than sent unfenced.
+func TestTransportStampsFencedWrites(t *testing.T) {
+	client, rec := fencedClient(t, Resource{Resource: "configmaps"})
+	term := withTerm(t)
+	cms := client.CoreV1().ConfigMaps("ns1")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Annotations: map[string]string{"keep": "me"}}}
+
+	if _, err := cms.Create(term, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.stampOf(t, "POST /api/v1/namespaces/ns1/configmaps"); got != "3/a" {
+		t.Fatalf("create stamped %q, want 3/a", got)
+	}
+	if !strings.Contains(rec.bodies["POST /api/v1/namespaces/ns1/configmaps"], `"keep":"me"`) {
+		t.Fatal("stamping dropped the object's own annotations")
+	}
+	if _, err := cms.Update(term, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1/configmaps/x"); got != "3/a" {
+		t.Fatalf("update stamped %q, want 3/a", got)
+	}
+	if _, err := cms.Patch(term, "x", types.MergePatchType, []byte(`{"data":{"k":"v"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/x"); got != "3/a" {
+		t.Fatalf("merge patch stamped %q, want 3/a", got)
+	}
+	if _, err := cms.Apply(term, corev1apply.ConfigMap("y", "ns1").WithData(map[string]string{"k": "v"}), metav1.ApplyOptions{FieldManager: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/y"); got != "3/a" {
+		t.Fatalf("apply stamped %q, want 3/a", got)
+	}
+	if _, err := cms.Patch(term, "x", types.JSONPatchType, []byte(`[{"op":"add","path":"/data/k","value":"v"}]`), metav1.PatchOptions{}); err == nil || !strings.Contains(err.Error(), "cannot stamp a JSON patch") {
+		t.Fatalf("JSON patch: %v; want it refused", err)
+	}
+
+	if _, err := cms.Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "z"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.stampOf(t, "POST /api/v1/namespaces/ns1/configmaps"); got != "" {
+		t.Fatalf("a write without a term was stamped %q", got)
+	}
+	if _, err := client.CoreV1().Secrets("ns1").Create(term, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.stampOf(t, "POST /api/v1/namespaces/ns1/secrets"); got != "" {
+		t.Fatalf("a resource that is not fenced was stamped %q", got)
+	}
+}
+
+func TestResourceOf(t *testing.T) {
+	for path, want := range map[string]Resource{
+		"/api/v1/namespaces/ns/configmaps":                 {"", "configmaps"},
+		"/api/v1/namespaces/ns/configmaps/x":               {"", "configmaps"},
+		"/apis/apps/v1/namespaces/ns/deployments/d/status": {"apps", "deployments/status"},
+		"/apis/example.com/v1/widgets/w":                   {"example.com", "widgets"},
+		"/healthz":                                         {},
+	} {
+		if got := resourceOf(path); got != want {
+			t.Errorf("resourceOf(%q) = %+v, want %+v", path, got, want)
+		}
+	}
+}
+
+func TestStampBodyRefusesWhatItCannotStamp(t *testing.T) {
+	for _, tc := range []struct{ contentType, body, want string }{
+		{"application/vnd.kubernetes.protobuf", "k8s\x00", "need JSON"},
+		{"application/json", "[1,2]", "not a JSON object"},
+		{"application/json", "null", "not a JSON object"},
+		{"application/apply-patch+yaml", "kind: ConfigMap", "not a JSON object"},
+	} {
+		if _, err := stampBody(tc.contentType, []byte(tc.body), "1/a"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %q: %v; want an error containing %q", tc.contentType, tc.body, err, tc.want)
+		}
+	}
+}
+
+// withTerm is a context in term 3 of holder a.
+func withTerm(t *testing.T) context.Context {
+	return le.WithTerm(t.Context(), le.Term{Namespace: "ns1", Lease: "ctl", Holder: "a", Transitions: 3})
+}
