@@ -162,7 +162,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			le.reportLeader()
 			switch v := le.judge(ctx, true); {
 			case v == verdictStepDown:
-				return le.steppedDown()
+				return le.steppedDown(logger)
 			case foreign:
 				return ending{why: "the lock changed hands since our last write", lost: true}
 			case v == verdictHandOver:
@@ -184,7 +184,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 		next = le.clock.Now().Add(le.config.RetryPeriod)
 		switch {
 		case v == verdictStepDown:
-			return le.steppedDown()
+			return le.steppedDown(logger)
 		case v == verdictHandOver:
 			return le.askedToHandOver(logger)
 		case err != nil:
@@ -199,13 +199,15 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 }
 
 // steppedDown is the end of a term whose lock we found in a state not ours.
-// If the lock names another holder, or none, a candidate that outranks us
-// took it (and may have released it since): a leader stops by RenewDeadline,
-// before its lease runs out, so nobody took the lock as expired. A lock that
-// is gone, unreadable, or whose halves disagree does not say who took it.
-func (le *LeaderElector) steppedDown() ending {
-	known := !le.seen.absent && !le.seen.unreadable && le.seen.holder() != rl.UnknownLeader
-	return ending{why: le.lostBecause(), lost: true, stolen: known}
+// It counts as stolen only if the lock names a holder whose key differs from
+// ours and that we do not outrank: only such a candidate may take a running
+// lease. One we outrank, or share a key with, took it as expired (we froze,
+// or were cut off), and a lock that is free, gone, unreadable, or whose
+// halves disagree does not say who took it.
+func (le *LeaderElector) steppedDown(logger klog.Logger) ending {
+	holderKey, rankable := le.seen.rankableKey(le.config.Lock.Key())
+	stolen := rankable && !le.outranks(logger, holderKey)
+	return ending{why: le.lostBecause(), lost: true, stolen: stolen}
 }
 
 // askedToHandOver notes the request we will honour: our renewals from now

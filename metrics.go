@@ -56,11 +56,13 @@ type ElectionMetric interface {
 	// candidate whose key outranks ours took the election over: handedOver
 	// is true when it asked and we stopped our work to hand the lock over,
 	// false when it took the lock from us (a steal: we found the lock
-	// naming another holder, or none after a steal and a release, while
-	// we led). It is called after Off, once per term at most. A term that
-	// ends otherwise (Run's context done, renewals failing until
-	// RenewDeadline, the lock deleted, unreadable, or a MultiLock whose
-	// halves disagree) is not a preemption.
+	// naming a holder whose key differs from ours and that we do not
+	// outrank). In a coordinated election, the control plane ending our
+	// term counts as a handoff. It is called after Off, once per term at
+	// most. A term that ends otherwise (Run's context done, renewals
+	// failing until RenewDeadline, the lock taken as expired by a key we
+	// outrank or share, found free, deleted, unreadable, or a MultiLock
+	// whose halves disagree) is not a preemption.
 	Preempted(name string, handedOver bool)
 }
 
@@ -110,10 +112,28 @@ func (f *metricsFactory) newLeaderMetrics() *leaderMetrics {
 	if p == nil {
 		return &leaderMetrics{}
 	}
-	m := p.NewLeaderMetric()
+	m, err := newMetric(p)
+	if err != nil || m == nil {
+		if err != nil {
+			klog.Background().Error(err, "The metrics provider failed to make an elector's metric; this elector reports no metrics")
+		}
+		return &leaderMetrics{}
+	}
 	slowpath, _ := m.(interface{ SlowpathExercised(name string) })
 	election, _ := m.(ElectionMetric)
 	return &leaderMetrics{leader: m, slowpath: slowpath, election: election}
+}
+
+// newMetric asks p for a metric; a provider is user code, and its panic
+// (a MustRegister called lazily, say) is an error, not a crash of
+// NewLeaderElector.
+func newMetric(p MetricsProvider) (m SwitchMetric, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("MetricsProvider.NewLeaderMetric panicked: %v", r)
+		}
+	}()
+	return p.NewLeaderMetric(), nil
 }
 
 // leaderMetrics is one elector's metrics; with no metric it reports nothing.

@@ -382,15 +382,6 @@ func TestPreemptionReported(t *testing.T) {
 		{"steal", func(t *testing.T, w *world) {
 			higher(t, w, func(lec *LeaderElectionConfig) { lec.DisableHandoff = true }).leading(t)
 		}, []string{"stolen"}},
-		{"steal, then release", func(t *testing.T, w *world) {
-			ctx, stopB := context.WithCancel(w.ctx)
-			b := higher(t, &world{cs: w.cs, ctx: ctx}, func(lec *LeaderElectionConfig) {
-				lec.DisableHandoff, lec.ReleaseOnCancel = true, true
-			})
-			b.leading(t)
-			stopB()
-			b.finished(t)
-		}, []string{"stolen"}},
 		{"lease lost", func(t *testing.T, w *world) { w.cut.Store(true) }, nil},
 		{"cancelled", func(t *testing.T, w *world) { w.stopA() }, nil},
 		{"lock deleted", func(t *testing.T, w *world) {

@@ -96,7 +96,11 @@ func (l *leaderless) Collect(ch chan<- prometheus.Metric) {
 			total += max(now.Sub(s.since), 0)
 		}
 		s.collected = max(s.collected, total.Seconds())
-		metrics = append(metrics, prometheus.MustNewConstMetric(l.desc, prometheus.CounterValue, s.collected, name))
+		// Names reach here as label values already; an error would
+		// only make this one series go missing, never the scrape.
+		if m, err := prometheus.NewConstMetric(l.desc, prometheus.CounterValue, s.collected, name); err == nil {
+			metrics = append(metrics, m)
+		}
 	}
 	l.mu.Unlock()
 	for _, m := range metrics {

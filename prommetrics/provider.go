@@ -2,6 +2,8 @@ package prommetrics
 
 import (
 	"errors"
+	"reflect"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
@@ -56,6 +58,9 @@ func WithClock(clk clock.PassiveClock) Option {
 	return func(o *options) { o.clock = clk }
 }
 
+// registering serializes NewProvider's registrations and rollbacks.
+var registering sync.Mutex
+
 // NewProvider makes the metrics and registers them with registerer. A
 // metric whose name registerer already holds with the same help and label
 // is reported into the collector registerer holds, if it is of the same
@@ -64,9 +69,13 @@ func WithClock(clk clock.PassiveClock) Option {
 // metric and registers none of its own. A nil registerer is an error: pass
 // prometheus.DefaultRegisterer for the default registry.
 func NewProvider(registerer prometheus.Registerer, opts ...Option) (*Provider, error) {
-	if registerer == nil {
+	if registerer == nil || reflect.ValueOf(registerer).Kind() == reflect.Pointer && reflect.ValueOf(registerer).IsNil() {
 		return nil, errors.New("prommetrics: registerer is nil; pass prometheus.DefaultRegisterer for the default registry")
 	}
+	// One provider registers at a time in this process: a provider that
+	// rolls back must not take away collectors another has just adopted.
+	registering.Lock()
+	defer registering.Unlock()
 	o := options{clock: clock.RealClock{}}
 	for _, opt := range opts {
 		opt(&o)

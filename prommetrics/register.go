@@ -22,7 +22,7 @@ func register[C prometheus.Collector](r *registration, name string, c C) C {
 	if r.err != nil {
 		return c
 	}
-	err := r.registerer.Register(c)
+	err := r.tryRegister(c)
 	if err == nil {
 		r.ours = append(r.ours, c)
 		return c
@@ -44,11 +44,25 @@ func register[C prometheus.Collector](r *registration, name string, c C) C {
 	return existing
 }
 
+// tryRegister registers c; a registerer is user code, and its panic is an
+// error here, so that what was registered before is rolled back.
+func (r *registration) tryRegister(c prometheus.Collector) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the registerer panicked: %v", p)
+		}
+	}()
+	return r.registerer.Register(c)
+}
+
 // rollBack unregisters what the registration registered, so that a failed
 // NewProvider leaves the registerer as it found it.
 func (r *registration) rollBack() {
 	for _, c := range r.ours {
-		r.registerer.Unregister(c)
+		func() {
+			defer func() { _ = recover() }() // a registerer that panics on Register may on Unregister too
+			r.registerer.Unregister(c)
+		}()
 	}
 	r.ours = nil
 }
