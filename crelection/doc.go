@@ -28,6 +28,17 @@
 // DisableHandoff) steals the lock instead, and the two may overlap as the
 // k8sleaderelection package documents.
 //
+// # Warm takeover
+//
+// A replica asks for the lock only once the Warmup of every runnable that
+// has one has returned; the leader keeps working meanwhile. A controller
+// with warmup enabled (controller.Options.EnableWarmup) starts its sources
+// and waits for them to sync in Warmup, so a standby built that way takes
+// over with its caches full and reconciles at once. Such a controller keeps
+// its work queue on its Warmup's context, not on Start's, so that context
+// ends with the term too: otherwise its workers would go on reconciling
+// after the lock was handed over.
+//
 // # Failures and shutdown
 //
 // A runnable that fails during the term ends it: the others are cancelled

@@ -29,7 +29,8 @@ var ErrLeadershipLost = errors.New("leader election lost")
 // the rest) is rejected, since the election config says all of that. In
 // election, Callbacks.OnStartedLeading must be nil (the manager starts its
 // runnables then); OnStoppedLeading and OnNewLeader, if set, are called as
-// the elector documents. A WatchDog, if set, is tied to the elector, so
+// the elector documents; WaitForReady, if set, is asked once the
+// runnables' warmups have returned (see Add). A WatchDog, if set, is tied to the elector, so
 // that it can back a health check (AddHealthzCheck with WatchDog.Check).
 //
 // The error names every problem with the options and the election config at
@@ -37,6 +38,8 @@ var ErrLeadershipLost = errors.New("leader election lost")
 func NewManager(config *rest.Config, options manager.Options, election k8sleaderelection.LeaderElectionConfig) (manager.Manager, error) {
 	problems := append(checkOptions(&options), checkElection(&election)...)
 	t := newTerm()
+	warm := newWarmups()
+	election.WaitForReady = warm.waitForReady(election.WaitForReady)
 	stopped := election.Callbacks.OnStoppedLeading
 	election.Callbacks.OnStartedLeading = t.lead
 	election.Callbacks.OnStoppedLeading = func() {
@@ -74,7 +77,7 @@ func NewManager(config *rest.Config, options manager.Options, election k8sleader
 	if err := inner.Add(c); err != nil {
 		return nil, fmt.Errorf("crelection: add the election to the manager: %w", err)
 	}
-	return &electedManager{Manager: inner, term: t}, nil
+	return &electedManager{Manager: inner, term: t, warmups: warm}, nil
 }
 
 // electedManager is a manager whose runnables that need leader election
@@ -82,7 +85,8 @@ func NewManager(config *rest.Config, options manager.Options, election k8sleader
 // started and stopped by it as usual.
 type electedManager struct {
 	manager.Manager
-	term *term
+	term    *term
+	warmups *warmups
 }
 
 // Add keeps r for this manager's term as leader if it needs leader election
@@ -90,7 +94,10 @@ type electedManager struct {
 // runnable that does not say does), and gives anything else to the inner
 // manager. A runnable added while leading starts at once, in the term; one
 // added once the term is over is refused. A kept runnable's Warmup, if it
-// has one, still runs on every replica as the manager starts.
+// has one, still runs on every replica as the manager starts, and this
+// replica preempts a leader with a lower key only once every such Warmup
+// has returned (a controller's, with warmup enabled, once its sources have
+// synced), so that it takes over warm.
 func (m *electedManager) Add(r manager.Runnable) error {
 	if r == nil {
 		return errors.New("crelection: Add: the runnable is nil")
@@ -99,7 +106,9 @@ func (m *electedManager) Add(r manager.Runnable) error {
 		return m.Manager.Add(r)
 	}
 	if w, ok := r.(warmer); ok {
-		if err := m.Manager.Add(warmupOnly{w}); err != nil {
+		warmup := m.warmups.of(w, m.term.ended)
+		if err := m.Manager.Add(warmup); err != nil {
+			warmup.done(nil) // never to be called: nothing to wait for
 			return err
 		}
 	}

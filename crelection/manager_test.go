@@ -339,6 +339,83 @@ func TestManagerWarmsUpKeptRunnablesBeforeLeading(t *testing.T) {
 	})
 }
 
+func TestManagerPreemptsOnlyOnceWarm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		events := &timeline{}
+		low := e.Config("rev-1", "rev-1")
+		low.Callbacks.OnStoppedLeading = func() { events.add("rev-1 stopped leading") }
+		rev1, err := e.Start(ctx, low, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev1Term, err := rev1.WaitLeading(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		lec := electionConfig(e, "rev-2", "rev-2")
+		lec.KeyComparison = func(holderKey string) bool { return holderKey == "rev-1" }
+		mgr := newTestManager(t, lec)
+		w := warming{probe: newProbe("controller", events), warmed: make(chan struct{}), slow: make(chan struct{})}
+		_ = mgr.Add(w)
+		done := start(ctx, mgr)
+		<-w.warmed
+		e.Advance(5 * time.Second) // rev-1 renews; we would have asked long ago
+		synctest.Wait()
+		if rev1Term.Err() != nil {
+			t.Fatal("rev-1 was preempted while our warmup still ran")
+		}
+		close(w.slow)
+		if err := e.AdvanceUntil(ctx, func() bool { return closed(mgr.Elected()) }); err != nil {
+			t.Fatal(err)
+		}
+		warm, stopped := events.index("controller warmed up"), events.index("rev-1 stopped leading")
+		if warm < 0 || stopped < warm {
+			t.Fatalf("events %v; want the warmup to return before rev-1 is asked to stop", events)
+		}
+		cancel()
+		<-done
+		<-rev1.Done()
+	})
+}
+
+// A controller with warmup enabled stops its workers only when its
+// Warmup's context ends: that context must end with the term, or the
+// controller would go on reconciling after handing the lock over.
+func TestManagerStopsWarmedUpRunnablesWithTheTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		events := &timeline{}
+		mgr := newTestManager(t, electionConfig(e, "rev-1", "rev-1"))
+		ctrl := newWarmBound("controller", events)
+		_ = mgr.Add(ctrl)
+		done := start(ctx, mgr)
+		<-ctrl.started
+		rev2 := higher(t, ctx, e, events)
+		<-ctrl.context().Done()
+		synctest.Wait()
+		if !closed(ctrl.returned) {
+			t.Fatal("the term is over, but a runnable working on its Warmup's context still runs")
+		}
+		if err := e.AdvanceUntil(ctx, func() bool { return rev2.Terms() == 1 }); err != nil {
+			t.Fatal(err)
+		}
+		if returned, leads := events.index("controller returned"), events.index("rev-2 leads"); leads < returned {
+			t.Fatalf("events %v; want the controller to return before rev-2 leads", events)
+		}
+		if err := <-done; !errors.Is(err, ErrLeadershipLost) {
+			t.Fatalf("Start after a handoff: %v; want ErrLeadershipLost", err)
+		}
+		cancel()
+		<-rev2.Done()
+	})
+}
+
 func TestManagerHungRunnableKeepsTheLockAndStartReturns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())

@@ -52,7 +52,7 @@ var kinds = []struct {
 	{"plain", func(p *probe) manager.Runnable { return p }, true},
 	{"says it needs", func(p *probe) manager.Runnable { return leader{p} }, true},
 	{"says it does not", func(p *probe) manager.Runnable { return everywhere{p} }, false},
-	{"with a warmup", func(p *probe) manager.Runnable { return warming{p, make(chan struct{})} }, true},
+	{"with a warmup", func(p *probe) manager.Runnable { return warming{probe: p, warmed: make(chan struct{})} }, true},
 	{"cache", func(p *probe) manager.Runnable { return cacheLike{p} }, false},
 	{"webhook server", func(p *probe) manager.Runnable { return webhookLike{probe: p} }, false},
 }

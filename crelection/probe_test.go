@@ -75,14 +75,23 @@ func (everywhere) NeedLeaderElection() bool { return false }
 // warming is a probe that needs leader election and has a Warmup.
 type warming struct {
 	*probe
-	warmed chan struct{}
+	warmed chan struct{} // closed when Warmup has been called
+	// slow, if set, keeps Warmup from returning until it is closed.
+	slow chan struct{}
 }
 
 func (w warming) NeedLeaderElection() bool { return true }
 
-func (w warming) Warmup(context.Context) error {
-	w.events.add(w.name + " warmed up")
+func (w warming) Warmup(ctx context.Context) error {
 	close(w.warmed)
+	if w.slow != nil {
+		select {
+		case <-w.slow:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	w.events.add(w.name + " warmed up")
 	return nil
 }
 
@@ -125,4 +134,36 @@ func (tl *timeline) String() string {
 		s += e
 	}
 	return s
+}
+
+// warmBound behaves as a controller with warmup enabled does: it works on
+// its Warmup's context, and its Start returns only once that has ended,
+// whatever becomes of Start's own.
+type warmBound struct {
+	*probe
+	warmCtx chan context.Context // Warmup's, once called
+}
+
+func newWarmBound(name string, events *timeline) warmBound {
+	return warmBound{probe: newProbe(name, events), warmCtx: make(chan context.Context, 1)}
+}
+
+func (w warmBound) NeedLeaderElection() bool { return true }
+
+func (w warmBound) Warmup(ctx context.Context) error {
+	w.warmCtx <- ctx
+	return nil
+}
+
+func (w warmBound) Start(ctx context.Context) error {
+	work := <-w.warmCtx
+	w.mu.Lock()
+	w.ctx = ctx
+	w.mu.Unlock()
+	w.events.add(w.name + " started")
+	close(w.started)
+	<-work.Done()
+	w.events.add(w.name + " returned")
+	close(w.returned)
+	return nil
 }

@@ -44,10 +44,14 @@ type term struct {
 	running  sync.WaitGroup
 	elected  chan struct{}
 	finished chan struct{} // closed once every runnable started has returned
+	// ended is done once the term is over, or will never come.
+	ended    context.Context
+	markOver context.CancelFunc
 }
 
 func newTerm() *term {
-	return &term{elected: make(chan struct{}), finished: make(chan struct{})}
+	ended, markOver := context.WithCancel(context.Background())
+	return &term{elected: make(chan struct{}), finished: make(chan struct{}), ended: ended, markOver: markOver}
 }
 
 // add keeps r until the term starts, or starts it at once if the term is
@@ -105,6 +109,8 @@ func (t *term) lead(ctx context.Context) {
 	t.phase = over
 	t.mu.Unlock()
 	t.end()
+	// Runnables that warmed up may run on their Warmup's context too.
+	t.markOver()
 	logger.Info("Term over: waiting for the runnables that need leader election to return")
 	t.running.Wait()
 	close(t.finished)
@@ -166,6 +172,7 @@ func (t *term) close() {
 	defer t.mu.Unlock()
 	if t.phase == waiting {
 		t.phase = over
+		t.markOver()
 	}
 }
 
