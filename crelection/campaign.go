@@ -13,9 +13,9 @@ import (
 
 // campaign is the runnable that runs the election inside the manager. It
 // needs no leader election itself, so the manager starts it on every
-// replica, once the caches have synced: a replica competes, and asks a
-// leader with a lower key to hand over, only when it could start work at
-// once.
+// replica, once the caches have synced; and the election asks a leader with
+// a lower key to hand over only once the runnables' warmups have returned
+// (see warmups): a replica preempts only when it can start work at once.
 type campaign struct {
 	elector *k8sleaderelection.LeaderElector
 	term    *term

@@ -29,9 +29,10 @@ var ErrLeadershipLost = errors.New("leader election lost")
 // the rest) is rejected, since the election config says all of that. In
 // election, Callbacks.OnStartedLeading must be nil (the manager starts its
 // runnables then); OnStoppedLeading and OnNewLeader, if set, are called as
-// the elector documents; WaitForReady, if set, is asked once the
-// runnables' warmups have returned (see Add). A WatchDog, if set, is tied to the elector, so
-// that it can back a health check (AddHealthzCheck with WatchDog.Check).
+// the elector documents; WaitForReady, if set, is asked once the runnables'
+// warmups have returned (see Add). A WatchDog, if set, is tied to the
+// elector, so that it can back a health check (AddHealthzCheck with
+// WatchDog.Check).
 //
 // The error names every problem with the options and the election config at
 // once.
@@ -40,12 +41,10 @@ func NewManager(config *rest.Config, options manager.Options, election k8sleader
 	t := newTerm()
 	warm := newWarmups()
 	election.WaitForReady = warm.waitForReady(election.WaitForReady)
-	stopped := election.Callbacks.OnStoppedLeading
 	election.Callbacks.OnStartedLeading = t.lead
-	election.Callbacks.OnStoppedLeading = func() {
-		if stopped != nil {
-			stopped()
-		}
+	if election.Callbacks.OnStoppedLeading == nil {
+		// Optional here: the elector requires one, the manager needs none.
+		election.Callbacks.OnStoppedLeading = func() {}
 	}
 	elector, err := k8sleaderelection.NewLeaderElector(election)
 	if len(problems) > 0 || err != nil {
@@ -108,7 +107,7 @@ func (m *electedManager) Add(r manager.Runnable) error {
 	if w, ok := r.(warmer); ok {
 		warmup := m.warmups.of(w, m.term.ended)
 		if err := m.Manager.Add(warmup); err != nil {
-			warmup.done(nil) // never to be called: nothing to wait for
+			warmup.done(nil) // its Warmup will never be called
 			return err
 		}
 	}
