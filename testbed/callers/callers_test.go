@@ -24,6 +24,7 @@ var callers = []caller{
 	{"component-base's leader-election metrics", "k8s.io/component-base/metrics/prometheus/clientgo/leaderelection", []string{"metrics.go"}},
 	{"kube-controller-manager (coordinated election, healthz, RunOrDie)", "k8s.io/kubernetes/cmd/kube-controller-manager/app", []string{"controllermanager.go"}},
 	{"istiod's pilot/pkg/leaderelection", "istio.io/istio/pilot/pkg/leaderelection", []string{"leaderelection.go"}},
+	{"controller-runtime's leader-election metrics", "sigs.k8s.io/controller-runtime/pkg/metrics", []string{"leaderelection.go"}},
 }
 
 // swaps are the import paths replaced, each with the alias that keeps the

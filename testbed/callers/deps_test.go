@@ -6,4 +6,5 @@ import (
 	_ "istio.io/istio/pilot/pkg/leaderelection"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo/leaderelection"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	_ "sigs.k8s.io/controller-runtime/pkg/metrics"
 )

@@ -362,9 +362,13 @@ func checkNoLeaks(t *testing.T) {
 	ours := []string{
 		"github.com/k8sleaderelection/k8sleaderelection.",
 		"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock.",
+		"github.com/k8sleaderelection/k8sleaderelection/crelection.",
+		"sigs.k8s.io/controller-runtime/",
 		"k8s.io/client-go/tools/leaderelection.",
 		"istio.io/istio/pilot/pkg/leaderelection/k8sleaderelection.",
 		"e2e.(*election)",
+		"e2e.startOperator",
+		"e2e.startWriter",
 		"testbed/tenures.(*Recorder)",
 	}
 	var leaked []string

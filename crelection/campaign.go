@@ -1,0 +1,53 @@
+package crelection
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/k8sleaderelection/k8sleaderelection"
+)
+
+// campaign is the runnable that runs the election inside the manager. It
+// needs no leader election itself, so the manager starts it on every
+// replica, once the caches have synced; and the election asks a leader with
+// a lower key to hand over only once the runnables' warmups have returned
+// (see warmups): a replica preempts only when it can start work at once.
+type campaign struct {
+	elector *k8sleaderelection.LeaderElector
+	term    *term
+	logger  logr.Logger
+	clock   clock.Clock
+	// stopTimeout bounds the wait, after the election ends, for runnables
+	// that the election did not wait for (the lock was taken from us).
+	stopTimeout time.Duration
+}
+
+// NeedLeaderElection reports false: the election runs on every replica.
+func (c *campaign) NeedLeaderElection() bool { return false }
+
+// Start runs the election until ctx is done or this manager's term is over.
+// It returns nil on a clean shutdown, the error of a runnable that failed
+// during the term, and ErrLeadershipLost when the election ended the term.
+func (c *campaign) Start(ctx context.Context) error {
+	ctx = klog.NewContext(ctx, c.logger)
+	runCtx, abort := context.WithCancel(ctx)
+	defer abort()
+	c.term.onAbort(abort)
+	c.elector.Run(runCtx)
+	c.term.close()
+	if !c.term.awaitRunnables(c.clock, c.stopTimeout) {
+		c.logger.Error(nil, "Runnables that need leader election still run after the term ended; leaving them to the process's exit",
+			"waited", c.stopTimeout)
+	}
+	if err := c.term.err(); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return ErrLeadershipLost
+}

@@ -1,0 +1,101 @@
+package crelection
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/electiontest"
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+func TestNewManagerRejectsBadInput(t *testing.T) {
+	e := electiontest.New("ns", "lock")
+	second := time.Second
+	cases := []struct {
+		name     string
+		options  func(*manager.Options)
+		election func(*k8sleaderelection.LeaderElectionConfig)
+		want     string
+	}{
+		{name: "controller-runtime's election on", options: func(o *manager.Options) { o.LeaderElection = true }, want: "options.LeaderElection is set"},
+		{name: "controller-runtime's lock", options: func(o *manager.Options) { o.LeaderElectionResourceLockInterface = &resourcelock.LeaseLock{} }, want: "options.LeaderElectionResourceLockInterface is set"},
+		{name: "lock kind", options: func(o *manager.Options) { o.LeaderElectionResourceLock = "leases" }, want: "options.LeaderElectionResourceLock is set"},
+		{name: "lock namespace", options: func(o *manager.Options) { o.LeaderElectionNamespace = "ns" }, want: "options.LeaderElectionNamespace is set"},
+		{name: "lock name", options: func(o *manager.Options) { o.LeaderElectionID = "lock" }, want: "options.LeaderElectionID is set"},
+		{name: "lock client", options: func(o *manager.Options) { o.LeaderElectionConfig = unreachable }, want: "options.LeaderElectionConfig is set"},
+		{name: "lock labels", options: func(o *manager.Options) { o.LeaderElectionLabels = map[string]string{"a": "b"} }, want: "options.LeaderElectionLabels is set"},
+		{name: "release", options: func(o *manager.Options) { o.LeaderElectionReleaseOnCancel = true }, want: "options.LeaderElectionReleaseOnCancel is set"},
+		{name: "lease", options: func(o *manager.Options) { o.LeaseDuration = &second }, want: "options.LeaseDuration is set"},
+		{name: "renew deadline", options: func(o *manager.Options) { o.RenewDeadline = &second }, want: "options.RenewDeadline is set"},
+		{name: "retry period", options: func(o *manager.Options) { o.RetryPeriod = &second }, want: "options.RetryPeriod is set"},
+		{name: "OnStartedLeading", election: func(c *k8sleaderelection.LeaderElectionConfig) {
+			c.Callbacks.OnStartedLeading = func(context.Context) {}
+		}, want: "election.Callbacks.OnStartedLeading is set"},
+		{name: "timings", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.RenewDeadline = c.LeaseDuration }, want: "election: invalid leader election config: leaseDuration (15s) must be greater than renewDeadline (15s)"},
+		{name: "no lock", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.Lock = nil }, want: "election: invalid leader election config: Lock must not be nil"},
+		{name: "nil lock", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.Lock = (*rl.LeaseLock)(nil) }, want: "Lock must not be a nil *k8sresourcelock.LeaseLock"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			options := manager.Options{}
+			election := electionConfig(e, "rev-1", "rev-1")
+			if tc.options != nil {
+				tc.options(&options)
+			}
+			if tc.election != nil {
+				tc.election(&election)
+			}
+			mgr, err := NewManager(unreachable, options, election)
+			if err == nil || mgr != nil {
+				t.Fatalf("NewManager = %v, %v; want an error", mgr, err)
+			}
+			if !strings.HasPrefix(err.Error(), "crelection: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q; want it to say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewManagerNamesEveryProblemAtOnce(t *testing.T) {
+	e := electiontest.New("ns", "lock")
+	election := electionConfig(e, "rev-1", "rev-1")
+	election.Callbacks.OnStartedLeading = func(context.Context) {}
+	election.RetryPeriod = 0
+	_, err := NewManager(unreachable, manager.Options{LeaderElection: true, LeaderElectionID: "x"}, election)
+	if err == nil {
+		t.Fatal("NewManager accepted four problems")
+	}
+	for _, want := range []string{"options.LeaderElection is set", "options.LeaderElectionID is set", "election.Callbacks.OnStartedLeading", "retryPeriod (0s)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	// The elector's own error stays reachable.
+	var inner interface{ Unwrap() []error }
+	if !errors.As(err, &inner) {
+		t.Errorf("error %q does not wrap the elector's config error", err)
+	}
+}
+
+func TestNewManagerAcceptsAValidElection(t *testing.T) {
+	e := electiontest.New("ns", "lock")
+	election := electionConfig(e, "rev-1", "rev-1")
+	election.Callbacks.OnStoppedLeading = nil // optional here: the manager has its own
+	if _, err := NewManager(unreachable, manager.Options{}, election); err != nil {
+		t.Fatalf("NewManager: %v", err)
+	}
+}
+
+func TestAddRejectsNil(t *testing.T) {
+	mgr := newTestManager(t, electionConfig(electiontest.New("ns", "lock"), "rev-1", "rev-1"))
+	if err := mgr.Add(nil); err == nil || !strings.Contains(err.Error(), "nil") {
+		t.Fatalf("Add(nil) = %v; want an error saying the runnable is nil", err)
+	}
+}
