@@ -2,6 +2,7 @@ package crelection
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -24,6 +25,29 @@ type campaign struct {
 	// stopTimeout bounds the wait, after the election ends, for runnables
 	// that the election did not wait for (the lock was taken from us).
 	stopTimeout time.Duration
+
+	// outer is the context the manager's Start was given. The manager
+	// runs its runnables on a context of its own, which ends only once
+	// its shutdown reaches them; the election must end as soon as the
+	// caller says so, and not begin if it already has.
+	mu    sync.Mutex
+	outer context.Context
+}
+
+// startingWith notes the context the manager's Start was given.
+func (c *campaign) startingWith(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.outer = ctx
+}
+
+func (c *campaign) outerContext() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.outer == nil {
+		return context.Background()
+	}
+	return c.outer
 }
 
 // NeedLeaderElection reports false: the election runs on every replica.
@@ -34,8 +58,15 @@ func (c *campaign) NeedLeaderElection() bool { return false }
 // during the term, and ErrLeadershipLost when the election ended the term.
 func (c *campaign) Start(ctx context.Context) error {
 	ctx = klog.NewContext(ctx, c.logger)
+	outer := c.outerContext()
+	if outer.Err() != nil {
+		// Told to stop before the election began: take no lock.
+		c.term.close()
+		return nil
+	}
 	runCtx, abort := context.WithCancel(ctx)
 	defer abort()
+	defer context.AfterFunc(outer, abort)()
 	c.term.onAbort(abort)
 	c.elector.Run(runCtx)
 	c.term.close()
@@ -46,7 +77,7 @@ func (c *campaign) Start(ctx context.Context) error {
 	if err := c.term.err(); err != nil {
 		return err
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || outer.Err() != nil {
 		return nil
 	}
 	return ErrLeadershipLost

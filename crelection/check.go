@@ -1,6 +1,7 @@
 package crelection
 
 import (
+	"fmt"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -58,10 +59,14 @@ func checkOptions(options *manager.Options) []string {
 // election config: OnStartedLeading is the manager's, since it is what
 // starts the runnables that need leader election.
 func checkElection(election *k8sleaderelection.LeaderElectionConfig) []string {
+	var problems []string
 	if election.Callbacks.OnStartedLeading != nil {
-		return []string{"election.Callbacks.OnStartedLeading is set, but the manager starts its runnables when it leads (leave it nil and Add a runnable instead)"}
+		problems = append(problems, "election.Callbacks.OnStartedLeading is set, but the manager starts its runnables when it leads (leave it nil and Add a runnable instead)")
 	}
-	return nil
+	if election.StopTimeout < 0 {
+		problems = append(problems, fmt.Sprintf("election.StopTimeout (%v) is negative: the lock would go to another manager before this one's controllers have stopped, and both would reconcile at once", election.StopTimeout))
+	}
+	return problems
 }
 
 // invalidInput is every problem NewManager found, on one line.

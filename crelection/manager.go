@@ -1,8 +1,10 @@
 package crelection
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -76,7 +78,7 @@ func NewManager(config *rest.Config, options manager.Options, election k8sleader
 	if err := inner.Add(c); err != nil {
 		return nil, fmt.Errorf("crelection: add the election to the manager: %w", err)
 	}
-	return &electedManager{Manager: inner, term: t, warmups: warm}, nil
+	return &electedManager{Manager: inner, term: t, warmups: warm, campaign: c}, nil
 }
 
 // electedManager is a manager whose runnables that need leader election
@@ -84,8 +86,16 @@ func NewManager(config *rest.Config, options manager.Options, election k8sleader
 // started and stopped by it as usual.
 type electedManager struct {
 	manager.Manager
-	term    *term
-	warmups *warmups
+	term     *term
+	warmups  *warmups
+	campaign *campaign
+}
+
+// Start starts the manager, and with it the election, which ends as soon
+// as ctx does (and does not begin if ctx is already done).
+func (m *electedManager) Start(ctx context.Context) error {
+	m.campaign.startingWith(ctx)
+	return m.Manager.Start(ctx)
 }
 
 // Add keeps r for this manager's term as leader if it needs leader election
@@ -98,11 +108,14 @@ type electedManager struct {
 // has returned (a controller's, with warmup enabled, once its sources have
 // synced), so that it takes over warm.
 func (m *electedManager) Add(r manager.Runnable) error {
-	if r == nil {
-		return errors.New("crelection: Add: the runnable is nil")
+	if r == nil || reflect.ValueOf(r).Kind() == reflect.Pointer && reflect.ValueOf(r).IsNil() {
+		return fmt.Errorf("crelection: Add: the runnable is a nil %T", r)
 	}
 	if !needsLeaderElection(r) {
 		return m.Manager.Add(r)
+	}
+	if m.term.ended.Err() != nil {
+		return errTermOver
 	}
 	if w, ok := r.(warmer); ok {
 		warmup := m.warmups.of(w, m.term.ended)

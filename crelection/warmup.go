@@ -99,10 +99,21 @@ type warmupOnly struct {
 // that its workers stop only when that context ends, not when Start's does.
 // Left to the manager's context, such a controller would go on reconciling
 // after handing the lock over.
+//
+// Once the term is over the Warmup is not called, and an error it returns
+// because the term ended is not a failure: the manager is winding down, and
+// Start reports the end of the term (ErrLeadershipLost), not that error.
 func (w warmupOnly) Warmup(ctx context.Context) error {
+	if w.until.Err() != nil {
+		w.done(nil)
+		return nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	context.AfterFunc(w.until, cancel)
 	err := w.w.Warmup(ctx)
+	if w.until.Err() != nil {
+		err = nil
+	}
 	w.done(err)
 	return err
 }
