@@ -41,7 +41,7 @@ func main() {
 		logDir     = flag.String("logs", filepath.Join(os.TempDir(), "k8sleaderelection-bench"), "directory for logs")
 		worker     = flag.Bool("scale-worker", false, "internal: run the scale scenario in this process")
 		libName    = flag.String("library", "ours", "internal: library for -scale-worker")
-		only       = flag.String("only", "", "comma-separated scenarios to run (renewal,load,failover,preemption,scale); empty runs all")
+		only       = flag.String("only", "", "comma-separated scenarios to run (renewal,load,failover,preemption,scale,fencing); empty runs all")
 	)
 	flag.Parse()
 	if err := os.MkdirAll(*logDir, 0o755); err != nil {
@@ -100,7 +100,7 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, logDi
 		r.add("one renewal: allocated bytes", "B", o.bytes, u.bytes)
 		r.add("one renewal: allocations", "", o.allocs, u.allocs)
 	}
-	if !want("load") && !want("failover") && !want("preemption") && !want("scale") {
+	if !want("load") && !want("failover") && !want("preemption") && !want("scale") && !want("fencing") {
 		r.write(os.Stdout, machine())
 		return nil
 	}
@@ -132,6 +132,11 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, logDi
 	}
 	if want("preemption") {
 		if err := preemptionRows(ctx, e, &r, runs); err != nil {
+			return err
+		}
+	}
+	if want("fencing") {
+		if err := fencingRows(ctx, e, &r); err != nil {
 			return err
 		}
 	}

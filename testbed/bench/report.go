@@ -71,6 +71,10 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.2f/s", v)
 	case "":
 		return fmt.Sprintf("%.0f", v)
+	case "%":
+		return fmt.Sprintf("%.1f%%", v)
+	case "x":
+		return fmt.Sprintf("%.2fx", v)
 	default:
 		return fmt.Sprintf("%.2f %s", v, unit)
 	}

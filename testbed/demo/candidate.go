@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/fence"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 	"github.com/k8sleaderelection/k8sleaderelection/testbed/faults"
 )
@@ -42,6 +46,9 @@ type candidate struct {
 	metrics  *leaderMetrics
 	server   *http.Server
 	addr     string
+
+	// fencing is set once the fencing policy guards the demo's output.
+	fencing bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -94,6 +101,11 @@ func (c *candidate) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// This incarnation's writes: they stop with it if it crashes.
+	out := output{crash: c.crash}
+	if c.fencing {
+		out.client = kubernetes.NewForConfigOrDie(fence.Config(c.crash.Wrap(c.config), fence.Resource{Resource: "configmaps"}))
+	}
 	elector, err := le.NewLeaderElector(le.LeaderElectionConfig{
 		Lock:          lock,
 		LeaseDuration: leaseDuration,
@@ -110,6 +122,7 @@ func (c *candidate) runOnce(ctx context.Context) error {
 		Callbacks: le.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
 				i := c.tl.startLeading(c.id, c.key, c.keys)
+				c.writeOutput(ctx, out, "writes its output")
 				<-ctx.Done()
 				// A controller takes a moment to stop: it finishes the
 				// work in hand. The lock goes to anyone else only after.
@@ -118,6 +131,13 @@ func (c *candidate) runOnce(ctx context.Context) error {
 				}
 				time.Sleep(windDown)
 				c.tl.stopLeading(i)
+				// A process that was paused, or a queue that drains
+				// late, would still write in the term it had: the API
+				// server refuses that write.
+				go func() {
+					time.Sleep(staleWriteAfter)
+					c.writeOutput(context.WithoutCancel(ctx), out, "sends a LATE WRITE in its old term (as a paused process would)")
+				}()
 			},
 			OnStoppedLeading: func() {},
 		},
@@ -159,4 +179,54 @@ func (c *candidate) stop(crash bool) {
 	<-c.done
 	c.cancel = nil
 	c.tl.setKilled(c.id, false)
+}
+
+// staleWriteAfter is how long after its term a deposed leader sends the
+// demo's late write.
+const staleWriteAfter = 1500 * time.Millisecond
+
+// output is how one incarnation of a candidate writes the demo's output:
+// a client that stamps each write with its term, and the switch that kills
+// it in a crash.
+type output struct {
+	client kubernetes.Interface
+	crash  *faults.Switch
+}
+
+// writeOutput writes the demo's output ConfigMap stamped with the term of
+// ctx, and says what the API server answered.
+func (c *candidate) writeOutput(ctx context.Context, out output, what string) {
+	if out.client == nil {
+		return
+	}
+	term, _ := le.TermFromContext(ctx)
+	cms := out.client.CoreV1().ConfigMaps(c.namespace)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "demo-output", Namespace: c.namespace}, Data: map[string]string{"writer": c.id}}
+	current, err := cms.Get(ctx, cm.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+	case err == nil:
+		cm.ResourceVersion = current.ResourceVersion
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	switch {
+	case out.crash.Crashed():
+		// A dead process writes nothing.
+	case err == nil:
+		c.tl.say(c.id, "%s, term %s: accepted", what, term)
+	case apierrors.IsInvalid(err) || apierrors.IsForbidden(err):
+		c.tl.say(c.id, "%s, term %s: REFUSED by the API server (%s)", what, term, fencedReason(err))
+	default:
+		c.tl.say(c.id, "%s, term %s: failed: %v", what, term, err)
+	}
+}
+
+// fencedReason is the policy's own message out of the API server's error.
+func fencedReason(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "fenced:"); i >= 0 {
+		return msg[i:]
+	}
+	return msg
 }

@@ -13,12 +13,19 @@
 // then a summary, and draws the timeline as an SVG, with every stretch
 // without a leader and every stretch with two marked.
 //
+// Each leader writes the demo's output ConfigMap, stamped with its term
+// (package fence), and an admission policy makes the API server refuse a
+// write made in a term the Lease has moved past: a while after each term
+// ends, the deposed leader sends a late write in its old term, as a paused
+// process would, and the demo prints the refusal.
+//
 // Without -kubeconfig (or $KUBECONFIG) it starts its own etcd and
 // kube-apiserver in this process.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,6 +43,7 @@ import (
 	"k8s.io/klog/v2"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/fence"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 	"github.com/k8sleaderelection/k8sleaderelection/testbed/controlplane"
 )
@@ -93,6 +101,14 @@ func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace s
 	// Each run starts from no lock, so that the script plays out the same.
 	_ = admin.CoordinationV1().Leases(namespace).Delete(ctx, lockName, metav1.DeleteOptions{})
 
+	fencing := true
+	if err := setUpFencing(ctx, admin, namespace, lockName); err != nil {
+		fencing = false
+		fmt.Fprintf(out, "Fencing is off for this run: %v\n", err)
+	} else {
+		defer tearDownFencing(admin, lockName)
+	}
+
 	router := &metricsRouter{byName: map[string]*leaderMetrics{}}
 	le.SetProvider(router)
 	const defaultRevision = "stable"
@@ -108,7 +124,7 @@ func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace s
 		c := &candidate{
 			id: id, key: keys[id], defaultRevision: defaultRevision, namespace: namespace, lock: lockName,
 			config: config, admin: admin, tl: tl, keys: keys,
-			watchdog: le.NewLeaderHealthzAdaptor(2 * time.Second), metrics: metrics,
+			watchdog: le.NewLeaderHealthzAdaptor(2 * time.Second), metrics: metrics, fencing: fencing,
 		}
 		if err := c.serve(); err != nil {
 			return err
@@ -221,4 +237,42 @@ func quietKlog(w io.Writer) {
 	_ = fs.Set("v", "2")
 	_ = fs.Set("one_output", "true") // each line once, in one file
 	klog.SetOutput(w)
+}
+
+// setUpFencing installs the admission policy that refuses writes to the
+// namespace's ConfigMaps made in a term the Lease has moved past, and waits
+// until the API server enforces it.
+func setUpFencing(ctx context.Context, admin kubernetes.Interface, namespace, lockName string) error {
+	policy, binding, err := fence.Policy(fence.PolicyOptions{Namespace: namespace, Lease: lockName, Resources: []fence.Resource{{Resource: "configmaps"}}})
+	if err != nil {
+		return err
+	}
+	tearDownFencing(admin, lockName) // a run before this one may have left them
+	api := admin.AdmissionregistrationV1()
+	if _, err := api.ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create the fencing policy: %w", err)
+	}
+	if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create the fencing policy's binding: %w", err)
+	}
+	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "fencing-probe", Namespace: namespace,
+		Annotations: map[string]string{fence.TermAnnotation: "999999/nobody"}}}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_, err := admin.CoreV1().ConfigMaps(namespace).Create(ctx, probe, metav1.CreateOptions{})
+		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
+			return nil
+		}
+		if err == nil {
+			_ = admin.CoreV1().ConfigMaps(namespace).Delete(ctx, probe.Name, metav1.DeleteOptions{})
+		}
+	}
+	return errors.New("the API server did not enforce the fencing policy within 20s")
+}
+
+// tearDownFencing removes the policy and binding setUpFencing made.
+func tearDownFencing(admin kubernetes.Interface, lockName string) {
+	name := "fence-" + lockName
+	api := admin.AdmissionregistrationV1()
+	_ = api.ValidatingAdmissionPolicyBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
+	_ = api.ValidatingAdmissionPolicies().Delete(context.Background(), name, metav1.DeleteOptions{})
 }

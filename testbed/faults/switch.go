@@ -21,6 +21,9 @@ type Switch struct{ crashed atomic.Bool }
 // Crash makes every wrapped client's requests fail from now on.
 func (s *Switch) Crash() { s.crashed.Store(true) }
 
+// Crashed reports whether Crash was called.
+func (s *Switch) Crashed() bool { return s.crashed.Load() }
+
 // Wrap returns a copy of config whose requests fail once s has crashed.
 func (s *Switch) Wrap(config *rest.Config) *rest.Config {
 	config = rest.CopyConfig(config)
