@@ -75,31 +75,6 @@ func writeStamped(client kubernetes.Interface, ns, name, term string) (*corev1.C
 	return cms.Update(context.Background(), cm, metav1.UpdateOptions{})
 }
 
-// fencedLeader runs one of our electors on e's Lease and hands out the
-// context of each of its terms.
-func fencedLeader(t *testing.T, e *election, ctx context.Context, wg *sync.WaitGroup, id, key string) <-chan context.Context {
-	t.Helper()
-	lock, err := rl.New(rl.LeasesResourceLock, e.ns, e.name, e.admin.CoreV1(), e.admin.CoordinationV1(), rl.ResourceLockConfig{Identity: id, Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	terms := make(chan context.Context, 1)
-	elector, err := le.NewLeaderElector(le.LeaderElectionConfig{
-		Lock: lock, LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
-		KeyComparison: outranks(key),
-		Name:          e.ns,
-		Callbacks: le.LeaderCallbacks{
-			OnStartedLeading: func(term context.Context) { terms <- term; <-term.Done() },
-			OnStoppedLeading: func() {},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() { elector.Run(klog.NewContext(ctx, klog.Background().WithValues("member", id))) })
-	return terms
-}
-
 // TestFencing: with fence's policy installed, a leader's stamped writes
 // pass; once a higher key has taken over, a write the deposed leader stamps
 // with its old term is refused by the API server with a message naming both
@@ -111,7 +86,7 @@ func TestFencing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); wg.Wait() }()
 
-	oldTerm := receiveWithin(t, fencedLeader(t, e, ctx, &wg, "canary-1", "canary"), electionSpan, "canary-1 to lead")
+	oldTerm := receiveWithin(t, startFenced(t, e, ctx, &wg, "canary-1", "canary").terms, electionSpan, "canary-1 to lead")
 	stamped := func(term context.Context, name string) error {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}}
 		if err := fence.Stamp(term, cm); err != nil {
@@ -124,7 +99,7 @@ func TestFencing(t *testing.T) {
 		t.Fatalf("the leader's stamped write was refused: %v", err)
 	}
 
-	newTerm := receiveWithin(t, fencedLeader(t, e, ctx, &wg, "stable-1", "stable"), electionSpan, "stable-1 to take over")
+	newTerm := receiveWithin(t, startFenced(t, e, ctx, &wg, "stable-1", "stable").terms, electionSpan, "stable-1 to take over")
 	time.Sleep(fenceWindowBound) // see TestFencingWindow
 	err := stamped(oldTerm, "late-write-of-canary")
 	if !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) || !strings.Contains(err.Error(), "fenced") || !strings.Contains(err.Error(), "has moved on to term") {
