@@ -43,7 +43,7 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 	if v == verdictRenew && fastPath {
 		le.metrics.slowpathExercised(le.config.Name)
 	}
-	return v, le.act(ctx, v)
+	return v, le.act(ctx, v, leading)
 }
 
 // judgeSeen decides from the state the lock was last seen in (read or
@@ -55,7 +55,7 @@ func (le *LeaderElector) judgeSeen(ctx context.Context, leading bool) (verdict, 
 	le.observeLeader()
 	v := le.judge(ctx, leading)
 	if !v.writesLock() || le.seen.versioned() {
-		return v, le.act(ctx, v)
+		return v, le.act(ctx, v, leading)
 	}
 	return le.tryAcquireOrRenew(ctx, leading)
 }
@@ -106,7 +106,7 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 // act carries out v over the state last seen: it creates the lock, or
 // writes our record over that state, keeping the term when we already hold
 // it and starting a new one when the lock changes hands.
-func (le *LeaderElector) act(ctx context.Context, v verdict) error {
+func (le *LeaderElector) act(ctx context.Context, v verdict, leading bool) error {
 	lock := le.config.Lock
 	desired := le.ourRecord(le.clock.Now())
 	current := le.seen.record
@@ -117,9 +117,18 @@ func (le *LeaderElector) act(ctx context.Context, v verdict) error {
 		}
 	case v == verdictRenew:
 		desired.AcquireTime, desired.LeaderTransitions = current.AcquireTime, current.LeaderTransitions
-		if le.config.Coordinated && current.AcquireTime.IsZero() {
-			// The control plane just gave us the lock (it writes no
-			// acquire time): our term starts here.
+		handedToUs := le.asked.to != "" && current.LeaderTransitions == le.asked.term+1
+		if _, lease := le.config.Lock.(*rl.LeaseLock); lease && !leading && !handedToUs {
+			// The Lease names us, but from before this term: we
+			// restarted, lost our last term to failed renewals, or the
+			// control plane gave it to us. A new term starts here, with
+			// a number of its own, so that writes stamped in the last
+			// term (by a process of ours that may still run) are not
+			// taken for this one's (see package fence). A holder that
+			// handed the lock over to us started our term already.
+			// Other locks,
+			// which cannot be fenced, keep the term, as a leader that
+			// restarts mid-migration does.
 			desired.AcquireTime, desired.LeaderTransitions = metav1.NewTime(le.clock.Now()), current.LeaderTransitions+1
 		}
 		if err := le.write(ctx, lock.Update, desired); err != nil {

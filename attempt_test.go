@@ -88,7 +88,10 @@ func TestTryAcquireOrRenew(t *testing.T) {
 		wantHolder      string
 		wantKey         string
 		wantTransitions int
-		wantAsked       string
+		// wantLeaseTransitions, if set, replaces wantTransitions for a Lease
+		// lock, whose holder starts a new term when it restarts (package fence).
+		wantLeaseTransitions int
+		wantAsked            string
 	}{
 		{
 			name: "absent lock is created", want: verdictCreate,
@@ -135,7 +138,7 @@ func TestTryAcquireOrRenew(t *testing.T) {
 				ours.HolderIdentity = "us"
 				writeRecord(w.t, w.cs, w.kind, ours)
 			},
-			want: verdictRenew, wantHolder: "us", wantKey: "stable", wantTransitions: 6, wantAsked: notAsked,
+			want: verdictRenew, wantHolder: "us", wantKey: "stable", wantTransitions: 6, wantLeaseTransitions: 7, wantAsked: notAsked,
 		},
 		{
 			name: "leader renews", leading: true,
@@ -253,7 +256,11 @@ func TestTryAcquireOrRenew(t *testing.T) {
 					if w.asked != tc.wantAsked {
 						t.Errorf("KeyComparison asked about %q, want %q", w.asked, tc.wantAsked)
 					}
-					checkLockHolds(t, cs, kind, tc.wantHolder, tc.wantKey, tc.wantTransitions)
+					transitions := tc.wantTransitions
+					if kind == rl.LeasesResourceLock && tc.wantLeaseTransitions != 0 {
+						transitions = tc.wantLeaseTransitions
+					}
+					checkLockHolds(t, cs, kind, tc.wantHolder, tc.wantKey, transitions)
 				})
 			}
 		}

@@ -47,6 +47,13 @@ func (le *LeaderElector) release(logger klog.Logger) bool {
 			// A coordinated election's strategy is the control plane's.
 			Strategy: current.Strategy,
 		}
+		if le.config.Coordinated {
+			// The control plane gives a released Lease to its pick by
+			// naming it and nothing else: were it us again, the Lease
+			// would read as our ended term until we renewed. Our term
+			// is over, so its number goes.
+			released.LeaderTransitions++
+		}
 		err = le.write(ctx, lock.Update, released)
 		if err == nil {
 			logger.Info("Released the lease")

@@ -26,8 +26,9 @@ const (
 type Resource struct {
 	// Group is the API group; "" for the core group.
 	Group string
-	// Resource is the plural name, such as "configmaps"; a subresource
-	// is written "deployments/status".
+	// Resource is the plural name, such as "configmaps". Subresources
+	// cannot be fenced: a write to one keeps the stored metadata, stamp
+	// included.
 	Resource string
 }
 
@@ -148,9 +149,15 @@ func (o PolicyOptions) check() error {
 	}
 	for i, r := range o.Resources {
 		switch {
-		case r.Resource == "" || r.Resource == "*" || strings.Contains(r.Resource, "*"):
+		case strings.Contains(r.Resource, "/"):
+			bad("Resources[%d]: %q is a subresource: writes to a subresource (status, scale) keep the object's stored metadata, so the stamp they carry is never what the policy sees; fence the resource itself", i, r.Resource)
+		case r.Resource == "" || strings.Contains(r.Resource, "*"):
 			bad("Resources[%d]: resource %q must be a plural resource name such as configmaps (no wildcards: the Lease itself must never be fenced)", i, r.Resource)
-		case r.Group == "coordination.k8s.io" && strings.HasPrefix(r.Resource, "leases"):
+		case len(validation.IsDNS1123Label(r.Resource)) > 0:
+			bad("Resources[%d]: resource %q is not a resource name as requests name it (lower case, such as configmaps): it would match nothing", i, r.Resource)
+		case r.Group != "" && len(validation.IsDNS1123Subdomain(r.Group)) > 0:
+			bad("Resources[%d]: group %q is not an API group name as requests name it (lower case, such as apps): it would match nothing", i, r.Group)
+		case r.Group == "coordination.k8s.io" && r.Resource == "leases":
 			bad("Resources[%d]: fencing leases would fence the lock itself", i)
 		}
 	}

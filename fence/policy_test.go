@@ -69,6 +69,7 @@ func TestPolicyRejectsBadOptions(t *testing.T) {
 		{"the lock itself", func(o *PolicyOptions) { o.Resources = []Resource{{Group: "coordination.k8s.io", Resource: "leases"}} }, "fence the lock itself"},
 		{"bad mode", func(o *PolicyOptions) { o.Mode = "Sometimes" }, `Mode "Sometimes"`},
 		{"bad name", func(o *PolicyOptions) { o.Name = "Fence!" }, `Name "Fence!"`},
+		{"a status subresource", func(o *PolicyOptions) { o.Resources = []Resource{{Group: "example.com", Resource: "widgets/status"}} }, "is a subresource"},
 	}
 	for _, tc := range cases {
 		o := ok()

@@ -3,6 +3,7 @@ package fence
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -85,13 +86,18 @@ func stampBody(contentType string, body []byte, term string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot stamp a %q body; fenced resources need JSON (the client's ContentType)", contentType)
 	}
 	var obj map[string]any
-	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
+	decoder := json.NewDecoder(bytes.NewReader(body))
+	decoder.UseNumber() // numbers go out as they came, not through float64
+	if err := decoder.Decode(&obj); err != nil || obj == nil {
 		return nil, fmt.Errorf("cannot stamp a body that is not a JSON object (an apply patch must be sent as JSON): %v", err)
 	}
 	metadata, _ := obj["metadata"].(map[string]any)
 	if metadata == nil {
 		metadata = map[string]any{}
 		obj["metadata"] = metadata
+	}
+	if value, present := metadata["annotations"]; present && value == nil {
+		return nil, errors.New("cannot stamp a patch that clears every annotation (annotations: null): stamped, it would clear none; remove them one by one")
 	}
 	annotations, _ := metadata["annotations"].(map[string]any)
 	if annotations == nil {
@@ -115,7 +121,9 @@ func resourceOf(path string) Resource {
 	default:
 		return Resource{}
 	}
-	if len(parts) >= 2 && parts[0] == "namespaces" {
+	namespaceItself := len(parts) < 3 || len(parts) == 3 && (parts[2] == "status" || parts[2] == "finalize")
+	if len(parts) > 0 && parts[0] == "namespaces" && !namespaceItself {
+		// A namespaced object's path, not a Namespace's own.
 		parts = parts[2:]
 	}
 	switch len(parts) {

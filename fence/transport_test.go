@@ -128,6 +128,8 @@ func TestResourceOf(t *testing.T) {
 		"/apis/apps/v1/namespaces/ns/deployments/d/status": {"apps", "deployments/status"},
 		"/apis/example.com/v1/widgets/w":                   {"example.com", "widgets"},
 		"/healthz":                                         {},
+		"/api/v1":                                          {},
+		"/apis/apps/v1":                                    {},
 	} {
 		if got := resourceOf(path); got != want {
 			t.Errorf("resourceOf(%q) = %+v, want %+v", path, got, want)

@@ -3,6 +3,7 @@ package fence
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -29,9 +30,13 @@ func YAML(opts PolicyOptions) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// apiVersion matches an API version such as v1, v1beta1 or v2alpha3.
+var apiVersion = regexp.MustCompile(`^v[0-9]+((alpha|beta)[0-9]+)?$`)
+
 // ParseResources reads resources written as kubectl names them, a
-// comma-separated list of resource.group, with an optional /subresource:
-// "configmaps,deployments.apps,deployments.apps/status".
+// comma-separated list of resource.group or resource.version.group:
+// "configmaps,deployments.apps,widgets.v1.example.com". A /subresource is
+// parsed, for Policy to refuse it.
 func ParseResources(list string) ([]Resource, error) {
 	var out []Resource
 	for _, item := range strings.Split(list, ",") {
@@ -41,6 +46,9 @@ func ParseResources(list string) ([]Resource, error) {
 		}
 		name, sub, hasSub := strings.Cut(item, "/")
 		resource, group, _ := strings.Cut(name, ".")
+		if version, rest, ok := strings.Cut(group, "."); ok && apiVersion.MatchString(version) {
+			group = rest // kubectl's resource.version.group
+		}
 		if hasSub {
 			resource += "/" + sub
 		}

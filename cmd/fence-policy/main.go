@@ -16,12 +16,18 @@ import (
 
 func main() {
 	opts := fence.PolicyOptions{}
-	resources := flag.String("resources", "", "resources to fence, as kubectl names them: configmaps,deployments.apps,deployments.apps/status")
+	resources := flag.String("resources", "", "resources to fence, as kubectl names them: configmaps,deployments.apps (subresources such as status cannot be fenced)")
 	flag.StringVar(&opts.Namespace, "namespace", "", "namespace of the Lease and of the fenced objects")
 	flag.StringVar(&opts.Lease, "lease", "", "name of the Lease the leader holds")
 	flag.StringVar(&opts.Name, "name", "", "name of the policy and binding (default fence-<lease>)")
 	mode := flag.String("mode", string(fence.StampedOnly), "StampedOnly: check writes that carry a term; EveryWrite: refuse any write without the current term")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		// Flags after a stray argument are not parsed: refuse rather
+		// than print a policy without them.
+		fmt.Fprintf(os.Stderr, "fence-policy: unexpected arguments %q (every setting is a flag: -namespace, -lease, -resources, -mode, -name)\n", flag.Args())
+		os.Exit(2)
+	}
 	opts.Mode = fence.Mode(*mode)
 	if err := run(opts, *resources); err != nil {
 		fmt.Fprintln(os.Stderr, "fence-policy:", err)
