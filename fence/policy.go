@@ -3,6 +3,7 @@ package fence
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
@@ -45,6 +46,13 @@ type PolicyOptions struct {
 	Resources []Resource
 	// Mode is StampedOnly (the default) or EveryWrite.
 	Mode Mode
+	// Writers, if set, are the only users whose writes are checked (for
+	// a controller, its service account:
+	// "system:serviceaccount:<namespace>:<name>"). Writes by anyone else
+	// (a person with kubectl, the garbage collector removing a
+	// finalizer) pass, even on an object whose stamp is from an ended
+	// term. Empty checks every user's writes.
+	Writers []string
 }
 
 // Policy returns the ValidatingAdmissionPolicy and its binding that make
@@ -74,12 +82,24 @@ func Policy(opts PolicyOptions) (*admissionv1.ValidatingAdmissionPolicy, *admiss
 		}})
 	}
 	fail := admissionv1.Fail
+	var conditions []admissionv1.MatchCondition
+	if len(opts.Writers) > 0 {
+		quoted := make([]string, len(opts.Writers))
+		for i, w := range opts.Writers {
+			quoted[i] = strconv.Quote(w)
+		}
+		conditions = []admissionv1.MatchCondition{{
+			Name:       "fenced-writers",
+			Expression: "request.userInfo.username in [" + strings.Join(quoted, ", ") + "]",
+		}}
+	}
 	policy := &admissionv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: admissionv1.ValidatingAdmissionPolicySpec{
 			ParamKind:        &admissionv1.ParamKind{APIVersion: "coordination.k8s.io/v1", Kind: "Lease"},
 			MatchConstraints: &admissionv1.MatchResources{ResourceRules: rules},
+			MatchConditions:  conditions,
 			FailurePolicy:    &fail,
 			Variables: []admissionv1.Variable{
 				{Name: "stamp", Expression: fmt.Sprintf(`has(object.metadata.annotations) && %q in object.metadata.annotations ? object.metadata.annotations[%q] : ""`, TermAnnotation, TermAnnotation)},
@@ -159,6 +179,11 @@ func (o PolicyOptions) check() error {
 			bad("Resources[%d]: group %q is not an API group name as requests name it (lower case, such as apps): it would match nothing", i, r.Group)
 		case r.Group == "coordination.k8s.io" && r.Resource == "leases":
 			bad("Resources[%d]: fencing leases would fence the lock itself", i)
+		}
+	}
+	for i, w := range o.Writers {
+		if strings.TrimSpace(w) == "" {
+			bad("Writers[%d]: empty user name", i)
 		}
 	}
 	if o.Mode != "" && o.Mode != StampedOnly && o.Mode != EveryWrite {

@@ -111,3 +111,22 @@ func TestYAMLHoldsBoth(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyWriters: with Writers, only their writes are checked.
+func TestPolicyWriters(t *testing.T) {
+	policy, _, err := Policy(PolicyOptions{Namespace: "ns1", Lease: "ctl", Resources: []Resource{{Resource: "configmaps"}},
+		Writers: []string{"system:serviceaccount:ns1:ctl", `odd"name`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conditions := policy.Spec.MatchConditions
+	if len(conditions) != 1 || conditions[0].Expression != `request.userInfo.username in ["system:serviceaccount:ns1:ctl", "odd\"name"]` {
+		t.Fatalf("match conditions %+v; want the writers' names, quoted", conditions)
+	}
+	if policy, _, _ = Policy(PolicyOptions{Namespace: "ns1", Lease: "ctl", Resources: []Resource{{Resource: "configmaps"}}}); len(policy.Spec.MatchConditions) != 0 {
+		t.Fatalf("match conditions without Writers: %+v; want none (every user is checked)", policy.Spec.MatchConditions)
+	}
+	if _, _, err := Policy(PolicyOptions{Namespace: "ns1", Lease: "ctl", Resources: []Resource{{Resource: "configmaps"}}, Writers: []string{" "}}); err == nil {
+		t.Fatal("an empty writer name was accepted")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/k8sleaderelection/k8sleaderelection/fence"
 )
@@ -20,6 +21,7 @@ func main() {
 	flag.StringVar(&opts.Namespace, "namespace", "", "namespace of the Lease and of the fenced objects")
 	flag.StringVar(&opts.Lease, "lease", "", "name of the Lease the leader holds")
 	flag.StringVar(&opts.Name, "name", "", "name of the policy and binding (default fence-<lease>)")
+	writers := flag.String("writers", "", "comma-separated users whose writes alone are checked, such as system:serviceaccount:NS:NAME (default: every user)")
 	mode := flag.String("mode", string(fence.StampedOnly), "StampedOnly: check writes that carry a term; EveryWrite: refuse any write without the current term")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -29,6 +31,11 @@ func main() {
 		os.Exit(2)
 	}
 	opts.Mode = fence.Mode(*mode)
+	for _, w := range strings.Split(*writers, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			opts.Writers = append(opts.Writers, w)
+		}
+	}
 	if err := run(opts, *resources); err != nil {
 		fmt.Fprintln(os.Stderr, "fence-policy:", err)
 		os.Exit(2)

@@ -12,14 +12,17 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
 	"github.com/k8sleaderelection/k8sleaderelection/fence"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/controlplane"
 	"github.com/k8sleaderelection/k8sleaderelection/testbed/faults"
 )
 
@@ -31,9 +34,9 @@ const fenceWindowBound = 500 * time.Millisecond
 
 // fencePolicy installs fence's policy and binding for the ConfigMaps of
 // e's namespace, and waits until the API server enforces it.
-func fencePolicy(t *testing.T, e *election) {
+func fencePolicy(t *testing.T, e *election, writers ...string) {
 	t.Helper()
-	policy, binding, err := fence.Policy(fence.PolicyOptions{Namespace: e.ns, Lease: e.name, Resources: []fence.Resource{{Resource: "configmaps"}}})
+	policy, binding, err := fence.Policy(fence.PolicyOptions{Namespace: e.ns, Lease: e.name, Resources: []fence.Resource{{Resource: "configmaps"}}, Writers: writers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,4 +332,61 @@ func TestFencingLateWrite(t *testing.T) {
 	err := receiveWithin(t, late, 4*delay, "the late write to land")
 	addFigure("fencing: late write answered after", time.Since(sent))
 	assertFenced(t, err, "a write that landed after its sender lost the Lease")
+}
+
+// TestFencingOnlyChosenWriters: with Writers set to the controller's user,
+// another user's edit that leaves an old stamp in place (a label, as kubectl
+// adds one) passes, while the controller's write in the ended term is still
+// refused.
+func TestFencingOnlyChosenWriters(t *testing.T) {
+	userConfig, err := cp.UnprivilegedConfig()
+	if err != nil {
+		t.Skipf("needs an embedded control plane: %v", err)
+	}
+	e := newElection(t)
+	ctx := context.Background()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "edit-configmaps", Namespace: e.ns},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "update", "patch"}}},
+	}
+	if _, err := e.admin.RbacV1().Roles(e.ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "edit-configmaps", Namespace: e.ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: controlplane.UnprivilegedUser}},
+	}
+	if _, err := e.admin.RbacV1().RoleBindings(e.ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	holder := "a"
+	leases := e.admin.CoordinationV1().Leases(e.ns)
+	lease, err := leases.Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: e.name, Namespace: e.ns},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseTransitions: new(int32)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fencePolicy(t, e, "controlplane-admin") // the controller's user here
+
+	if _, err := writeStamped(e.admin, e.ns, "obj", "0/a"); err != nil {
+		t.Fatalf("the leader's write: %v", err)
+	}
+	b, one := "b", int32(1)
+	lease.Spec.HolderIdentity, lease.Spec.LeaseTransitions = &b, &one
+	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(fenceWindowBound)
+
+	user := kubernetes.NewForConfigOrDie(userConfig)
+	if _, err := user.CoreV1().ConfigMaps(e.ns).Patch(ctx, "obj", types.MergePatchType, []byte(`{"metadata":{"labels":{"edited-by":"a-person"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("another user's label, on an object still stamped 0/a: %v; want it to pass", err)
+	}
+	_, err = writeStamped(e.admin, e.ns, "obj", "0/a")
+	if !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) || !strings.Contains(err.Error(), "has moved on to term 1/b") {
+		t.Fatalf("the deposed controller's write in term 0/a: %v; want it refused", err)
+	}
 }
