@@ -95,8 +95,11 @@
 // OnStartedLeading context, waits for OnStartedLeading to return (at most
 // StopTimeout, renewing meanwhile), runs OnStoppedLeading, and only then
 // writes the lock over to the candidate, which starts leading once it sees
-// that. The two never lead at once. A candidate that outranks a pending
-// requester replaces its request; one that does not waits.
+// that. The two never lead at once, with one exception chosen by the
+// holder: a negative StopTimeout means not to wait for OnStartedLeading, so
+// the candidate may start while the holder's work still winds down (as with
+// client-go's elector). A candidate that outranks a pending requester
+// replaces its request; one that does not waits.
 //
 // A holder that makes no offer (Istio's fork, client-go's elector, or ours
 // with DisableHandoff), or does not hand over within the time its offer
@@ -223,7 +226,9 @@ type LeaderElectionConfig struct {
 	// runs. If OnStartedLeading has not returned by then, the leader gives
 	// nothing up: it stops renewing, and the lock expires (or a requester
 	// takes it when its wait runs out). Zero means RenewDeadline; a
-	// negative value means not to wait, as client-go's elector does not.
+	// negative value means not to wait, as client-go's elector does not:
+	// the successor may then start while our work still runs, the one
+	// overlap a handoff or release allows, by this choice.
 	StopTimeout time.Duration
 
 	// WaitForReady, if set, is called once per Run, in a goroutine of its
