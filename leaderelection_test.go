@@ -319,7 +319,9 @@ func TestClockFromTheConfig(t *testing.T) {
 // StopTimeout the holder does not wait for its work, so the requester starts
 // while that work still winds down, for at most the wind-down.
 func TestNegativeStopTimeoutOverlapsByDesign(t *testing.T) {
-	const windDown = 3 * time.Second
+	// Longer than the requester may take to see the handover (a watch
+	// still starting sees it only at its next attempt).
+	const windDown = 10 * retryPeriod
 	for _, fk := range fakes {
 		t.Run(fk.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
