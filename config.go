@@ -58,6 +58,7 @@ func validate(lec *LeaderElectionConfig) error {
 			bad("Coordinated needs a Lease lock (*k8sresourcelock.LeaseLock), not %T: the control plane elects through a Lease", lec.Lock)
 		}
 	}
+	errs = append(errs, typedNils("", reflect.ValueOf(lec).Elem())...)
 	if err := validateLock(lec.Lock); err != nil {
 		errs = append(errs, err)
 	}
@@ -74,8 +75,9 @@ func validateLock(lock rl.Interface) (err error) {
 	if lock == nil {
 		return fmt.Errorf("Lock must not be nil")
 	}
-	if v := reflect.ValueOf(lock); v.Kind() == reflect.Pointer && v.IsNil() {
-		return fmt.Errorf("Lock must not be a nil %T", lock)
+	if isNilValue(reflect.ValueOf(lock)) {
+		// typedNils has said so; its methods would panic.
+		return nil
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -92,6 +94,41 @@ func validateLock(lock rl.Interface) (err error) {
 	}
 	_ = lock.Describe()
 	return nil
+}
+
+// typedNils reports every exported interface-typed field of the struct v,
+// and of the structs in it, that holds a nil pointer (or map, func, chan,
+// slice): a value that is set, so it would be used, but whose methods
+// panic, such as what a constructor that failed returns beside its error.
+// It walks the fields by reflection so that a field added later is checked
+// too.
+func typedNils(prefix string, v reflect.Value) []error {
+	var errs []error
+	for i := range v.NumField() {
+		f, value := v.Type().Field(i), v.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.Struct:
+			errs = append(errs, typedNils(prefix+f.Name+".", value)...)
+		case reflect.Interface:
+			if !value.IsNil() && isNilValue(value.Elem()) {
+				errs = append(errs, fmt.Errorf("%s%s must not be a nil %v", prefix, f.Name, value.Elem().Type()))
+			}
+		}
+	}
+	return errs
+}
+
+// isNilValue reports whether v is a nil pointer, map, func, chan, slice or
+// interface.
+func isNilValue(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 // configError lists every problem found in a LeaderElectionConfig on one line.

@@ -2,13 +2,19 @@ package k8sleaderelection
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"math"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -141,3 +147,69 @@ func TestLimitsAreAccepted(t *testing.T) {
 type panickingLock struct{ rl.Interface }
 
 func (panickingLock) Identity() string { panic("half-built lock") }
+
+// typedNilOf holds, for each interface type a caller can set in a
+// LeaderElectionConfig, a nil pointer of a type that implements it: the
+// value a constructor that failed leaves behind, set but unusable.
+var typedNilOf = map[reflect.Type]any{
+	reflect.TypeFor[rl.Interface]():               (*rl.LeaseLock)(nil),
+	reflect.TypeFor[clock.WithDelayedExecution](): (*clocktesting.FakeClock)(nil),
+}
+
+// interfaceFields lists the exported interface-typed fields of t, and of
+// the structs it holds, by their dotted names.
+func interfaceFields(t reflect.Type, prefix string, index []int) map[string][]int {
+	fields := map[string][]int{}
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous {
+			continue
+		}
+		at := append(slices.Clone(index), f.Index...)
+		switch f.Type.Kind() {
+		case reflect.Interface:
+			fields[prefix+f.Name] = at
+		case reflect.Struct:
+			maps.Copy(fields, interfaceFields(f.Type, prefix+f.Name+".", at))
+		}
+	}
+	return fields
+}
+
+// TestEveryInterfaceFieldRejectsTypedNil: each interface-typed field of a
+// LeaderElectionConfig, found by reflection so that a new one is covered
+// the day it is added, is refused with an error naming it when it holds a
+// typed nil, instead of panicking in Run.
+func TestEveryInterfaceFieldRejectsTypedNil(t *testing.T) {
+	fields := interfaceFields(reflect.TypeFor[LeaderElectionConfig](), "", nil)
+	if len(fields) < 2 {
+		t.Fatalf("found only the interface fields %v", fields)
+	}
+	for name, index := range fields {
+		t.Run(name, func(t *testing.T) {
+			lec := testConfig(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "a", ""))
+			field := reflect.ValueOf(&lec).Elem().FieldByIndex(index)
+			typedNil, ok := typedNilOf[field.Type()]
+			if !ok {
+				t.Fatalf("no typed nil known for %s (%v): add one to typedNilOf, and make validate refuse it", name, field.Type())
+			}
+			field.Set(reflect.ValueOf(typedNil))
+			want := fmt.Sprintf("%s must not be a nil %T", name, typedNil)
+			le, err := NewLeaderElector(lec)
+			if err == nil || le != nil {
+				t.Fatalf("NewLeaderElector accepted a typed nil %s", name)
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q does not say %q", err, want)
+			}
+			func() {
+				defer func() {
+					r := recover()
+					if err, ok := r.(error); !ok || !strings.Contains(err.Error(), want) {
+						t.Fatalf("RunOrDie panicked with %v, want the config error saying %q", r, want)
+					}
+				}()
+				RunOrDie(context.Background(), lec)
+			}()
+		})
+	}
+}

@@ -6,9 +6,11 @@ import (
 	"time"
 )
 
-// HealthzAdaptor reports, as a /healthz check, whether a LeaderElector that
-// leads has stopped renewing its lease: a process stuck like that should be
-// restarted by its kubelet. It can be registered before the elector exists;
+// HealthzAdaptor reports, as a /healthz (or /livez) check, whether a
+// LeaderElector is stuck in a way that only a restart by its kubelet ends:
+// its lock still names it but has not been renewed for its lease and more,
+// whether Run still runs or has returned; or its work outlives its lease
+// (see LeaderElector.Check). It can be registered before the elector exists;
 // until SetLeaderElection ties it to one, it reports healthy.
 type HealthzAdaptor struct {
 	mu      sync.Mutex
@@ -16,7 +18,7 @@ type HealthzAdaptor struct {
 	timeout time.Duration
 }
 
-// NewLeaderHealthzAdaptor returns an adaptor that tolerates a leader going
+// NewLeaderHealthzAdaptor returns an adaptor that tolerates a lease going
 // without renewal for up to timeout beyond its LeaseDuration.
 func NewLeaderHealthzAdaptor(timeout time.Duration) *HealthzAdaptor {
 	return &HealthzAdaptor{timeout: timeout}
@@ -27,9 +29,10 @@ func (l *HealthzAdaptor) Name() string {
 	return "leaderElection"
 }
 
-// Check returns an error only when the elector leads but has not renewed its
-// lease for LeaseDuration plus the adaptor's timeout. It is safe to call
-// concurrently and before SetLeaderElection.
+// Check returns the elector's Check with the adaptor's timeout: an error,
+// with client-go's message, once the elector has been stuck for
+// LeaseDuration plus the timeout. It is safe to call concurrently and
+// before SetLeaderElection.
 func (l *HealthzAdaptor) Check(req *http.Request) error {
 	l.mu.Lock()
 	le := l.le

@@ -95,8 +95,11 @@
 // OnStartedLeading context, waits for OnStartedLeading to return (at most
 // StopTimeout, renewing meanwhile), runs OnStoppedLeading, and only then
 // writes the lock over to the candidate, which starts leading once it sees
-// that. The two never lead at once. A candidate that outranks a pending
-// requester replaces its request; one that does not waits.
+// that. The two never lead at once, with one exception chosen by the
+// holder: a negative StopTimeout means not to wait for OnStartedLeading, so
+// the candidate may start while the holder's work still winds down (as with
+// client-go's elector). A candidate that outranks a pending requester
+// replaces its request; one that does not waits.
 //
 // A holder that makes no offer (Istio's fork, client-go's elector, or ours
 // with DisableHandoff), or does not hand over within the time its offer
@@ -114,6 +117,7 @@ package k8sleaderelection
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -222,7 +226,9 @@ type LeaderElectionConfig struct {
 	// runs. If OnStartedLeading has not returned by then, the leader gives
 	// nothing up: it stops renewing, and the lock expires (or a requester
 	// takes it when its wait runs out). Zero means RenewDeadline; a
-	// negative value means not to wait, as client-go's elector does not.
+	// negative value means not to wait, as client-go's elector does not:
+	// the successor may then start while our work still runs, the one
+	// overlap a handoff or release allows, by this choice.
 	StopTimeout time.Duration
 
 	// WaitForReady, if set, is called once per Run, in a goroutine of its
@@ -302,12 +308,17 @@ type LeaderElector struct {
 	// mu guards what HealthzAdaptor, GetLeader and IsLeader read while
 	// Run writes it.
 	mu sync.RWMutex
-	// leader is the holder of the lock as last seen.
-	leader string
+	// leader is the holder of the lock as last seen, and leaderSince
+	// when we first saw the lock in that state (or wrote it).
+	leader      string
+	leaderSince time.Time
 	// leading is true from acquiring the lock until we stop leading;
 	// renewedAt is when the last successful write of it started.
 	leading   bool
 	renewedAt time.Time
+	// working counts the OnStartedLeading calls that have not returned,
+	// which may outlive their term.
+	working atomic.Int32
 
 	// Only Run's goroutine touches the fields below.
 	seen      observation
@@ -352,6 +363,12 @@ func NewLeaderElector(lec LeaderElectionConfig) (*LeaderElector, error) {
 		leaseSeconds: wholeSeconds(lec.LeaseDuration),
 		seen:         observation{ours: lec.LeaseDuration},
 	}
+	work := lec.Callbacks.OnStartedLeading
+	le.config.Callbacks.OnStartedLeading = func(ctx context.Context) {
+		le.working.Add(1)
+		defer le.working.Add(-1)
+		work(ctx)
+	}
 	le.metrics.leaderOff(lec.Name)
 	return le, nil
 }
@@ -384,7 +401,7 @@ func (le *LeaderElector) GetLeader() string {
 func (le *LeaderElector) publishLeader() {
 	holder := le.seen.holder()
 	le.mu.Lock()
-	le.leader = holder
+	le.leader, le.leaderSince = holder, le.seen.since
 	le.mu.Unlock()
 }
 
@@ -396,22 +413,37 @@ func (le *LeaderElector) IsLeader() bool {
 	return le.leading
 }
 
-// Check returns an error if we lead but have not renewed the lock for more
-// than LeaseDuration plus maxTolerableExpiredLease: a leader stuck so long
-// that others may already lead. It returns nil when we do not lead.
+// Check returns an error, "failed election to renew leadership on lease "
+// followed by the election's Name, as client-go's does, when this replica is
+// stuck in a way that only a restart ends, whether Run still runs or has
+// returned:
+//   - the lock as we last saw it names us, and we have neither seen it change
+//     nor written it for LeaseDuration plus maxTolerableExpiredLease: our
+//     lease has run out by then, so we cannot be leading, yet nobody has
+//     taken over as far as we know (our renewals fail, or Run has returned
+//     while the process lives on), as client-go's elector reports;
+//   - we lead, or OnStartedLeading still runs after its term ended, and our
+//     last renewal is that old: another replica may lead beside our work.
+//
+// It returns nil for a follower of a live holder, for a leader that renews,
+// and for a replica whose work has returned and whose lock names someone
+// else or nobody.
 func (le *LeaderElector) Check(maxTolerableExpiredLease time.Duration) error {
 	le.mu.RLock()
-	leading, renewedAt := le.leading, le.renewedAt
+	holder, seenSince, leading, renewedAt := le.leader, le.leaderSince, le.leading, le.renewedAt
 	le.mu.RUnlock()
-	if !leading {
+	if maxTolerableExpiredLease > math.MaxInt64-le.config.LeaseDuration {
+		// Tolerates more than any clock can measure.
 		return nil
 	}
 	allowed := le.config.LeaseDuration + maxTolerableExpiredLease
-	if since := le.clock.Since(renewedAt); since > allowed {
-		return fmt.Errorf("leader election %q: lease %s not renewed for %v, more than the %v allowed",
-			le.config.Name, le.config.Lock.Describe(), since, allowed)
+	stale := func(t time.Time) bool { return le.clock.Since(t) > allowed }
+	ours := holder == le.config.Lock.Identity() && stale(seenSince)
+	working := (leading || le.working.Load() > 0) && stale(renewedAt)
+	if !ours && !working {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("failed election to renew leadership on lease %s", le.config.Name)
 }
 
 // Run competes for the lock until ctx is done or, once leading, until

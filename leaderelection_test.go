@@ -2,6 +2,7 @@ package k8sleaderelection
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -311,4 +312,38 @@ func TestClockFromTheConfig(t *testing.T) {
 			clk.Step(retryPeriod / 2)
 		}
 	})
+}
+
+// TestNegativeStopTimeoutOverlapsByDesign: the one exception to "a handoff
+// never makes two leaders" that the package doc states. With a negative
+// StopTimeout the holder does not wait for its work, so the requester starts
+// while that work still winds down, for at most the wind-down.
+func TestNegativeStopTimeoutOverlapsByDesign(t *testing.T) {
+	// Longer than the requester may take to see the handover (a watch
+	// still starting sees it only at its next attempt).
+	const windDown = 10 * retryPeriod
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				noWait := func(lec *LeaderElectionConfig) { lec.StopTimeout = -1 }
+				a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, noWait, windDown, nil)
+				b.leading(t)
+				started := time.Now()
+				history := f.history()
+				if !slices.Contains(history, "a stopped") || slices.Contains(history, "a ended") {
+					t.Fatalf("history %q when b started: want a's OnStoppedLeading run and its work still running", history)
+				}
+				a.finished(t)
+				for !slices.Contains(f.history(), "a ended") {
+					if time.Since(started) > windDown {
+						t.Fatalf("a's work still runs %v after b started, beyond its wind-down (%v)", time.Since(started), windDown)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			})
+		})
+	}
 }

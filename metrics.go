@@ -2,6 +2,7 @@ package k8sleaderelection
 
 import (
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,14 +75,16 @@ type ElectionMetric interface {
 // unchanged; the slow-path count reaches the metrics that have it.
 type LeaderMetric = SwitchMetric
 
-// MetricsProvider makes the metrics of each new LeaderElector.
+// MetricsProvider makes the metrics of each new LeaderElector. A metric
+// that is nil, or a nil pointer, gives the elector no metrics.
 type MetricsProvider interface {
 	NewLeaderMetric() SwitchMetric
 }
 
 // SetProvider sets the provider that the LeaderElectors created from now on
 // take their metrics from. Only the first call with a non-nil provider has an
-// effect; electors created before it keep reporting nowhere.
+// effect; electors created before it keep reporting nowhere. A provider that
+// is a nil pointer (a typed nil) counts as nil, and is logged as an error.
 func SetProvider(metricsProvider MetricsProvider) {
 	globalMetrics.setProvider(metricsProvider)
 }
@@ -96,6 +99,10 @@ type metricsFactory struct {
 
 func (f *metricsFactory) setProvider(p MetricsProvider) {
 	if p == nil {
+		return
+	}
+	if isNilValue(reflect.ValueOf(p)) {
+		klog.Background().Error(fmt.Errorf("metricsProvider must not be a nil %T", p), "SetProvider ignores the provider; a later call may set one")
 		return
 	}
 	f.mu.Lock()
@@ -113,6 +120,9 @@ func (f *metricsFactory) newLeaderMetrics() *leaderMetrics {
 		return &leaderMetrics{}
 	}
 	m, err := newMetric(p)
+	if err == nil && m != nil && isNilValue(reflect.ValueOf(m)) {
+		err = fmt.Errorf("MetricsProvider.NewLeaderMetric (%T) returned a nil %T", p, m)
+	}
 	if err != nil || m == nil {
 		if err != nil {
 			klog.Background().Error(err, "The metrics provider failed to make an elector's metric; this elector reports no metrics")

@@ -471,3 +471,40 @@ func TestPanickingMetricDoesNotStopTheElection(t *testing.T) {
 		}
 	})
 }
+
+// nilProvider and nilMetric are types whose nil pointers are typed nils of
+// MetricsProvider and SwitchMetric.
+type nilProvider struct{ metric SwitchMetric }
+
+func (p *nilProvider) NewLeaderMetric() SwitchMetric { return p.metric }
+
+type nilMetric struct{ calls []string }
+
+func (m *nilMetric) On(name string)  { m.calls = append(m.calls, "on "+name) }
+func (m *nilMetric) Off(name string) { m.calls = append(m.calls, "off "+name) }
+
+// TestTypedNilProviderIsRefused: a provider that is a typed nil does not use
+// up the one setting SetProvider allows (a later real provider wins), and
+// its metrics are never asked for.
+func TestTypedNilProviderIsRefused(t *testing.T) {
+	var f metricsFactory
+	f.setProvider((*nilProvider)(nil))
+	var calls []string
+	f.setProvider(providerFunc(func() SwitchMetric { return switchOnly{&calls} }))
+	m := f.newLeaderMetrics()
+	m.leaderOn("e")
+	if !slices.Equal(calls, []string{"on e"}) {
+		t.Fatalf("the provider set after a typed nil one got %v, want [on e]: the typed nil took its place", calls)
+	}
+}
+
+// TestTypedNilMetricIsNoMetric: a provider whose NewLeaderMetric returns a
+// typed nil gives an elector no metric, instead of one whose every call
+// panics (and is recovered) on each renewal.
+func TestTypedNilMetricIsNoMetric(t *testing.T) {
+	var f metricsFactory
+	f.setProvider(&nilProvider{metric: (*nilMetric)(nil)})
+	if m := f.newLeaderMetrics(); m.leader != nil || m.election != nil || m.slowpath != nil {
+		t.Fatalf("a typed nil metric was kept: %+v", m)
+	}
+}

@@ -1,10 +1,12 @@
 // Package electiontest lets a test drive an election around the code under
 // test, without an API server and without waiting in real time: make a
-// replica lead, have a higher key take the lock from it, cut it off until
-// its lease is lost, show it a new leader.
+// replica lead, have a higher key take the lock over from it (a handoff, as
+// one of this library would ask for), cut it off until its lease is lost,
+// show it a new leader.
 //
-// An Election keeps one Lease lock in client-go's stock fake clientset and
-// gives every replica it starts a fake clock. A replica is an ordinary
+// An Election keeps one Lease lock in client-go's stock fake clientset, made
+// to refuse a stale write as an API server does, and gives every replica it
+// starts a fake clock. A replica is an ordinary
 // k8sleaderelection elector running the test's callbacks; a Replica value
 // lets the test wait for those callbacks, so nothing sleeps.
 //
@@ -27,6 +29,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -44,7 +47,11 @@ const MaxAdvance = k8sleaderelection.MaxLeaseDuration
 // Election is one election held in memory: a Lease lock in a fake
 // clientset, and the fake clock its replicas wait on.
 type Election struct {
-	// Client holds the lock. Tests may read it, or add reactors to it.
+	// Client holds the lock. It is client-go's stock fake, made to refuse
+	// an update over a stale resourceVersion with a Conflict, as an API
+	// server does, so that two replicas that race for the lock never both
+	// win. Tests may read it, or add reactors to it before they start
+	// replicas.
 	Client *fake.Clientset
 	// Clock is the clock of every replica started by Start. Advance steps
 	// it.
@@ -60,7 +67,7 @@ type Election struct {
 // holder yet, and a fake clock set to a fixed instant.
 func New(namespace, name string) *Election {
 	return &Election{
-		Client:    fake.NewClientset(),
+		Client:    fakekube.Wrap(fake.NewClientset()).Clientset,
 		Clock:     clocktesting.NewFakeClock(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)),
 		namespace: namespace,
 		name:      name,
@@ -96,14 +103,32 @@ func (e *Election) Config(identity, key string) k8sleaderelection.LeaderElection
 	}
 }
 
-// Hold writes the lock as held by identity with key, as another replica
-// (one the test does not run) that took it over would: for a replica under
-// test, a new leader, or a steal by a higher key. The lease restarts.
+// Hold makes the replica called identity, with key, hold the lock: one the
+// test does not run, such as a new leader, or a higher key taking over from
+// the replica under test. It takes the lock as such a replica of this
+// library would:
+//   - a lock that is absent, free, already held by identity, or held by a
+//     holder that makes no handoff offer (a replica started with
+//     DisableHandoff, one of Istio's fork or client-go, or a holder written
+//     by Hold), is written over at once;
+//   - from a holder that offers a handoff (every replica Start runs, by
+//     default) it asks for the lock, as a candidate whose key outranks the
+//     holder's does, and moves the election's clock on as AdvanceUntil does
+//     while the holder stops its work (its term's context is cancelled,
+//     OnStartedLeading returns, OnStoppedLeading runs) and writes the lock
+//     over to identity. The holder's term is over before identity leads:
+//     the two never lead at once. A holder that has not handed over within
+//     the time its offer states (its work ignores its context, or it is cut
+//     off) has the lock taken then, as a real candidate would: a steal,
+//     with its work still running.
+//
+// Hold returns once the lock names identity; the lease restarts. It fails
+// if ctx ends first, or once it has moved the clock on by MaxAdvance.
 func (e *Election) Hold(ctx context.Context, identity, key string) error {
 	if identity == "" {
 		return errors.New("electiontest: Hold needs a holder identity; use Release to free the lock")
 	}
-	return e.write(ctx, func(r *rl.LeaderElectionRecord) {
+	take := func(r *rl.LeaderElectionRecord) {
 		if r.HolderIdentity != identity {
 			r.LeaderTransitions++
 			r.AcquireTime = metav1.NewTime(e.Clock.Now())
@@ -111,16 +136,75 @@ func (e *Election) Hold(ctx context.Context, identity, key string) error {
 		r.HolderIdentity, r.HolderKey = identity, key
 		r.LeaseDurationSeconds = int(LeaseDuration / time.Second)
 		r.Handoff, r.HandoffRequest = rl.HandoffOffer{}, rl.HandoffRequest{}
-	})
+	}
+	start := e.Clock.Now()
+	var asked rl.HandoffRequest // the request written, in its holder's term
+	var answerBy time.Time
+	for {
+		lock, record, exists, err := e.read(ctx)
+		if err != nil {
+			return err
+		}
+		if askedNow := (rl.HandoffRequest{To: record.HolderIdentity, Term: record.LeaderTransitions}); asked.To != askedNow.To || asked.Term != askedNow.Term {
+			// A new holder or a new term: its time to answer starts
+			// with our first request to it.
+			asked, answerBy = askedNow, time.Time{}
+		}
+		handedOver := !answerBy.IsZero() && record.HolderIdentity == identity
+		timedOut := !answerBy.IsZero() && !e.Clock.Now().Before(answerBy)
+		request := record.HandoffRequest
+		switch {
+		case handedOver:
+			return nil
+		case !exists || record.HolderIdentity == "" || record.HolderIdentity == identity || !record.Handoff.Stands(record) || timedOut:
+			take(record)
+			err = e.put(ctx, lock, exists, record)
+			if err == nil {
+				return nil
+			}
+		case !request.Pending(record) || request.HolderIdentity != identity:
+			record.HandoffRequest = rl.HandoffRequest{
+				To: record.HolderIdentity, Term: record.LeaderTransitions,
+				HolderIdentity: identity, HolderKey: key, LeaseDurationSeconds: int(LeaseDuration / time.Second),
+			}
+			asking := e.Clock.Now()
+			err = e.put(ctx, lock, exists, record)
+			if err == nil && answerBy.IsZero() {
+				answerBy = asking.Add(time.Duration(record.Handoff.WithinSeconds) * time.Second)
+			}
+		default:
+			// Asked, and the holder has time left: let it work.
+			if moved := e.Clock.Since(start); moved > MaxAdvance {
+				return fmt.Errorf("electiontest: Hold: the lock still does not name %s after %v on the election's clock", identity, moved)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("electiontest: Hold: waiting for %s to hand the lock over: %w", record.HolderIdentity, context.Cause(ctx))
+			case <-time.After(time.Millisecond):
+				e.Clock.Step(time.Second)
+			}
+		}
+		if err != nil && !apierrors.IsConflict(err) {
+			return err
+		}
+	}
 }
 
-// Release writes the lock free, as a holder that releases it does.
+// Release writes the lock free, as a holder that releases it does. It does
+// not wait for anyone: use it for a holder the test does not run.
 func (e *Election) Release(ctx context.Context) error {
-	return e.write(ctx, func(r *rl.LeaderElectionRecord) {
-		r.HolderIdentity, r.HolderKey = "", ""
-		r.LeaseDurationSeconds = 1
-		r.Handoff, r.HandoffRequest = rl.HandoffOffer{}, rl.HandoffRequest{}
-	})
+	for {
+		lock, record, exists, err := e.read(ctx)
+		if err != nil {
+			return err
+		}
+		record.HolderIdentity, record.HolderKey = "", ""
+		record.LeaseDurationSeconds = 1
+		record.Handoff, record.HandoffRequest = rl.HandoffOffer{}, rl.HandoffRequest{}
+		if err := e.put(ctx, lock, exists, record); !apierrors.IsConflict(err) {
+			return err
+		}
+	}
 }
 
 // Holder returns the identity and key the lock names now; empty if it is
@@ -137,36 +221,44 @@ func (e *Election) Holder(ctx context.Context) (identity, key string, err error)
 	return r.HolderIdentity, r.HolderKey, nil
 }
 
-// write changes the lock's record with change, creating the lock if needed.
-func (e *Election) write(ctx context.Context, change func(*rl.LeaderElectionRecord)) error {
-	leases := e.Client.CoordinationV1().Leases(e.namespace)
-	lease, err := leases.Get(ctx, e.name, metav1.GetOptions{})
-	create := apierrors.IsNotFound(err)
+// read returns the lock's record, and a lock to write over exactly the
+// state read (an update conflicts if anyone wrote since); exists is false
+// when there is no lock yet, and record then empty.
+func (e *Election) read(ctx context.Context) (lock *rl.LeaseLock, record *rl.LeaderElectionRecord, exists bool, err error) {
+	lock = &rl.LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: e.name}, Client: e.Client.CoordinationV1()}
+	record, _, err = lock.Get(ctx)
 	switch {
-	case create:
-		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: e.namespace, Name: e.name}}
+	case apierrors.IsNotFound(err):
+		return lock, &rl.LeaderElectionRecord{}, false, nil
 	case err != nil:
-		return fmt.Errorf("electiontest: read the lock: %w", err)
+		return nil, nil, false, fmt.Errorf("electiontest: read the lock: %w", err)
 	}
-	lock := &rl.LeaseLock{LeaseMeta: lease.ObjectMeta, Client: e.Client.CoordinationV1()}
-	record := rl.LeaseToLeaderElectionRecord(lease)
-	change(record)
-	now := metav1.NewMicroTime(e.Clock.Now())
-	record.RenewTime = metav1.NewTime(now.Time)
+	return lock, record, true, nil
+}
+
+// put writes record over the state lock read, stamped with the election's
+// clock; a Conflict (someone wrote since) is returned unwrapped for the
+// caller to read again.
+func (e *Election) put(ctx context.Context, lock *rl.LeaseLock, exists bool, record *rl.LeaderElectionRecord) error {
+	now := e.Clock.Now()
+	record.RenewTime = metav1.NewTime(now)
 	if record.AcquireTime.IsZero() {
-		record.AcquireTime = metav1.NewTime(now.Time)
+		record.AcquireTime = metav1.NewTime(now)
 	}
-	if create {
-		err = lock.Create(ctx, *record)
+	var err error
+	if exists {
+		err = lock.Update(ctx, *record)
 	} else {
-		if _, _, err = lock.Get(ctx); err == nil {
-			err = lock.Update(ctx, *record)
-		}
+		err = lock.Create(ctx, *record)
 	}
-	if err != nil {
-		return fmt.Errorf("electiontest: write the lock: %w", err)
+	switch {
+	case err == nil, apierrors.IsConflict(err):
+		return err
+	case apierrors.IsAlreadyExists(err):
+		// Created meanwhile: read it again, as after a conflict.
+		return apierrors.NewConflict(coordinationv1.Resource("leases"), e.name, err)
 	}
-	return nil
+	return fmt.Errorf("electiontest: write the lock: %w", err)
 }
 
 // Advance moves the election's clock on by d, firing every timer due.

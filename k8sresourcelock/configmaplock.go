@@ -86,9 +86,10 @@ func (cml *ConfigMapLock) ResourceVersion() string {
 	return cml.store().resourceVersion()
 }
 
-// Validate reports a ConfigMapLock without a client, namespace or name.
+// Validate reports a ConfigMapLock without a client, namespace or name, or with a
+// typed nil EventRecorder.
 func (cml *ConfigMapLock) Validate() error {
-	return validateMeta("configmap", cml.ConfigMapMeta, isNilValue(cml.Client))
+	return validateMeta("configmap", cml.ConfigMapMeta, cml.Client, cml.LockConfig)
 }
 
 // RecordEvent records event s about this candidate on the ConfigMap. It does

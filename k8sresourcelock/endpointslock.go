@@ -88,9 +88,10 @@ func (el *EndpointsLock) ResourceVersion() string {
 	return el.store().resourceVersion()
 }
 
-// Validate reports a EndpointsLock without a client, namespace or name.
+// Validate reports a EndpointsLock without a client, namespace or name, or with a
+// typed nil EventRecorder.
 func (el *EndpointsLock) Validate() error {
-	return validateMeta("endpoints", el.EndpointsMeta, isNilValue(el.Client))
+	return validateMeta("endpoints", el.EndpointsMeta, el.Client, el.LockConfig)
 }
 
 // RecordEvent records event s about this candidate on the Endpoints object.

@@ -150,7 +150,8 @@ type ResourceLockConfig struct {
 	// KeyComparison ranks it below its own key may take the lock from us.
 	Key string
 	// EventRecorder is optional; when set, the lock records an event on
-	// its object each time this candidate starts or stops leading.
+	// its object each time this candidate starts or stops leading. A nil
+	// pointer in it (a typed nil) is an error of New and Validate.
 	EventRecorder EventRecorder
 }
 
@@ -231,6 +232,9 @@ func NewWithLabels(lockType string, ns string, name string, coreClient corev1cli
 	if needLeases && isNilValue(coordinationClient) {
 		return nil, fmt.Errorf("%s lock %s/%s: coordinationClient must not be nil", lockType, ns, name)
 	}
+	if rlc.EventRecorder != nil && isNilValue(rlc.EventRecorder) {
+		return nil, fmt.Errorf("%s lock %s/%s: EventRecorder must not be a nil %T", lockType, ns, name, rlc.EventRecorder)
+	}
 	lease := func() *LeaseLock {
 		return &LeaseLock{LeaseMeta: meta, Client: coordinationClient, LockConfig: rlc, Labels: labels}
 	}
@@ -310,8 +314,8 @@ func clientTimeout(renewDeadline time.Duration) time.Duration {
 }
 
 // validateMeta names what is missing from the object a lock of kind is built
-// on, and its client.
-func validateMeta(kind string, meta metav1.ObjectMeta, clientIsNil bool) error {
+// on, its client, and what is wrong with its config.
+func validateMeta(kind string, meta metav1.ObjectMeta, client any, config ResourceLockConfig) error {
 	var errs []error
 	if meta.Namespace == "" {
 		errs = append(errs, fmt.Errorf("%s lock %q: namespace must not be empty", kind, meta.Name))
@@ -319,8 +323,13 @@ func validateMeta(kind string, meta metav1.ObjectMeta, clientIsNil bool) error {
 	if meta.Name == "" {
 		errs = append(errs, fmt.Errorf("%s lock in namespace %q: name must not be empty", kind, meta.Namespace))
 	}
-	if clientIsNil {
+	if isNilValue(client) {
 		errs = append(errs, fmt.Errorf("%s lock %s/%s: Client must not be nil", kind, meta.Namespace, meta.Name))
+	}
+	// A typed nil recorder is set, so it would be used, and its Eventf
+	// would panic on the first event.
+	if recorder := config.EventRecorder; recorder != nil && isNilValue(recorder) {
+		errs = append(errs, fmt.Errorf("%s lock %s/%s: LockConfig.EventRecorder must not be a nil %T", kind, meta.Namespace, meta.Name, recorder))
 	}
 	return joinErrors(errs)
 }

@@ -2,6 +2,9 @@ package k8sresourcelock
 
 import (
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +143,91 @@ func TestNewFromKubeconfigWatchesWithoutTimeout(t *testing.T) {
 			if timeoutOf(client) != 5*time.Second || watchClient == nil || timeoutOf(watchClient) != 0 {
 				t.Errorf("%s %T: request timeout %v, watch client %v; want 5s, and one without a timeout", kind, half, timeoutOf(client), watchClient)
 			}
+		}
+	}
+}
+
+// typedNilOf holds, for each interface type a caller can set in a lock, a
+// nil pointer of a type that implements it: what a constructor that failed
+// leaves beside its error.
+var typedNilOf = map[reflect.Type]any{
+	reflect.TypeFor[coordinationv1client.LeasesGetter](): (*coordinationv1client.CoordinationV1Client)(nil),
+	reflect.TypeFor[corev1client.ConfigMapsGetter]():     (*corev1client.CoreV1Client)(nil),
+	reflect.TypeFor[corev1client.EndpointsGetter]():      (*corev1client.CoreV1Client)(nil),
+	reflect.TypeFor[EventRecorder]():                     (*eventRecorder)(nil),
+	reflect.TypeFor[Interface]():                         (*LeaseLock)(nil),
+}
+
+// interfaceFields lists the exported interface-typed fields of t, and of
+// the structs it holds, by their dotted names.
+func interfaceFields(t reflect.Type, prefix string, index []int) map[string][]int {
+	fields := map[string][]int{}
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous {
+			continue
+		}
+		at := append(slices.Clone(index), f.Index...)
+		switch f.Type.Kind() {
+		case reflect.Interface:
+			fields[prefix+f.Name] = at
+		case reflect.Struct:
+			maps.Copy(fields, interfaceFields(f.Type, prefix+f.Name+".", at))
+		}
+	}
+	return fields
+}
+
+// TestEveryInterfaceFieldRejectsTypedNil: each interface-typed field of
+// every lock kind, found by reflection so that a new one is covered the day
+// it is added, makes Validate fail with an error naming it when it holds a
+// typed nil, whose methods would panic in the election.
+func TestEveryInterfaceFieldRejectsTypedNil(t *testing.T) {
+	cs := fakekube.New()
+	rlc := ResourceLockConfig{Identity: "a", EventRecorder: &eventRecorder{}}
+	for _, kind := range lockKinds {
+		valid := func() Validator {
+			lock, err := New(kind, ns, name, cs.CoreV1(), cs.CoordinationV1(), rlc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return lock.(Validator)
+		}
+		if err := valid().Validate(); err != nil {
+			t.Fatalf("%s: a valid lock fails Validate: %v", kind, err)
+		}
+		fields := interfaceFields(reflect.TypeOf(valid()).Elem(), "", nil)
+		if len(fields) < 2 {
+			t.Fatalf("%s: found only the interface fields %v", kind, fields)
+		}
+		for field, index := range fields {
+			t.Run(kind+"/"+field, func(t *testing.T) {
+				lock := valid()
+				value := reflect.ValueOf(lock).Elem().FieldByIndex(index)
+				typedNil, ok := typedNilOf[value.Type()]
+				if !ok {
+					t.Fatalf("no typed nil known for %s (%v): add one to typedNilOf, and make Validate refuse it", field, value.Type())
+				}
+				value.Set(reflect.ValueOf(typedNil))
+				err := lock.Validate()
+				want := field[strings.LastIndex(field, ".")+1:] + " must not be"
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("Validate with a typed nil %s = %v, want an error saying %q", field, err, want)
+				}
+			})
+		}
+	}
+}
+
+// TestNewRejectsTypedNilEventRecorder: New refuses a typed nil
+// EventRecorder, whose Eventf would panic on the first event.
+func TestNewRejectsTypedNilEventRecorder(t *testing.T) {
+	cs := fakekube.New()
+	rlc := ResourceLockConfig{Identity: "a", EventRecorder: (*eventRecorder)(nil)}
+	for _, kind := range lockKinds {
+		_, err := New(kind, ns, name, cs.CoreV1(), cs.CoordinationV1(), rlc)
+		want := "EventRecorder must not be a nil *k8sresourcelock.eventRecorder"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New(%q) with a typed nil EventRecorder = %v, want an error saying %q", kind, err, want)
 		}
 	}
 }

@@ -171,9 +171,10 @@ func (ll *LeaseLock) ResourceVersion() string {
 	return ll.lease.ResourceVersion
 }
 
-// Validate reports a LeaseLock without a client, namespace or name.
+// Validate reports a LeaseLock without a client, namespace or name, or with a
+// typed nil EventRecorder.
 func (ll *LeaseLock) Validate() error {
-	return validateMeta("lease", ll.LeaseMeta, isNilValue(ll.Client))
+	return validateMeta("lease", ll.LeaseMeta, ll.Client, ll.LockConfig)
 }
 
 // RecordEvent records event s about this candidate on the Lease. It does

@@ -2,6 +2,7 @@ package prommetrics
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 
@@ -82,6 +83,9 @@ func NewProvider(registerer prometheus.Registerer, opts ...Option) (*Provider, e
 	}
 	if o.clock == nil {
 		return nil, errors.New("prommetrics: WithClock was given a nil clock")
+	}
+	if v := reflect.ValueOf(o.clock); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil, fmt.Errorf("prommetrics: WithClock was given a nil clock (a nil %T)", o.clock)
 	}
 	r := &registration{registerer: registerer}
 	p := &Provider{

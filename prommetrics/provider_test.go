@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection"
 	"github.com/k8sleaderelection/k8sleaderelection/prommetrics"
@@ -36,6 +37,15 @@ func TestNewProviderNeedsARegisterer(t *testing.T) {
 	}
 	if _, err := prommetrics.NewProvider(prometheus.NewRegistry(), prommetrics.WithClock(nil)); err == nil || !strings.Contains(err.Error(), "nil clock") {
 		t.Fatalf("NewProvider(WithClock(nil)) = %v; want an error naming the nil clock", err)
+	}
+	// What a constructor that failed leaves behind: set, but its methods
+	// would panic at the first scrape.
+	if _, err := prommetrics.NewProvider(prometheus.NewRegistry(), prommetrics.WithClock((*clocktesting.FakeClock)(nil))); err == nil || !strings.Contains(err.Error(), "nil clock") {
+		t.Fatalf("NewProvider(WithClock(typed nil)) = %v; want an error naming the nil clock", err)
+	}
+	var registerer *prometheus.Registry
+	if _, err := prommetrics.NewProvider(registerer); err == nil || !strings.Contains(err.Error(), "registerer is nil") {
+		t.Fatalf("NewProvider(typed nil) = %v; want an error naming the nil registerer", err)
 	}
 }
 

@@ -27,7 +27,14 @@ type Clientset struct {
 
 // New returns a Clientset holding objects.
 func New(objects ...runtime.Object) *Clientset {
-	c := &Clientset{Clientset: fake.NewClientset(objects...)}
+	return Wrap(fake.NewClientset(objects...))
+}
+
+// Wrap gives cs, a stock fake clientset, the optimistic concurrency of an
+// API server, and returns it with the means to cut it off. It must be
+// called before any client of cs runs.
+func Wrap(cs *fake.Clientset) *Clientset {
+	c := &Clientset{Clientset: cs}
 	// Reactors must all be in place before clients run: the fake reads
 	// its reactor chain without a lock.
 	c.PrependReactor("create", "*", c.stampCreate)
