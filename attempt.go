@@ -161,9 +161,8 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 		AcquireTime:          metav1.NewTime(now),
 		RenewTime:            metav1.NewTime(now),
 		Handoff:              le.offer(),
-		// Only while we honour a request does it stay in the lock, so
-		// that the requester sees it is being answered.
-		HandoffRequest: le.honoring,
+		// Only while we honour a request does it stay in the lock.
+		HandoffRequest: le.honouring(),
 	}
 	if le.config.Coordinated {
 		// These are the control plane's: written away, the strategy

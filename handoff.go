@@ -65,6 +65,27 @@ func (le *LeaderElector) handoffAskedOfUs() bool {
 		request.HolderIdentity != le.config.Lock.Identity()
 }
 
+// honouring is the request a leader that winds down for a handoff carries
+// in its writes, so that requesters see it is being answered. Requesters
+// replace a pending request only with one whose key outranks it, so the
+// request last seen pending in the lock is the highest: a leader that has
+// seen the lock since its own last write honours that one, not the one it
+// first saw, and none if the requester withdrew it. Writing the first over a
+// later one would hand the lock to the lower requester, and the higher one
+// would have to ask again: a term more than needed.
+func (le *LeaderElector) honouring() rl.HandoffRequest {
+	if le.honoring == (rl.HandoffRequest{}) || le.seen.written || !le.seen.names(le.config.Lock.Identity()) {
+		return le.honoring
+	}
+	record := &le.seen.record
+	request := record.HandoffRequest
+	if !request.Pending(record) || request.HolderIdentity == le.config.Lock.Identity() {
+		request = rl.HandoffRequest{}
+	}
+	le.honoring = request
+	return request
+}
+
 // requestHandoff writes a request for the lock into it, keeping the holder's
 // record as we saw it; the write fails if the lock changed since.
 func (le *LeaderElector) requestHandoff(ctx context.Context) error {

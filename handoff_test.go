@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
@@ -211,35 +214,86 @@ func TestHandoffToADeadRequester(t *testing.T) {
 	})
 }
 
-// TestHandoffGoesToTheHighestRequester: two candidates outrank the leader
-// and ask; the higher one's request replaces the lower one's, and the lower
-// one never replaces the higher one's.
+// TestHandoffGoesToTheHighestRequester: a candidate asks the leader for the
+// lock, and while the leader's work winds down (renewing meanwhile) a
+// candidate that outranks the first asks too. The lock goes to the later,
+// higher one, in one handoff: the lower one never leads, and the term goes up
+// by one. It holds on both fakes, watching or polling.
 func TestHandoffGoesToTheHighestRequester(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cs := fakekube.New()
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		var wg sync.WaitGroup
-		f := newFleet()
-		for _, key := range []string{"old", "canary", "stable"} {
-			lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, key, key))
-			lec.KeyComparison = outranksAllBut(key)
-			member(t, ctx, &wg, lec, f)
-			if key == "old" {
-				time.Sleep(retryPeriod)
+	const windDown = 5 * time.Second // the leader renews twice while it winds down
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					f := newFleet()
+					start := func(key string, windDown time.Duration) *candidate {
+						lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, key, key))
+						lec.KeyComparison = outranksAllBut(key)
+						mode.apply(&lec)
+						return startCandidate(t, ctx, lec, f, windDown)
+					}
+					states := leaseStates(t, cs)
+					old := start("old", windDown)
+					old.leading(t)
+					time.Sleep(retryPeriod / 2)
+					start("canary", 0)
+					// Asked by canary, the leader winds down: watching, from
+					// now on; polling, from its next renewal.
+					time.Sleep(retryPeriod + retryPeriod/4)
+					stable := start("stable", 0)
+					stable.leading(t)
+					time.Sleep(2 * leaseDuration)
+					f.check(t)
+					if want := []string{"old started", "old ended", "old stopped", "stable started"}; !slices.Equal(f.history(), want) {
+						t.Errorf("history %q, want %q: one handoff, to the highest requester", f.history(), want)
+					}
+					rec := readRecord(t, cs, rl.LeasesResourceLock)
+					if rec.HolderIdentity != "stable" || rec.LeaderTransitions != 1 {
+						t.Errorf("record %+v, want stable after one transition", rec)
+					}
+					// The leader's renewals never put the lower request back
+					// over the higher one.
+					stableAsked := false
+					for _, lease := range states() {
+						request := lease.Annotations[rl.HandoffRequestAnnotationKey]
+						stableAsked = stableAsked || strings.Contains(request, `"holderIdentity":"stable"`)
+						if stableAsked && strings.Contains(request, `"holderIdentity":"canary"`) {
+							t.Fatalf("after stable asked, the lock carried canary's request again: %s", request)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// leaseStates records every state of the test Lease from now on, as a watch
+// delivers them, and returns a function that stops recording and returns
+// them in order.
+func leaseStates(t *testing.T, cs clientset) func() []*coordinationv1.Lease {
+	t.Helper()
+	w, err := cs.CoordinationV1().Leases(testNamespace).Watch(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("watch leases: %v", err)
+	}
+	var states []*coordinationv1.Lease
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			if lease, ok := ev.Object.(*coordinationv1.Lease); ok && lease.Name == testLockName {
+				states = append(states, lease)
 			}
 		}
-		time.Sleep(3 * leaseDuration)
-		cancel()
-		wg.Wait()
-		f.check(t)
-		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "stable" {
-			t.Fatalf("holder %q, want stable", rec.HolderIdentity)
-		}
-		if acquisitions, _ := f.count(); acquisitions > 3 {
-			t.Fatalf("%d acquisitions: the lock went back and forth: %q", acquisitions, f.history())
-		}
-	})
+	}()
+	return func() []*coordinationv1.Lease {
+		w.Stop()
+		receive(t, done, "the watch of the Lease to end")
+		return states
+	}
 }
 
 // TestWaitForReady: a higher key preempts only once its WaitForReady has
