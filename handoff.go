@@ -97,6 +97,7 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 		HolderIdentity:       lock.Identity(),
 		HolderKey:            lock.Key(),
 		LeaseDurationSeconds: le.leaseSeconds,
+		OffersWithinSeconds:  le.offer().WithinSeconds,
 	}
 	asking := current
 	asking.HandoffRequest = request

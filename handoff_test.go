@@ -84,6 +84,40 @@ func TestHandoffNeverOverlaps(t *testing.T) {
 	}
 }
 
+// TestHandoffCarriesTheSuccessorsOffer: the record a leader writes to hand
+// the lock over already carries the successor's handoff offer, so that a key
+// above the successor asks it for the lock, as it would once the successor
+// has renewed, instead of stealing it in between.
+func TestHandoffCarriesTheSuccessorsOffer(t *testing.T) {
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					states := leaseStates(t, cs)
+					_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, mode.apply, 0, nil)
+					b.leading(t)
+					cancel()
+					b.finished(t)
+					for _, lease := range states() {
+						if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "b" {
+							continue
+						}
+						// RetryPeriod + StopTimeout (RenewDeadline) + RenewDeadline
+						if got, want := lease.Annotations[rl.HandoffAnnotationKey], `{"holder":"b","withinSeconds":22}`; got != want {
+							t.Fatalf("the handoff to b carries the offer %q, want b's: %q", got, want)
+						}
+						return
+					}
+					t.Fatal("no state of the lock named b")
+				})
+			})
+		}
+	}
+}
+
 // TestHandoffFromAHangingLeaderIsASteal: a leader whose work never returns
 // does not hand the lock over while it may still run; the requester takes
 // it once the time the leader offered has run out.

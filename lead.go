@@ -270,6 +270,7 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			AcquireTime:          metav1.NewTime(now),
 			RenewTime:            metav1.NewTime(now),
 			LeaderTransitions:    current.LeaderTransitions + 1,
+			Handoff:              successorOffer(request),
 		}
 		err := le.write(ctx, lock.Update, successor)
 		if err == nil {
@@ -282,6 +283,16 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 		}
 	}
 	logger.Error(context.Cause(ctx), "Gave up handing the lease over; the requester will take it", "to", request.HolderIdentity)
+}
+
+// successorOffer is the handoff offer written for a successor: the one it
+// makes itself, as its request says, so that the record handing the lock
+// over reads as the successor's own renewal would.
+func successorOffer(request rl.HandoffRequest) rl.HandoffOffer {
+	if request.OffersWithinSeconds < 1 {
+		return rl.HandoffOffer{}
+	}
+	return rl.HandoffOffer{Holder: request.HolderIdentity, WithinSeconds: request.OffersWithinSeconds}
 }
 
 // successorLease is the lease duration written for a successor: the one it
