@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -113,6 +114,50 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 	klog.FromContext(ctx).Info("Asked the leader to hand the lease over: our key outranks its key",
 		"holder", current.HolderIdentity, "holderKey", current.HolderKey, "key", lock.Key(), "answerBy", le.asked.deadline)
 	return nil
+}
+
+// withdrawRequest takes our pending handoff request out of the lock when we
+// stop campaigning, so that the holder does not hand the lock to a candidate
+// that will not lead: nobody would lead until the lease we asked for ran
+// out. Run's context is done by then, so it has RenewDeadline of its own. It
+// writes over the lock as last seen, conditionally, or reads it first; on a
+// conflict it reads again. It leaves the lock alone once it carries no
+// request of ours; if it was handed to us meanwhile, it stays ours until our
+// lease runs out.
+func (le *LeaderElector) withdrawRequest(ctx context.Context) {
+	if !le.asked.pending() {
+		return
+	}
+	logger := klog.FromContext(ctx)
+	ctx, cancel := le.withTimeout(context.WithoutCancel(ctx), le.config.RenewDeadline)
+	defer cancel()
+	lock := le.config.Lock
+	read := !le.seen.versioned()
+	for ctx.Err() == nil {
+		if read {
+			if _, err := le.read(ctx); err != nil {
+				logger.Error(err, "Could not read the lock to withdraw our handoff request")
+				return
+			}
+		}
+		record := le.seen.record
+		request := record.HandoffRequest
+		if le.seen.absent || le.seen.unreadable || !request.Pending(&record) || request.HolderIdentity != lock.Identity() {
+			return
+		}
+		record.HandoffRequest = rl.HandoffRequest{}
+		err := le.write(ctx, lock.Update, record)
+		if err == nil {
+			logger.Info("Withdrew our handoff request: we stopped campaigning", "holder", record.HolderIdentity)
+			le.asked = handoffAsk{}
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			logger.Error(err, "Could not withdraw our handoff request; the holder may hand the lock to us all the same")
+			return
+		}
+		read = true
+	}
 }
 
 // readiness runs WaitForReady, once it is first needed, in a goroutine of

@@ -248,6 +248,47 @@ func TestHandoffToADeadRequester(t *testing.T) {
 	})
 }
 
+// TestStoppedRequesterWithdrawsItsRequest: a candidate that stops while its
+// request is pending takes it out of the lock, so that the holder does not
+// hand the lock to a candidate that will never lead, and nobody would lead
+// for the lease it asked for. The holder, whose work had begun to stop,
+// releases the lock once it has stopped, since nobody asks for it any more.
+func TestStoppedRequesterWithdrawsItsRequest(t *testing.T) {
+	const windDown = 5 * time.Second
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					states := leaseStates(t, cs)
+					bCtx, stopB := context.WithCancel(ctx)
+					a, b, f := handoffPair(t, bCtx, cs, rl.LeasesResourceLock, mode.apply, windDown, nil)
+					// b asked at once; the holder winds down by now, watching
+					// or polling.
+					time.Sleep(retryPeriod)
+					stopB()
+					b.finished(t)
+					a.finished(t)
+					// b's Run runs OnStoppedLeading as it returns, as always.
+					if want := []string{"a started", "b stopped", "a ended", "a stopped"}; !slices.Equal(f.history(), want) {
+						t.Errorf("history %q, want %q", f.history(), want)
+					}
+					if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" || rec.HandoffRequest != (rl.HandoffRequest{}) {
+						t.Errorf("record %+v once the holder stopped, want it released, with no request", rec)
+					}
+					for _, lease := range states() {
+						if holder := lease.Spec.HolderIdentity; holder != nil && *holder == "b" {
+							t.Fatalf("the lock was handed to b, which had stopped, at %v", lease.Spec.AcquireTime)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
 // TestHandoffGoesToTheHighestRequester: a candidate asks the leader for the
 // lock, and while the leader's work winds down (renewing meanwhile) a
 // candidate that outranks the first asks too. The lock goes to the later,

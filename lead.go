@@ -252,8 +252,16 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			continue
 		}
 		current := le.seen.record
-		if !le.seen.names(lock.Identity()) || !current.HandoffRequest.Pending(&current) {
+		if !le.seen.names(lock.Identity()) {
 			logger.Info("Lock changed before we could hand it over; leaving it", "holder", le.seen.holder())
+			return
+		}
+		if !current.HandoffRequest.Pending(&current) {
+			// The requester withdrew: it stopped. Our work has
+			// stopped, so the next candidate need not wait out our
+			// lease.
+			logger.Info("The handoff request was withdrawn; releasing the lock instead")
+			le.release(logger)
 			return
 		}
 		if current.HandoffRequest != request {

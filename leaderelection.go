@@ -466,7 +466,11 @@ func (le *LeaderElector) run(ctx context.Context) bool {
 	defer le.readiness.stop()
 	le.asked = handoffAsk{}
 
-	if !le.lastTermDone(ctx) || !le.acquire(ctx) {
+	if !le.lastTermDone(ctx) {
+		return true
+	}
+	if !le.acquire(ctx) {
+		le.withdrawRequest(ctx)
 		return true
 	}
 	le.lead(ctx, stopped)
