@@ -12,8 +12,12 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -438,6 +442,58 @@ func TestHandoffSeenWithoutTheWatch(t *testing.T) {
 				}
 				f.check(t)
 			})
+		})
+	}
+}
+
+// unversionedNoOps makes cs answer an update that changes nothing as the API
+// server does: with the object as stored, under the resourceVersion it had.
+func unversionedNoOps(cs *fakekube.Clientset) {
+	cs.PrependReactor("update", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		update := action.(k8stesting.UpdateAction)
+		sent, err := meta.Accessor(update.GetObject())
+		if err != nil {
+			return false, nil, nil
+		}
+		stored, err := cs.Tracker().Get(update.GetResource(), update.GetNamespace(), sent.GetName())
+		if err != nil {
+			return false, nil, nil
+		}
+		storedMeta, err := meta.Accessor(stored)
+		if err != nil || storedMeta.GetResourceVersion() != sent.GetResourceVersion() {
+			return false, nil, nil
+		}
+		if !apiequality.Semantic.DeepEqual(stored, update.GetObject()) {
+			return false, nil, nil
+		}
+		return true, stored.DeepCopyObject(), nil
+	})
+}
+
+// TestRestartedRequesterKeepsTrustingResourceVersions: a requester that
+// restarts while its request is pending asks again with the very same
+// request. The API server does not give such a write a new resourceVersion;
+// that is no sign that the clientset does not version objects, so the
+// elector goes on writing conditionally, without a read before each write.
+func TestRestartedRequesterKeepsTrustingResourceVersions(t *testing.T) {
+	for _, kind := range []string{rl.LeasesResourceLock, rl.ConfigMapsResourceLock} {
+		t.Run(kind, func(t *testing.T) {
+			cs := fakekube.New()
+			unversionedNoOps(cs)
+			held := otherHolds("canary", 2)
+			held.Handoff = rl.HandoffOffer{Holder: "other", WithinSeconds: 22}
+			writeRecord(t, cs, kind, held)
+			newWorld(t, cs, kind, true).expect(false, verdictRequestHandoff)
+			before := readRecord(t, cs, kind)
+
+			restarted := newWorld(t, cs, kind, true)
+			restarted.expect(false, verdictRequestHandoff)
+			if after := readRecord(t, cs, kind); after.HandoffRequest != before.HandoffRequest {
+				t.Fatalf("the restarted requester asked with %+v, want the same request as before, %+v", after.HandoffRequest, before.HandoffRequest)
+			}
+			if !restarted.le.seen.versioned() {
+				t.Fatal("after a write that changed nothing, the elector takes resourceVersions for useless: it would read before every write for good")
+			}
 		})
 	}
 }
