@@ -3,6 +3,7 @@ package k8sleaderelection
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -132,8 +133,28 @@ func TestHandoffFromAHangingLeaderIsASteal(t *testing.T) {
 				cs := fk.new()
 				ctx, cancel := context.WithCancel(t.Context())
 				defer cancel()
-				_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, func(*LeaderElectionConfig) {}, -1, nil)
+				// A requester asks once per term of the holder: one whose
+				// wait ran out and that kept asking would spin on its own
+				// writes, which its watch delivers, without time passing.
+				const maxAsks = 5
+				var asks atomic.Int32
+				countAsks := func(lec *LeaderElectionConfig) {
+					lec.Lock = watchedHookedLock{&hookedLock{Interface: lec.Lock,
+						beforeWrite: func(_ context.Context, r rl.LeaderElectionRecord) error {
+							if r.HandoffRequest.HolderIdentity != "b" || r.HolderIdentity == "b" {
+								return nil
+							}
+							if n := asks.Add(1); n > maxAsks {
+								return fmt.Errorf("ask %d of the same holder: want at most %d", n, maxAsks)
+							}
+							return nil
+						}}}
+				}
+				_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, func(*LeaderElectionConfig) {}, -1, countAsks)
 				b.leading(t)
+				if n := asks.Load(); n > maxAsks {
+					t.Fatalf("b asked the holder %d times, want at most %d: it went on asking after its wait ran out", n, maxAsks)
+				}
 				offered := retryPeriod + renewDeadline + renewDeadline // RetryPeriod + StopTimeout + RenewDeadline
 				if took := time.Since(b.startAt); took < offered || took > offered+time.Second {
 					t.Fatalf("b took the lock %v after asking, want once the offered %v ran out", took, offered)
@@ -495,5 +516,31 @@ func TestRestartedRequesterKeepsTrustingResourceVersions(t *testing.T) {
 				t.Fatal("after a write that changed nothing, the elector takes resourceVersions for useless: it would read before every write for good")
 			}
 		})
+	}
+}
+
+// TestHandoffAskIsForOneTermOfOneHolder: what we asked of a holder counts
+// only in the term we asked it in. Counted in a later term of the same
+// holder (it restarted, or was handed the lock back), a wait that ran out
+// long ago would stop us asking it, and a lock handed to the holder we
+// asked would read as handed to us.
+func TestHandoffAskIsForOneTermOfOneHolder(t *testing.T) {
+	ask := handoffAsk{to: "a", term: 3, deadline: t0}
+	for _, tc := range []struct {
+		name   string
+		ask    handoffAsk
+		holder string
+		term   int
+		want   bool
+	}{
+		{"the holder asked, in the term asked", ask, "a", 3, true},
+		{"the same holder, a later term", ask, "a", 4, false},
+		{"the same holder, an earlier term", ask, "a", 2, false},
+		{"another holder, the same term number", ask, "b", 3, false},
+		{"nothing asked", handoffAsk{}, "", 0, false},
+	} {
+		if got := tc.ask.of(&rl.LeaderElectionRecord{HolderIdentity: tc.holder, LeaderTransitions: tc.term}); got != tc.want {
+			t.Errorf("%s: of = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
