@@ -228,7 +228,8 @@ func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
 // once our work has stopped: to the latest requester, if a higher one has
 // replaced the first. The write goes over the state just read, so it fails
 // if anyone else wrote the lock meanwhile; then we read it again, and write
-// once more if it is still ours with a request pending. It gives up after
+// once more if it is still ours with a request pending. If the requester
+// withdrew its request, we release the lock instead. It gives up after
 // RenewDeadline: the requester then takes the lock itself.
 func (le *LeaderElector) handOver(ctx context.Context) {
 	logger := klog.FromContext(ctx)

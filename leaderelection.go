@@ -96,7 +96,9 @@
 // StopTimeout, renewing meanwhile), runs OnStoppedLeading, and only then
 // writes the lock over to the candidate, which starts leading once it sees
 // that. The two never lead at once. A candidate that outranks a pending
-// requester replaces its request; one that does not waits.
+// requester replaces its request, even while the holder's work stops, and
+// the lock goes to it alone; one that does not waits. A candidate whose Run
+// ends while its request is pending withdraws it.
 //
 // A holder that makes no offer (Istio's fork, client-go's elector, or ours
 // with DisableHandoff), or does not hand over within the time its offer
