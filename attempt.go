@@ -161,9 +161,8 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 		AcquireTime:          metav1.NewTime(now),
 		RenewTime:            metav1.NewTime(now),
 		Handoff:              le.offer(),
-		// Only while we honour a request does it stay in the lock, so
-		// that the requester sees it is being answered.
-		HandoffRequest: le.honoring,
+		// Only while we honour a request does it stay in the lock.
+		HandoffRequest: le.honouring(),
 	}
 	if le.config.Coordinated {
 		// These are the control plane's: written away, the strategy
@@ -180,6 +179,13 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 func (le *LeaderElector) write(ctx context.Context, op func(context.Context, rl.LeaderElectionRecord) error, record rl.LeaderElectionRecord) error {
 	start := le.clock.Now()
 	before := le.resourceVersion()
+	if le.changesNothing(record) {
+		// The API server keeps the resourceVersion of an object that a
+		// write leaves as it was (a restarted requester asking again
+		// with the very same request): an unchanged version then says
+		// nothing about the clientset.
+		before = ""
+	}
 	if err := op(ctx, record); err != nil {
 		return err
 	}
@@ -190,6 +196,24 @@ func (le *LeaderElector) write(ctx context.Context, op func(context.Context, rl.
 	}
 	le.publishLeader()
 	return nil
+}
+
+// changesNothing reports whether writing record over the state last seen
+// would leave the lock as it was, to the microsecond every lock kind keeps
+// times in.
+func (le *LeaderElector) changesNothing(record rl.LeaderElectionRecord) bool {
+	seen := le.seen.record
+	if !le.seen.known || le.seen.absent || le.seen.unreadable {
+		return false
+	}
+	sameTime := func(a, b metav1.Time) bool {
+		return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
+	}
+	if !sameTime(seen.AcquireTime, record.AcquireTime) || !sameTime(seen.RenewTime, record.RenewTime) {
+		return false
+	}
+	seen.AcquireTime, seen.RenewTime = record.AcquireTime, record.RenewTime
+	return seen == record
 }
 
 // read gets the lock and notes what it saw. exists is false when the object

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -65,6 +66,27 @@ func (le *LeaderElector) handoffAskedOfUs() bool {
 		request.HolderIdentity != le.config.Lock.Identity()
 }
 
+// honouring is the request a leader that winds down for a handoff carries
+// in its writes, so that requesters see it is being answered. Requesters
+// replace a pending request only with one whose key outranks it, so the
+// request last seen pending in the lock is the highest: a leader that has
+// seen the lock since its own last write honours that one, not the one it
+// first saw, and none if the requester withdrew it. Writing the first over a
+// later one would hand the lock to the lower requester, and the higher one
+// would have to ask again: a term more than needed.
+func (le *LeaderElector) honouring() rl.HandoffRequest {
+	if le.honoring == (rl.HandoffRequest{}) || le.seen.written || !le.seen.names(le.config.Lock.Identity()) {
+		return le.honoring
+	}
+	record := &le.seen.record
+	request := record.HandoffRequest
+	if !request.Pending(record) || request.HolderIdentity == le.config.Lock.Identity() {
+		request = rl.HandoffRequest{}
+	}
+	le.honoring = request
+	return request
+}
+
 // requestHandoff writes a request for the lock into it, keeping the holder's
 // record as we saw it; the write fails if the lock changed since.
 func (le *LeaderElector) requestHandoff(ctx context.Context) error {
@@ -76,6 +98,7 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 		HolderIdentity:       lock.Identity(),
 		HolderKey:            lock.Key(),
 		LeaseDurationSeconds: le.leaseSeconds,
+		OffersWithinSeconds:  le.offer().WithinSeconds,
 	}
 	asking := current
 	asking.HandoffRequest = request
@@ -91,6 +114,50 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 	klog.FromContext(ctx).Info("Asked the leader to hand the lease over: our key outranks its key",
 		"holder", current.HolderIdentity, "holderKey", current.HolderKey, "key", lock.Key(), "answerBy", le.asked.deadline)
 	return nil
+}
+
+// withdrawRequest takes our pending handoff request out of the lock when we
+// stop campaigning, so that the holder does not hand the lock to a candidate
+// that will not lead: nobody would lead until the lease we asked for ran
+// out. Run's context is done by then, so it has RenewDeadline of its own. It
+// writes over the lock as last seen, conditionally, or reads it first; on a
+// conflict it reads again. It leaves the lock alone once it carries no
+// request of ours; if it was handed to us meanwhile, it stays ours until our
+// lease runs out.
+func (le *LeaderElector) withdrawRequest(ctx context.Context) {
+	if !le.asked.pending() {
+		return
+	}
+	logger := klog.FromContext(ctx)
+	ctx, cancel := le.withTimeout(context.WithoutCancel(ctx), le.config.RenewDeadline)
+	defer cancel()
+	lock := le.config.Lock
+	read := !le.seen.versioned()
+	for ctx.Err() == nil {
+		if read {
+			if _, err := le.read(ctx); err != nil {
+				logger.Error(err, "Could not read the lock to withdraw our handoff request")
+				return
+			}
+		}
+		record := le.seen.record
+		request := record.HandoffRequest
+		if le.seen.absent || le.seen.unreadable || !request.Pending(&record) || request.HolderIdentity != lock.Identity() {
+			return
+		}
+		record.HandoffRequest = rl.HandoffRequest{}
+		err := le.write(ctx, lock.Update, record)
+		if err == nil {
+			logger.Info("Withdrew our handoff request: we stopped campaigning", "holder", record.HolderIdentity)
+			le.asked = handoffAsk{}
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			logger.Error(err, "Could not withdraw our handoff request; the holder may hand the lock to us all the same")
+			return
+		}
+		read = true
+	}
 }
 
 // readiness runs WaitForReady, once it is first needed, in a goroutine of

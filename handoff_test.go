@@ -3,14 +3,22 @@ package k8sleaderelection
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -81,6 +89,40 @@ func TestHandoffNeverOverlaps(t *testing.T) {
 	}
 }
 
+// TestHandoffCarriesTheSuccessorsOffer: the record a leader writes to hand
+// the lock over already carries the successor's handoff offer, so that a key
+// above the successor asks it for the lock, as it would once the successor
+// has renewed, instead of stealing it in between.
+func TestHandoffCarriesTheSuccessorsOffer(t *testing.T) {
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					states := leaseStates(t, cs)
+					_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, mode.apply, 0, nil)
+					b.leading(t)
+					cancel()
+					b.finished(t)
+					for _, lease := range states() {
+						if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "b" {
+							continue
+						}
+						// RetryPeriod + StopTimeout (RenewDeadline) + RenewDeadline
+						if got, want := lease.Annotations[rl.HandoffAnnotationKey], `{"holder":"b","withinSeconds":22}`; got != want {
+							t.Fatalf("the handoff to b carries the offer %q, want b's: %q", got, want)
+						}
+						return
+					}
+					t.Fatal("no state of the lock named b")
+				})
+			})
+		}
+	}
+}
+
 // TestHandoffFromAHangingLeaderIsASteal: a leader whose work never returns
 // does not hand the lock over while it may still run; the requester takes
 // it once the time the leader offered has run out.
@@ -91,8 +133,28 @@ func TestHandoffFromAHangingLeaderIsASteal(t *testing.T) {
 				cs := fk.new()
 				ctx, cancel := context.WithCancel(t.Context())
 				defer cancel()
-				_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, func(*LeaderElectionConfig) {}, -1, nil)
+				// A requester asks once per term of the holder: one whose
+				// wait ran out and that kept asking would spin on its own
+				// writes, which its watch delivers, without time passing.
+				const maxAsks = 5
+				var asks atomic.Int32
+				countAsks := func(lec *LeaderElectionConfig) {
+					lec.Lock = watchedHookedLock{&hookedLock{Interface: lec.Lock,
+						beforeWrite: func(_ context.Context, r rl.LeaderElectionRecord) error {
+							if r.HandoffRequest.HolderIdentity != "b" || r.HolderIdentity == "b" {
+								return nil
+							}
+							if n := asks.Add(1); n > maxAsks {
+								return fmt.Errorf("ask %d of the same holder: want at most %d", n, maxAsks)
+							}
+							return nil
+						}}}
+				}
+				_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, func(*LeaderElectionConfig) {}, -1, countAsks)
 				b.leading(t)
+				if n := asks.Load(); n > maxAsks {
+					t.Fatalf("b asked the holder %d times, want at most %d: it went on asking after its wait ran out", n, maxAsks)
+				}
 				offered := retryPeriod + renewDeadline + renewDeadline // RetryPeriod + StopTimeout + RenewDeadline
 				if took := time.Since(b.startAt); took < offered || took > offered+time.Second {
 					t.Fatalf("b took the lock %v after asking, want once the offered %v ran out", took, offered)
@@ -211,35 +273,127 @@ func TestHandoffToADeadRequester(t *testing.T) {
 	})
 }
 
-// TestHandoffGoesToTheHighestRequester: two candidates outrank the leader
-// and ask; the higher one's request replaces the lower one's, and the lower
-// one never replaces the higher one's.
+// TestStoppedRequesterWithdrawsItsRequest: a candidate that stops while its
+// request is pending takes it out of the lock, so that the holder does not
+// hand the lock to a candidate that will never lead, and nobody would lead
+// for the lease it asked for. The holder, whose work had begun to stop,
+// releases the lock once it has stopped, since nobody asks for it any more.
+func TestStoppedRequesterWithdrawsItsRequest(t *testing.T) {
+	const windDown = 5 * time.Second
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					states := leaseStates(t, cs)
+					bCtx, stopB := context.WithCancel(ctx)
+					a, b, f := handoffPair(t, bCtx, cs, rl.LeasesResourceLock, mode.apply, windDown, nil)
+					// b asked at once; the holder winds down by now, watching
+					// or polling.
+					time.Sleep(retryPeriod)
+					stopB()
+					b.finished(t)
+					a.finished(t)
+					// b's Run runs OnStoppedLeading as it returns, as always.
+					if want := []string{"a started", "b stopped", "a ended", "a stopped"}; !slices.Equal(f.history(), want) {
+						t.Errorf("history %q, want %q", f.history(), want)
+					}
+					if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" || rec.HandoffRequest != (rl.HandoffRequest{}) {
+						t.Errorf("record %+v once the holder stopped, want it released, with no request", rec)
+					}
+					for _, lease := range states() {
+						if holder := lease.Spec.HolderIdentity; holder != nil && *holder == "b" {
+							t.Fatalf("the lock was handed to b, which had stopped, at %v", lease.Spec.AcquireTime)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestHandoffGoesToTheHighestRequester: a candidate asks the leader for the
+// lock, and while the leader's work winds down (renewing meanwhile) a
+// candidate that outranks the first asks too. The lock goes to the later,
+// higher one, in one handoff: the lower one never leads, and the term goes up
+// by one. It holds on both fakes, watching or polling.
 func TestHandoffGoesToTheHighestRequester(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cs := fakekube.New()
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		var wg sync.WaitGroup
-		f := newFleet()
-		for _, key := range []string{"old", "canary", "stable"} {
-			lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, key, key))
-			lec.KeyComparison = outranksAllBut(key)
-			member(t, ctx, &wg, lec, f)
-			if key == "old" {
-				time.Sleep(retryPeriod)
+	const windDown = 5 * time.Second // the leader renews twice while it winds down
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					f := newFleet()
+					start := func(key string, windDown time.Duration) *candidate {
+						lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, key, key))
+						lec.KeyComparison = outranksAllBut(key)
+						mode.apply(&lec)
+						return startCandidate(t, ctx, lec, f, windDown)
+					}
+					states := leaseStates(t, cs)
+					old := start("old", windDown)
+					old.leading(t)
+					time.Sleep(retryPeriod / 2)
+					start("canary", 0)
+					// Asked by canary, the leader winds down: watching, from
+					// now on; polling, from its next renewal.
+					time.Sleep(retryPeriod + retryPeriod/4)
+					stable := start("stable", 0)
+					stable.leading(t)
+					time.Sleep(2 * leaseDuration)
+					f.check(t)
+					if want := []string{"old started", "old ended", "old stopped", "stable started"}; !slices.Equal(f.history(), want) {
+						t.Errorf("history %q, want %q: one handoff, to the highest requester", f.history(), want)
+					}
+					rec := readRecord(t, cs, rl.LeasesResourceLock)
+					if rec.HolderIdentity != "stable" || rec.LeaderTransitions != 1 {
+						t.Errorf("record %+v, want stable after one transition", rec)
+					}
+					// The leader's renewals never put the lower request back
+					// over the higher one.
+					stableAsked := false
+					for _, lease := range states() {
+						request := lease.Annotations[rl.HandoffRequestAnnotationKey]
+						stableAsked = stableAsked || strings.Contains(request, `"holderIdentity":"stable"`)
+						if stableAsked && strings.Contains(request, `"holderIdentity":"canary"`) {
+							t.Fatalf("after stable asked, the lock carried canary's request again: %s", request)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// leaseStates records every state of the test Lease from now on, as a watch
+// delivers them, and returns a function that stops recording and returns
+// them in order.
+func leaseStates(t *testing.T, cs clientset) func() []*coordinationv1.Lease {
+	t.Helper()
+	w, err := cs.CoordinationV1().Leases(testNamespace).Watch(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("watch leases: %v", err)
+	}
+	var states []*coordinationv1.Lease
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			if lease, ok := ev.Object.(*coordinationv1.Lease); ok && lease.Name == testLockName {
+				states = append(states, lease)
 			}
 		}
-		time.Sleep(3 * leaseDuration)
-		cancel()
-		wg.Wait()
-		f.check(t)
-		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "stable" {
-			t.Fatalf("holder %q, want stable", rec.HolderIdentity)
-		}
-		if acquisitions, _ := f.count(); acquisitions > 3 {
-			t.Fatalf("%d acquisitions: the lock went back and forth: %q", acquisitions, f.history())
-		}
-	})
+	}()
+	return func() []*coordinationv1.Lease {
+		w.Stop()
+		receive(t, done, "the watch of the Lease to end")
+		return states
+	}
 }
 
 // TestWaitForReady: a higher key preempts only once its WaitForReady has
@@ -310,5 +464,83 @@ func TestHandoffSeenWithoutTheWatch(t *testing.T) {
 				f.check(t)
 			})
 		})
+	}
+}
+
+// unversionedNoOps makes cs answer an update that changes nothing as the API
+// server does: with the object as stored, under the resourceVersion it had.
+func unversionedNoOps(cs *fakekube.Clientset) {
+	cs.PrependReactor("update", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		update := action.(k8stesting.UpdateAction)
+		sent, err := meta.Accessor(update.GetObject())
+		if err != nil {
+			return false, nil, nil
+		}
+		stored, err := cs.Tracker().Get(update.GetResource(), update.GetNamespace(), sent.GetName())
+		if err != nil {
+			return false, nil, nil
+		}
+		storedMeta, err := meta.Accessor(stored)
+		if err != nil || storedMeta.GetResourceVersion() != sent.GetResourceVersion() {
+			return false, nil, nil
+		}
+		if !apiequality.Semantic.DeepEqual(stored, update.GetObject()) {
+			return false, nil, nil
+		}
+		return true, stored.DeepCopyObject(), nil
+	})
+}
+
+// TestRestartedRequesterKeepsTrustingResourceVersions: a requester that
+// restarts while its request is pending asks again with the very same
+// request. The API server does not give such a write a new resourceVersion;
+// that is no sign that the clientset does not version objects, so the
+// elector goes on writing conditionally, without a read before each write.
+func TestRestartedRequesterKeepsTrustingResourceVersions(t *testing.T) {
+	for _, kind := range []string{rl.LeasesResourceLock, rl.ConfigMapsResourceLock} {
+		t.Run(kind, func(t *testing.T) {
+			cs := fakekube.New()
+			unversionedNoOps(cs)
+			held := otherHolds("canary", 2)
+			held.Handoff = rl.HandoffOffer{Holder: "other", WithinSeconds: 22}
+			writeRecord(t, cs, kind, held)
+			newWorld(t, cs, kind, true).expect(false, verdictRequestHandoff)
+			before := readRecord(t, cs, kind)
+
+			restarted := newWorld(t, cs, kind, true)
+			restarted.expect(false, verdictRequestHandoff)
+			if after := readRecord(t, cs, kind); after.HandoffRequest != before.HandoffRequest {
+				t.Fatalf("the restarted requester asked with %+v, want the same request as before, %+v", after.HandoffRequest, before.HandoffRequest)
+			}
+			if !restarted.le.seen.versioned() {
+				t.Fatal("after a write that changed nothing, the elector takes resourceVersions for useless: it would read before every write for good")
+			}
+		})
+	}
+}
+
+// TestHandoffAskIsForOneTermOfOneHolder: what we asked of a holder counts
+// only in the term we asked it in. Counted in a later term of the same
+// holder (it restarted, or was handed the lock back), a wait that ran out
+// long ago would stop us asking it, and a lock handed to the holder we
+// asked would read as handed to us.
+func TestHandoffAskIsForOneTermOfOneHolder(t *testing.T) {
+	ask := handoffAsk{to: "a", term: 3, deadline: t0}
+	for _, tc := range []struct {
+		name   string
+		ask    handoffAsk
+		holder string
+		term   int
+		want   bool
+	}{
+		{"the holder asked, in the term asked", ask, "a", 3, true},
+		{"the same holder, a later term", ask, "a", 4, false},
+		{"the same holder, an earlier term", ask, "a", 2, false},
+		{"another holder, the same term number", ask, "b", 3, false},
+		{"nothing asked", handoffAsk{}, "", 0, false},
+	} {
+		if got := tc.ask.of(&rl.LeaderElectionRecord{HolderIdentity: tc.holder, LeaderTransitions: tc.term}); got != tc.want {
+			t.Errorf("%s: of = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -228,7 +228,8 @@ func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
 // once our work has stopped: to the latest requester, if a higher one has
 // replaced the first. The write goes over the state just read, so it fails
 // if anyone else wrote the lock meanwhile; then we read it again, and write
-// once more if it is still ours with a request pending. It gives up after
+// once more if it is still ours with a request pending. If the requester
+// withdrew its request, we release the lock instead. It gives up after
 // RenewDeadline: the requester then takes the lock itself.
 func (le *LeaderElector) handOver(ctx context.Context) {
 	logger := klog.FromContext(ctx)
@@ -252,8 +253,16 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			continue
 		}
 		current := le.seen.record
-		if !le.seen.names(lock.Identity()) || !current.HandoffRequest.Pending(&current) {
+		if !le.seen.names(lock.Identity()) {
 			logger.Info("Lock changed before we could hand it over; leaving it", "holder", le.seen.holder())
+			return
+		}
+		if !current.HandoffRequest.Pending(&current) {
+			// The requester withdrew: it stopped. Our work has
+			// stopped, so the next candidate need not wait out our
+			// lease.
+			logger.Info("The handoff request was withdrawn; releasing the lock instead")
+			le.release(logger)
 			return
 		}
 		if current.HandoffRequest != request {
@@ -270,6 +279,7 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			AcquireTime:          metav1.NewTime(now),
 			RenewTime:            metav1.NewTime(now),
 			LeaderTransitions:    current.LeaderTransitions + 1,
+			Handoff:              successorOffer(request),
 		}
 		err := le.write(ctx, lock.Update, successor)
 		if err == nil {
@@ -282,6 +292,16 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 		}
 	}
 	logger.Error(context.Cause(ctx), "Gave up handing the lease over; the requester will take it", "to", request.HolderIdentity)
+}
+
+// successorOffer is the handoff offer written for a successor: the one it
+// makes itself, as its request says, so that the record handing the lock
+// over reads as the successor's own renewal would.
+func successorOffer(request rl.HandoffRequest) rl.HandoffOffer {
+	if request.OffersWithinSeconds < 1 {
+		return rl.HandoffOffer{}
+	}
+	return rl.HandoffOffer{Holder: request.HolderIdentity, WithinSeconds: request.OffersWithinSeconds}
 }
 
 // successorLease is the lease duration written for a successor: the one it

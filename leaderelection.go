@@ -99,7 +99,9 @@
 // holder: a negative StopTimeout means not to wait for OnStartedLeading, so
 // the candidate may start while the holder's work still winds down (as with
 // client-go's elector). A candidate that outranks a pending requester
-// replaces its request; one that does not waits.
+// replaces its request, even while the holder's work stops, and the lock
+// goes to it alone; one that does not waits. A candidate whose Run ends
+// while its request is pending withdraws it.
 //
 // A holder that makes no offer (Istio's fork, client-go's elector, or ours
 // with DisableHandoff), or does not hand over within the time its offer
@@ -498,7 +500,11 @@ func (le *LeaderElector) run(ctx context.Context) bool {
 	defer le.readiness.stop()
 	le.asked = handoffAsk{}
 
-	if !le.lastTermDone(ctx) || !le.acquire(ctx) {
+	if !le.lastTermDone(ctx) {
+		return true
+	}
+	if !le.acquire(ctx) {
+		le.withdrawRequest(ctx)
 		return true
 	}
 	le.lead(ctx, stopped)

@@ -123,6 +123,11 @@ type HandoffRequest struct {
 	HolderIdentity       string `json:"holderIdentity"`
 	HolderKey            string `json:"holderKey"`
 	LeaseDurationSeconds int    `json:"leaseDurationSeconds"`
+	// OffersWithinSeconds is the requester's own HandoffOffer, zero if it
+	// makes none: the holder writes it into the record that hands the lock
+	// over, so that a candidate outranking the requester asks it for the
+	// lock from the first moment it holds it, instead of taking it.
+	OffersWithinSeconds int `json:"offersWithinSeconds,omitempty"`
 }
 
 // Pending reports whether r asks the holder of record to hand over now.

@@ -127,3 +127,52 @@ func TestRenewalsWithinASecondEncodeApart(t *testing.T) {
 		})
 	}
 }
+
+// TestHandoffWireFormat pins the handoff annotations, their keys and their
+// JSON field names, as literals: a renamed key or field would make electors
+// of two versions miss each other's offers and requests, and every
+// preemption between them would become a steal.
+func TestHandoffWireFormat(t *testing.T) {
+	if HandoffAnnotationKey != "k8sleaderelection.github.io/handoff" {
+		t.Errorf("HandoffAnnotationKey = %q", HandoffAnnotationKey)
+	}
+	if HandoffRequestAnnotationKey != "k8sleaderelection.github.io/handoff-request" {
+		t.Errorf("HandoffRequestAnnotationKey = %q", HandoffRequestAnnotationKey)
+	}
+	ctx := context.Background()
+	cs := fakekube.New()
+	rec := record("a", "canary", 7)
+	rec.Handoff = HandoffOffer{Holder: "a", WithinSeconds: 22}
+	rec.HandoffRequest = HandoffRequest{To: "a", Term: 7, HolderIdentity: "b", HolderKey: "stable", LeaseDurationSeconds: 15, OffersWithinSeconds: 30}
+	for _, kind := range []string{ConfigMapsResourceLock, EndpointsResourceLock, LeasesResourceLock} {
+		if err := newLock(t, cs, kind, "a", "canary").Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	annotations := map[string]map[string]string{}
+	if cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		annotations["configmap"] = cm.Annotations
+	} else {
+		t.Fatal(err)
+	}
+	if ep, err := cs.CoreV1().Endpoints(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		annotations["endpoints"] = ep.Annotations
+	} else {
+		t.Fatal(err)
+	}
+	if lease, err := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		annotations["lease"] = lease.Annotations
+	} else {
+		t.Fatal(err)
+	}
+	for what, got := range annotations {
+		for key, want := range map[string]string{
+			"k8sleaderelection.github.io/handoff":         `{"holder":"a","withinSeconds":22}`,
+			"k8sleaderelection.github.io/handoff-request": `{"to":"a","term":7,"holderIdentity":"b","holderKey":"stable","leaseDurationSeconds":15,"offersWithinSeconds":30}`,
+		} {
+			if got[key] != want {
+				t.Errorf("%s annotation %q = %q, want %q", what, key, got[key], want)
+			}
+		}
+	}
+}
