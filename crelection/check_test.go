@@ -42,6 +42,9 @@ func TestNewManagerRejectsBadInput(t *testing.T) {
 		}, want: "election.Callbacks.OnStartedLeading is set"},
 		{name: "timings", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.RenewDeadline = c.LeaseDuration }, want: "election: invalid leader election config: leaseDuration (15s) must be greater than renewDeadline (15s)"},
 		{name: "no lock", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.Lock = nil }, want: "election: invalid leader election config: Lock must not be nil"},
+		// Taken as "do not wait", it handed the lock over while the
+		// runnables still ran.
+		{name: "negative stop timeout", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.StopTimeout = -1 }, want: "election.StopTimeout (-1ns) is negative"},
 		{name: "stop timeout beyond the grace period", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.StopTimeout = time.Hour },
 			want: "options.GracefulShutdownTimeout (30s) is shorter than election.StopTimeout (1h0m0s) plus election.RenewDeadline (10s)"},
 		{name: "no grace period", options: func(o *manager.Options) { o.GracefulShutdownTimeout = new(time.Duration(0)) },
@@ -109,6 +112,12 @@ func TestAddRejectsNil(t *testing.T) {
 	mgr := newTestManager(t, electionConfig(electiontest.New("ns", "lock"), "rev-1", "rev-1"))
 	if err := mgr.Add(nil); err == nil || !strings.Contains(err.Error(), "nil") {
 		t.Fatalf("Add(nil) = %v; want an error saying the runnable is nil", err)
+	}
+	// A typed nil would be kept, and its Start called, panicking the
+	// process, only when this replica is elected: a standby that runs
+	// fine would crash at failover.
+	if err := mgr.Add((*probe)(nil)); err == nil || !strings.Contains(err.Error(), "nil *crelection.probe") {
+		t.Fatalf("Add((*probe)(nil)) = %v; want an error saying the runnable is nil", err)
 	}
 	// A nil func is as nil as a nil pointer: kept, it would panic in a
 	// goroutine of the term when this replica is elected.

@@ -37,14 +37,16 @@ func electionConfig(e *electiontest.Election, identity, key string) k8sleaderele
 	return lec
 }
 
+// testOptions are the options of newTestManager: no metrics, no logs.
+func testOptions() manager.Options {
+	return manager.Options{Logger: testLogger(), Metrics: metricsserver.Options{BindAddress: "0"}}
+}
+
 // newTestManager returns a manager for lec that serves no metrics and logs
 // nothing.
 func newTestManager(t *testing.T, lec k8sleaderelection.LeaderElectionConfig) manager.Manager {
 	t.Helper()
-	mgr, err := NewManager(unreachable, manager.Options{
-		Logger:  testLogger(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
-	}, lec)
+	mgr, err := NewManager(unreachable, testOptions(), lec)
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}
@@ -613,6 +615,50 @@ func TestManagerEndlessStopTimeoutNeverReconcilesBesideTheSuccessor(t *testing.T
 		cancel()
 		if err := <-done2; err != nil {
 			t.Fatalf("rev-2's Start after a clean shutdown: %v; want nil", err)
+		}
+	})
+}
+
+// Add refuses a runnable once the term is over, and must not hand its
+// Warmup to the inner manager either: called with a context already done
+// (the term's end), the error it returned would fail the inner manager, and
+// Start would report that instead of ErrLeadershipLost. Here the lock was taken (a steal) and a hung runnable
+// keeps the manager waiting, the window in which a late Add lands.
+func TestManagerAddAfterTheTermRunsNoWarmup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		lec := electionConfig(e, "rev-1", "rev-1")
+		lec.StopTimeout = 3 * time.Second
+		mgr := newTestManager(t, lec)
+		hung := newProbe("hung", nil)
+		hung.hold = make(chan struct{})
+		_ = mgr.Add(hung)
+		done := start(ctx, mgr)
+		<-mgr.Elected()
+		<-hung.started
+		if err := e.Hold(ctx, "thief", "thief"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.AdvanceUntil(ctx, func() bool { return hung.context().Err() != nil }); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		late := warming{probe: newProbe("late", nil), warmed: make(chan struct{}), slow: make(chan struct{})}
+		addErr := mgr.Add(late)
+		synctest.Wait()
+		warmedUp := closed(late.warmed)
+		close(hung.hold)
+		if err := e.AdvanceUntil(ctx, func() bool { return len(done) == 1 }); err != nil {
+			t.Fatal(err)
+		}
+		err := <-done
+		if addErr == nil {
+			t.Fatal("Add after the term was over was accepted")
+		}
+		if warmedUp || !errors.Is(err, ErrLeadershipLost) {
+			t.Fatalf("Add refused the runnable (%v), yet its Warmup was called: %v; and Start returned %v, want ErrLeadershipLost", addErr, warmedUp, err)
 		}
 	})
 }
