@@ -32,6 +32,10 @@ type campaign struct {
 	// caller says so, and not begin if it already has.
 	mu    sync.Mutex
 	outer context.Context
+	// began is set once Start runs the election; shut once Start may no
+	// longer run it, since the manager's Start is returning.
+	began, shut bool
+	done        chan struct{} // closed when a Start that began returns
 }
 
 // startingWith notes the context the manager's Start was given.
@@ -50,6 +54,34 @@ func (c *campaign) outerContext() context.Context {
 	return c.outer
 }
 
+// begin reports whether Start may run the election: not once settled has
+// been asked for.
+func (c *campaign) begin() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shut {
+		return false
+	}
+	c.began = true
+	return true
+}
+
+// settled returns a channel closed once the election has ended and Start
+// has waited for the term's runnables as it does. A campaign that has not
+// begun by now never will (the manager is stopping): its channel is closed
+// at once, and the term closed, so that nothing is kept for it.
+func (c *campaign) settled() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.began && !c.shut {
+		c.shut = true
+		c.term.close()
+		close(c.done)
+	}
+	c.shut = true
+	return c.done
+}
+
 // NeedLeaderElection reports false: the election runs on every replica.
 func (c *campaign) NeedLeaderElection() bool { return false }
 
@@ -57,6 +89,10 @@ func (c *campaign) NeedLeaderElection() bool { return false }
 // It returns nil on a clean shutdown, the error of a runnable that failed
 // during the term, and ErrLeadershipLost when the election ended the term.
 func (c *campaign) Start(ctx context.Context) error {
+	if !c.begin() {
+		return nil
+	}
+	defer close(c.done)
 	ctx = klog.NewContext(ctx, c.logger)
 	outer := c.outerContext()
 	if outer.Err() != nil {

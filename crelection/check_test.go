@@ -3,11 +3,13 @@ package crelection
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/k8sleaderelection/k8sleaderelection"
@@ -40,6 +42,19 @@ func TestNewManagerRejectsBadInput(t *testing.T) {
 		}, want: "election.Callbacks.OnStartedLeading is set"},
 		{name: "timings", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.RenewDeadline = c.LeaseDuration }, want: "election: invalid leader election config: leaseDuration (15s) must be greater than renewDeadline (15s)"},
 		{name: "no lock", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.Lock = nil }, want: "election: invalid leader election config: Lock must not be nil"},
+		// Taken as "do not wait", it handed the lock over while the
+		// runnables still ran.
+		{name: "negative stop timeout", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.StopTimeout = -1 }, want: "election.StopTimeout (-1ns) is negative"},
+		{name: "stop timeout beyond the grace period", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.StopTimeout = time.Hour },
+			want: "options.GracefulShutdownTimeout (30s) is shorter than election.StopTimeout (1h0m0s) plus election.RenewDeadline (10s)"},
+		{name: "no grace period", options: func(o *manager.Options) { o.GracefulShutdownTimeout = new(time.Duration(0)) },
+			want: "options.GracefulShutdownTimeout (0s) is shorter than election.StopTimeout (10s) plus election.RenewDeadline (10s)"},
+		{name: "grace period and stop timeout that overflow", options: func(o *manager.Options) {
+			o.GracefulShutdownTimeout = new(time.Duration(math.MaxInt64 - 10*time.Second))
+		},
+			election: func(c *k8sleaderelection.LeaderElectionConfig) { c.StopTimeout = math.MaxInt64 - 5*time.Second },
+			want:     "is shorter than election.StopTimeout (2562047h47m11.854775807s) plus election.RenewDeadline (10s)"},
+		{name: "nil clock", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.Clock = (*clocktesting.FakeClock)(nil) }, want: "election.Clock is a nil *testing.FakeClock"},
 		{name: "nil lock", election: func(c *k8sleaderelection.LeaderElectionConfig) { c.Lock = (*rl.LeaseLock)(nil) }, want: "Lock must not be a nil *k8sresourcelock.LeaseLock"},
 	}
 	for _, tc := range cases {
@@ -97,5 +112,16 @@ func TestAddRejectsNil(t *testing.T) {
 	mgr := newTestManager(t, electionConfig(electiontest.New("ns", "lock"), "rev-1", "rev-1"))
 	if err := mgr.Add(nil); err == nil || !strings.Contains(err.Error(), "nil") {
 		t.Fatalf("Add(nil) = %v; want an error saying the runnable is nil", err)
+	}
+	// A typed nil would be kept, and its Start called, panicking the
+	// process, only when this replica is elected: a standby that runs
+	// fine would crash at failover.
+	if err := mgr.Add((*probe)(nil)); err == nil || !strings.Contains(err.Error(), "nil *crelection.probe") {
+		t.Fatalf("Add((*probe)(nil)) = %v; want an error saying the runnable is nil", err)
+	}
+	// A nil func is as nil as a nil pointer: kept, it would panic in a
+	// goroutine of the term when this replica is elected.
+	if err := mgr.Add(manager.RunnableFunc(nil)); err == nil || !strings.Contains(err.Error(), "nil manager.RunnableFunc") {
+		t.Fatalf("Add(RunnableFunc(nil)) = %v; want an error saying the runnable is nil", err)
 	}
 }

@@ -47,4 +47,15 @@
 // error. When Start's context is done, the term ends the same way and Start
 // returns nil; the lock is released after the runnables have returned if
 // ReleaseOnCancel is set, and left to expire otherwise.
+//
+// Start returns only once the term is settled: its runnables have returned
+// and the lock is released or left to expire, or the wait for a runnable
+// that does not return has run out (StopTimeout after the elector gave up
+// on it). controller-runtime's GracefulShutdownTimeout (30s by default)
+// must therefore be at least StopTimeout plus RenewDeadline, or negative:
+// NewManager rejects a shorter one, since the inner manager would stop its
+// caches and servers under runnables that still run. A StopTimeout beyond
+// about 73 years is taken as that ceiling, which waits as long as it takes
+// all the same. A manager starts once: a second Start returns an error at
+// once and leaves the first alone.
 package crelection

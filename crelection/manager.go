@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
+	"sync/atomic"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -20,6 +20,11 @@ import (
 // should exit, and start again as a candidate if it is to stand by. Check it
 // with errors.Is.
 var ErrLeadershipLost = errors.New("leader election lost")
+
+// errStartedTwice is what a second Start returns. The inner manager would
+// refuse it too, but only after the campaign had taken the second call's
+// context for its own.
+var errStartedTwice = errors.New("crelection: Start was called a second time; a manager starts once, and the first Start goes on as it was")
 
 // NewManager returns a controller-runtime manager whose runnables that need
 // leader election run only while this replica leads the election that
@@ -40,6 +45,10 @@ var ErrLeadershipLost = errors.New("leader election lost")
 // once.
 func NewManager(config *rest.Config, options manager.Options, election k8sleaderelection.LeaderElectionConfig) (manager.Manager, error) {
 	problems := append(checkOptions(&options), checkElection(&election)...)
+	problems = append(problems, checkGracePeriod(&options, &election)...)
+	// Beyond the ceiling a StopTimeout means "as long as it takes" all the
+	// same, and the elector's sums with it stay far from overflowing.
+	election.StopTimeout = min(election.StopTimeout, maxStopTimeout)
 	t := newTerm()
 	warm := newWarmups()
 	election.WaitForReady = warm.waitForReady(election.WaitForReady)
@@ -64,16 +73,13 @@ func NewManager(config *rest.Config, options manager.Options, election k8sleader
 	if election.Clock != nil {
 		clk = election.Clock
 	}
-	stopTimeout := election.StopTimeout
-	if stopTimeout == 0 {
-		stopTimeout = election.RenewDeadline
-	}
 	c := &campaign{
 		elector:     elector,
 		term:        t,
 		logger:      inner.GetLogger().WithName("leaderelection"),
 		clock:       clk,
-		stopTimeout: stopTimeout,
+		stopTimeout: stopTimeout(&election),
+		done:        make(chan struct{}),
 	}
 	if err := inner.Add(c); err != nil {
 		return nil, fmt.Errorf("crelection: add the election to the manager: %w", err)
@@ -89,13 +95,27 @@ type electedManager struct {
 	term     *term
 	warmups  *warmups
 	campaign *campaign
+	started  atomic.Bool
 }
 
 // Start starts the manager, and with it the election, which ends as soon
-// as ctx does (and does not begin if ctx is already done).
+// as ctx does (and does not begin if ctx is already done). It returns only
+// once the term is settled: the runnables that need leader election have
+// returned and the lock is released (with ReleaseOnCancel) or left to
+// expire, or the wait for them has run out (StopTimeout after the elector
+// gave up on them). A manager starts once: a second Start returns an error
+// at once and leaves the first alone.
 func (m *electedManager) Start(ctx context.Context) error {
+	if !m.started.CompareAndSwap(false, true) {
+		return errStartedTwice
+	}
 	m.campaign.startingWith(ctx)
-	return m.Manager.Start(ctx)
+	err := m.Manager.Start(ctx)
+	// The inner manager returns once its grace period is over, whether or
+	// not the election has ended; a process that exits when Start returns
+	// must not cut the term short.
+	<-m.campaign.settled()
+	return err
 }
 
 // Add keeps r for this manager's term as leader if it needs leader election
@@ -108,7 +128,7 @@ func (m *electedManager) Start(ctx context.Context) error {
 // has returned (a controller's, with warmup enabled, once its sources have
 // synced), so that it takes over warm.
 func (m *electedManager) Add(r manager.Runnable) error {
-	if r == nil || reflect.ValueOf(r).Kind() == reflect.Pointer && reflect.ValueOf(r).IsNil() {
+	if isNil(r) {
 		return fmt.Errorf("crelection: Add: the runnable is a nil %T", r)
 	}
 	if !needsLeaderElection(r) {

@@ -3,7 +3,9 @@ package crelection
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -34,14 +37,16 @@ func electionConfig(e *electiontest.Election, identity, key string) k8sleaderele
 	return lec
 }
 
+// testOptions are the options of newTestManager: no metrics, no logs.
+func testOptions() manager.Options {
+	return manager.Options{Logger: testLogger(), Metrics: metricsserver.Options{BindAddress: "0"}}
+}
+
 // newTestManager returns a manager for lec that serves no metrics and logs
 // nothing.
 func newTestManager(t *testing.T, lec k8sleaderelection.LeaderElectionConfig) manager.Manager {
 	t.Helper()
-	mgr, err := NewManager(unreachable, manager.Options{
-		Logger:  testLogger(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
-	}, lec)
+	mgr, err := NewManager(unreachable, testOptions(), lec)
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}
@@ -448,5 +453,212 @@ func TestManagerHungRunnableKeepsTheLockAndStartReturns(t *testing.T) {
 		}
 		cancel()
 		<-rev2.Done()
+	})
+}
+
+// A second Start must fail at once and change nothing of the first: here it
+// comes while the first waits for its caches to sync, with a context that
+// is already done, and the first must still campaign and lead. The test
+// runs outside a synctest bubble: the inner manager holds a mutex while
+// its caches sync, which a bubble cannot wait on.
+func TestManagerSecondStartFailsAndLeavesTheFirstAlone(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	e := electiontest.New("ns", "lock")
+	lec := electionConfig(e, "rev-1", "rev-1")
+	// Out of a bubble, a fake clock stepped by the test could outrun the
+	// elector's renewals; the real one takes a free lock at once.
+	lec.Clock = clock.RealClock{}
+	mgr := newTestManager(t, lec)
+	caches := &syncing{asked: make(chan struct{}), synced: make(chan struct{})}
+	if err := mgr.Add(caches); err != nil {
+		t.Fatal(err)
+	}
+	work := newProbe("work", nil)
+	_ = mgr.Add(work)
+	done := start(ctx, mgr)
+	select {
+	case <-caches.asked:
+	case <-time.After(time.Minute):
+		t.Fatal("the manager did not wait for its caches to sync within a minute")
+	}
+
+	stopped, stop := context.WithCancel(ctx)
+	stop()
+	second := start(stopped, mgr)
+	var secondErr error
+	returned := false
+	select {
+	case secondErr = <-second:
+		returned = true
+	case <-time.After(time.Second):
+	}
+	close(caches.synced)
+	select {
+	case <-mgr.Elected():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the first Start did not lead a free lock within 10s after a second Start (returned at once: %v, with %v)", returned, secondErr)
+	}
+	if !returned {
+		t.Fatal("a second Start did not return within a second, while the first waited for its caches")
+	}
+	if !errors.Is(secondErr, errStartedTwice) {
+		t.Fatalf("the second Start returned %v; want errStartedTwice", secondErr)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the first Start after a clean shutdown: %v; want nil", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the first Start did not return within a minute of its context ending")
+	}
+}
+
+// Start must not return before the term is settled, even once
+// controller-runtime's grace period is over: a process that exits when
+// Start returns would otherwise cut its runnables and its elector short.
+// Here the work takes longer to stop than StopTimeout: the elector gives
+// the lock up to expiry, and Start still waits for the work (at most
+// StopTimeout more), while the inner manager's 30 s grace period ends
+// first.
+func TestManagerStartReturnsOnlyOnceTheTermIsSettled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := electiontest.New("ns", "lock")
+		lec := electionConfig(e, "rev-1", "rev-1")
+		// The manager's grace period runs on the bubble's clock, and so
+		// must the election for the two to be compared.
+		lec.Clock = clock.RealClock{}
+		lec.ReleaseOnCancel = true
+		lec.StopTimeout = 20 * time.Second // plus RenewDeadline, within the default grace period
+		mgr := newTestManager(t, lec)
+		work := newProbe("work", nil)
+		work.takes = 35 * time.Second
+		_ = mgr.Add(work)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := start(ctx, mgr)
+		<-mgr.Elected()
+		cancel()
+		began := time.Now()
+		err := <-done
+		if !closed(work.returned) {
+			took := time.Since(began)
+			// Let the term wind down, or the bubble would end in a
+			// deadlock instead of this message.
+			<-work.returned
+			time.Sleep(time.Minute)
+			t.Fatalf("Start returned %v after %v, while a runnable of the term still ran", err, took)
+		}
+	})
+}
+
+// With StopTimeout as long as it takes (math.MaxInt64), a preempted manager
+// keeps the lock until its runnables have returned, however long: the
+// successor's runnables never start while ours still run.
+func TestManagerEndlessStopTimeoutNeverReconcilesBesideTheSuccessor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		events := &timeline{}
+		endless := func(identity string) k8sleaderelection.LeaderElectionConfig {
+			lec := electionConfig(e, identity, identity)
+			lec.StopTimeout = math.MaxInt64
+			return lec
+		}
+		waitForever := time.Duration(-1)
+		options := testOptions()
+		options.GracefulShutdownTimeout = &waitForever
+		rev1, err := NewManager(unreachable, options, endless("rev-1"))
+		if err != nil {
+			t.Fatalf("NewManager with StopTimeout %v: %v", time.Duration(math.MaxInt64), err)
+		}
+		work1 := newProbe("rev-1 work", events)
+		work1.hold = make(chan struct{})
+		stopWork1 := sync.OnceFunc(func() { close(work1.hold) })
+		defer stopWork1()
+		_ = rev1.Add(work1)
+		done1 := start(ctx, rev1)
+		<-rev1.Elected()
+		<-work1.started
+
+		lec2 := endless("rev-2")
+		lec2.KeyComparison = func(holderKey string) bool { return holderKey == "rev-1" }
+		rev2, err := NewManager(unreachable, options, lec2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		work2 := newProbe("rev-2 work", events)
+		_ = rev2.Add(work2)
+		done2 := start(ctx, rev2)
+		<-work1.context().Done()
+		// rev-1's work takes ten minutes to stop; rev-2 must wait for it.
+		for range 600 {
+			e.Advance(time.Second)
+			synctest.Wait()
+			if work2.isStarted() {
+				t.Fatalf("events %v: rev-2's runnable started while rev-1's still ran, with StopTimeout %v",
+					events, time.Duration(math.MaxInt64))
+			}
+		}
+		stopWork1()
+		if err := e.AdvanceUntil(ctx, work2.isStarted); err != nil {
+			t.Fatal(err)
+		}
+		if returned, started := events.index("rev-1 work returned"), events.index("rev-2 work started"); returned < 0 || started < returned {
+			t.Fatalf("events %v; want rev-1's work returned before rev-2's started", events)
+		}
+		if err := <-done1; !errors.Is(err, ErrLeadershipLost) {
+			t.Fatalf("rev-1's Start after a handoff: %v; want ErrLeadershipLost", err)
+		}
+		cancel()
+		if err := <-done2; err != nil {
+			t.Fatalf("rev-2's Start after a clean shutdown: %v; want nil", err)
+		}
+	})
+}
+
+// Add refuses a runnable once the term is over, and must not hand its
+// Warmup to the inner manager either: called with a context already done
+// (the term's end), the error it returned would fail the inner manager, and
+// Start would report that instead of ErrLeadershipLost. Here the lock was taken (a steal) and a hung runnable
+// keeps the manager waiting, the window in which a late Add lands.
+func TestManagerAddAfterTheTermRunsNoWarmup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		lec := electionConfig(e, "rev-1", "rev-1")
+		lec.StopTimeout = 3 * time.Second
+		mgr := newTestManager(t, lec)
+		hung := newProbe("hung", nil)
+		hung.hold = make(chan struct{})
+		_ = mgr.Add(hung)
+		done := start(ctx, mgr)
+		<-mgr.Elected()
+		<-hung.started
+		if err := e.Hold(ctx, "thief", "thief"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.AdvanceUntil(ctx, func() bool { return hung.context().Err() != nil }); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		late := warming{probe: newProbe("late", nil), warmed: make(chan struct{}), slow: make(chan struct{})}
+		addErr := mgr.Add(late)
+		synctest.Wait()
+		warmedUp := closed(late.warmed)
+		close(hung.hold)
+		if err := e.AdvanceUntil(ctx, func() bool { return len(done) == 1 }); err != nil {
+			t.Fatal(err)
+		}
+		err := <-done
+		if addErr == nil {
+			t.Fatal("Add after the term was over was accepted")
+		}
+		if warmedUp || !errors.Is(err, ErrLeadershipLost) {
+			t.Fatalf("Add refused the runnable (%v), yet its Warmup was called: %v; and Start returned %v, want ErrLeadershipLost", addErr, warmedUp, err)
+		}
 	})
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 )
 
 // probe is a runnable that shows a test what is done to it.
@@ -15,6 +18,9 @@ type probe struct {
 	// hold, if set, keeps Start from returning after its context ends
 	// until it is closed: work that takes its time to stop.
 	hold chan struct{}
+	// takes, if set, is how long Start takes to return once its context
+	// ends: work that winds down (virtual time, in a synctest bubble).
+	takes time.Duration
 	// fail makes Start return the error sent on it: at once, or once it
 	// has stopped.
 	fail     chan error
@@ -45,6 +51,7 @@ func (p *probe) Start(ctx context.Context) error {
 		if p.hold != nil {
 			<-p.hold
 		}
+		time.Sleep(p.takes)
 		// An error queued while stopping is what stopping returned.
 		select {
 		case err = <-p.fail:
@@ -165,5 +172,32 @@ func (w warmBound) Start(ctx context.Context) error {
 	<-work.Done()
 	w.events.add(w.name + " returned")
 	close(w.returned)
+	return nil
+}
+
+// syncing is a cache that has not synced until synced is closed: the
+// manager starts its other runnables, the election among them, only once
+// its caches have synced.
+type syncing struct {
+	cache.Cache               // nil: the manager only asks whether it has synced
+	asked       chan struct{} // closed when the manager first asks
+	synced      chan struct{}
+	once        sync.Once
+}
+
+func (s *syncing) GetCache() cache.Cache { return s }
+
+func (s *syncing) WaitForCacheSync(ctx context.Context) bool {
+	s.once.Do(func() { close(s.asked) })
+	select {
+	case <-s.synced:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *syncing) Start(ctx context.Context) error {
+	<-ctx.Done()
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"testing/synctest"
+
+	"github.com/k8sleaderelection/k8sleaderelection/electiontest"
 )
 
 // warmupFunc is a warmer made of a function.
@@ -71,5 +73,45 @@ func TestWarmupContextEndsWithTheTerm(t *testing.T) {
 		if got.Err() == nil {
 			t.Fatal("the Warmup context outlived the term")
 		}
+	})
+}
+
+// A Warmup the end of the term cuts short is no failure of the manager.
+// A replica that takes a free lock leads without waiting for its warmups
+// (the elector takes a free or expired lock at once). If a higher key then
+// preempts it while a kept runnable's Warmup still runs, the end of the term
+// cancels that Warmup's context (warmupOnly ties it to the term), the Warmup
+// returns the context's error, as controller-runtime's controller does when
+// its sources have not synced, and the inner manager takes that for a
+// failed runnable, and Start would return the Warmup's error instead of
+// ErrLeadershipLost (found by a review written to break the package).
+func TestManagerWarmupCutShortByTheTermStillReportsLeadershipLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		mgr := newTestManager(t, electionConfig(e, "rev-1", "rev-1"))
+		// Its sources never sync in time: Warmup returns only when its
+		// context ends.
+		w := warming{probe: newProbe("controller", nil), warmed: make(chan struct{}), slow: make(chan struct{})}
+		if err := mgr.Add(w); err != nil {
+			t.Fatal(err)
+		}
+		done := start(ctx, mgr)
+		if err := e.AdvanceUntil(ctx, func() bool { return closed(mgr.Elected()) }); err != nil {
+			t.Fatal(err)
+		}
+		<-w.warmed
+		<-w.started
+		rev2 := higher(t, ctx, e, nil)
+		if err := e.AdvanceUntil(ctx, func() bool { return len(done) == 1 }); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, ErrLeadershipLost) {
+			t.Fatalf("Start after a handoff, with a warmup still running as the term ended: %v; want ErrLeadershipLost "+
+				"(the README's `errors.Is(err, crelection.ErrLeadershipLost)` check misses it)", err)
+		}
+		cancel()
+		<-rev2.Done()
 	})
 }
