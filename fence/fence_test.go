@@ -55,3 +55,13 @@ func transitionsOf(t *testing.T, ctx context.Context, e *electiontest.Election) 
 	}
 	return strconv.Itoa(record.LeaderTransitions)
 }
+
+// TestTermAnnotationWireName pins the annotation's name: a policy installed
+// by an earlier version reads this key, and under a renamed one every
+// stamped write would look unstamped to it, switching fencing off without a
+// word.
+func TestTermAnnotationWireName(t *testing.T) {
+	if TermAnnotation != "k8sleaderelection.github.io/term" {
+		t.Fatalf("TermAnnotation = %q; it is a wire fact: policies already installed read k8sleaderelection.github.io/term", TermAnnotation)
+	}
+}

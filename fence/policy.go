@@ -33,6 +33,14 @@ type Resource struct {
 	Resource string
 }
 
+// String names r as kubectl does: configmaps, deployments.apps.
+func (r Resource) String() string {
+	if r.Group == "" {
+		return r.Resource
+	}
+	return r.Resource + "." + r.Group
+}
+
 // PolicyOptions says what to fence.
 type PolicyOptions struct {
 	// Name names the policy and its binding. Empty means
