@@ -130,7 +130,7 @@ func TestAdversarialNamespacesAreStampedLikeAnyResource(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1"); got != termText {
-		t.Errorf("an update of a fenced Namespace was stamped %q, want 3/a: it goes out unfenced", got)
+		t.Errorf("an update of a fenced Namespace was stamped %q, want %q: it goes out unfenced", got, termText)
 	}
 }
 

@@ -79,8 +79,8 @@ func TestTransportStampsFencedWrites(t *testing.T) {
 	if _, err := cms.Create(term, cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.stampOf(t, "POST /api/v1/namespaces/ns1/configmaps"); got != "3/a" {
-		t.Fatalf("create stamped %q, want 3/a", got)
+	if got := rec.stampOf(t, "POST /api/v1/namespaces/ns1/configmaps"); got != termText {
+		t.Fatalf("create stamped %q, want %q", got, termText)
 	}
 	if !strings.Contains(rec.bodies["POST /api/v1/namespaces/ns1/configmaps"], `"keep":"me"`) {
 		t.Fatal("stamping dropped the object's own annotations")
@@ -88,20 +88,20 @@ func TestTransportStampsFencedWrites(t *testing.T) {
 	if _, err := cms.Update(term, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1/configmaps/x"); got != "3/a" {
-		t.Fatalf("update stamped %q, want 3/a", got)
+	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1/configmaps/x"); got != termText {
+		t.Fatalf("update stamped %q, want %q", got, termText)
 	}
 	if _, err := cms.Patch(term, "x", types.MergePatchType, []byte(`{"data":{"k":"v"}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/x"); got != "3/a" {
-		t.Fatalf("merge patch stamped %q, want 3/a", got)
+	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/x"); got != termText {
+		t.Fatalf("merge patch stamped %q, want %q", got, termText)
 	}
 	if _, err := cms.Apply(term, corev1apply.ConfigMap("y", "ns1").WithData(map[string]string{"k": "v"}), metav1.ApplyOptions{FieldManager: "t"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/y"); got != "3/a" {
-		t.Fatalf("apply stamped %q, want 3/a", got)
+	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/y"); got != termText {
+		t.Fatalf("apply stamped %q, want %q", got, termText)
 	}
 	if _, err := cms.Patch(term, "x", types.JSONPatchType, []byte(`[{"op":"add","path":"/data/k","value":"v"}]`), metav1.PatchOptions{}); err == nil || !strings.Contains(err.Error(), "cannot stamp a JSON patch") {
 		t.Fatalf("JSON patch: %v; want it refused", err)
@@ -151,11 +151,11 @@ func TestStampBodyRefusesWhatItCannotStamp(t *testing.T) {
 }
 
 // termText is withTerm's term as a stamp.
-const termText = "3/a"
+const termText = "6c0d8e1a-0000-4000-8000-000000000001/3/a"
 
-// withTerm is a context in term 3 of holder a.
+// withTerm is a context in term 3 of holder a, of Lease ns1/ctl.
 func withTerm(t *testing.T) context.Context {
-	return le.WithTerm(t.Context(), le.Term{Namespace: "ns1", Lease: "ctl", Holder: "a", Transitions: 3})
+	return le.WithTerm(t.Context(), le.Term{Namespace: "ns1", Lease: "ctl", Holder: "a", Transitions: 3, UID: "6c0d8e1a-0000-4000-8000-000000000001"})
 }
 
 // TestTransportBehindAPathPrefix: with a Host that carries a path (Rancher's
