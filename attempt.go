@@ -118,7 +118,7 @@ func (le *LeaderElector) act(ctx context.Context, v verdict, leading bool) error
 	case v == verdictRenew:
 		desired.AcquireTime, desired.LeaderTransitions = current.AcquireTime, current.LeaderTransitions
 		handedToUs := le.asked.to != "" && current.LeaderTransitions == le.asked.term+1
-		if _, lease := le.config.Lock.(*rl.LeaseLock); lease && !leading && !handedToUs {
+		if _, fenced := le.config.Lock.(rl.TermLock); fenced && !leading && !handedToUs {
 			// The Lease names us, but from before this term: we
 			// restarted, lost our last term to failed renewals, or the
 			// control plane gave it to us. A new term starts here, with

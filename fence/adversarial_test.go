@@ -67,7 +67,7 @@ func TestAdversarialStampKeepsLargeIntegers(t *testing.T) {
 func TestAdversarialMergePatchClearingAnnotationsStillClears(t *testing.T) {
 	patch := `{"metadata":{"annotations":null}}`
 	// Refusing the patch keeps its meaning too: nothing is sent.
-	if _, err := stampBody(string(types.MergePatchType), []byte(patch), "3/a"); err != nil {
+	if _, _, err := stampBody(string(types.MergePatchType), []byte(patch), "3/a"); err != nil {
 		if !strings.Contains(err.Error(), "clears every annotation") {
 			t.Fatalf("refused with %v; want the reason named", err)
 		}
@@ -124,12 +124,13 @@ func TestAdversarialNamespacesAreStampedLikeAnyResource(t *testing.T) {
 		}
 	}
 	client, rec := fencedClient(t, Resource{Resource: "namespaces"})
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "foo"}}
+	// The Lease's own namespace: the policy checks no other.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns1"}}
 	if _, err := client.CoreV1().Namespaces().Update(withTerm(t), ns, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.stampOf(t, "PUT /api/v1/namespaces/foo"); got != "3/a" {
-		t.Errorf("an update of a fenced Namespace was stamped %q, want 3/a: it goes out unfenced", got)
+	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1"); got != termText {
+		t.Errorf("an update of a fenced Namespace was stamped %q, want %q: it goes out unfenced", got, termText)
 	}
 }
 

@@ -31,7 +31,7 @@ func TestStampCarriesTheTerm(t *testing.T) {
 	if err := Stamp(term, cm); err != nil {
 		t.Fatalf("Stamp in the leading context: %v", err)
 	}
-	if got, want := cm.Annotations[TermAnnotation], transitionsOf(t, ctx, e)+"/a"; got != want || cm.Annotations["keep"] != "me" {
+	if got, want := cm.Annotations[TermAnnotation], termOf(t, ctx, e); got != want || cm.Annotations["keep"] != "me" {
 		t.Fatalf("annotations %v; want %s = %q beside the others", cm.Annotations, TermAnnotation, want)
 	}
 	if err := Stamp(context.Background(), cm); !errors.Is(err, ErrNoTerm) {
@@ -45,13 +45,25 @@ func TestStampCarriesTheTerm(t *testing.T) {
 	<-replica.Done()
 }
 
-// transitionsOf reads the election's Lease as a bystander and returns its
-// leaseTransitions as text.
-func transitionsOf(t *testing.T, ctx context.Context, e *electiontest.Election) string {
+// termOf reads the election's Lease as a bystander and returns its term
+// as the policy writes it: <uid>/<leaseTransitions>/<holder>.
+func termOf(t *testing.T, ctx context.Context, e *electiontest.Election) string {
 	t.Helper()
-	record, _, err := e.Lock("bystander", "").Get(ctx)
+	lock := e.Lock("bystander", "")
+	record, _, err := lock.Get(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strconv.Itoa(record.LeaderTransitions)
+	_, _, uid := lock.TermObject()
+	return string(uid) + "/" + strconv.Itoa(record.LeaderTransitions) + "/" + record.HolderIdentity
+}
+
+// TestTermAnnotationWireName pins the annotation's name: a policy installed
+// by an earlier version reads this key, and under a renamed one every
+// stamped write would look unstamped to it, switching fencing off without a
+// word.
+func TestTermAnnotationWireName(t *testing.T) {
+	if TermAnnotation != "k8sleaderelection.github.io/term" {
+		t.Fatalf("TermAnnotation = %q; it is a wire fact: policies already installed read k8sleaderelection.github.io/term", TermAnnotation)
+	}
 }

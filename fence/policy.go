@@ -33,6 +33,14 @@ type Resource struct {
 	Resource string
 }
 
+// String names r as kubectl does: configmaps, deployments.apps.
+func (r Resource) String() string {
+	if r.Group == "" {
+		return r.Resource
+	}
+	return r.Resource + "." + r.Group
+}
+
 // PolicyOptions says what to fence.
 type PolicyOptions struct {
 	// Name names the policy and its binding. Empty means
@@ -57,7 +65,11 @@ type PolicyOptions struct {
 
 // Policy returns the ValidatingAdmissionPolicy and its binding that make
 // the API server refuse a create or update of opts.Resources in
-// opts.Namespace whose TermAnnotation is not the Lease's current term. The
+// opts.Namespace whose TermAnnotation is not the Lease's current term
+// ("<metadata.uid>/<spec.leaseTransitions>/<spec.holderIdentity>", as
+// k8sleaderelection.Term.String writes it). A stamp in the format before
+// the UID was part of it ("<leaseTransitions>/<holder>") never equals that,
+// so it is refused: see the package doc for the upgrade. The
 // Lease is the policy's parameter: while it is missing, every checked write
 // is refused. Creating them needs RBAC to create validatingadmissionpolicies
 // and validatingadmissionpolicybindings (admissionregistration.k8s.io), and
@@ -103,12 +115,12 @@ func Policy(opts PolicyOptions) (*admissionv1.ValidatingAdmissionPolicy, *admiss
 			FailurePolicy:    &fail,
 			Variables: []admissionv1.Variable{
 				{Name: "stamp", Expression: fmt.Sprintf(`has(object.metadata.annotations) && %q in object.metadata.annotations ? object.metadata.annotations[%q] : ""`, TermAnnotation, TermAnnotation)},
-				{Name: "term", Expression: `string(has(params.spec.leaseTransitions) ? params.spec.leaseTransitions : 0) + "/" + (has(params.spec.holderIdentity) ? params.spec.holderIdentity : "")`},
+				{Name: "uid", Expression: `has(params.metadata.uid) ? params.metadata.uid : ""`},
+				{Name: "term", Expression: `variables.uid + "/" + string(has(params.spec.leaseTransitions) ? params.spec.leaseTransitions : 0) + "/" + (has(params.spec.holderIdentity) ? params.spec.holderIdentity : "")`},
 			},
 			Validations: []admissionv1.Validation{{
-				Expression: check(opts.mode()),
-				MessageExpression: fmt.Sprintf(`variables.stamp == "" ? "fenced: this write carries no leader term (annotation %s); the Lease %s/%s is at term " + variables.term : "fenced: this write was made in leader term " + variables.stamp + ", but the Lease %s/%s has moved on to term " + variables.term`,
-					TermAnnotation, opts.Namespace, opts.Lease, opts.Namespace, opts.Lease),
+				Expression:        check(opts.mode()),
+				MessageExpression: message(opts.Namespace + "/" + opts.Lease),
 			}},
 		},
 	}
@@ -129,6 +141,16 @@ func Policy(opts PolicyOptions) (*admissionv1.ValidatingAdmissionPolicy, *admiss
 		},
 	}
 	return policy, binding, nil
+}
+
+// message is the policy's explanation of a refusal, naming both terms. A
+// stamp that does not start with the Lease's UID was made under another
+// Lease of that name (deleted since), or before terms carried the UID.
+func message(lease string) string {
+	noTerm := fmt.Sprintf(`"fenced: this write carries no leader term (annotation %s); the Lease %s is at term " + variables.term`, TermAnnotation, lease)
+	moved := fmt.Sprintf(`"fenced: this write was made in leader term " + variables.stamp + ", but the Lease %s has moved on to term " + variables.term`, lease)
+	otherLease := moved + ` + " (the stamp names no term of this Lease, whose UID is " + variables.uid + ": it was made under a Lease of that name since deleted, or in the format before terms carried the Lease's UID, <leaseTransitions>/<holder>)"`
+	return fmt.Sprintf(`variables.stamp == "" ? %s : !variables.stamp.startsWith(variables.uid + "/") ? %s : %s`, noTerm, otherLease, moved)
 }
 
 // check is the policy's test of a write: it carries the Lease's current

@@ -130,3 +130,30 @@ func TestPolicyWriters(t *testing.T) {
 		t.Fatal("an empty writer name was accepted")
 	}
 }
+
+// TestPolicyTermNamesTheLease: the policy's term is the one Term.String
+// writes, UID first, so that a stamp from a Lease of the same name that has
+// since been deleted never matches, nor does one of the older format without
+// the UID; its refusal says which case it is.
+func TestPolicyTermNamesTheLease(t *testing.T) {
+	policy, _, err := Policy(PolicyOptions{Namespace: "ns1", Lease: "ctl", Resources: []Resource{{Resource: "configmaps"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	variables := map[string]string{}
+	for _, v := range policy.Spec.Variables {
+		variables[v.Name] = v.Expression
+	}
+	if got, want := variables["uid"], `has(params.metadata.uid) ? params.metadata.uid : ""`; got != want {
+		t.Errorf("variable uid = %s; want %s", got, want)
+	}
+	if got, want := variables["term"], `variables.uid + "/" + string(has(params.spec.leaseTransitions) ? params.spec.leaseTransitions : 0) + "/" + (has(params.spec.holderIdentity) ? params.spec.holderIdentity : "")`; got != want {
+		t.Errorf("variable term = %s; want %s (Term.String's <uid>/<transitions>/<holder>)", got, want)
+	}
+	message := policy.Spec.Validations[0].MessageExpression
+	for _, want := range []string{`!variables.stamp.startsWith(variables.uid + "/")`, "since deleted", "format before terms carried the Lease's UID", "has moved on to term"} {
+		if !strings.Contains(message, want) {
+			t.Errorf("message expression lacks %q:\n%s", want, message)
+		}
+	}
+}

@@ -17,11 +17,14 @@ import (
 )
 
 // Config returns a copy of config for a client whose writes of resources
-// are stamped (WrapTransport), sending JSON, which stamping needs.
+// are stamped (see WrapTransport), sending JSON, which stamping needs. The
+// transport reads request paths relative to config's own API root, so a
+// Host with a path (https://rancher.example/k8s/clusters/c-m-abc, an API
+// proxy's prefix) is fenced as one without.
 func Config(config *rest.Config, resources ...Resource) *rest.Config {
 	fenced := rest.CopyConfig(config)
 	fenced.ContentType = "application/json"
-	fenced.Wrap(WrapTransport(resources...))
+	fenced.Wrap(wrap(apiRootOf(config), resources))
 	return fenced
 }
 
@@ -29,24 +32,48 @@ func Config(config *rest.Config, resources ...Resource) *rest.Config {
 // update and patch of resources sent with a context that carries a term
 // (OnStartedLeading's, or one derived from it) gets TermAnnotation set to
 // that term on its way out. Requests without a term go out as they are, for
-// the policy to judge (StampedOnly lets them through). A body it cannot
-// stamp (protobuf, a JSON patch) fails the request with an error that says
-// so, rather than going out unfenced: the client must send JSON, as Config
-// makes it.
+// the policy to judge (StampedOnly lets them through).
+//
+// It fails closed: a write in a term fails with an error that says why,
+// rather than going out unfenced, when its body cannot be stamped
+// (protobuf, a JSON patch: the client must send JSON, as Config makes it),
+// when its path names no resource it can read (WrapTransport expects the
+// API at the server's root; for a Host with a path use Config, which knows
+// it), or when it writes a fenced resource in a namespace other than the
+// Lease's, which the policy is not bound to (Policy binds one namespace).
 //
 //	client := kubernetes.NewForConfigOrDie(fence.Config(config, fence.Resource{Resource: "configmaps"}))
 func WrapTransport(resources ...Resource) func(http.RoundTripper) http.RoundTripper {
+	return wrap("", resources)
+}
+
+func wrap(root string, resources []Resource) func(http.RoundTripper) http.RoundTripper {
 	fenced := map[Resource]bool{}
 	for _, r := range resources {
 		fenced[r] = true
 	}
 	return func(next http.RoundTripper) http.RoundTripper {
-		return &stamper{next: next, fenced: fenced}
+		return &stamper{next: next, root: root, fenced: fenced}
 	}
 }
 
+// apiRootOf is the path under which config's clients find /api and /apis:
+// its Host's path, "" when it has none. A Host that does not parse gives a
+// root no path starts with, so that every write in a term fails rather
+// than being read against the wrong root (the client itself fails on it
+// anyway).
+func apiRootOf(config *rest.Config) string {
+	base, _, err := rest.DefaultServerUrlFor(config)
+	if err != nil {
+		return "\x00unparsable host " + config.Host
+	}
+	return strings.TrimRight(base.Path, "/")
+}
+
 type stamper struct {
-	next   http.RoundTripper
+	next http.RoundTripper
+	// root is the path the API is served under, without a trailing slash.
+	root   string
 	fenced map[Resource]bool
 }
 
@@ -55,16 +82,30 @@ func (s *stamper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return s.next.RoundTrip(req)
 	}
 	term, ok := le.TermFromContext(req.Context())
-	if !ok || !s.fenced[resourceOf(req.URL.Path)] || req.Body == nil {
+	if !ok {
 		return s.next.RoundTrip(req)
+	}
+	target, ok := targetOf(s.root, req.URL.Path)
+	if !ok {
+		return nil, fmt.Errorf("fence: %s %s: cannot tell which resource this write in leader term %s targets, so it cannot be fenced; the transport reads paths under %q/api and %q/apis (a client whose Host has a path must be made with fence.Config, which reads the path from it)",
+			req.Method, req.URL.Path, term, s.root, s.root)
+	}
+	if !s.fenced[target.resource] {
+		return s.next.RoundTrip(req)
+	}
+	if req.Body == nil {
+		return nil, fmt.Errorf("fence: %s %s: a write of fenced resource %s in leader term %s has no body to stamp", req.Method, req.URL.Path, target.resource, term)
 	}
 	body, err := io.ReadAll(req.Body)
 	_ = req.Body.Close()
 	if err != nil {
 		return nil, fmt.Errorf("fence: read the body to stamp: %w", err)
 	}
-	stamped, err := stampBody(req.Header.Get("Content-Type"), body, term.String())
+	stamped, name, err := stampBody(req.Header.Get("Content-Type"), body, term.String())
 	if err != nil {
+		return nil, fmt.Errorf("fence: %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	if err := checkNamespace(target, name, term); err != nil {
 		return nil, fmt.Errorf("fence: %s %s: %w", req.Method, req.URL.Path, err)
 	}
 	out := req.Clone(req.Context())
@@ -74,22 +115,46 @@ func (s *stamper) RoundTrip(req *http.Request) (*http.Response, error) {
 	return s.next.RoundTrip(out)
 }
 
+// checkNamespace refuses a stamped write the policy would not see: the
+// binding selects the Lease's namespace, so a namespaced object elsewhere,
+// or a Namespace other than the Lease's, passes unchecked whatever its
+// stamp. A cluster-scoped object of another kind is checked wherever it is.
+// bodyName is the object's name from the body, which names a Namespace on
+// create.
+func checkNamespace(t target, bodyName string, term le.Term) error {
+	ns, what := t.namespace, "in namespace"
+	if t.resource == (Resource{Resource: "namespaces"}) {
+		ns, what = t.name, "Namespace"
+		if ns == "" {
+			ns = bodyName
+		}
+	} else if !t.namespaced {
+		return nil
+	}
+	if ns != term.Namespace {
+		return fmt.Errorf("a write of fenced resource %s %s %q in leader term %s would not be checked: the fencing policy binds only the Lease's namespace %q; write it with a context that carries no term, or fence it with a Lease of its own namespace",
+			t.resource, what, ns, term, term.Namespace)
+	}
+	return nil
+}
+
 // stampBody sets the term annotation in a JSON object body: a whole object
 // (create, update) or a patch that merges (merge, strategic merge, apply).
-func stampBody(contentType string, body []byte, term string) ([]byte, error) {
+// It also returns the object's metadata.name ("" if it has none).
+func stampBody(contentType string, body []byte, term string) ([]byte, string, error) {
 	mediaType, _, _ := mime.ParseMediaType(contentType)
 	switch mediaType {
 	case "application/json", string(types.MergePatchType), string(types.StrategicMergePatchType), string(types.ApplyYAMLPatchType):
 	case string(types.JSONPatchType):
-		return nil, fmt.Errorf("cannot stamp a JSON patch (its target may have no annotations); use a merge patch or an update")
+		return nil, "", fmt.Errorf("cannot stamp a JSON patch (its target may have no annotations); use a merge patch or an update")
 	default:
-		return nil, fmt.Errorf("cannot stamp a %q body; fenced resources need JSON (the client's ContentType)", contentType)
+		return nil, "", fmt.Errorf("cannot stamp a %q body; fenced resources need JSON (the client's ContentType)", contentType)
 	}
 	var obj map[string]any
 	decoder := json.NewDecoder(bytes.NewReader(body))
 	decoder.UseNumber() // numbers go out as they came, not through float64
 	if err := decoder.Decode(&obj); err != nil || obj == nil {
-		return nil, fmt.Errorf("cannot stamp a body that is not a JSON object (an apply patch must be sent as JSON): %v", err)
+		return nil, "", fmt.Errorf("cannot stamp a body that is not a JSON object (an apply patch must be sent as JSON): %v", err)
 	}
 	metadata, _ := obj["metadata"].(map[string]any)
 	if metadata == nil {
@@ -97,7 +162,7 @@ func stampBody(contentType string, body []byte, term string) ([]byte, error) {
 		obj["metadata"] = metadata
 	}
 	if value, present := metadata["annotations"]; present && value == nil {
-		return nil, errors.New("cannot stamp a patch that clears every annotation (annotations: null): stamped, it would clear none; remove them one by one")
+		return nil, "", errors.New("cannot stamp a patch that clears every annotation (annotations: null): stamped, it would clear none; remove them one by one")
 	}
 	annotations, _ := metadata["annotations"].(map[string]any)
 	if annotations == nil {
@@ -105,13 +170,32 @@ func stampBody(contentType string, body []byte, term string) ([]byte, error) {
 		metadata["annotations"] = annotations
 	}
 	annotations[TermAnnotation] = term
-	return json.Marshal(obj)
+	name, _ := metadata["name"].(string)
+	stamped, err := json.Marshal(obj)
+	return stamped, name, err
 }
 
-// resourceOf reads the resource (and subresource) a request path names:
-// /api/v1/namespaces/ns/configmaps/name, /apis/apps/v1/namespaces/ns/deployments/name/status.
-func resourceOf(path string) Resource {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
+// target is what a request path names.
+type target struct {
+	resource Resource
+	// namespaced: the path is under namespaces/<namespace>/.
+	namespaced bool
+	namespace  string
+	// name is the object's name, "" for a collection (a create).
+	name string
+}
+
+// targetOf reads the resource (and subresource) a request path names,
+// relative to root, the path the API is served under:
+// <root>/api/v1/namespaces/ns/configmaps/name,
+// <root>/apis/apps/v1/namespaces/ns/deployments/name/status. ok is false
+// for a path outside root or one that names no resource.
+func targetOf(root, path string) (t target, ok bool) {
+	rest, under := strings.CutPrefix(path, root+"/")
+	if !under {
+		return target{}, false
+	}
+	parts := strings.Split(strings.Trim(rest, "/"), "/")
 	var group string
 	switch {
 	case len(parts) >= 2 && parts[0] == "api":
@@ -119,19 +203,32 @@ func resourceOf(path string) Resource {
 	case len(parts) >= 3 && parts[0] == "apis":
 		group, parts = parts[1], parts[3:]
 	default:
-		return Resource{}
+		return target{}, false
 	}
 	namespaceItself := len(parts) < 3 || len(parts) == 3 && (parts[2] == "status" || parts[2] == "finalize")
 	if len(parts) > 0 && parts[0] == "namespaces" && !namespaceItself {
 		// A namespaced object's path, not a Namespace's own.
+		t.namespaced, t.namespace = true, parts[1]
 		parts = parts[2:]
 	}
 	switch len(parts) {
 	case 0:
-		return Resource{}
-	case 1, 2:
-		return Resource{Group: group, Resource: parts[0]}
+		return target{}, false
+	case 1:
+		t.resource = Resource{Group: group, Resource: parts[0]}
+	case 2:
+		t.resource, t.name = Resource{Group: group, Resource: parts[0]}, parts[1]
 	default:
-		return Resource{Group: group, Resource: parts[0] + "/" + parts[2]}
+		t.resource, t.name = Resource{Group: group, Resource: parts[0] + "/" + parts[2]}, parts[1]
 	}
+	if t.resource.Resource == "" {
+		return target{}, false
+	}
+	return t, true
+}
+
+// resourceOf is the resource a path under the server's root names.
+func resourceOf(path string) Resource {
+	t, _ := targetOf("", path)
+	return t.resource
 }

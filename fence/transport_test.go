@@ -79,8 +79,8 @@ func TestTransportStampsFencedWrites(t *testing.T) {
 	if _, err := cms.Create(term, cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.stampOf(t, "POST /api/v1/namespaces/ns1/configmaps"); got != "3/a" {
-		t.Fatalf("create stamped %q, want 3/a", got)
+	if got := rec.stampOf(t, "POST /api/v1/namespaces/ns1/configmaps"); got != termText {
+		t.Fatalf("create stamped %q, want %q", got, termText)
 	}
 	if !strings.Contains(rec.bodies["POST /api/v1/namespaces/ns1/configmaps"], `"keep":"me"`) {
 		t.Fatal("stamping dropped the object's own annotations")
@@ -88,20 +88,20 @@ func TestTransportStampsFencedWrites(t *testing.T) {
 	if _, err := cms.Update(term, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1/configmaps/x"); got != "3/a" {
-		t.Fatalf("update stamped %q, want 3/a", got)
+	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1/configmaps/x"); got != termText {
+		t.Fatalf("update stamped %q, want %q", got, termText)
 	}
 	if _, err := cms.Patch(term, "x", types.MergePatchType, []byte(`{"data":{"k":"v"}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/x"); got != "3/a" {
-		t.Fatalf("merge patch stamped %q, want 3/a", got)
+	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/x"); got != termText {
+		t.Fatalf("merge patch stamped %q, want %q", got, termText)
 	}
 	if _, err := cms.Apply(term, corev1apply.ConfigMap("y", "ns1").WithData(map[string]string{"k": "v"}), metav1.ApplyOptions{FieldManager: "t"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/y"); got != "3/a" {
-		t.Fatalf("apply stamped %q, want 3/a", got)
+	if got := rec.stampOf(t, "PATCH /api/v1/namespaces/ns1/configmaps/y"); got != termText {
+		t.Fatalf("apply stamped %q, want %q", got, termText)
 	}
 	if _, err := cms.Patch(term, "x", types.JSONPatchType, []byte(`[{"op":"add","path":"/data/k","value":"v"}]`), metav1.PatchOptions{}); err == nil || !strings.Contains(err.Error(), "cannot stamp a JSON patch") {
 		t.Fatalf("JSON patch: %v; want it refused", err)
@@ -144,13 +144,104 @@ func TestStampBodyRefusesWhatItCannotStamp(t *testing.T) {
 		{"application/json", "null", "not a JSON object"},
 		{"application/apply-patch+yaml", "kind: ConfigMap", "not a JSON object"},
 	} {
-		if _, err := stampBody(tc.contentType, []byte(tc.body), "1/a"); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, _, err := stampBody(tc.contentType, []byte(tc.body), "1/a"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s %q: %v; want an error containing %q", tc.contentType, tc.body, err, tc.want)
 		}
 	}
 }
 
-// withTerm is a context in term 3 of holder a.
+// termText is withTerm's term as a stamp.
+const termText = "6c0d8e1a-0000-4000-8000-000000000001/3/a"
+
+// withTerm is a context in term 3 of holder a, of Lease ns1/ctl.
 func withTerm(t *testing.T) context.Context {
-	return le.WithTerm(t.Context(), le.Term{Namespace: "ns1", Lease: "ctl", Holder: "a", Transitions: 3})
+	return le.WithTerm(t.Context(), le.Term{Namespace: "ns1", Lease: "ctl", Holder: "a", Transitions: 3, UID: "6c0d8e1a-0000-4000-8000-000000000001"})
+}
+
+// TestTransportBehindAPathPrefix: with a Host that carries a path (Rancher's
+// /k8s/clusters/<id>, an API proxy's prefix), a fenced client's writes are
+// stamped as they are without one: paths are read from the client's API
+// root, not from the server's.
+func TestTransportBehindAPathPrefix(t *testing.T) {
+	rec := &recorder{bodies: map[string]string{}}
+	server := httptest.NewServer(rec)
+	t.Cleanup(server.Close)
+	for _, host := range []string{server.URL + "/k8s/clusters/c-m-abc", server.URL + "/k8s/clusters/c-m-abc/"} {
+		client := kubernetes.NewForConfigOrDie(Config(&rest.Config{Host: host}, Resource{Resource: "configmaps"}, Resource{Group: "apps", Resource: "deployments"}))
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}
+		if _, err := client.CoreV1().ConfigMaps("ns1").Update(withTerm(t), cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("host %s: %v", host, err)
+		}
+		if got := rec.stampOf(t, "PUT /k8s/clusters/c-m-abc/api/v1/namespaces/ns1/configmaps/x"); got != termText {
+			t.Fatalf("host %s: an update of a fenced resource went out stamped %q, want %q", host, got, termText)
+		}
+		if _, err := client.AppsV1().Deployments("ns1").Patch(withTerm(t), "d", types.MergePatchType, []byte(`{"spec":{"replicas":2}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatalf("host %s: %v", host, err)
+		}
+		if got := rec.stampOf(t, "PATCH /k8s/clusters/c-m-abc/apis/apps/v1/namespaces/ns1/deployments/d"); got != termText {
+			t.Fatalf("host %s: a patch of a fenced resource went out stamped %q, want %q", host, got, termText)
+		}
+	}
+}
+
+// TestTransportRefusesWritesItCannotPlace: a write made in a term whose
+// target the transport cannot name (a client whose Host has a path, wrapped
+// with WrapTransport, which assumes the API at the server's root) fails with
+// an error saying why; it never goes out unfenced. Without a term, such a
+// write goes out as it is: there is nothing to stamp.
+func TestTransportRefusesWritesItCannotPlace(t *testing.T) {
+	rec := &recorder{bodies: map[string]string{}}
+	server := httptest.NewServer(rec)
+	t.Cleanup(server.Close)
+	config := &rest.Config{Host: server.URL + "/k8s/clusters/c-m-abc", ContentConfig: rest.ContentConfig{ContentType: "application/json"}}
+	config.Wrap(WrapTransport(Resource{Resource: "configmaps"}))
+	cms := kubernetes.NewForConfigOrDie(config).CoreV1().ConfigMaps("ns1")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}
+	_, err := cms.Create(withTerm(t), cm, metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "cannot tell which resource") || !strings.Contains(err.Error(), "fence.Config") {
+		t.Fatalf("a write in a term to a path the transport cannot read: %v; want it refused, naming fence.Config", err)
+	}
+	rec.mu.Lock()
+	_, sent := rec.bodies["POST /k8s/clusters/c-m-abc/api/v1/namespaces/ns1/configmaps"]
+	rec.mu.Unlock()
+	if sent {
+		t.Fatal("the write reached the server unfenced")
+	}
+	if _, err := cms.Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a write without a term: %v; want it sent as it is", err)
+	}
+}
+
+// TestTransportRefusesWritesOutsideTheLeaseNamespace: the policy is bound
+// to the Lease's namespace only, so a stamped write elsewhere would pass
+// unchecked while looking fenced. The transport refuses such writes of
+// fenced resources; cluster-scoped ones (which a namespace-bound policy
+// still checks) and the Lease's own Namespace object go out stamped.
+func TestTransportRefusesWritesOutsideTheLeaseNamespace(t *testing.T) {
+	client, rec := fencedClient(t, Resource{Resource: "configmaps"}, Resource{Resource: "namespaces"}, Resource{Group: "example.com", Resource: "clusterwidgets"})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}
+	_, err := client.CoreV1().ConfigMaps("other").Create(withTerm(t), cm, metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), `namespace "other"`) || !strings.Contains(err.Error(), `"ns1"`) {
+		t.Fatalf("a stamped write in a namespace the policy does not bind: %v; want it refused, naming both namespaces", err)
+	}
+	if _, err := client.CoreV1().Namespaces().Update(withTerm(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.UpdateOptions{}); err == nil {
+		t.Fatal("a stamped update of Namespace other, which the policy does not check, was sent")
+	}
+	if _, err := client.CoreV1().Namespaces().Create(withTerm(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{}); err == nil {
+		t.Fatal("a stamped create of Namespace other, which the policy does not check, was sent")
+	}
+	if _, err := client.CoreV1().Namespaces().Update(withTerm(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns1"}}, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("a stamped update of the Lease's own Namespace: %v", err)
+	}
+	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1"); got != termText {
+		t.Fatalf("the Lease's Namespace went out stamped %q, want %q", got, termText)
+	}
+	body := strings.NewReader(`{"apiVersion":"example.com/v1","kind":"ClusterWidget","metadata":{"name":"w"}}`)
+	result := client.CoreV1().RESTClient().Post().AbsPath("/apis/example.com/v1/clusterwidgets").Body(body).SetHeader("Content-Type", "application/json").Do(withTerm(t))
+	if err := result.Error(); err != nil {
+		t.Fatalf("a stamped create of a cluster-scoped resource: %v", err)
+	}
+	if got := rec.stampOf(t, "POST /apis/example.com/v1/clusterwidgets"); got != termText {
+		t.Fatalf("a cluster-scoped resource went out stamped %q, want %q", got, termText)
+	}
 }

@@ -25,6 +25,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -199,6 +200,21 @@ type Interface interface {
 // this package has it.
 type Versioned interface {
 	ResourceVersion() string
+}
+
+// TermLock is implemented by a lock whose record an admission policy can
+// compare a write's leader term with, which takes an object whose fields the
+// policy can read: a Lease (see package fence). A ConfigMap's or an
+// Endpoints' record is a JSON string in an annotation, and a MultiLock keeps
+// two objects, so they have no term. TermObject returns the namespace and
+// name of the object, and its UID as the lock last read or wrote it: the
+// API server gives each object a new UID when it is created, so a Lease
+// deleted and created again (by hand, by the garbage collector, from a
+// backup) never passes for the one before. The UID is "" before the lock
+// has read the object, after a read found it absent, and from a server (a
+// fake clientset) that assigns none.
+type TermLock interface {
+	TermObject() (namespace, name string, uid types.UID)
 }
 
 // Validator is implemented by a lock that can tell whether it is fully built.

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
@@ -169,6 +170,16 @@ func (ll *LeaseLock) ResourceVersion() string {
 		return ""
 	}
 	return ll.lease.ResourceVersion
+}
+
+var _ TermLock = (*LeaseLock)(nil)
+
+// TermObject returns the Lease's namespace, name and UID; see TermLock.
+func (ll *LeaseLock) TermObject() (namespace, name string, uid types.UID) {
+	if ll.lease != nil {
+		uid = ll.lease.UID
+	}
+	return ll.LeaseMeta.Namespace, ll.LeaseMeta.Name, uid
 }
 
 // Validate reports a LeaseLock without a client, namespace or name, or with a

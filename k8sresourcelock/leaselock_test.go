@@ -137,3 +137,54 @@ func TestLeaseSpecClampsHugeCounts(t *testing.T) {
 		t.Fatalf("negative duration read as %d, want -5 passed through for the elector to judge", got.LeaseDurationSeconds)
 	}
 }
+
+// TestLeaseTermObject: a Lease lock names the Lease and the UID it last
+// read or wrote, and forgets the UID once a read finds the Lease gone, so
+// that a term can never name a Lease that no longer exists. Other locks
+// have no term.
+func TestLeaseTermObject(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	lock := newLock(t, cs, LeasesResourceLock, "a", "")
+	term, ok := lock.(TermLock)
+	if !ok {
+		t.Fatalf("%T is no TermLock", lock)
+	}
+	check := func(when string, want string) {
+		t.Helper()
+		gotNS, gotName, uid := term.TermObject()
+		if gotNS != ns || gotName != name || string(uid) != want {
+			t.Fatalf("%s: TermObject() = %s, %s, %q; want %s, %s, %q", when, gotNS, gotName, uid, ns, name, want)
+		}
+	}
+	check("before any read", "")
+	if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	first := getLease(t, cs).UID
+	check("after create", string(first))
+	if err := cs.CoordinationV1().Leases(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := lock.Get(ctx); err == nil {
+		t.Fatal("Get of a deleted Lease: no error")
+	}
+	check("after a read found it gone", "")
+	other := newLock(t, cs, LeasesResourceLock, "b", "")
+	if err := other.Create(ctx, record("b", "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := lock.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if second := getLease(t, cs).UID; second == first {
+		t.Fatalf("the fake gave the recreated Lease the old UID %s", first)
+	} else {
+		check("after reading the recreated Lease", string(second))
+	}
+	for _, kind := range []string{ConfigMapsResourceLock, EndpointsResourceLock, ConfigMapsLeasesResourceLock} {
+		if _, ok := newLock(t, cs, kind, "a", "").(TermLock); ok {
+			t.Errorf("a %s lock is a TermLock; no policy can read its record", kind)
+		}
+	}
+}

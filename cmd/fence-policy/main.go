@@ -4,6 +4,12 @@
 //
 //	go run github.com/k8sleaderelection/k8sleaderelection/cmd/fence-policy \
 //	    -namespace istio-system -lease my-controller -resources configmaps,deployments.apps
+//
+// The policy compares a write's stamp with the Lease's UID, leaseTransitions
+// and holder. A policy printed by a version whose terms had no UID refuses
+// the stamps of this one, and this one refuses theirs: when upgrading, apply
+// the policy this version prints and roll out the controller with it (see
+// package fence).
 package main
 
 import (

@@ -1,17 +1,20 @@
 // Package fakekube gives the tests of this module a fake clientset that
 // behaves like a real API server where leader election depends on it: every
 // write gets a new resourceVersion, and an update that carries a stale one
-// fails with a Conflict. The stock fake accepts any update, which would hide
+// fails with a Conflict; every object created gets a UID of its own, which
+// updates keep. The stock fake accepts any update, which would hide
 // exactly the races an elector must survive.
 package fakekube
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -67,14 +70,16 @@ func (c *Clientset) nextVersion() string {
 	return strconv.Itoa(c.version)
 }
 
-// stampCreate gives a new object its first resourceVersion and lets the
-// tracker store it.
+// stampCreate gives a new object its first resourceVersion and a UID, and
+// lets the tracker store it.
 func (c *Clientset) stampCreate(action k8stesting.Action) (bool, runtime.Object, error) {
 	obj, err := meta.Accessor(action.(k8stesting.CreateAction).GetObject())
 	if err != nil {
 		return false, nil, nil
 	}
-	obj.SetResourceVersion(c.nextVersion())
+	version := c.nextVersion()
+	obj.SetResourceVersion(version)
+	obj.SetUID(types.UID("uid-" + version))
 	return false, nil, nil
 }
 
@@ -98,6 +103,14 @@ func (c *Clientset) checkUpdate(action k8stesting.Action) (bool, runtime.Object,
 	if obj.GetResourceVersion() != storedMeta.GetResourceVersion() {
 		return true, nil, apierrors.NewConflict(update.GetResource().GroupResource(), obj.GetName(),
 			errStale{sent: obj.GetResourceVersion(), stored: storedMeta.GetResourceVersion()})
+	}
+	switch uid := storedMeta.GetUID(); obj.GetUID() {
+	case "":
+		obj.SetUID(uid)
+	case uid:
+	default:
+		return true, nil, apierrors.NewConflict(update.GetResource().GroupResource(), obj.GetName(),
+			fmt.Errorf("precondition failed: UID %s is not the stored %s", obj.GetUID(), uid))
 	}
 	obj.SetResourceVersion(c.nextVersion())
 	return false, nil, nil

@@ -80,7 +80,7 @@ func fencingRows(ctx context.Context, e *env, r *report) error {
 		return err
 	}
 
-	term := func() string { return fmt.Sprintf("%d/%s", *lease.Spec.LeaseTransitions, holder) }
+	term := func() string { return fmt.Sprintf("%s/%d/%s", lease.UID, *lease.Spec.LeaseTransitions, holder) }
 	var with, without []time.Duration
 	for range fencingWrites {
 		d, err := write(fenced, term())

@@ -117,6 +117,77 @@ func TestFencing(t *testing.T) {
 	}
 }
 
+// leaseTerm is lease's current term as a stamp, as Term.String writes it.
+func leaseTerm(lease *coordinationv1.Lease) string {
+	var transitions int32
+	if lease.Spec.LeaseTransitions != nil {
+		transitions = *lease.Spec.LeaseTransitions
+	}
+	holder := ""
+	if lease.Spec.HolderIdentity != nil {
+		holder = *lease.Spec.HolderIdentity
+	}
+	return fmt.Sprintf("%s/%d/%s", lease.UID, transitions, holder)
+}
+
+// TestFencingLeaseRecreated: a leads in the first tenure of the Lease and
+// dies without releasing; the Lease is deleted (kubectl delete, the garbage
+// collector, a restore from a backup) and a, restarted, creates it again at
+// leaseTransitions 0, naming a once more. A write stamped in the first
+// tenure is refused, the policy naming the case; the new term's writes pass.
+// So is a stamp of the format before terms carried the Lease's UID
+// ("<leaseTransitions>/<holder>"), which a leader of an older version would
+// send during a rolling upgrade: fail closed.
+func TestFencingLeaseRecreated(t *testing.T) {
+	e := newElection(t)
+	fencePolicy(t, e)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); wg.Wait() }()
+
+	firstCtx, stopFirst := context.WithCancel(ctx)
+	first := startFenced(t, e, firstCtx, &wg, "a", "")
+	term1 := receiveWithin(t, first.terms, electionSpan, "a to lead in the first tenure")
+	if err := first.write(term1, e.ns, "first-tenure"); err != nil {
+		t.Fatalf("the leader's write in the first tenure: %v", err)
+	}
+	stopFirst() // no release: the Lease still names a
+	leases := e.admin.CoordinationV1().Leases(e.ns)
+	before, err := leases.Get(ctx, e.name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leases.Delete(ctx, e.name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	second := startFenced(t, e, ctx, &wg, "a", "")
+	term2 := receiveWithin(t, second.terms, electionSpan, "a to lead again, under a new Lease")
+	after, err := leases.Get(ctx, e.name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.UID == before.UID || after.Spec.LeaseTransitions == nil || *after.Spec.LeaseTransitions != 0 || *after.Spec.HolderIdentity != "a" {
+		t.Fatalf("the Lease after it was deleted: UID %s (before %s), term %s; want a new Lease at transitions 0 naming a, the case to guard",
+			after.UID, before.UID, leaseTerm(after))
+	}
+	time.Sleep(fenceWindowBound) // see TestFencingWindow
+	err = first.write(context.WithoutCancel(term1), e.ns, "late-from-first-tenure")
+	assertFenced(t, err, "a write stamped in the Lease's first tenure, sent in its second")
+	if !strings.Contains(err.Error(), "since deleted") {
+		t.Fatalf("the refusal of a write from a deleted Lease's tenure does not say so: %v", err)
+	}
+	t.Logf("refused: %v", err)
+	if err := second.write(term2, e.ns, "second-tenure"); err != nil {
+		t.Fatalf("the leader's write in the second tenure: %v", err)
+	}
+	_, err = writeStamped(e.admin, e.ns, "old-format", fmt.Sprintf("%d/%s", *after.Spec.LeaseTransitions, *after.Spec.HolderIdentity))
+	assertFenced(t, err, "a write stamped in the format without the Lease's UID, naming the current transitions and holder")
+	if !strings.Contains(err.Error(), "format before terms carried the Lease's UID") {
+		t.Fatalf("the refusal of an old-format stamp does not say so: %v", err)
+	}
+}
+
 // TestFencingWindow measures how long after the Lease changes hands the API
 // server still accepts a write stamped with the old term (its policy reads
 // the Lease through a cache), and what the policy costs a write.
@@ -135,7 +206,7 @@ func TestFencingWindow(t *testing.T) {
 
 	var windows []time.Duration
 	for round := range 10 {
-		term := fmt.Sprintf("%d/%s", *lease.Spec.LeaseTransitions, holder)
+		term := leaseTerm(lease)
 		if _, err := writeStamped(e.admin, e.ns, "window", term); err != nil {
 			t.Fatalf("round %d: a write in the current term was refused: %v", round, err)
 		}
@@ -185,7 +256,7 @@ func TestFencingWindow(t *testing.T) {
 	// Lease update returns, as a deposed leader's would be at worst.
 	accepted, rounds := 0, 40
 	for round := range rounds {
-		term := fmt.Sprintf("%d/%s", *lease.Spec.LeaseTransitions, holder)
+		term := leaseTerm(lease)
 		next := *lease.Spec.LeaseTransitions + 1
 		lease.Spec.LeaseTransitions = &next
 		if lease, err = leases.Update(context.Background(), lease, metav1.UpdateOptions{}); err != nil {
@@ -211,7 +282,7 @@ func TestFencingWindow(t *testing.T) {
 	for _, c := range []struct {
 		name, ns string
 		term     string
-	}{{"fencing: write with the policy", e.ns, fmt.Sprintf("%d/%s", *lease.Spec.LeaseTransitions, holder)}, {"fencing: write without a policy", other.ns, "0/x"}} {
+	}{{"fencing: write with the policy", e.ns, leaseTerm(lease)}, {"fencing: write without a policy", other.ns, "00000000-0000-0000-0000-000000000000/0/x"}} {
 		for i := range 30 {
 			start := time.Now()
 			if _, err := writeStamped(e.admin, c.ns, fmt.Sprintf("cost-%d", i), c.term); err != nil {
@@ -378,22 +449,23 @@ func TestFencingOnlyChosenWriters(t *testing.T) {
 	}
 	fencePolicy(t, e, "controlplane-admin") // the controller's user here
 
-	if _, err := writeStamped(e.admin, e.ns, "obj", "0/a"); err != nil {
+	oldTerm := leaseTerm(lease)
+	if _, err := writeStamped(e.admin, e.ns, "obj", oldTerm); err != nil {
 		t.Fatalf("the leader's write: %v", err)
 	}
 	b, one := "b", int32(1)
 	lease.Spec.HolderIdentity, lease.Spec.LeaseTransitions = &b, &one
-	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+	if lease, err = leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(fenceWindowBound)
 
 	user := kubernetes.NewForConfigOrDie(userConfig)
 	if _, err := user.CoreV1().ConfigMaps(e.ns).Patch(ctx, "obj", types.MergePatchType, []byte(`{"metadata":{"labels":{"edited-by":"a-person"}}}`), metav1.PatchOptions{}); err != nil {
-		t.Fatalf("another user's label, on an object still stamped 0/a: %v; want it to pass", err)
+		t.Fatalf("another user's label, on an object still stamped %s: %v; want it to pass", oldTerm, err)
 	}
-	_, err = writeStamped(e.admin, e.ns, "obj", "0/a")
-	if !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) || !strings.Contains(err.Error(), "has moved on to term 1/b") {
-		t.Fatalf("the deposed controller's write in term 0/a: %v; want it refused", err)
+	_, err = writeStamped(e.admin, e.ns, "obj", oldTerm)
+	if !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) || !strings.Contains(err.Error(), "has moved on to term "+leaseTerm(lease)) {
+		t.Fatalf("the deposed controller's write in term %s: %v; want it refused", oldTerm, err)
 	}
 }
