@@ -147,7 +147,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 	next := le.clock.Now().Add(le.config.RetryPeriod)
 	for {
 		deadline := lastRenewal.Add(le.config.RenewDeadline)
-		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit())
+		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(deadline))
 		wake := next
 		if deadline.Before(wake) {
 			wake = deadline

@@ -2,6 +2,10 @@ package k8sleaderelection
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -127,5 +131,209 @@ func TestReleaseOfWorkThatNeverStops(t *testing.T) {
 				a.finished(t)
 			})
 		})
+	}
+}
+
+// cutOffLock wraps a watchable lock. After silentAfter successful writes the
+// connection goes silent: the open watches end, and every request that hangs
+// (reads, writes and watch starts, as ops says) blocks until its context is
+// done, as when the API server stops answering a leader. It remembers when
+// its last successful write started, and counts requests: past maxRequests
+// it fails the test and calls spun, so that a loop that spins instead of
+// waiting (at one instant, in virtual time) fails within seconds instead of
+// filling the machine's memory.
+type cutOffLock struct {
+	rl.Interface
+	t           *testing.T
+	hangs       hangingOps
+	silentAfter int32
+	spun        func()
+
+	writes   atomic.Int32
+	requests atomic.Int64
+	silent   atomic.Bool
+
+	mu     sync.Mutex
+	lastOK time.Time
+	open   []watch.Interface
+}
+
+// hangingOps says which requests of a cut-off connection hang.
+type hangingOps struct{ reads, writes, watches bool }
+
+// maxRequests is more requests than any election in these tests makes in
+// its virtual minutes; a loop that makes more spins.
+const maxRequests = 2000
+
+// request counts a request and reports false if the count is past the limit.
+func (l *cutOffLock) request(what string) bool {
+	if n := l.requests.Add(1); n == maxRequests {
+		l.t.Errorf("the elector made %d requests (the last a %s at %v): a loop spins instead of waiting", n, what, time.Now().Format("15:04:05.000"))
+		l.spun()
+	} else if n > maxRequests {
+		return false
+	}
+	return true
+}
+
+func (l *cutOffLock) hang(ctx context.Context, hangs bool) error {
+	if !hangs || !l.silent.Load() {
+		return nil
+	}
+	<-ctx.Done()
+	return fmt.Errorf("connection went silent: %w", context.Cause(ctx))
+}
+
+func (l *cutOffLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
+	if !l.request("read") {
+		return nil, nil, errors.New("too many requests")
+	}
+	if err := l.hang(ctx, l.hangs.reads); err != nil {
+		return nil, nil, err
+	}
+	return l.Interface.Get(ctx)
+}
+
+func (l *cutOffLock) Create(ctx context.Context, record rl.LeaderElectionRecord) error {
+	return l.wrote(ctx, l.Interface.Create, record)
+}
+
+func (l *cutOffLock) Update(ctx context.Context, record rl.LeaderElectionRecord) error {
+	return l.wrote(ctx, l.Interface.Update, record)
+}
+
+func (l *cutOffLock) wrote(ctx context.Context, op func(context.Context, rl.LeaderElectionRecord) error, record rl.LeaderElectionRecord) error {
+	if !l.request("write") {
+		return errors.New("too many requests")
+	}
+	if err := l.hang(ctx, l.hangs.writes); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := op(ctx, record); err != nil {
+		return err
+	}
+	if l.silent.Load() {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lastOK = start
+	if l.writes.Add(1) == l.silentAfter {
+		l.silent.Store(true)
+		for _, w := range l.open {
+			w.Stop()
+		}
+		l.open = nil
+	}
+	return nil
+}
+
+func (l *cutOffLock) Watch(ctx context.Context) (watch.Interface, error) {
+	if !l.request("watch") {
+		return nil, errors.New("too many requests")
+	}
+	if err := l.hang(ctx, l.hangs.watches); err != nil {
+		return nil, err
+	}
+	w, err := l.Interface.(rl.Watcher).Watch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.silent.Load() {
+		// A watch that starts on a silent connection delivers nothing.
+		w.Stop()
+		return watch.NewEmptyWatch(), nil
+	}
+	l.open = append(l.open, w)
+	return w, nil
+}
+
+func (l *cutOffLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
+	return l.Interface.(rl.Watcher).Apply(ev)
+}
+
+func (l *cutOffLock) ResourceVersion() string {
+	if v, ok := l.Interface.(rl.Versioned); ok {
+		return v.ResourceVersion()
+	}
+	return ""
+}
+
+// lastSuccessfulWrite is when the last write that succeeded started.
+func (l *cutOffLock) lastSuccessfulWrite() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastOK
+}
+
+// timings are the ones the README lists as supported at the tight end, and
+// the ones core components use.
+var timings = []struct {
+	name                                      string
+	leaseDuration, renewDeadline, retryPeriod time.Duration
+}{
+	{"1s-900ms-700ms", time.Second, 900 * time.Millisecond, 700 * time.Millisecond},
+	{"15s-10s-2s", 15 * time.Second, 10 * time.Second, 2 * time.Second},
+}
+
+// TestCutOffLeaderStopsByRenewDeadline is the promise that a leader stops
+// at most RenewDeadline after its last successful renewal: its work's
+// context is cancelled, IsLeader turns false and OnStoppedLeading has run by
+// then, whichever of its requests hang (the open watch is reset, then every
+// read, write or new watch blocks until its context is done), at tight and
+// at default timings, on both fakes, watching or polling.
+func TestCutOffLeaderStopsByRenewDeadline(t *testing.T) {
+	for _, tm := range timings {
+		for _, fk := range fakes {
+			for _, mode := range modes {
+				for _, hangs := range []struct {
+					name string
+					ops  hangingOps
+				}{
+					{"everything", hangingOps{reads: true, writes: true, watches: true}},
+					{"writes", hangingOps{writes: true}},
+					{"reads-and-writes", hangingOps{reads: true, writes: true}},
+					{"writes-and-watches", hangingOps{writes: true, watches: true}},
+				} {
+					t.Run(tm.name+"/"+fk.name+"/"+mode.name+"/"+hangs.name, func(t *testing.T) {
+						synctest.Test(t, func(t *testing.T) {
+							ctx, cancel := context.WithCancel(t.Context())
+							defer cancel()
+							lock := &cutOffLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "a", ""),
+								t: t, hangs: hangs.ops, silentAfter: 4, spun: cancel}
+							lec := testConfig(lock)
+							lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
+							mode.apply(&lec)
+							a := startCandidate(t, ctx, lec, nil, -1)
+							work := a.leading(t)
+							select {
+							case <-work.Done():
+							case <-time.After(patience):
+								t.Fatalf("the work's context was not cancelled %v after the connection went silent", patience)
+							}
+							last := lock.lastSuccessfulWrite()
+							if took := time.Since(last); took > tm.renewDeadline {
+								t.Errorf("the work's context was cancelled %v after the last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
+							}
+							time.Sleep(time.Until(last.Add(tm.renewDeadline)))
+							synctest.Wait()
+							if a.le.IsLeader() {
+								t.Errorf("IsLeader is true RenewDeadline (%v) after the last successful renewal", tm.renewDeadline)
+							}
+							select {
+							case <-a.stopped:
+							default:
+								t.Errorf("OnStoppedLeading has not run RenewDeadline (%v) after the last successful renewal", tm.renewDeadline)
+							}
+							cancel()
+							a.finished(t)
+						})
+					})
+				}
+			}
+		}
 	}
 }

@@ -61,7 +61,7 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			logger.V(4).Info("Lease is held by another candidate", "holder", le.GetLeader())
 		}
 
-		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit())
+		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(time.Time{}))
 		pause := wait.Jitter(le.config.RetryPeriod, JitterFactor)
 		if err == nil && le.watch.watching() {
 			// Nothing to do until the watch shows a change, the lease runs
