@@ -39,6 +39,7 @@ func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 	defer stopWork()
 	workDone := make(chan struct{})
 	le.lastWork = workDone
+	le.cutAtDeadline(logger, stopWork)
 	go func() {
 		defer close(workDone)
 		le.config.Callbacks.OnStartedLeading(workCtx)
@@ -189,10 +190,11 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			return le.askedToHandOver(logger)
 		case err != nil:
 			le.logFailure(logger, err, "Could not renew the lease; will retry until the renew deadline")
+		case !le.markRenewed(start):
+			return ending{why: fmt.Sprintf("the renewal returned after the renew deadline (%v)", le.config.RenewDeadline), lost: true}
 		default:
 			le.lastFailure = ""
 			lastRenewal = start
-			le.markRenewed(start)
 			logger.V(4).Info("Renewed the lease")
 		}
 	}

@@ -148,6 +148,9 @@ type cutOffLock struct {
 	hangs       hangingOps
 	silentAfter int32
 	spun        func()
+	// ignoresContext makes a hanging request block until the test ends,
+	// whatever its context says, as a lock that ignores its context does.
+	ignoresContext bool
 
 	writes   atomic.Int32
 	requests atomic.Int64
@@ -179,6 +182,10 @@ func (l *cutOffLock) request(what string) bool {
 func (l *cutOffLock) hang(ctx context.Context, hangs bool) error {
 	if !hangs || !l.silent.Load() {
 		return nil
+	}
+	if l.ignoresContext {
+		<-l.t.Context().Done()
+		return errors.New("connection went silent until the test ended")
 	}
 	<-ctx.Done()
 	return fmt.Errorf("connection went silent: %w", context.Cause(ctx))
@@ -333,6 +340,78 @@ func TestCutOffLeaderStopsByRenewDeadline(t *testing.T) {
 						})
 					})
 				}
+			}
+		}
+	}
+}
+
+// stuckMetric is a metric whose RenewalAttempted blocks until the test ends
+// once the leader has renewed renewals times, as a metric that waits on the
+// network might.
+type stuckMetric struct {
+	t        *testing.T
+	renewals int32
+	calls    atomic.Int32
+}
+
+func (m *stuckMetric) On(string)                                {}
+func (m *stuckMetric) Off(string)                               {}
+func (m *stuckMetric) LeaderObserved(string, string, time.Time) {}
+func (m *stuckMetric) Preempted(string, bool)                   {}
+func (m *stuckMetric) RenewalAttempted(string, time.Duration, error) {
+	if m.calls.Add(1) >= m.renewals {
+		<-m.t.Context().Done()
+	}
+}
+
+// TestLeaderStuckInAStepStopsWorkByRenewDeadline: a leader held up in a
+// step that does not return (a lock whose write ignores its context, a
+// metric that blocks) cannot end its term from its loop; its work's context
+// is cancelled all the same, and IsLeader turns false, RenewDeadline after
+// its last successful renewal at the latest. OnStoppedLeading, which runs
+// on Run's goroutine, waits for the step.
+func TestLeaderStuckInAStepStopsWorkByRenewDeadline(t *testing.T) {
+	for _, tm := range timings {
+		for _, fk := range fakes {
+			for _, stuck := range []string{"write ignoring its context", "metric"} {
+				t.Run(tm.name+"/"+fk.name+"/"+stuck, func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						ctx, cancel := context.WithCancel(t.Context())
+						defer cancel()
+						lock := &cutOffLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "a", ""),
+							t: t, hangs: hangingOps{writes: true}, silentAfter: 4, spun: cancel, ignoresContext: true}
+						lec := testConfig(lock)
+						lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
+						started := make(chan context.Context, 1)
+						lec.Callbacks.OnStartedLeading = func(ctx context.Context) { started <- ctx }
+						le := newTestElector(t, lec, nil)
+						if stuck == "metric" {
+							lock.silentAfter = -1
+							le.metrics = &leaderMetrics{election: &stuckMetric{t: t, renewals: 3}}
+						}
+						done := make(chan struct{})
+						go func() {
+							defer close(done)
+							le.Run(ctx)
+						}()
+						work := receive(t, started, "a to lead")
+						select {
+						case <-work.Done():
+						case <-time.After(patience):
+							t.Fatalf("the work's context was not cancelled %v after the leader got stuck", patience)
+						}
+						last := lock.lastSuccessfulWrite()
+						if took := time.Since(last); took > tm.renewDeadline {
+							t.Errorf("the work's context was cancelled %v after the last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
+						}
+						if le.IsLeader() {
+							t.Errorf("IsLeader is true once the work's context was cancelled at the renew deadline")
+						}
+						cancel()
+						// The stuck step returns when the test ends; Run then
+						// returns too, which goleak checks.
+					})
+				})
 			}
 		}
 	}

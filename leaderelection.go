@@ -308,6 +308,11 @@ type LeaderElector struct {
 	// renewedAt is when the last successful write of it started.
 	leading   bool
 	renewedAt time.Time
+	// cutoff, while we lead, fires at the renew deadline (see
+	// cutAtDeadline); cutOff is set from when it ended the term until the
+	// step that held the leader up has returned and stopLeading has run.
+	cutoff clock.Timer
+	cutOff bool
 
 	// Only Run's goroutine touches the fields below.
 	seen      observation
@@ -398,10 +403,14 @@ func (le *LeaderElector) IsLeader() bool {
 
 // Check returns an error if we lead but have not renewed the lock for more
 // than LeaseDuration plus maxTolerableExpiredLease: a leader stuck so long
-// that others may already lead. It returns nil when we do not lead.
+// that others may already lead. It returns nil when we do not lead; a leader
+// whose work was stopped at its renew deadline while a step (a metric, a
+// lock that ignores its context) still holds it up counts as leading here.
 func (le *LeaderElector) Check(maxTolerableExpiredLease time.Duration) error {
 	le.mu.RLock()
-	leading, renewedAt := le.leading, le.renewedAt
+	// A leader cut off at its renew deadline while stuck in a step is
+	// still stuck: that is what the check is for.
+	leading, renewedAt := le.leading || le.cutOff, le.renewedAt
 	le.mu.RUnlock()
 	if !leading {
 		return nil
