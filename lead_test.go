@@ -151,6 +151,9 @@ type cutOffLock struct {
 	// ignoresContext makes a hanging request block until the test ends,
 	// whatever its context says, as a lock that ignores its context does.
 	ignoresContext bool
+	// lateBy, with ignoresContext, makes a hanging request go through
+	// after that long instead.
+	lateBy time.Duration
 
 	writes   atomic.Int32
 	requests atomic.Int64
@@ -181,6 +184,10 @@ func (l *cutOffLock) request(what string) bool {
 
 func (l *cutOffLock) hang(ctx context.Context, hangs bool) error {
 	if !hangs || !l.silent.Load() {
+		return nil
+	}
+	if l.ignoresContext && l.lateBy > 0 {
+		time.Sleep(l.lateBy)
 		return nil
 	}
 	if l.ignoresContext {
@@ -373,7 +380,7 @@ func (m *stuckMetric) RenewalAttempted(string, time.Duration, error) {
 func TestLeaderStuckInAStepStopsWorkByRenewDeadline(t *testing.T) {
 	for _, tm := range timings {
 		for _, fk := range fakes {
-			for _, stuck := range []string{"write ignoring its context", "metric"} {
+			for _, stuck := range []string{"write ignoring its context", "write succeeding late", "metric"} {
 				t.Run(tm.name+"/"+fk.name+"/"+stuck, func(t *testing.T) {
 					synctest.Test(t, func(t *testing.T) {
 						ctx, cancel := context.WithCancel(t.Context())
@@ -385,6 +392,13 @@ func TestLeaderStuckInAStepStopsWorkByRenewDeadline(t *testing.T) {
 						started := make(chan context.Context, 1)
 						lec.Callbacks.OnStartedLeading = func(ctx context.Context) { started <- ctx }
 						le := newTestElector(t, lec, nil)
+						if stuck == "write succeeding late" {
+							// The first renewal after the last good one
+							// starts a RetryPeriod later and returns after
+							// the deadline, yet less than RenewDeadline
+							// after it started.
+							lock.lateBy = tm.renewDeadline - tm.retryPeriod/2
+						}
 						if stuck == "metric" {
 							lock.silentAfter = -1
 							le.metrics = &leaderMetrics{election: &stuckMetric{t: t, renewals: 3}}
@@ -406,6 +420,14 @@ func TestLeaderStuckInAStepStopsWorkByRenewDeadline(t *testing.T) {
 						}
 						if le.IsLeader() {
 							t.Errorf("IsLeader is true once the work's context was cancelled at the renew deadline")
+						}
+						if stuck == "write succeeding late" {
+							// The renewal that went through after the deadline
+							// does not extend a term whose work was stopped.
+							receive(t, done, "Run to return once the late renewal returned")
+							if took, want := time.Since(last), tm.retryPeriod+lock.lateBy; took > want {
+								t.Errorf("Run returned %v after the last successful renewal, want as soon as the late one returned (%v)", took, want)
+							}
 						}
 						cancel()
 						// The stuck step returns when the test ends; Run then
