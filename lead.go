@@ -61,7 +61,7 @@ func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 	case end.handOver:
 		if le.finishWork(rest, workDone, "hand the lock over") {
 			stopped()
-			le.handOver(rest)
+			le.handOverBy(rest, le.renewalTime().Add(le.config.RenewDeadline))
 		}
 	case le.config.ReleaseOnCancel && end.cancelled:
 		// Told to stop: we keep the lock, renewing it, until our work
@@ -284,6 +284,22 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 		}
 	}
 	logger.Error(context.Cause(ctx), "Gave up handing the lease over; the requester will take it", "to", request.HolderIdentity)
+}
+
+// handOverBy is handOver for a leader whose term ends at deadline (its
+// last successful renewal plus RenewDeadline): past it the requester may
+// already have taken the lock as expired, and a write naming it could land
+// over that term, so the handoff gives up then, or is not tried at all.
+func (le *LeaderElector) handOverBy(ctx context.Context, deadline time.Time) {
+	left := deadline.Sub(le.clock.Now())
+	if left <= 0 {
+		klog.FromContext(ctx).Error(nil, "No time left before the renew deadline to hand the lease over; the requester will take it",
+			"to", le.honoring.HolderIdentity, "renewDeadline", le.config.RenewDeadline)
+		return
+	}
+	ctx, cancel := le.withTimeout(ctx, left)
+	defer cancel()
+	le.handOver(ctx)
 }
 
 // successorLease is the lease duration written for a successor: the one it

@@ -231,16 +231,24 @@ func (l *cutOffLock) wrote(ctx context.Context, op func(context.Context, rl.Lead
 		return nil
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.lastOK = start
+	l.mu.Unlock()
 	if l.writes.Add(1) == l.silentAfter {
-		l.silent.Store(true)
-		for _, w := range l.open {
-			w.Stop()
-		}
-		l.open = nil
+		l.goSilent()
 	}
 	return nil
+}
+
+// goSilent cuts the connection off: the open watches end, and from now on
+// the requests of l.hangs hang.
+func (l *cutOffLock) goSilent() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.silent.Store(true)
+	for _, w := range l.open {
+		w.Stop()
+	}
+	l.open = nil
 }
 
 func (l *cutOffLock) Watch(ctx context.Context) (watch.Interface, error) {
@@ -432,6 +440,71 @@ func TestLeaderStuckInAStepStopsWorkByRenewDeadline(t *testing.T) {
 						cancel()
 						// The stuck step returns when the test ends; Run then
 						// returns too, which goleak checks.
+					})
+				})
+			}
+		}
+	}
+}
+
+// TestLeaderCutOffWhileHandingOverStopsByRenewDeadline: a leader asked to
+// hand over whose connection goes silent, while its work winds down or
+// once the work has returned and it is about to write the lock over, stops
+// trying RenewDeadline after its last successful renewal at the latest:
+// past that, the requester may already have taken the lock, and a late
+// write could land over its term. Run has returned by then.
+func TestLeaderCutOffWhileHandingOverStopsByRenewDeadline(t *testing.T) {
+	for _, tm := range timings {
+		for _, fk := range fakes {
+			for _, when := range []string{"while the work winds down", "once the work returned"} {
+				t.Run(tm.name+"/"+fk.name+"/"+when, func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						ctx, cancel := context.WithCancel(t.Context())
+						defer cancel()
+						cs := fk.new()
+						lock := &cutOffLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"),
+							t: t, hangs: hangingOps{reads: true, writes: true, watches: true}, silentAfter: -1, spun: cancel}
+						timed := func(lec *LeaderElectionConfig) {
+							lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
+							lec.StopTimeout = time.Minute
+						}
+						low := testConfig(lock)
+						low.KeyComparison = outranksAllBut("canary")
+						timed(&low)
+						windDown := tm.retryPeriod * 3 / 2 // renewing meanwhile
+						started, returned := make(chan struct{}), make(chan struct{})
+						low.Callbacks.OnStartedLeading = func(ctx context.Context) {
+							defer close(returned)
+							close(started)
+							<-ctx.Done()
+							if when == "while the work winds down" {
+								lock.goSilent()
+							}
+							time.Sleep(windDown)
+							if when == "once the work returned" {
+								lock.goSilent()
+							}
+						}
+						a := newTestElector(t, low, nil)
+						done := make(chan struct{})
+						go func() {
+							defer close(done)
+							a.Run(ctx)
+						}()
+						receive(t, started, "a to lead")
+						time.Sleep(tm.retryPeriod / 2)
+						high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+						high.KeyComparison = outranksAllBut("stable")
+						timed(&high)
+						b := runCandidate(t, ctx, high, nil)
+						receive(t, done, "a's Run to return")
+						if took := time.Since(lock.lastSuccessfulWrite()); took > tm.renewDeadline {
+							t.Errorf("a's Run returned %v after its last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
+						}
+						b.leading(t)
+						cancel()
+						b.finished(t)
+						receive(t, returned, "a's work to return")
 					})
 				})
 			}
