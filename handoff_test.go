@@ -3,6 +3,7 @@ package k8sleaderelection
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -310,5 +311,39 @@ func TestHandoffSeenWithoutTheWatch(t *testing.T) {
 				f.check(t)
 			})
 		})
+	}
+}
+
+// TestHandoffWaitsForWorkWithTheLongestStopTimeout: StopTimeout at its
+// largest ("wait as long as it takes") makes the offer as long as a
+// duration can be, not one that wraps around: the requester never takes
+// the lock while the holder's work still runs, however long it takes to
+// stop, and gets it by the handoff once the work has returned.
+func TestHandoffWaitsForWorkWithTheLongestStopTimeout(t *testing.T) {
+	const windDown = 2 * time.Minute // longer than any lease or wait of the election
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					longest := func(lec *LeaderElectionConfig) {
+						mode.apply(lec)
+						lec.StopTimeout = math.MaxInt64
+					}
+					a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, longest, windDown, nil)
+					b.leading(t)
+					f.check(t)
+					if took := time.Since(b.startAt); took < windDown {
+						t.Errorf("b led %v after it asked, before a's work returned (%v)", took, windDown)
+					}
+					if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" || rec.LeaderTransitions != 1 {
+						t.Errorf("record after the handoff: %+v; want b, 1 transition", rec)
+					}
+					a.finished(t)
+				})
+			})
+		}
 	}
 }

@@ -114,6 +114,7 @@ package k8sleaderelection
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -223,6 +224,10 @@ type LeaderElectionConfig struct {
 	// nothing up: it stops renewing, and the lock expires (or a requester
 	// takes it when its wait runs out). Zero means RenewDeadline; a
 	// negative value means not to wait, as client-go's elector does not.
+	// Any positive value is allowed, up to math.MaxInt64 for "as long as it
+	// takes": the offer a holder makes to a requester (RetryPeriod plus
+	// StopTimeout plus RenewDeadline) stays at the longest Duration rather
+	// than wrapping around.
 	StopTimeout time.Duration
 
 	// WaitForReady, if set, is called once per Run, in a goroutine of its
@@ -415,7 +420,7 @@ func (le *LeaderElector) Check(maxTolerableExpiredLease time.Duration) error {
 	if !leading {
 		return nil
 	}
-	allowed := le.config.LeaseDuration + maxTolerableExpiredLease
+	allowed := addDurations(le.config.LeaseDuration, maxTolerableExpiredLease)
 	if since := le.clock.Since(renewedAt); since > allowed {
 		return fmt.Errorf("leader election %q: lease %s not renewed for %v, more than the %v allowed",
 			le.config.Name, le.config.Lock.Describe(), since, allowed)
@@ -503,7 +508,47 @@ func (le *LeaderElector) lastTermDone(ctx context.Context) bool {
 }
 
 // wholeSeconds rounds d up to whole seconds, and at least one, so that the
-// lease others wait out is never shorter than the one configured.
+// lease others wait out is never shorter than the one configured. It does
+// not overflow: d is divided before it is rounded.
 func wholeSeconds(d time.Duration) int {
-	return int(max((d+time.Second-1)/time.Second, 1))
+	secs := d / time.Second
+	if d%time.Second > 0 {
+		secs++
+	}
+	return int(max(secs, 1))
+}
+
+// maxDuration is the longest time.Duration, about 292 years: "for ever" to
+// a sum that reaches it.
+const maxDuration = time.Duration(math.MaxInt64)
+
+// addDurations is the sum of ds, saturated at the longest and the shortest
+// Duration instead of wrapping around: a StopTimeout of math.MaxInt64 means
+// "wait as long as it takes", and a sum with it must stay that long, not
+// turn negative (an offer of a second, a deadline in the past).
+func addDurations(ds ...time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range ds {
+		switch {
+		case d > 0 && sum > maxDuration-d:
+			sum = maxDuration
+		case d < 0 && sum < math.MinInt64-d:
+			sum = math.MinInt64
+		default:
+			sum += d
+		}
+	}
+	return sum
+}
+
+// seconds is n seconds as a Duration, saturated as addDurations is: n comes
+// from a record that anyone can write.
+func seconds(n int) time.Duration {
+	switch {
+	case n > int(maxDuration/time.Second):
+		return maxDuration
+	case n < int(math.MinInt64/time.Second):
+		return math.MinInt64
+	}
+	return time.Duration(n) * time.Second
 }
