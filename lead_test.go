@@ -151,6 +151,8 @@ type cutOffLock struct {
 	// ignoresContext makes a hanging request block until the test ends,
 	// whatever its context says, as a lock that ignores its context does.
 	ignoresContext bool
+	// failFast makes a hanging request fail at once instead.
+	failFast bool
 	// lateBy, with ignoresContext, makes a hanging request go through
 	// after that long instead.
 	lateBy time.Duration
@@ -185,6 +187,9 @@ func (l *cutOffLock) request(what string) bool {
 func (l *cutOffLock) hang(ctx context.Context, hangs bool) error {
 	if !hangs || !l.silent.Load() {
 		return nil
+	}
+	if l.failFast {
+		return errors.New("connection refused")
 	}
 	if l.ignoresContext && l.lateBy > 0 {
 		time.Sleep(l.lateBy)
