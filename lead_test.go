@@ -13,6 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"k8s.io/klog/v2"
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
@@ -515,4 +518,47 @@ func TestLeaderCutOffWhileHandingOverStopsByRenewDeadline(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCutoffFollowsRenewals: the backstop that stops a term's work at its
+// renew deadline moves with each successful renewal, fires on a fake clock
+// too (whose timers run their functions while it holds its own lock), and
+// is disarmed when the leader stops leading.
+func TestCutoffFollowsRenewals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+		clk := clocktesting.NewFakeClock(t0)
+		le := newTestElector(t, testConfig(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "a", "")), clk)
+		work, stopWork := context.WithCancel(t.Context())
+		defer stopWork()
+		le.startLeading(t0)
+		le.cutAtDeadline(klog.Background(), stopWork)
+		step := func(d time.Duration) {
+			clk.Step(d)
+			synctest.Wait() // for what the fired timer started
+		}
+		step(renewDeadline / 2)
+		if !le.markRenewed(clk.Now()) {
+			t.Fatal("a renewal before the deadline was refused")
+		}
+		step(renewDeadline / 2) // the first deadline, moved by the renewal
+		if work.Err() != nil || !le.IsLeader() {
+			t.Fatalf("at a deadline a renewal had moved: work %v, IsLeader %v; want running, true", work.Err(), le.IsLeader())
+		}
+		step(renewDeadline / 2)
+		if work.Err() == nil || le.IsLeader() {
+			t.Fatalf("at the moved deadline: work %v, IsLeader %v; want cancelled, false", work.Err(), le.IsLeader())
+		}
+		if le.markRenewed(clk.Now()) {
+			t.Error("a renewal that returned after the work was stopped at the deadline was accepted")
+		}
+		step(leaseDuration)
+		if le.Check(0) == nil {
+			t.Error("Check reports healthy a leader still stuck LeaseDuration after its work was stopped at the deadline")
+		}
+		le.stopLeading()
+		if err := le.Check(0); err != nil {
+			t.Errorf("Check after the leader stopped: %v", err)
+		}
+	})
 }

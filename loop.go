@@ -302,7 +302,10 @@ func (le *LeaderElector) stopLeading() {
 // hold is bounded by the deadline too; this is the backstop for those that
 // do not honour their bound.
 func (le *LeaderElector) cutAtDeadline(logger klog.Logger, stopWork context.CancelFunc) {
-	var check func()
+	var check, fired func()
+	// A fake clock runs an AfterFunc while it holds its own lock: asking
+	// it the time from there would never return.
+	fired = func() { go check() }
 	check = func() {
 		le.mu.Lock()
 		if !le.leading || le.cutoff == nil {
@@ -310,7 +313,7 @@ func (le *LeaderElector) cutAtDeadline(logger klog.Logger, stopWork context.Canc
 			return
 		}
 		if left := le.renewedAt.Add(le.config.RenewDeadline).Sub(le.clock.Now()); left > 0 {
-			le.cutoff = le.clock.AfterFunc(left, check)
+			le.cutoff = le.clock.AfterFunc(left, fired)
 			le.mu.Unlock()
 			return
 		}
@@ -321,7 +324,7 @@ func (le *LeaderElector) cutAtDeadline(logger klog.Logger, stopWork context.Canc
 	}
 	le.mu.Lock()
 	defer le.mu.Unlock()
-	le.cutoff = le.clock.AfterFunc(le.renewedAt.Add(le.config.RenewDeadline).Sub(le.clock.Now()), check)
+	le.cutoff = le.clock.AfterFunc(le.renewedAt.Add(le.config.RenewDeadline).Sub(le.clock.Now()), fired)
 }
 
 // tellNoLease says, once, why a coordinated candidate waits for a Lease
