@@ -37,7 +37,7 @@ func (le *LeaderElector) offer() rl.HandoffOffer {
 	if le.config.DisableHandoff || le.config.Coordinated {
 		return rl.HandoffOffer{}
 	}
-	within := le.config.RetryPeriod + max(le.stopTimeout(), 0) + le.config.RenewDeadline
+	within := addDurations(le.config.RetryPeriod, max(le.stopTimeout(), 0), le.config.RenewDeadline)
 	return rl.HandoffOffer{Holder: le.config.Lock.Identity(), WithinSeconds: wholeSeconds(within)}
 }
 
@@ -108,7 +108,7 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 	}
 	if !le.asked.of(&current) {
 		// The holder's time runs from our first request of this term.
-		within := time.Duration(current.Handoff.WithinSeconds) * time.Second
+		within := seconds(current.Handoff.WithinSeconds)
 		le.asked = handoffAsk{to: current.HolderIdentity, term: current.LeaderTransitions, deadline: start.Add(within)}
 	}
 	klog.FromContext(ctx).Info("Asked the leader to hand the lease over: our key outranks its key",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -541,6 +542,35 @@ func TestHandoffAskIsForOneTermOfOneHolder(t *testing.T) {
 	} {
 		if got := tc.ask.of(&rl.LeaderElectionRecord{HolderIdentity: tc.holder, LeaderTransitions: tc.term}); got != tc.want {
 			t.Errorf("%s: of = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestHandoffWaitsForWorkWithTheLongestStopTimeout(t *testing.T) {
+	const windDown = 2 * time.Minute // longer than any lease or wait of the election
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					cs := fk.new()
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					longest := func(lec *LeaderElectionConfig) {
+						mode.apply(lec)
+						lec.StopTimeout = math.MaxInt64
+					}
+					a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, longest, windDown, nil)
+					b.leading(t)
+					f.check(t)
+					if took := time.Since(b.startAt); took < windDown {
+						t.Errorf("b led %v after it asked, before a's work returned (%v)", took, windDown)
+					}
+					if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" || rec.LeaderTransitions != 1 {
+						t.Errorf("record after the handoff: %+v; want b, 1 transition", rec)
+					}
+					a.finished(t)
+				})
+			})
 		}
 	}
 }

@@ -39,6 +39,7 @@ func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 	defer stopWork()
 	workDone := make(chan struct{})
 	le.lastWork = workDone
+	le.cutAtDeadline(logger, stopWork)
 	go func() {
 		defer close(workDone)
 		le.config.Callbacks.OnStartedLeading(workCtx)
@@ -60,7 +61,7 @@ func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 	case end.handOver:
 		if le.finishWork(rest, workDone, "hand the lock over") {
 			stopped()
-			le.handOver(rest)
+			le.handOverBy(rest, le.renewalTime().Add(le.config.RenewDeadline))
 		}
 	case le.config.ReleaseOnCancel && end.cancelled:
 		// Told to stop: we keep the lock, renewing it, until our work
@@ -147,7 +148,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 	next := le.clock.Now().Add(le.config.RetryPeriod)
 	for {
 		deadline := lastRenewal.Add(le.config.RenewDeadline)
-		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit())
+		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(deadline))
 		wake := next
 		if deadline.Before(wake) {
 			wake = deadline
@@ -189,10 +190,11 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			return le.askedToHandOver(logger)
 		case err != nil:
 			le.logFailure(logger, err, "Could not renew the lease; will retry until the renew deadline")
+		case !le.markRenewed(start):
+			return ending{why: fmt.Sprintf("the renewal returned after the renew deadline (%v)", le.config.RenewDeadline), lost: true}
 		default:
 			le.lastFailure = ""
 			lastRenewal = start
-			le.markRenewed(start)
 			logger.V(4).Info("Renewed the lease")
 		}
 	}
@@ -302,6 +304,22 @@ func successorOffer(request rl.HandoffRequest) rl.HandoffOffer {
 		return rl.HandoffOffer{}
 	}
 	return rl.HandoffOffer{Holder: request.HolderIdentity, WithinSeconds: request.OffersWithinSeconds}
+}
+
+// handOverBy is handOver for a leader whose term ends at deadline (its
+// last successful renewal plus RenewDeadline): past it the requester may
+// already have taken the lock as expired, and a write naming it could land
+// over that term, so the handoff gives up then, or is not tried at all.
+func (le *LeaderElector) handOverBy(ctx context.Context, deadline time.Time) {
+	left := deadline.Sub(le.clock.Now())
+	if left <= 0 {
+		klog.FromContext(ctx).Error(nil, "No time left before the renew deadline to hand the lease over; the requester will take it",
+			"to", le.honoring.HolderIdentity, "renewDeadline", le.config.RenewDeadline)
+		return
+	}
+	ctx, cancel := le.withTimeout(ctx, left)
+	defer cancel()
+	le.handOver(ctx)
 }
 
 // successorLease is the lease duration written for a successor: the one it

@@ -2,12 +2,19 @@ package k8sleaderelection
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"k8s.io/klog/v2"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -128,4 +135,430 @@ func TestReleaseOfWorkThatNeverStops(t *testing.T) {
 			})
 		})
 	}
+}
+
+// cutOffLock wraps a watchable lock. After silentAfter successful writes the
+// connection goes silent: the open watches end, and every request that hangs
+// (reads, writes and watch starts, as ops says) blocks until its context is
+// done, as when the API server stops answering a leader. It remembers when
+// its last successful write started, and counts requests: past maxRequests
+// it fails the test and calls spun, so that a loop that spins instead of
+// waiting (at one instant, in virtual time) fails within seconds instead of
+// filling the machine's memory.
+type cutOffLock struct {
+	rl.Interface
+	t           *testing.T
+	hangs       hangingOps
+	silentAfter int32
+	spun        func()
+	// ignoresContext makes a hanging request block until the test ends,
+	// whatever its context says, as a lock that ignores its context does.
+	ignoresContext bool
+	// failFast makes a hanging request fail at once instead.
+	failFast bool
+	// lateBy, with ignoresContext, makes a hanging request go through
+	// after that long instead.
+	lateBy time.Duration
+
+	writes   atomic.Int32
+	requests atomic.Int64
+	silent   atomic.Bool
+
+	mu     sync.Mutex
+	lastOK time.Time
+	open   []watch.Interface
+}
+
+// hangingOps says which requests of a cut-off connection hang.
+type hangingOps struct{ reads, writes, watches bool }
+
+// maxRequests is more requests than any election in these tests makes in
+// its virtual minutes; a loop that makes more spins.
+const maxRequests = 2000
+
+// request counts a request and reports false if the count is past the limit.
+func (l *cutOffLock) request(what string) bool {
+	if n := l.requests.Add(1); n == maxRequests {
+		l.t.Errorf("the elector made %d requests (the last a %s at %v): a loop spins instead of waiting", n, what, time.Now().Format("15:04:05.000"))
+		l.spun()
+	} else if n > maxRequests {
+		return false
+	}
+	return true
+}
+
+func (l *cutOffLock) hang(ctx context.Context, hangs bool) error {
+	if !hangs || !l.silent.Load() {
+		return nil
+	}
+	if l.failFast {
+		return errors.New("connection refused")
+	}
+	if l.ignoresContext && l.lateBy > 0 {
+		time.Sleep(l.lateBy)
+		return nil
+	}
+	if l.ignoresContext {
+		<-l.t.Context().Done()
+		return errors.New("connection went silent until the test ended")
+	}
+	<-ctx.Done()
+	return fmt.Errorf("connection went silent: %w", context.Cause(ctx))
+}
+
+func (l *cutOffLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
+	if !l.request("read") {
+		return nil, nil, errors.New("too many requests")
+	}
+	if err := l.hang(ctx, l.hangs.reads); err != nil {
+		return nil, nil, err
+	}
+	return l.Interface.Get(ctx)
+}
+
+func (l *cutOffLock) Create(ctx context.Context, record rl.LeaderElectionRecord) error {
+	return l.wrote(ctx, l.Interface.Create, record)
+}
+
+func (l *cutOffLock) Update(ctx context.Context, record rl.LeaderElectionRecord) error {
+	return l.wrote(ctx, l.Interface.Update, record)
+}
+
+func (l *cutOffLock) wrote(ctx context.Context, op func(context.Context, rl.LeaderElectionRecord) error, record rl.LeaderElectionRecord) error {
+	if !l.request("write") {
+		return errors.New("too many requests")
+	}
+	if err := l.hang(ctx, l.hangs.writes); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := op(ctx, record); err != nil {
+		return err
+	}
+	if l.silent.Load() {
+		return nil
+	}
+	l.mu.Lock()
+	l.lastOK = start
+	l.mu.Unlock()
+	if l.writes.Add(1) == l.silentAfter {
+		l.goSilent()
+	}
+	return nil
+}
+
+// goSilent cuts the connection off: the open watches end, and from now on
+// the requests of l.hangs hang.
+func (l *cutOffLock) goSilent() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.silent.Store(true)
+	for _, w := range l.open {
+		w.Stop()
+	}
+	l.open = nil
+}
+
+func (l *cutOffLock) Watch(ctx context.Context) (watch.Interface, error) {
+	if !l.request("watch") {
+		return nil, errors.New("too many requests")
+	}
+	if err := l.hang(ctx, l.hangs.watches); err != nil {
+		return nil, err
+	}
+	w, err := l.Interface.(rl.Watcher).Watch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.silent.Load() {
+		// A watch that starts on a silent connection delivers nothing.
+		w.Stop()
+		return watch.NewEmptyWatch(), nil
+	}
+	l.open = append(l.open, w)
+	return w, nil
+}
+
+func (l *cutOffLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
+	return l.Interface.(rl.Watcher).Apply(ev)
+}
+
+func (l *cutOffLock) ResourceVersion() string {
+	if v, ok := l.Interface.(rl.Versioned); ok {
+		return v.ResourceVersion()
+	}
+	return ""
+}
+
+// lastSuccessfulWrite is when the last write that succeeded started.
+func (l *cutOffLock) lastSuccessfulWrite() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastOK
+}
+
+// timings are the ones the README lists as supported at the tight end, and
+// the ones core components use.
+var timings = []struct {
+	name                                      string
+	leaseDuration, renewDeadline, retryPeriod time.Duration
+}{
+	{"1s-900ms-700ms", time.Second, 900 * time.Millisecond, 700 * time.Millisecond},
+	{"15s-10s-2s", 15 * time.Second, 10 * time.Second, 2 * time.Second},
+}
+
+// TestCutOffLeaderStopsByRenewDeadline is the promise that a leader stops
+// at most RenewDeadline after its last successful renewal: its work's
+// context is cancelled, IsLeader turns false and OnStoppedLeading has run by
+// then, whichever of its requests hang (the open watch is reset, then every
+// read, write or new watch blocks until its context is done), at tight and
+// at default timings, on both fakes, watching or polling.
+func TestCutOffLeaderStopsByRenewDeadline(t *testing.T) {
+	for _, tm := range timings {
+		for _, fk := range fakes {
+			for _, mode := range modes {
+				for _, hangs := range []struct {
+					name string
+					ops  hangingOps
+				}{
+					{"everything", hangingOps{reads: true, writes: true, watches: true}},
+					{"writes", hangingOps{writes: true}},
+					{"reads-and-writes", hangingOps{reads: true, writes: true}},
+					{"writes-and-watches", hangingOps{writes: true, watches: true}},
+				} {
+					t.Run(tm.name+"/"+fk.name+"/"+mode.name+"/"+hangs.name, func(t *testing.T) {
+						synctest.Test(t, func(t *testing.T) {
+							ctx, cancel := context.WithCancel(t.Context())
+							defer cancel()
+							lock := &cutOffLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "a", ""),
+								t: t, hangs: hangs.ops, silentAfter: 4, spun: cancel}
+							lec := testConfig(lock)
+							lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
+							mode.apply(&lec)
+							a := startCandidate(t, ctx, lec, nil, -1)
+							work := a.leading(t)
+							select {
+							case <-work.Done():
+							case <-time.After(patience):
+								t.Fatalf("the work's context was not cancelled %v after the connection went silent", patience)
+							}
+							last := lock.lastSuccessfulWrite()
+							if took := time.Since(last); took > tm.renewDeadline {
+								t.Errorf("the work's context was cancelled %v after the last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
+							}
+							time.Sleep(time.Until(last.Add(tm.renewDeadline)))
+							synctest.Wait()
+							if a.le.IsLeader() {
+								t.Errorf("IsLeader is true RenewDeadline (%v) after the last successful renewal", tm.renewDeadline)
+							}
+							select {
+							case <-a.stopped:
+							default:
+								t.Errorf("OnStoppedLeading has not run RenewDeadline (%v) after the last successful renewal", tm.renewDeadline)
+							}
+							cancel()
+							a.finished(t)
+						})
+					})
+				}
+			}
+		}
+	}
+}
+
+// stuckMetric is a metric whose RenewalAttempted blocks until the test ends
+// once the leader has renewed renewals times, as a metric that waits on the
+// network might.
+type stuckMetric struct {
+	t        *testing.T
+	renewals int32
+	calls    atomic.Int32
+}
+
+func (m *stuckMetric) On(string)                                {}
+func (m *stuckMetric) Off(string)                               {}
+func (m *stuckMetric) LeaderObserved(string, string, time.Time) {}
+func (m *stuckMetric) Preempted(string, bool)                   {}
+func (m *stuckMetric) RenewalAttempted(string, time.Duration, error) {
+	if m.calls.Add(1) >= m.renewals {
+		<-m.t.Context().Done()
+	}
+}
+
+// TestLeaderStuckInAStepStopsWorkByRenewDeadline: a leader held up in a
+// step that does not return (a lock whose write ignores its context, a
+// metric that blocks) cannot end its term from its loop; its work's context
+// is cancelled all the same, and IsLeader turns false, RenewDeadline after
+// its last successful renewal at the latest. OnStoppedLeading, which runs
+// on Run's goroutine, waits for the step.
+func TestLeaderStuckInAStepStopsWorkByRenewDeadline(t *testing.T) {
+	for _, tm := range timings {
+		for _, fk := range fakes {
+			for _, stuck := range []string{"write ignoring its context", "write succeeding late", "metric"} {
+				t.Run(tm.name+"/"+fk.name+"/"+stuck, func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						ctx, cancel := context.WithCancel(t.Context())
+						defer cancel()
+						lock := &cutOffLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "a", ""),
+							t: t, hangs: hangingOps{writes: true}, silentAfter: 4, spun: cancel, ignoresContext: true}
+						lec := testConfig(lock)
+						lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
+						started := make(chan context.Context, 1)
+						lec.Callbacks.OnStartedLeading = func(ctx context.Context) { started <- ctx }
+						le := newTestElector(t, lec, nil)
+						if stuck == "write succeeding late" {
+							// The first renewal after the last good one
+							// starts a RetryPeriod later and returns after
+							// the deadline, yet less than RenewDeadline
+							// after it started.
+							lock.lateBy = tm.renewDeadline - tm.retryPeriod/2
+						}
+						if stuck == "metric" {
+							lock.silentAfter = -1
+							le.metrics = &leaderMetrics{election: &stuckMetric{t: t, renewals: 3}}
+						}
+						done := make(chan struct{})
+						go func() {
+							defer close(done)
+							le.Run(ctx)
+						}()
+						work := receive(t, started, "a to lead")
+						select {
+						case <-work.Done():
+						case <-time.After(patience):
+							t.Fatalf("the work's context was not cancelled %v after the leader got stuck", patience)
+						}
+						last := lock.lastSuccessfulWrite()
+						if took := time.Since(last); took > tm.renewDeadline {
+							t.Errorf("the work's context was cancelled %v after the last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
+						}
+						if le.IsLeader() {
+							t.Errorf("IsLeader is true once the work's context was cancelled at the renew deadline")
+						}
+						if stuck == "write succeeding late" {
+							// The renewal that went through after the deadline
+							// does not extend a term whose work was stopped.
+							receive(t, done, "Run to return once the late renewal returned")
+							if took, want := time.Since(last), tm.retryPeriod+lock.lateBy; took > want {
+								t.Errorf("Run returned %v after the last successful renewal, want as soon as the late one returned (%v)", took, want)
+							}
+						}
+						cancel()
+						// The stuck step returns when the test ends; Run then
+						// returns too, which goleak checks.
+					})
+				})
+			}
+		}
+	}
+}
+
+// TestLeaderCutOffWhileHandingOverStopsByRenewDeadline: a leader asked to
+// hand over whose connection goes silent, while its work winds down or
+// once the work has returned and it is about to write the lock over, stops
+// trying RenewDeadline after its last successful renewal at the latest:
+// past that, the requester may already have taken the lock, and a late
+// write could land over its term. Run has returned by then.
+func TestLeaderCutOffWhileHandingOverStopsByRenewDeadline(t *testing.T) {
+	for _, tm := range timings {
+		for _, fk := range fakes {
+			for _, when := range []string{"while the work winds down", "once the work returned"} {
+				t.Run(tm.name+"/"+fk.name+"/"+when, func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						ctx, cancel := context.WithCancel(t.Context())
+						defer cancel()
+						cs := fk.new()
+						lock := &cutOffLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"),
+							t: t, hangs: hangingOps{reads: true, writes: true, watches: true}, silentAfter: -1, spun: cancel}
+						timed := func(lec *LeaderElectionConfig) {
+							lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
+							lec.StopTimeout = time.Minute
+						}
+						low := testConfig(lock)
+						low.KeyComparison = outranksAllBut("canary")
+						timed(&low)
+						windDown := tm.retryPeriod * 3 / 2 // renewing meanwhile
+						started, returned := make(chan struct{}), make(chan struct{})
+						low.Callbacks.OnStartedLeading = func(ctx context.Context) {
+							defer close(returned)
+							close(started)
+							<-ctx.Done()
+							if when == "while the work winds down" {
+								lock.goSilent()
+							}
+							time.Sleep(windDown)
+							if when == "once the work returned" {
+								lock.goSilent()
+							}
+						}
+						a := newTestElector(t, low, nil)
+						done := make(chan struct{})
+						go func() {
+							defer close(done)
+							a.Run(ctx)
+						}()
+						receive(t, started, "a to lead")
+						time.Sleep(tm.retryPeriod / 2)
+						high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+						high.KeyComparison = outranksAllBut("stable")
+						timed(&high)
+						b := runCandidate(t, ctx, high, nil)
+						receive(t, done, "a's Run to return")
+						if took := time.Since(lock.lastSuccessfulWrite()); took > tm.renewDeadline {
+							t.Errorf("a's Run returned %v after its last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
+						}
+						b.leading(t)
+						cancel()
+						b.finished(t)
+						receive(t, returned, "a's work to return")
+					})
+				})
+			}
+		}
+	}
+}
+
+// TestCutoffFollowsRenewals: the backstop that stops a term's work at its
+// renew deadline moves with each successful renewal, fires on a fake clock
+// too (whose timers run their functions while it holds its own lock), and
+// is disarmed when the leader stops leading.
+func TestCutoffFollowsRenewals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+		clk := clocktesting.NewFakeClock(t0)
+		le := newTestElector(t, testConfig(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "a", "")), clk)
+		work, stopWork := context.WithCancel(t.Context())
+		defer stopWork()
+		le.startLeading(t0)
+		le.cutAtDeadline(klog.Background(), stopWork)
+		step := func(d time.Duration) {
+			clk.Step(d)
+			synctest.Wait() // for what the fired timer started
+		}
+		step(renewDeadline / 2)
+		if !le.markRenewed(clk.Now()) {
+			t.Fatal("a renewal before the deadline was refused")
+		}
+		step(renewDeadline / 2) // the first deadline, moved by the renewal
+		if work.Err() != nil || !le.IsLeader() {
+			t.Fatalf("at a deadline a renewal had moved: work %v, IsLeader %v; want running, true", work.Err(), le.IsLeader())
+		}
+		step(renewDeadline / 2)
+		if work.Err() == nil || le.IsLeader() {
+			t.Fatalf("at the moved deadline: work %v, IsLeader %v; want cancelled, false", work.Err(), le.IsLeader())
+		}
+		if le.markRenewed(clk.Now()) {
+			t.Error("a renewal that returned after the work was stopped at the deadline was accepted")
+		}
+		step(leaseDuration)
+		if le.Check(0) == nil {
+			t.Error("Check reports healthy a leader still stuck LeaseDuration after its work was stopped at the deadline")
+		}
+		le.stopLeading()
+		if err := le.Check(0); err != nil {
+			t.Errorf("Check after the leader stopped: %v", err)
+		}
+	})
 }

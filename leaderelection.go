@@ -231,6 +231,10 @@ type LeaderElectionConfig struct {
 	// negative value means not to wait, as client-go's elector does not:
 	// the successor may then start while our work still runs, the one
 	// overlap a handoff or release allows, by this choice.
+	// Any positive value is allowed, up to math.MaxInt64 for "as long as it
+	// takes": the offer a holder makes to a requester (RetryPeriod plus
+	// StopTimeout plus RenewDeadline) stays at the longest Duration rather
+	// than wrapping around.
 	StopTimeout time.Duration
 
 	// WaitForReady, if set, is called once per Run, in a goroutine of its
@@ -321,6 +325,11 @@ type LeaderElector struct {
 	// working counts the OnStartedLeading calls that have not returned,
 	// which may outlive their term.
 	working atomic.Int32
+	// cutoff, while we lead, fires at the renew deadline (see
+	// cutAtDeadline); cutOff is set from when it ended the term until the
+	// step that held the leader up has returned and stopLeading has run.
+	cutoff clock.Timer
+	cutOff bool
 
 	// Only Run's goroutine touches the fields below.
 	seen      observation
@@ -432,13 +441,13 @@ func (le *LeaderElector) IsLeader() bool {
 // else or nobody.
 func (le *LeaderElector) Check(maxTolerableExpiredLease time.Duration) error {
 	le.mu.RLock()
-	holder, seenSince, leading, renewedAt := le.leader, le.leaderSince, le.leading, le.renewedAt
+	// A leader cut off at its renew deadline while stuck in a step (a
+	// metric, a lock that ignores its context) is still stuck: that is
+	// what the check is for.
+	holder, seenSince, renewedAt := le.leader, le.leaderSince, le.renewedAt
+	leading := le.leading || le.cutOff
 	le.mu.RUnlock()
-	if maxTolerableExpiredLease > math.MaxInt64-le.config.LeaseDuration {
-		// Tolerates more than any clock can measure.
-		return nil
-	}
-	allowed := le.config.LeaseDuration + maxTolerableExpiredLease
+	allowed := addDurations(le.config.LeaseDuration, maxTolerableExpiredLease)
 	stale := func(t time.Time) bool { return le.clock.Since(t) > allowed }
 	ours := holder == le.config.Lock.Identity() && stale(seenSince)
 	working := (leading || le.working.Load() > 0) && stale(renewedAt)
@@ -532,7 +541,47 @@ func (le *LeaderElector) lastTermDone(ctx context.Context) bool {
 }
 
 // wholeSeconds rounds d up to whole seconds, and at least one, so that the
-// lease others wait out is never shorter than the one configured.
+// lease others wait out is never shorter than the one configured. It does
+// not overflow: d is divided before it is rounded.
 func wholeSeconds(d time.Duration) int {
-	return int(max((d+time.Second-1)/time.Second, 1))
+	secs := d / time.Second
+	if d%time.Second > 0 {
+		secs++
+	}
+	return int(max(secs, 1))
+}
+
+// maxDuration is the longest time.Duration, about 292 years: "for ever" to
+// a sum that reaches it.
+const maxDuration = time.Duration(math.MaxInt64)
+
+// addDurations is the sum of ds, saturated at the longest and the shortest
+// Duration instead of wrapping around: a StopTimeout of math.MaxInt64 means
+// "wait as long as it takes", and a sum with it must stay that long, not
+// turn negative (an offer of a second, a deadline in the past).
+func addDurations(ds ...time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range ds {
+		switch {
+		case d > 0 && sum > maxDuration-d:
+			sum = maxDuration
+		case d < 0 && sum < math.MinInt64-d:
+			sum = math.MinInt64
+		default:
+			sum += d
+		}
+	}
+	return sum
+}
+
+// seconds is n seconds as a Duration, saturated as addDurations is: n comes
+// from a record that anyone can write.
+func seconds(n int) time.Duration {
+	switch {
+	case n > int(maxDuration/time.Second):
+		return maxDuration
+	case n < int(math.MinInt64/time.Second):
+		return math.MinInt64
+	}
+	return time.Duration(n) * time.Second
 }

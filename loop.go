@@ -61,7 +61,7 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			logger.V(4).Info("Lease is held by another candidate", "holder", le.GetLeader())
 		}
 
-		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit())
+		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(time.Time{}))
 		pause := wait.Jitter(le.config.RetryPeriod, JitterFactor)
 		if err == nil && le.watch.watching() {
 			// Nothing to do until the watch shows a change, the lease runs
@@ -262,10 +262,18 @@ func (le *LeaderElector) startLeading(at time.Time) {
 	le.metrics.leaderOn(le.config.Name)
 }
 
-func (le *LeaderElector) markRenewed(at time.Time) {
+// markRenewed notes a renewal that started at at and succeeded. It reports
+// false if the term was already cut off at its renew deadline (a step that
+// ignored its bound returned late): the work has been told to stop, and the
+// term is over whatever the renewal says.
+func (le *LeaderElector) markRenewed(at time.Time) bool {
 	le.mu.Lock()
+	defer le.mu.Unlock()
+	if le.cutOff {
+		return false
+	}
 	le.renewedAt = at
-	le.mu.Unlock()
+	return true
 }
 
 func (le *LeaderElector) renewalTime() time.Time {
@@ -276,9 +284,47 @@ func (le *LeaderElector) renewalTime() time.Time {
 
 func (le *LeaderElector) stopLeading() {
 	le.mu.Lock()
-	le.leading = false
+	le.leading, le.cutOff = false, false
+	if le.cutoff != nil {
+		le.cutoff.Stop()
+		le.cutoff = nil
+	}
 	le.mu.Unlock()
 	le.metrics.leaderOff(le.config.Name)
+}
+
+// cutAtDeadline makes sure that a term's work stops at the term's renew
+// deadline (its last successful renewal plus RenewDeadline) even while the
+// leader is held up in a step that does not return by then: user code (a
+// metric, KeyComparison) or a lock that ignores its context. At the
+// deadline, unless a renewal has moved it, it cancels the work with
+// stopWork and IsLeader turns false; stopLeading disarms it. Every step of
+// hold is bounded by the deadline too; this is the backstop for those that
+// do not honour their bound.
+func (le *LeaderElector) cutAtDeadline(logger klog.Logger, stopWork context.CancelFunc) {
+	var check, fired func()
+	// A fake clock runs an AfterFunc while it holds its own lock: asking
+	// it the time from there would never return.
+	fired = func() { go check() }
+	check = func() {
+		le.mu.Lock()
+		if !le.leading || le.cutoff == nil {
+			le.mu.Unlock()
+			return
+		}
+		if left := le.renewedAt.Add(le.config.RenewDeadline).Sub(le.clock.Now()); left > 0 {
+			le.cutoff = le.clock.AfterFunc(left, fired)
+			le.mu.Unlock()
+			return
+		}
+		le.leading, le.cutoff, le.cutOff = false, nil, true
+		le.mu.Unlock()
+		logger.Error(nil, "Still busy in a step at the renew deadline; cancelling the work's context now", "renewDeadline", le.config.RenewDeadline)
+		stopWork()
+	}
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	le.cutoff = le.clock.AfterFunc(le.renewedAt.Add(le.config.RenewDeadline).Sub(le.clock.Now()), fired)
 }
 
 // tellNoLease says, once, why a coordinated candidate waits for a Lease

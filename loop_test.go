@@ -196,6 +196,41 @@ func TestFailedWritesNeverLead(t *testing.T) {
 	}
 }
 
+// TestFailedAttemptsWaitBeforeTheNextOne: a candidate whose attempts to
+// take an expired lock fail at once, while its watch runs, tries again at
+// the polling pace, not at once and for ever; the request count bounds the
+// test, so that a spinning loop fails it within seconds.
+func TestFailedAttemptsWaitBeforeTheNextOne(t *testing.T) {
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 0))
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				lock := &cutOffLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "us", ""),
+					t: t, hangs: hangingOps{writes: true}, failFast: true, spun: cancel}
+				lock.goSilent()
+				c := runCandidate(t, ctx, testConfig(lock), nil)
+				const watched = 5 * leaseDuration
+				time.Sleep(watched)
+				if len(c.started) != 0 {
+					t.Fatal("a candidate whose writes all failed started leading")
+				}
+				// The lease ran out after leaseDuration; from then on one
+				// read and one write per attempt, at least a RetryPeriod
+				// apart, plus the first read and the watch.
+				most := 2*int64((watched-leaseDuration)/retryPeriod+1) + 2
+				if n := lock.requests.Load(); n > most {
+					t.Errorf("%d requests in %v, want at most %d: failed attempts do not wait", n, watched, most)
+				}
+				cancel()
+				c.finished(t)
+			})
+		})
+	}
+}
+
 // modes are the two ways a candidate follows its lock: watching it (the
 // default) and polling it every RetryPeriod.
 var modes = []struct {

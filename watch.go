@@ -129,12 +129,13 @@ func (w *watcher) ready() <-chan struct{} {
 }
 
 // ensure starts a watch if none runs, the lock can be watched and the
-// backoff allows. Starting one may take at most limit: client-go retries a
-// watch request that times out, and a leader must not be held past its
-// renew deadline by a watch it merely wanted. It logs, once, when watching
-// is impossible and the elector polls instead.
+// backoff allows. Starting one may take at most limit, and is not tried
+// when limit is not positive: client-go retries a watch request that times
+// out, and a leader must not be held past its renew deadline by a watch it
+// merely wanted. It logs, once, when watching is impossible and the elector
+// polls instead.
 func (w *watcher) ensure(ctx context.Context, now time.Time, limit time.Duration) {
-	if w.lock == nil || w.current != nil || now.Before(w.retryAt) || w.relist {
+	if w.lock == nil || w.current != nil || now.Before(w.retryAt) || w.relist || limit <= 0 {
 		return
 	}
 	// The context outlives the call (it carries the watch's stream), so
@@ -239,7 +240,12 @@ func unwatchable(err error) bool {
 }
 
 // watchStartLimit bounds how long starting a watch may take: half a
-// RetryPeriod, so that a leader's next renewal is never late for it.
-func (le *LeaderElector) watchStartLimit() time.Duration {
-	return le.config.RetryPeriod / 2
+// RetryPeriod, so that a leader's next renewal is never late for it, and
+// for a leader never past until, its renew deadline (zero: no deadline).
+func (le *LeaderElector) watchStartLimit(until time.Time) time.Duration {
+	limit := le.config.RetryPeriod / 2
+	if !until.IsZero() {
+		limit = min(limit, until.Sub(le.clock.Now()))
+	}
+	return limit
 }

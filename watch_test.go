@@ -227,6 +227,47 @@ func TestBrokenWatchIsReplaced(t *testing.T) {
 	})
 }
 
+// TestExpiredWatchMakesTheCandidateRead: a follower whose watch breaks
+// because the state it would resume from expired reads the lock at once,
+// rather than judging once more the state it last saw (which may be long
+// gone): here the lock was released while the watch saw nothing, and the
+// follower takes it at the instant the watch breaks, not a poll later. On
+// both fakes.
+func TestExpiredWatchMakesTheCandidateRead(t *testing.T) {
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				holder := otherHolds("", 0)
+				holder.LeaseDurationSeconds = 3600
+				writeRecord(t, cs, rl.LeasesResourceLock, holder)
+				watches := make(chan *watch.FakeWatcher, 10)
+				lock := &countingLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "b", ""),
+					watch: func(context.Context) (watch.Interface, error) {
+						w := watch.NewFakeWithChanSize(10, false)
+						watches <- w
+						return w, nil
+					}}
+				b := runCandidate(t, ctx, testConfig(lock), nil)
+				w := receive(t, watches, "b to watch the lock")
+				time.Sleep(time.Minute)
+				// Released behind the watch's back, which then expires.
+				writeRecord(t, cs, rl.LeasesResourceLock, released(0))
+				brokeAt := time.Now()
+				w.Error(&apierrors.NewResourceExpired("too old resource version").ErrStatus)
+				b.leading(t)
+				if waited := time.Since(brokeAt); waited != 0 {
+					t.Fatalf("took the lock released behind an expired watch %v after the watch broke, want at once (read first, not judge the stale state)", waited)
+				}
+				cancel()
+				b.finished(t)
+			})
+		})
+	}
+}
+
 // TestHangingWatchStartDoesNotDelayTheLeader: starting a watch that never
 // answers (client-go retries one that times out, for many seconds) takes at
 // most half a RetryPeriod, so a leader whose requests fail still stops
