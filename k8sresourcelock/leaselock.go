@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
@@ -80,8 +81,18 @@ func (ll *LeaseLock) Watch(ctx context.Context) (watch.Interface, error) {
 		client = ll.watchClient
 	}
 	ns, name := ll.LeaseMeta.Namespace, ll.LeaseMeta.Name
-	namespaceWatch := client.Leases(ns).Watch
-	w, err := subscribe(ctx, hubKey{client, ns, "leases"}, name, sinceVersion(ll.lease != nil, ll.ResourceVersion()), namespaceWatch)
+	leases := client.Leases(ns)
+	src := namespaceSource{
+		list: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			list, err := leases.List(ctx, opts)
+			if err != nil {
+				return nil, err
+			}
+			return list, nil
+		},
+		watch: leases.Watch,
+	}
+	w, err := subscribe(ctx, hubKey{client, ns, "leases"}, name, sinceVersion(ll.lease != nil, ll.ResourceVersion()), src)
 	if !errors.Is(err, errNoHub) {
 		return w, err
 	}
