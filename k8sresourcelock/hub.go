@@ -331,7 +331,12 @@ func (h *hub) run(ctx context.Context, w watch.Interface, rv string) {
 		}
 		var err error
 		if rv == "" {
-			if rv, err = h.relist(ctx); errors.Is(err, errNoHub) {
+			// Bounded as the first list is: a list that hangs would keep
+			// the locks subscribed to a hub that tells them nothing.
+			listCtx, cancel := context.WithTimeout(ctx, hubStartTimeout)
+			rv, err = h.relist(listCtx)
+			cancel()
+			if errors.Is(err, errNoHub) {
 				h.fail(err)
 				return
 			}

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 )
@@ -274,6 +275,41 @@ func TestMultiLockBadlyBuilt(t *testing.T) {
 			_, _, _ = ml.Describe(), ml.Identity(), ml.Key()
 			if ml.ResourceVersion() != "" {
 				t.Errorf("ResourceVersion = %q", ml.ResourceVersion())
+			}
+		})
+	}
+}
+
+// TestMultiLockDisagreementWaitsOutTheLongerLease: when the halves name
+// different holders, the record carries the longer of their leases,
+// whichever half holds it, through Get and through Apply: a half just
+// released (a one-second lease) must not cut short the holder of the other.
+func TestMultiLockDisagreementWaitsOutTheLongerLease(t *testing.T) {
+	for _, c := range []struct{ primary, secondary, want int }{{1, 15, 15}, {20, 15, 20}} {
+		t.Run(fmt.Sprintf("%ds-%ds", c.primary, c.secondary), func(t *testing.T) {
+			ctx := context.Background()
+			cs := fakekube.New()
+			primary, secondary := record("a", "", 0), record("b", "", 0)
+			primary.LeaseDurationSeconds, secondary.LeaseDurationSeconds = c.primary, c.secondary
+			if err := newLock(t, cs, ConfigMapsResourceLock, "a", "").Create(ctx, primary); err != nil {
+				t.Fatal(err)
+			}
+			if err := newLock(t, cs, LeasesResourceLock, "b", "").Create(ctx, secondary); err != nil {
+				t.Fatal(err)
+			}
+			lock := newLock(t, cs, ConfigMapsLeasesResourceLock, "c", "").(*MultiLock)
+			got, _, err := lock.Get(ctx)
+			if err != nil || got.HolderIdentity != UnknownLeader || got.LeaseDurationSeconds != c.want {
+				t.Fatalf("Get = %+v, %v; want %s with a %ds lease", got, err, UnknownLeader, c.want)
+			}
+			// The same judgement for a watch event of either half.
+			lease, err := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, err = lock.Apply(watch.Event{Type: watch.Modified, Object: lease})
+			if err != nil || got.HolderIdentity != UnknownLeader || got.LeaseDurationSeconds != c.want {
+				t.Fatalf("Apply = %+v, %v; want %s with a %ds lease", got, err, UnknownLeader, c.want)
 			}
 		})
 	}
