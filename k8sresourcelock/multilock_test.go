@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 )
@@ -312,5 +313,42 @@ func TestMultiLockDisagreementWaitsOutTheLongerLease(t *testing.T) {
 				t.Fatalf("Apply = %+v, %v; want %s with a %ds lease", got, err, UnknownLeader, c.want)
 			}
 		})
+	}
+}
+
+// pollOnly is a lock that cannot be watched.
+type pollOnly struct{ Interface }
+
+// TestMultiLockWatchNeedsBothHalves: a MultiLock is watched only when both
+// halves can be; otherwise Watch and Apply say so with errors.ErrUnsupported
+// (the elector then polls). When the second half's watch fails, the first's
+// is stopped, not leaked.
+func TestMultiLockWatchNeedsBothHalves(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	lease := newLock(t, cs, LeasesResourceLock, "a", "")
+	ml := &MultiLock{Primary: pollOnly{newLock(t, cs, ConfigMapsResourceLock, "a", "")}, Secondary: lease}
+	if _, err := ml.Watch(ctx); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Watch with a half that cannot be watched = %v, want ErrUnsupported", err)
+	}
+	if _, _, err := ml.Apply(watch.Event{Type: watch.Modified}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Apply with a half that cannot be watched = %v, want ErrUnsupported", err)
+	}
+	broken := errors.New("watch refused")
+	cs.PrependWatchReactor("leases", func(k8stesting.Action) (bool, watch.Interface, error) { return true, nil, broken })
+	var primary *watch.FakeWatcher
+	cs.PrependWatchReactor("configmaps", func(k8stesting.Action) (bool, watch.Interface, error) {
+		primary = watch.NewFake()
+		return true, primary, nil
+	})
+	ml = newLock(t, cs, ConfigMapsLeasesResourceLock, "a", "").(*MultiLock)
+	if _, err := ml.Watch(ctx); !errors.Is(err, broken) {
+		t.Fatalf("Watch with the Secondary's watch refused = %v, want that error", err)
+	}
+	if primary == nil || !primary.IsStopped() {
+		t.Fatal("the Primary's watch was left running after the Secondary's failed")
+	}
+	if _, _, err := ml.Apply(watch.Event{Type: watch.Modified, Object: &corev1.Pod{}}); !errors.Is(err, errNotThisLock) {
+		t.Fatalf("Apply of an event of neither half = %v, want it refused", err)
 	}
 }
