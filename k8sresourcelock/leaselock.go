@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+
+	"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock/internal/hub"
 )
 
 // LeaseHolderKey is the annotation on a Lease that carries the holder's key
@@ -82,18 +84,19 @@ func (ll *LeaseLock) Watch(ctx context.Context) (watch.Interface, error) {
 	}
 	ns, name := ll.LeaseMeta.Namespace, ll.LeaseMeta.Name
 	leases := client.Leases(ns)
-	src := namespaceSource{
-		list: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+	src := hub.Source{
+		List: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			list, err := leases.List(ctx, opts)
 			if err != nil {
 				return nil, err
 			}
 			return list, nil
 		},
-		watch: leases.Watch,
+		Watch:          leases.Watch,
+		TimeoutSeconds: WatchTimeoutSeconds,
 	}
-	w, err := subscribe(ctx, hubKey{client, ns, "leases"}, name, sinceVersion(ll.lease != nil, ll.ResourceVersion()), src)
-	if !errors.Is(err, errNoHub) {
+	w, err := hub.Subscribe(ctx, hub.Key{Client: client, Namespace: ns, Resource: "leases"}, name, hub.SinceVersion(ll.lease != nil, ll.ResourceVersion()), src)
+	if !errors.Is(err, hub.ErrNoHub) {
 		return w, err
 	}
 	if w, err = client.Leases(ns).Watch(ctx, watchOptions(name, ll.ResourceVersion())); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -149,5 +150,17 @@ func TestApplyTakesOnlyItsObject(t *testing.T) {
 				t.Fatalf("Update after a deletion = %v, want it refused: nothing is left to write over", err)
 			}
 		})
+	}
+}
+
+// next waits a moment for an event of w.
+func next(t *testing.T, w watch.Interface) (watch.Event, bool) {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		return ev, ok
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5s")
+		return watch.Event{}, false
 	}
 }

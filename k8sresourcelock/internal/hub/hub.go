@@ -1,4 +1,8 @@
-package k8sresourcelock
+// Package hub shares one watch of a namespace's objects among the locks of
+// a process that read them through the same client. It is a process-wide
+// registry with goroutines of its own, not API: k8sresourcelock's Lease
+// lock is its only user.
+package hub
 
 import (
 	"context"
@@ -42,11 +46,12 @@ import (
 // is no such point, and resuming from it replays older changes of objects
 // already seen.)
 
-// hubKey identifies a hub: the client, the namespace, the resource.
-type hubKey struct {
-	client    any
-	namespace string
-	resource  string
+// Key identifies a hub: the client, the namespace, the resource.
+type Key struct {
+	// Client is the typed client the locks read through.
+	Client any
+	// Namespace and Resource name what the hub lists and watches.
+	Namespace, Resource string
 }
 
 // hubs holds the running hubs of the process, and the keys that never get
@@ -54,12 +59,13 @@ type hubKey struct {
 // resourceVersions do not order events. Each is tried once per process.
 var hubs = struct {
 	sync.Mutex
-	byKey   map[hubKey]*hub
-	refused map[hubKey]bool
-}{byKey: map[hubKey]*hub{}, refused: map[hubKey]bool{}}
+	byKey   map[Key]*hub
+	refused map[Key]bool
+}{byKey: map[Key]*hub{}, refused: map[Key]bool{}}
 
-// errNoHub is returned by subscribe when no hub can serve the lock.
-var errNoHub = errors.New("no shared watch for this lock")
+// ErrNoHub is returned by Subscribe when no hub can serve the lock, which
+// then watches its object alone.
+var ErrNoHub = errors.New("no shared watch for this lock")
 
 // errHubClosed is returned by add when the hub stopped as the lock joined
 // it: the lock joins (or starts) the next one.
@@ -70,16 +76,20 @@ var errHubClosed = errors.New("shared watch stopped")
 // subscribes again.
 const subscriptionBuffer = 64
 
-// namespaceSource lists and watches every object of a hub's resource in its
+// Source lists and watches every object of a hub's resource in its
 // namespace.
-type namespaceSource struct {
-	list  func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error)
-	watch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+type Source struct {
+	// List lists them.
+	List func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error)
+	// Watch watches them.
+	Watch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+	// TimeoutSeconds is how long the API server keeps one watch open.
+	TimeoutSeconds int64
 }
 
 type hub struct {
-	key hubKey
-	namespaceSource
+	key Key
+	Source
 
 	// runCtx is the context of the hub's watches; cancel ends it.
 	runCtx context.Context
@@ -127,25 +137,25 @@ func (s *subscription) ResultChan() <-chan watch.Event { return s.ch }
 // Stop ends the subscription.
 func (s *subscription) Stop() { s.hub.unsubscribe(s) }
 
-// subscribe returns a watch of the object called name, from resourceVersion
+// Subscribe returns a watch of the object called name, from resourceVersion
 // rv (the state the lock last read), fed by the hub of key, which it starts
 // if it is not running. src lists and watches the whole namespace. It fails with
-// errNoHub when a hub cannot serve: rv does not order events, the client
+// ErrNoHub when a hub cannot serve: rv does not order events, the client
 // cannot be a key, or the hub's watch is not allowed.
 //
 // The registry is never locked while a watch opens: a namespace whose API
 // server does not answer holds up only the locks that wait for its hub,
 // each no longer than its own ctx.
-func subscribe(ctx context.Context, key hubKey, name, rv string, src namespaceSource) (watch.Interface, error) {
+func Subscribe(ctx context.Context, key Key, name, rv string, src Source) (watch.Interface, error) {
 	since, err := strconv.ParseUint(rv, 10, 64)
-	if err != nil || !comparableValue(key.client) {
-		return nil, errNoHub
+	if err != nil || !comparableValue(key.Client) {
+		return nil, ErrNoHub
 	}
 	for {
 		hubs.Lock()
 		if hubs.refused[key] {
 			hubs.Unlock()
-			return nil, errNoHub
+			return nil, ErrNoHub
 		}
 		h := hubs.byKey[key]
 		if h == nil {
@@ -197,9 +207,9 @@ const hubStartTimeout = time.Minute
 // gave up first; a lock that comes later starts another.
 var errAbandoned = errors.New("shared watch abandoned while it opened")
 
-func newHub(key hubKey, src namespaceSource) *hub {
+func newHub(key Key, src Source) *hub {
 	runCtx, cancel := context.WithCancel(context.Background())
-	return &hub{key: key, namespaceSource: src, ready: make(chan struct{}), runCtx: runCtx, cancel: cancel, opening: true,
+	return &hub{key: key, Source: src, ready: make(chan struct{}), runCtx: runCtx, cancel: cancel, opening: true,
 		subs: map[string]map[*subscription]bool{}, latest: map[string]watch.Event{}}
 }
 
@@ -217,7 +227,7 @@ func (h *hub) start() {
 	var w watch.Interface
 	rv, err := h.relist(h.runCtx)
 	if err == nil {
-		w, err = h.watch(h.runCtx, hubWatchOptions(rv))
+		w, err = h.Watch(h.runCtx, h.watchOptions(rv))
 	}
 	timedOut := !timer.Stop()
 	h.mu.Lock()
@@ -228,7 +238,7 @@ func (h *hub) start() {
 	case abandoned:
 		err = errAbandoned
 	case timedOut:
-		err = fmt.Errorf("opening the shared watch of %s took longer than %v", h.key.resource, hubStartTimeout)
+		err = fmt.Errorf("opening the shared watch of %s took longer than %v", h.key.Resource, hubStartTimeout)
 	}
 	if err == nil {
 		h.done = make(chan struct{})
@@ -240,7 +250,7 @@ func (h *hub) start() {
 	}
 	h.cancel()
 	if apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err) {
-		err = fmt.Errorf("%w: %w", errNoHub, err)
+		err = fmt.Errorf("%w: %w", ErrNoHub, err)
 	}
 	h.startErr = err
 	hubs.Lock()
@@ -248,7 +258,7 @@ func (h *hub) start() {
 	if hubs.byKey[h.key] == h {
 		delete(hubs.byKey, h.key)
 	}
-	if errors.Is(err, errNoHub) {
+	if errors.Is(err, ErrNoHub) {
 		hubs.refused[h.key] = true
 	}
 }
@@ -318,7 +328,7 @@ func (h *hub) run(ctx context.Context, w watch.Interface, rv string) {
 				h.endSubscriptions()
 			}
 			if early >= maxEarlyHubEnds {
-				h.fail(fmt.Errorf("%w: its watches of %s keep ending as soon as they start", errNoHub, h.key.resource))
+				h.fail(fmt.Errorf("%w: its watches of %s keep ending as soon as they start", ErrNoHub, h.key.Resource))
 			}
 		}
 		if ctx.Err() != nil || h.isBroken() {
@@ -336,13 +346,13 @@ func (h *hub) run(ctx context.Context, w watch.Interface, rv string) {
 			listCtx, cancel := context.WithTimeout(ctx, hubStartTimeout)
 			rv, err = h.relist(listCtx)
 			cancel()
-			if errors.Is(err, errNoHub) {
+			if errors.Is(err, ErrNoHub) {
 				h.fail(err)
 				return
 			}
 		}
 		if err == nil {
-			w, err = h.watch(ctx, hubWatchOptions(rv))
+			w, err = h.Watch(ctx, h.watchOptions(rv))
 		}
 		switch {
 		case err == nil:
@@ -356,10 +366,10 @@ func (h *hub) run(ctx context.Context, w watch.Interface, rv string) {
 	}
 }
 
-// hubWatchOptions asks for every object from version rv, with bookmarks
+// watchOptions asks for every object from version rv, with bookmarks
 // and the lock's watch timeout.
-func hubWatchOptions(rv string) metav1.ListOptions {
-	return metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true, TimeoutSeconds: ptrTo(int64(WatchTimeoutSeconds))}
+func (h *hub) watchOptions(rv string) metav1.ListOptions {
+	return metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true, TimeoutSeconds: ptrTo(h.TimeoutSeconds)}
 }
 
 // relist reads every object of the namespace, hands each to the
@@ -368,21 +378,21 @@ func hubWatchOptions(rv string) metav1.ListOptions {
 // without a numeric version shows that the clientset does not order events
 // (client-go's stock fake, before v0.36, gives none): no hub then.
 func (h *hub) relist(ctx context.Context) (string, error) {
-	list, err := h.list(ctx, metav1.ListOptions{})
+	list, err := h.List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return "", err
 	}
 	listMeta, err := meta.ListAccessor(list)
 	if err != nil {
-		return "", fmt.Errorf("%w: list of %s: %w", errNoHub, h.key.resource, err)
+		return "", fmt.Errorf("%w: list of %s: %w", ErrNoHub, h.key.Resource, err)
 	}
 	rv := listMeta.GetResourceVersion()
 	if _, err := strconv.ParseUint(rv, 10, 64); err != nil {
-		return "", fmt.Errorf("%w: the list of %s has resourceVersion %q, which orders no events", errNoHub, h.key.resource, rv)
+		return "", fmt.Errorf("%w: the list of %s has resourceVersion %q, which orders no events", ErrNoHub, h.key.Resource, rv)
 	}
 	items, err := meta.ExtractList(list)
 	if err != nil {
-		return "", fmt.Errorf("%w: list of %s: %w", errNoHub, h.key.resource, err)
+		return "", fmt.Errorf("%w: list of %s: %w", ErrNoHub, h.key.Resource, err)
 	}
 	for _, item := range items {
 		m, err := meta.Accessor(item)
@@ -390,7 +400,7 @@ func (h *hub) relist(ctx context.Context) (string, error) {
 			continue
 		}
 		if !h.dispatch(m.GetName(), m.GetResourceVersion(), watch.Event{Type: watch.Added, Object: item}) {
-			return "", fmt.Errorf("%w: resourceVersions of %s do not grow", errNoHub, h.key.resource)
+			return "", fmt.Errorf("%w: resourceVersions of %s do not grow", ErrNoHub, h.key.Resource)
 		}
 	}
 	return rv, nil
@@ -502,7 +512,7 @@ func (h *hub) dispatch(name, rv string, ev watch.Event) bool {
 		return true
 	}
 	if seen && (err != nil || version <= versionOf(last)) {
-		h.failLocked(fmt.Errorf("%w: resourceVersions of %s do not grow", errNoHub, h.key.resource))
+		h.failLocked(fmt.Errorf("%w: resourceVersions of %s do not grow", ErrNoHub, h.key.Resource))
 		return false
 	}
 	h.latest[name] = ev
@@ -623,9 +633,9 @@ func (h *hub) retireIfIdle() {
 	}
 }
 
-// sinceVersion is the version a lock subscribes from: that of the object it
+// SinceVersion is the version a lock subscribes from: that of the object it
 // last read, or "0" (every event is news) if it found none.
-func sinceVersion(read bool, rv string) string {
+func SinceVersion(read bool, rv string) string {
 	if !read {
 		return "0"
 	}

@@ -1,4 +1,4 @@
-package k8sresourcelock
+package hub
 
 import (
 	"context"
@@ -29,12 +29,12 @@ import (
 var clients = map[*fakekube.Clientset]coordinationv1client.CoordinationV1Interface{}
 
 // namedLeaseLock is a Lease lock called name on cs.
-func namedLeaseLock(cs *fakekube.Clientset, name string) *LeaseLock {
+func namedLeaseLock(cs *fakekube.Clientset, name string) *testLock {
 	if clients[cs] == nil {
 		clients[cs] = cs.CoordinationV1()
 	}
-	return &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Client: clients[cs],
-		LockConfig: ResourceLockConfig{Identity: "w"}}
+	return &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Client: clients[cs],
+		LockConfig: lockConfig{Identity: "w"}}
 }
 
 // next waits a moment for an event of w.
@@ -55,7 +55,7 @@ func TestOneWatchServesManyLocks(t *testing.T) {
 	ctx := context.Background()
 	cs := fakekube.New()
 	var watches []watch.Interface
-	var locks []*LeaseLock
+	var locks []*testLock
 	for i := range 10 {
 		lock := namedLeaseLock(cs, fmt.Sprintf("election-%d", i))
 		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
@@ -210,7 +210,7 @@ func TestNoHubWhereNamespaceWatchIsForbidden(t *testing.T) {
 func TestNoHubWithoutOrderedVersions(t *testing.T) {
 	ctx := context.Background()
 	cs := fake.NewClientset(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "leader", ResourceVersion: "5"}})
-	lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "leader"}, Client: cs.CoordinationV1(), LockConfig: ResourceLockConfig{Identity: "a"}}
+	lock := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "leader"}, Client: cs.CoordinationV1(), LockConfig: lockConfig{Identity: "a"}}
 	if _, _, err := lock.Get(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -247,12 +247,12 @@ func TestNoHubWithoutOrderedVersions(t *testing.T) {
 
 // watchOnly is a namespace source whose list is empty, at version 1, and
 // whose watch is watchFn.
-func watchOnly(watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) namespaceSource {
-	return namespaceSource{
-		list: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+func watchOnly(watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) Source {
+	return Source{
+		List: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
 			return &coordinationv1.LeaseList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}}, nil
 		},
-		watch: watchFn,
+		Watch: watchFn,
 	}
 }
 
@@ -278,8 +278,8 @@ func changedLeaseEvent(name, rv string) watch.Event {
 // else; a version that does not grow ends it.
 func TestHubDeliversOnlyNewerStatesOfTheName(t *testing.T) {
 	source := watch.NewFake()
-	key := hubKey{client: new(struct{ int }), namespace: ns, resource: "leases"}
-	w, err := subscribe(t.Context(), key, "mine", "5", watchOnly(func(context.Context, metav1.ListOptions) (watch.Interface, error) { return source, nil }))
+	key := Key{Client: new(struct{ int }), Namespace: ns, Resource: "leases"}
+	w, err := Subscribe(t.Context(), key, "mine", "5", watchOnly(func(context.Context, metav1.ListOptions) (watch.Interface, error) { return source, nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestHubGivesUpOnWatchesThatEndAtOnce(t *testing.T) {
 			w.Stop()
 			return w, nil
 		}}
-		lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "ends"}, Client: client, LockConfig: ResourceLockConfig{Identity: "w"}}
+		lock := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "ends"}, Client: client, LockConfig: lockConfig{Identity: "w"}}
 		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
 			t.Fatal(err)
 		}
@@ -392,7 +392,7 @@ func TestHubOpeningHoldsUpNoOtherLock(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}}
-	remote := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: "remote", Name: "x"}, Client: hanging, LockConfig: ResourceLockConfig{Identity: "x"}}
+	remote := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: "remote", Name: "x"}, Client: hanging, LockConfig: lockConfig{Identity: "x"}}
 	if err := remote.Create(ctx, record("x", "", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ func TestSubscribingAsTheLastSubscriberLeaves(t *testing.T) {
 	ctx := context.Background()
 	cs := fakekube.New()
 	leaving, joining := namedLeaseLock(cs, "leaving"), namedLeaseLock(cs, "joining")
-	for _, lock := range []*LeaseLock{leaving, joining} {
+	for _, lock := range []*testLock{leaving, joining} {
 		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
 			t.Fatal(err)
 		}
@@ -479,13 +479,13 @@ func TestSubscribingAsTheLastSubscriberLeaves(t *testing.T) {
 // itself broken while a subscription leaves.
 func TestHubBreakingWhileASubscriberLeaves(t *testing.T) {
 	source := watch.NewFake()
-	key := hubKey{client: new(struct{ int }), namespace: ns, resource: "leases"}
+	key := Key{Client: new(struct{ int }), Namespace: ns, Resource: "leases"}
 	watchFn := watchOnly(func(context.Context, metav1.ListOptions) (watch.Interface, error) { return source, nil })
-	stays, err := subscribe(t.Context(), key, "mine", "1", watchFn)
+	stays, err := Subscribe(t.Context(), key, "mine", "1", watchFn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaves, err := subscribe(t.Context(), key, "other", "1", watchFn)
+	leaves, err := Subscribe(t.Context(), key, "other", "1", watchFn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,9 +522,9 @@ func TestHubOpeningOutlivesAnImpatientLock(t *testing.T) {
 			return nil, ctx.Err()
 		}
 	}}
-	impatient := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "a"}, Client: client, LockConfig: ResourceLockConfig{Identity: "a"}}
-	patient := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "b"}, Client: client, LockConfig: ResourceLockConfig{Identity: "b"}}
-	for _, lock := range []*LeaseLock{impatient, patient} {
+	impatient := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "a"}, Client: client, LockConfig: lockConfig{Identity: "a"}}
+	patient := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "b"}, Client: client, LockConfig: lockConfig{Identity: "b"}}
+	for _, lock := range []*testLock{impatient, patient} {
 		if err := lock.Create(ctx, record(lock.Identity(), "", 0)); err != nil {
 			t.Fatal(err)
 		}
@@ -549,7 +549,7 @@ func TestHubOpeningOutlivesAnImpatientLock(t *testing.T) {
 	// Both wait for the opening; the first to have asked gives up.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		hubs.Lock()
-		h := hubs.byKey[hubKey{client, ns, "leases"}]
+		h := hubs.byKey[Key{Client: client, Namespace: ns, Resource: "leases"}]
 		hubs.Unlock()
 		waiting := 0
 		if h != nil {
@@ -584,11 +584,11 @@ func TestHubOpeningOutlivesAnImpatientLock(t *testing.T) {
 	}
 
 	// Alone, a lock that gives up calls the opening off.
-	lone := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: "elsewhere", Name: "c"}, Client: &leasesWithNamespaceWatch{LeasesGetter: cs.CoordinationV1(), nsWatch: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+	lone := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: "elsewhere", Name: "c"}, Client: &leasesWithNamespaceWatch{LeasesGetter: cs.CoordinationV1(), nsWatch: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
 		<-ctx.Done()
 		close(calledOff)
 		return nil, ctx.Err()
-	}}, LockConfig: ResourceLockConfig{Identity: "c"}}
+	}}, LockConfig: lockConfig{Identity: "c"}}
 	if err := lone.Create(ctx, record("c", "", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -618,7 +618,7 @@ func TestHubResumesOneEarlyEndUnseen(t *testing.T) {
 		}
 		return w, err
 	}}
-	lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "resumes"}, Client: client, LockConfig: ResourceLockConfig{Identity: "a"}}
+	lock := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "resumes"}, Client: client, LockConfig: lockConfig{Identity: "a"}}
 	if err := lock.Create(ctx, record("a", "", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +656,7 @@ func TestHubResumesOneEarlyEndUnseen(t *testing.T) {
 // the hub last had of an object (newer fakes replay it) is not mistaken for
 // versions that do not grow; a different state at the same version is.
 func TestHubIgnoresAReplayedState(t *testing.T) {
-	h := newHub(hubKey{}, namespaceSource{})
+	h := newHub(Key{}, Source{})
 	defer h.cancel()
 	sub, err := h.add("replayed", 0)
 	if err != nil {
@@ -685,13 +685,13 @@ func TestHubIgnoresAReplayedState(t *testing.T) {
 }
 
 // modelLock is a Lease lock called name on the API server model s.
-func modelLock(s *apiServerLeases, name string) *LeaseLock {
-	return &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Client: s, LockConfig: ResourceLockConfig{Identity: "w"}}
+func modelLock(s *apiServerLeases, name string) *testLock {
+	return &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Client: s, LockConfig: lockConfig{Identity: "w"}}
 }
 
 // watchShared reads lock and watches it, and fails unless the watch is the
 // shared one.
-func watchShared(t *testing.T, lock *LeaseLock) watch.Interface {
+func watchShared(t *testing.T, lock *testLock) watch.Interface {
 	t.Helper()
 	if _, _, err := lock.Get(t.Context()); err != nil {
 		t.Fatal(err)

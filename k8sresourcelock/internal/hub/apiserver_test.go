@@ -1,4 +1,4 @@
-package k8sresourcelock
+package hub
 
 import (
 	"context"
