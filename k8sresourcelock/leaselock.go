@@ -10,9 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+
+	"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock/internal/hub"
 )
 
 // LeaseHolderKey is the annotation on a Lease that carries the holder's key
@@ -81,9 +84,20 @@ func (ll *LeaseLock) Watch(ctx context.Context) (watch.Interface, error) {
 		client = ll.watchClient
 	}
 	ns, name := ll.LeaseMeta.Namespace, ll.LeaseMeta.Name
-	namespaceWatch := client.Leases(ns).Watch
-	w, err := subscribe(ctx, hubKey{client, ns, "leases"}, name, sinceVersion(ll.lease != nil, ll.ResourceVersion()), namespaceWatch)
-	if !errors.Is(err, errNoHub) {
+	leases := client.Leases(ns)
+	src := hub.Source{
+		List: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			list, err := leases.List(ctx, opts)
+			if err != nil {
+				return nil, err
+			}
+			return list, nil
+		},
+		Watch:          leases.Watch,
+		TimeoutSeconds: WatchTimeoutSeconds,
+	}
+	w, err := hub.Subscribe(ctx, hub.Key{Client: client, Namespace: ns, Resource: "leases"}, name, hub.SinceVersion(ll.lease != nil, ll.ResourceVersion()), src)
+	if !errors.Is(err, hub.ErrNoHub) {
 		return w, err
 	}
 	if w, err = client.Leases(ns).Watch(ctx, watchOptions(name, ll.ResourceVersion())); err != nil {

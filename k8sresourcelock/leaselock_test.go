@@ -2,10 +2,12 @@ package k8sresourcelock
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
@@ -185,6 +187,46 @@ func TestLeaseTermObject(t *testing.T) {
 	for _, kind := range []string{ConfigMapsResourceLock, EndpointsResourceLock, ConfigMapsLeasesResourceLock} {
 		if _, ok := newLock(t, cs, kind, "a", "").(TermLock); ok {
 			t.Errorf("a %s lock is a TermLock; no policy can read its record", kind)
+		}
+	}
+}
+
+func TestLeaseLocksShareOneWatch(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	client := cs.CoordinationV1()
+	var watches []watch.Interface
+	for i := range 10 {
+		lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("election-%d", i)}, Client: client, LockConfig: ResourceLockConfig{Identity: "a"}}
+		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+			t.Fatal(err)
+		}
+		w, err := lock.Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		watches = append(watches, w)
+	}
+	if n := cs.Count("watch", "leases"); n != 1 {
+		t.Fatalf("10 Lease locks opened %d watches, want 1", n)
+	}
+	writer := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "election-3"}, Client: client, LockConfig: ResourceLockConfig{Identity: "b"}}
+	if _, _, err := writer.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Update(ctx, record("b", "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, ok := next(t, watches[3])
+		if !ok {
+			t.Fatal("election-3's watch ended")
+		}
+		if got := ev.Object.(*coordinationv1.Lease); got.Name != "election-3" {
+			t.Fatalf("election-3's watch got an event of %s", got.Name)
+		} else if *got.Spec.HolderIdentity == "b" {
+			return
 		}
 	}
 }

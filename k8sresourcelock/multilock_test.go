@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 )
@@ -276,5 +278,77 @@ func TestMultiLockBadlyBuilt(t *testing.T) {
 				t.Errorf("ResourceVersion = %q", ml.ResourceVersion())
 			}
 		})
+	}
+}
+
+// TestMultiLockDisagreementWaitsOutTheLongerLease: when the halves name
+// different holders, the record carries the longer of their leases,
+// whichever half holds it, through Get and through Apply: a half just
+// released (a one-second lease) must not cut short the holder of the other.
+func TestMultiLockDisagreementWaitsOutTheLongerLease(t *testing.T) {
+	for _, c := range []struct{ primary, secondary, want int }{{1, 15, 15}, {20, 15, 20}} {
+		t.Run(fmt.Sprintf("%ds-%ds", c.primary, c.secondary), func(t *testing.T) {
+			ctx := context.Background()
+			cs := fakekube.New()
+			primary, secondary := record("a", "", 0), record("b", "", 0)
+			primary.LeaseDurationSeconds, secondary.LeaseDurationSeconds = c.primary, c.secondary
+			if err := newLock(t, cs, ConfigMapsResourceLock, "a", "").Create(ctx, primary); err != nil {
+				t.Fatal(err)
+			}
+			if err := newLock(t, cs, LeasesResourceLock, "b", "").Create(ctx, secondary); err != nil {
+				t.Fatal(err)
+			}
+			lock := newLock(t, cs, ConfigMapsLeasesResourceLock, "c", "").(*MultiLock)
+			got, _, err := lock.Get(ctx)
+			if err != nil || got.HolderIdentity != UnknownLeader || got.LeaseDurationSeconds != c.want {
+				t.Fatalf("Get = %+v, %v; want %s with a %ds lease", got, err, UnknownLeader, c.want)
+			}
+			// The same judgement for a watch event of either half.
+			lease, err := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, err = lock.Apply(watch.Event{Type: watch.Modified, Object: lease})
+			if err != nil || got.HolderIdentity != UnknownLeader || got.LeaseDurationSeconds != c.want {
+				t.Fatalf("Apply = %+v, %v; want %s with a %ds lease", got, err, UnknownLeader, c.want)
+			}
+		})
+	}
+}
+
+// pollOnly is a lock that cannot be watched.
+type pollOnly struct{ Interface }
+
+// TestMultiLockWatchNeedsBothHalves: a MultiLock is watched only when both
+// halves can be; otherwise Watch and Apply say so with errors.ErrUnsupported
+// (the elector then polls). When the second half's watch fails, the first's
+// is stopped, not leaked.
+func TestMultiLockWatchNeedsBothHalves(t *testing.T) {
+	ctx := context.Background()
+	cs := fakekube.New()
+	lease := newLock(t, cs, LeasesResourceLock, "a", "")
+	ml := &MultiLock{Primary: pollOnly{newLock(t, cs, ConfigMapsResourceLock, "a", "")}, Secondary: lease}
+	if _, err := ml.Watch(ctx); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Watch with a half that cannot be watched = %v, want ErrUnsupported", err)
+	}
+	if _, _, err := ml.Apply(watch.Event{Type: watch.Modified}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Apply with a half that cannot be watched = %v, want ErrUnsupported", err)
+	}
+	broken := errors.New("watch refused")
+	cs.PrependWatchReactor("leases", func(k8stesting.Action) (bool, watch.Interface, error) { return true, nil, broken })
+	var primary *watch.FakeWatcher
+	cs.PrependWatchReactor("configmaps", func(k8stesting.Action) (bool, watch.Interface, error) {
+		primary = watch.NewFake()
+		return true, primary, nil
+	})
+	ml = newLock(t, cs, ConfigMapsLeasesResourceLock, "a", "").(*MultiLock)
+	if _, err := ml.Watch(ctx); !errors.Is(err, broken) {
+		t.Fatalf("Watch with the Secondary's watch refused = %v, want that error", err)
+	}
+	if primary == nil || !primary.IsStopped() {
+		t.Fatal("the Primary's watch was left running after the Secondary's failed")
+	}
+	if _, _, err := ml.Apply(watch.Event{Type: watch.Modified, Object: &corev1.Pod{}}); !errors.Is(err, errNotThisLock) {
+		t.Fatalf("Apply of an event of neither half = %v, want it refused", err)
 	}
 }

@@ -2,7 +2,8 @@
 // behaves like a real API server where leader election depends on it: every
 // write gets a new resourceVersion, and an update that carries a stale one
 // fails with a Conflict; every object created gets a UID of its own, which
-// updates keep. The stock fake accepts any update, which would hide
+// updates keep; a list carries the version it was read at. The stock fake
+// accepts any update, which would hide
 // exactly the races an elector must survive.
 package fakekube
 
@@ -42,6 +43,7 @@ func Wrap(cs *fake.Clientset) *Clientset {
 	// its reactor chain without a lock.
 	c.PrependReactor("create", "*", c.stampCreate)
 	c.PrependReactor("update", "*", c.checkUpdate)
+	c.PrependReactor("list", "*", c.stampList)
 	c.PrependReactor("*", "*", c.failDuringOutage)
 	return c
 }
@@ -114,6 +116,27 @@ func (c *Clientset) checkUpdate(action k8stesting.Action) (bool, runtime.Object,
 	}
 	obj.SetResourceVersion(c.nextVersion())
 	return false, nil, nil
+}
+
+// stampList lists from the tracker and gives the list the version of the
+// last write, as the API server does (the tracker gives none, or a count of
+// its own), so that a list and a watch from its version can be used
+// together.
+func (c *Clientset) stampList(action k8stesting.Action) (bool, runtime.Object, error) {
+	list, ok := action.(k8stesting.ListActionImpl)
+	if !ok {
+		return false, nil, nil
+	}
+	obj, err := c.Tracker().List(list.GetResource(), list.Kind, list.GetNamespace())
+	if err != nil {
+		return true, nil, err
+	}
+	if listMeta, err := meta.ListAccessor(obj); err == nil {
+		c.mu.Lock()
+		listMeta.SetResourceVersion(strconv.Itoa(c.version))
+		c.mu.Unlock()
+	}
+	return true, obj, nil
 }
 
 type errStale struct{ sent, stored string }

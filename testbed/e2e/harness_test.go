@@ -362,6 +362,7 @@ func checkNoLeaks(t *testing.T) {
 	ours := []string{
 		"github.com/k8sleaderelection/k8sleaderelection.",
 		"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock.",
+		"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock/internal/hub.",
 		"github.com/k8sleaderelection/k8sleaderelection/crelection.",
 		"sigs.k8s.io/controller-runtime/",
 		"k8s.io/client-go/tools/leaderelection.",

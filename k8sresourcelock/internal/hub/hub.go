@@ -1,4 +1,8 @@
-package k8sresourcelock
+// Package hub shares one watch of a namespace's objects among the locks of
+// a process that read them through the same client. It is a process-wide
+// registry with goroutines of its own, not API: k8sresourcelock's Lease
+// lock is its only user.
+package hub
 
 import (
 	"context"
@@ -13,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 )
 
@@ -32,12 +37,21 @@ import (
 // the lock watches its object alone. It also needs resourceVersions that
 // order events (an API server's); a lock whose object has none (client-go's
 // stock fake) watches alone, too.
+//
+// A hub lists the namespace and watches from the list's resourceVersion, as
+// an informer does, and resumes each later watch from the last version it
+// was sent: every point it resumes from is one at which it knows every
+// object. (A watch without a resourceVersion would start with one event per
+// object, in key order, each at that object's own version; the last of them
+// is no such point, and resuming from it replays older changes of objects
+// already seen.)
 
-// hubKey identifies a hub: the client, the namespace, the resource.
-type hubKey struct {
-	client    any
-	namespace string
-	resource  string
+// Key identifies a hub: the client, the namespace, the resource.
+type Key struct {
+	// Client is the typed client the locks read through.
+	Client any
+	// Namespace and Resource name what the hub lists and watches.
+	Namespace, Resource string
 }
 
 // hubs holds the running hubs of the process, and the keys that never get
@@ -45,12 +59,13 @@ type hubKey struct {
 // resourceVersions do not order events. Each is tried once per process.
 var hubs = struct {
 	sync.Mutex
-	byKey   map[hubKey]*hub
-	refused map[hubKey]bool
-}{byKey: map[hubKey]*hub{}, refused: map[hubKey]bool{}}
+	byKey   map[Key]*hub
+	refused map[Key]bool
+}{byKey: map[Key]*hub{}, refused: map[Key]bool{}}
 
-// errNoHub is returned by subscribe when no hub can serve the lock.
-var errNoHub = errors.New("no shared watch for this lock")
+// ErrNoHub is returned by Subscribe when no hub can serve the lock, which
+// then watches its object alone.
+var ErrNoHub = errors.New("no shared watch for this lock")
 
 // errHubClosed is returned by add when the hub stopped as the lock joined
 // it: the lock joins (or starts) the next one.
@@ -61,9 +76,20 @@ var errHubClosed = errors.New("shared watch stopped")
 // subscribes again.
 const subscriptionBuffer = 64
 
+// Source lists and watches every object of a hub's resource in its
+// namespace.
+type Source struct {
+	// List lists them.
+	List func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error)
+	// Watch watches them.
+	Watch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+	// TimeoutSeconds is how long the API server keeps one watch open.
+	TimeoutSeconds int64
+}
+
 type hub struct {
-	key   hubKey
-	watch func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+	key Key
+	Source
 
 	// runCtx is the context of the hub's watches; cancel ends it.
 	runCtx context.Context
@@ -111,29 +137,29 @@ func (s *subscription) ResultChan() <-chan watch.Event { return s.ch }
 // Stop ends the subscription.
 func (s *subscription) Stop() { s.hub.unsubscribe(s) }
 
-// subscribe returns a watch of the object called name, from resourceVersion
+// Subscribe returns a watch of the object called name, from resourceVersion
 // rv (the state the lock last read), fed by the hub of key, which it starts
-// if it is not running. watchFn watches the whole namespace. It fails with
-// errNoHub when a hub cannot serve: rv does not order events, the client
+// if it is not running. src lists and watches the whole namespace. It fails with
+// ErrNoHub when a hub cannot serve: rv does not order events, the client
 // cannot be a key, or the hub's watch is not allowed.
 //
 // The registry is never locked while a watch opens: a namespace whose API
 // server does not answer holds up only the locks that wait for its hub,
 // each no longer than its own ctx.
-func subscribe(ctx context.Context, key hubKey, name, rv string, watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) (watch.Interface, error) {
+func Subscribe(ctx context.Context, key Key, name, rv string, src Source) (watch.Interface, error) {
 	since, err := strconv.ParseUint(rv, 10, 64)
-	if err != nil || !comparableValue(key.client) {
-		return nil, errNoHub
+	if err != nil || !comparableValue(key.Client) {
+		return nil, ErrNoHub
 	}
 	for {
 		hubs.Lock()
 		if hubs.refused[key] {
 			hubs.Unlock()
-			return nil, errNoHub
+			return nil, ErrNoHub
 		}
 		h := hubs.byKey[key]
 		if h == nil {
-			h = newHub(key, watchFn)
+			h = newHub(key, src)
 			hubs.byKey[key] = h
 			go h.start()
 		}
@@ -181,13 +207,14 @@ const hubStartTimeout = time.Minute
 // gave up first; a lock that comes later starts another.
 var errAbandoned = errors.New("shared watch abandoned while it opened")
 
-func newHub(key hubKey, watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *hub {
+func newHub(key Key, src Source) *hub {
 	runCtx, cancel := context.WithCancel(context.Background())
-	return &hub{key: key, watch: watchFn, ready: make(chan struct{}), runCtx: runCtx, cancel: cancel, opening: true,
+	return &hub{key: key, Source: src, ready: make(chan struct{}), runCtx: runCtx, cancel: cancel, opening: true,
 		subs: map[string]map[*subscription]bool{}, latest: map[string]watch.Event{}}
 }
 
-// start opens the hub's watch and runs it, then closes ready. It runs in a
+// start lists the namespace, opens the hub's watch from there and runs it,
+// then closes ready. It runs in a
 // goroutine of its own, bounded by hubStartTimeout, not by the context of
 // the lock that came first: every lock waits for it only as long as its own
 // context allows, and a slow API server only makes the locks poll until it
@@ -197,7 +224,11 @@ func newHub(key hubKey, watchFn func(context.Context, metav1.ListOptions) (watch
 func (h *hub) start() {
 	defer close(h.ready)
 	timer := time.AfterFunc(hubStartTimeout, h.cancel)
-	w, err := h.watch(h.runCtx, metav1.ListOptions{AllowWatchBookmarks: true, TimeoutSeconds: ptrTo(int64(WatchTimeoutSeconds))})
+	var w watch.Interface
+	rv, err := h.relist(h.runCtx)
+	if err == nil {
+		w, err = h.Watch(h.runCtx, h.watchOptions(rv))
+	}
 	timedOut := !timer.Stop()
 	h.mu.Lock()
 	h.opening = false
@@ -207,11 +238,11 @@ func (h *hub) start() {
 	case abandoned:
 		err = errAbandoned
 	case timedOut:
-		err = fmt.Errorf("opening the shared watch of %s took longer than %v", h.key.resource, hubStartTimeout)
+		err = fmt.Errorf("opening the shared watch of %s took longer than %v", h.key.Resource, hubStartTimeout)
 	}
 	if err == nil {
 		h.done = make(chan struct{})
-		go h.run(h.runCtx, w)
+		go h.run(h.runCtx, w, rv)
 		return
 	}
 	if w != nil {
@@ -219,7 +250,7 @@ func (h *hub) start() {
 	}
 	h.cancel()
 	if apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err) {
-		err = fmt.Errorf("%w: %w", errNoHub, err)
+		err = fmt.Errorf("%w: %w", ErrNoHub, err)
 	}
 	h.startErr = err
 	hubs.Lock()
@@ -227,7 +258,7 @@ func (h *hub) start() {
 	if hubs.byKey[h.key] == h {
 		delete(hubs.byKey, h.key)
 	}
-	if errors.Is(err, errNoHub) {
+	if errors.Is(err, ErrNoHub) {
 		hubs.refused[h.key] = true
 	}
 }
@@ -262,18 +293,18 @@ func (h *hub) leaveOpening() {
 
 func ptrTo[T any](v T) *T { return &v }
 
-// run reads the hub's watch, hands each event to the subscriptions of its
-// object, and starts the watch again when it ends: from the last version
-// seen, or from scratch if that expired, in which case every subscription
-// is told so, to read its object again. A watch that ends early is resumed
+// run reads the hub's watch, opened at version rv, hands each event to the
+// subscriptions of its object, and starts the watch again when it ends: from
+// the last version seen, or, if that expired, from a new list of the
+// namespace, in which case every subscription is told so, to read its
+// object again. A watch that ends early is resumed
 // at once, unnoticed by the locks; a second in a row, or a watch that fails
 // to open, ends every subscription (the locks poll until they subscribe
 // again), and the next waits a growing backoff; after maxEarlyHubEnds early
 // ends in a row the hub gives up, and its locks watch alone (and poll, if
 // that fails too).
-func (h *hub) run(ctx context.Context, w watch.Interface) {
+func (h *hub) run(ctx context.Context, w watch.Interface, rv string) {
 	defer close(h.done)
-	rv := ""
 	backoff := time.Duration(0)
 	early := 0
 	for {
@@ -297,7 +328,7 @@ func (h *hub) run(ctx context.Context, w watch.Interface) {
 				h.endSubscriptions()
 			}
 			if early >= maxEarlyHubEnds {
-				h.fail(fmt.Errorf("%w: its watches of %s keep ending as soon as they start", errNoHub, h.key.resource))
+				h.fail(fmt.Errorf("%w: its watches of %s keep ending as soon as they start", ErrNoHub, h.key.Resource))
 			}
 		}
 		if ctx.Err() != nil || h.isBroken() {
@@ -309,7 +340,20 @@ func (h *hub) run(ctx context.Context, w watch.Interface) {
 		case <-time.After(backoff):
 		}
 		var err error
-		w, err = h.watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true, TimeoutSeconds: ptrTo(int64(WatchTimeoutSeconds))})
+		if rv == "" {
+			// Bounded as the first list is: a list that hangs would keep
+			// the locks subscribed to a hub that tells them nothing.
+			listCtx, cancel := context.WithTimeout(ctx, hubStartTimeout)
+			rv, err = h.relist(listCtx)
+			cancel()
+			if errors.Is(err, ErrNoHub) {
+				h.fail(err)
+				return
+			}
+		}
+		if err == nil {
+			w, err = h.Watch(ctx, h.watchOptions(rv))
+		}
 		switch {
 		case err == nil:
 		case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
@@ -320,6 +364,46 @@ func (h *hub) run(ctx context.Context, w watch.Interface) {
 			h.endSubscriptions()
 		}
 	}
+}
+
+// watchOptions asks for every object from version rv, with bookmarks
+// and the lock's watch timeout.
+func (h *hub) watchOptions(rv string) metav1.ListOptions {
+	return metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true, TimeoutSeconds: ptrTo(h.TimeoutSeconds)}
+}
+
+// relist reads every object of the namespace, hands each to the
+// subscriptions of its name, and returns the list's version: the point the
+// next watch starts from, at which the hub knows every object. A list
+// without a numeric version shows that the clientset does not order events
+// (client-go's stock fake, before v0.36, gives none): no hub then.
+func (h *hub) relist(ctx context.Context) (string, error) {
+	list, err := h.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	listMeta, err := meta.ListAccessor(list)
+	if err != nil {
+		return "", fmt.Errorf("%w: list of %s: %w", ErrNoHub, h.key.Resource, err)
+	}
+	rv := listMeta.GetResourceVersion()
+	if _, err := strconv.ParseUint(rv, 10, 64); err != nil {
+		return "", fmt.Errorf("%w: the list of %s has resourceVersion %q, which orders no events", ErrNoHub, h.key.Resource, rv)
+	}
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return "", fmt.Errorf("%w: list of %s: %w", ErrNoHub, h.key.Resource, err)
+	}
+	for _, item := range items {
+		m, err := meta.Accessor(item)
+		if err != nil {
+			continue
+		}
+		if !h.dispatch(m.GetName(), m.GetResourceVersion(), watch.Event{Type: watch.Added, Object: item}) {
+			return "", fmt.Errorf("%w: resourceVersions of %s do not grow", ErrNoHub, h.key.Resource)
+		}
+	}
+	return rv, nil
 }
 
 // endSubscriptions ends every subscription; their locks subscribe again.
@@ -428,7 +512,7 @@ func (h *hub) dispatch(name, rv string, ev watch.Event) bool {
 		return true
 	}
 	if seen && (err != nil || version <= versionOf(last)) {
-		h.failLocked(fmt.Errorf("%w: resourceVersions of %s do not grow", errNoHub, h.key.resource))
+		h.failLocked(fmt.Errorf("%w: resourceVersions of %s do not grow", ErrNoHub, h.key.Resource))
 		return false
 	}
 	h.latest[name] = ev
@@ -549,9 +633,9 @@ func (h *hub) retireIfIdle() {
 	}
 }
 
-// sinceVersion is the version a lock subscribes from: that of the object it
+// SinceVersion is the version a lock subscribes from: that of the object it
 // last read, or "0" (every event is news) if it found none.
-func sinceVersion(read bool, rv string) string {
+func SinceVersion(read bool, rv string) string {
 	if !read {
 		return "0"
 	}

@@ -1,4 +1,4 @@
-package k8sresourcelock
+package hub
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
@@ -28,12 +29,12 @@ import (
 var clients = map[*fakekube.Clientset]coordinationv1client.CoordinationV1Interface{}
 
 // namedLeaseLock is a Lease lock called name on cs.
-func namedLeaseLock(cs *fakekube.Clientset, name string) *LeaseLock {
+func namedLeaseLock(cs *fakekube.Clientset, name string) *testLock {
 	if clients[cs] == nil {
 		clients[cs] = cs.CoordinationV1()
 	}
-	return &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Client: clients[cs],
-		LockConfig: ResourceLockConfig{Identity: "w"}}
+	return &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Client: clients[cs],
+		LockConfig: lockConfig{Identity: "w"}}
 }
 
 // next waits a moment for an event of w.
@@ -54,7 +55,7 @@ func TestOneWatchServesManyLocks(t *testing.T) {
 	ctx := context.Background()
 	cs := fakekube.New()
 	var watches []watch.Interface
-	var locks []*LeaseLock
+	var locks []*testLock
 	for i := range 10 {
 		lock := namedLeaseLock(cs, fmt.Sprintf("election-%d", i))
 		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
@@ -203,12 +204,13 @@ func TestNoHubWhereNamespaceWatchIsForbidden(t *testing.T) {
 }
 
 // TestNoHubWithoutOrderedVersions: client-go's stock fake keeps whatever
-// resourceVersion an object was seeded with; a hub that sees a version that
-// does not grow ends its subscriptions, and locks watch alone from then on.
+// resourceVersion an object was seeded with; a hub whose list has no version,
+// or that sees a version that does not grow, ends its subscriptions, and
+// locks watch alone from then on.
 func TestNoHubWithoutOrderedVersions(t *testing.T) {
 	ctx := context.Background()
 	cs := fake.NewClientset(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "leader", ResourceVersion: "5"}})
-	lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "leader"}, Client: cs.CoordinationV1(), LockConfig: ResourceLockConfig{Identity: "a"}}
+	lock := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "leader"}, Client: cs.CoordinationV1(), LockConfig: lockConfig{Identity: "a"}}
 	if _, _, err := lock.Get(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -216,10 +218,12 @@ func TestNoHubWithoutOrderedVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Write until the hub has seen the version twice (some client-go
-	// versions' fakes replay the existing object to a new watch, some do
+	// Before v0.36 the fake's list has no version, and the hub refuses at
+	// once. Later ones have one: write until the hub has seen the version
+	// twice (some fakes replay the existing object to a new watch, some do
 	// not).
-	for writes := 1; ; writes++ {
+	_, shared := w.(*subscription)
+	for writes := 1; shared; writes++ {
 		if writes > 3 {
 			t.Fatal("the shared watch goes on after three writes at one version")
 		}
@@ -238,6 +242,17 @@ func TestNoHubWithoutOrderedVersions(t *testing.T) {
 	defer w.Stop()
 	if _, shared := w.(*subscription); shared {
 		t.Fatal("a shared watch again, for versions known not to grow")
+	}
+}
+
+// watchOnly is a namespace source whose list is empty, at version 1, and
+// whose watch is watchFn.
+func watchOnly(watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) Source {
+	return Source{
+		List: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			return &coordinationv1.LeaseList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}}, nil
+		},
+		Watch: watchFn,
 	}
 }
 
@@ -263,8 +278,8 @@ func changedLeaseEvent(name, rv string) watch.Event {
 // else; a version that does not grow ends it.
 func TestHubDeliversOnlyNewerStatesOfTheName(t *testing.T) {
 	source := watch.NewFake()
-	key := hubKey{client: new(struct{ int }), namespace: ns, resource: "leases"}
-	w, err := subscribe(t.Context(), key, "mine", "5", func(context.Context, metav1.ListOptions) (watch.Interface, error) { return source, nil })
+	key := Key{Client: new(struct{ int }), Namespace: ns, Resource: "leases"}
+	w, err := Subscribe(t.Context(), key, "mine", "5", watchOnly(func(context.Context, metav1.ListOptions) (watch.Interface, error) { return source, nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +340,7 @@ func TestHubGivesUpOnWatchesThatEndAtOnce(t *testing.T) {
 			w.Stop()
 			return w, nil
 		}}
-		lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "ends"}, Client: client, LockConfig: ResourceLockConfig{Identity: "w"}}
+		lock := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "ends"}, Client: client, LockConfig: lockConfig{Identity: "w"}}
 		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
 			t.Fatal(err)
 		}
@@ -377,7 +392,7 @@ func TestHubOpeningHoldsUpNoOtherLock(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}}
-	remote := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: "remote", Name: "x"}, Client: hanging, LockConfig: ResourceLockConfig{Identity: "x"}}
+	remote := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: "remote", Name: "x"}, Client: hanging, LockConfig: lockConfig{Identity: "x"}}
 	if err := remote.Create(ctx, record("x", "", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +435,7 @@ func TestSubscribingAsTheLastSubscriberLeaves(t *testing.T) {
 	ctx := context.Background()
 	cs := fakekube.New()
 	leaving, joining := namedLeaseLock(cs, "leaving"), namedLeaseLock(cs, "joining")
-	for _, lock := range []*LeaseLock{leaving, joining} {
+	for _, lock := range []*testLock{leaving, joining} {
 		if err := lock.Create(ctx, record("a", "", 0)); err != nil {
 			t.Fatal(err)
 		}
@@ -464,13 +479,13 @@ func TestSubscribingAsTheLastSubscriberLeaves(t *testing.T) {
 // itself broken while a subscription leaves.
 func TestHubBreakingWhileASubscriberLeaves(t *testing.T) {
 	source := watch.NewFake()
-	key := hubKey{client: new(struct{ int }), namespace: ns, resource: "leases"}
-	watchFn := func(context.Context, metav1.ListOptions) (watch.Interface, error) { return source, nil }
-	stays, err := subscribe(t.Context(), key, "mine", "1", watchFn)
+	key := Key{Client: new(struct{ int }), Namespace: ns, Resource: "leases"}
+	watchFn := watchOnly(func(context.Context, metav1.ListOptions) (watch.Interface, error) { return source, nil })
+	stays, err := Subscribe(t.Context(), key, "mine", "1", watchFn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaves, err := subscribe(t.Context(), key, "other", "1", watchFn)
+	leaves, err := Subscribe(t.Context(), key, "other", "1", watchFn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,9 +522,9 @@ func TestHubOpeningOutlivesAnImpatientLock(t *testing.T) {
 			return nil, ctx.Err()
 		}
 	}}
-	impatient := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "a"}, Client: client, LockConfig: ResourceLockConfig{Identity: "a"}}
-	patient := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "b"}, Client: client, LockConfig: ResourceLockConfig{Identity: "b"}}
-	for _, lock := range []*LeaseLock{impatient, patient} {
+	impatient := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "a"}, Client: client, LockConfig: lockConfig{Identity: "a"}}
+	patient := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "b"}, Client: client, LockConfig: lockConfig{Identity: "b"}}
+	for _, lock := range []*testLock{impatient, patient} {
 		if err := lock.Create(ctx, record(lock.Identity(), "", 0)); err != nil {
 			t.Fatal(err)
 		}
@@ -534,7 +549,7 @@ func TestHubOpeningOutlivesAnImpatientLock(t *testing.T) {
 	// Both wait for the opening; the first to have asked gives up.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		hubs.Lock()
-		h := hubs.byKey[hubKey{client, ns, "leases"}]
+		h := hubs.byKey[Key{Client: client, Namespace: ns, Resource: "leases"}]
 		hubs.Unlock()
 		waiting := 0
 		if h != nil {
@@ -569,11 +584,11 @@ func TestHubOpeningOutlivesAnImpatientLock(t *testing.T) {
 	}
 
 	// Alone, a lock that gives up calls the opening off.
-	lone := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: "elsewhere", Name: "c"}, Client: &leasesWithNamespaceWatch{LeasesGetter: cs.CoordinationV1(), nsWatch: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+	lone := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: "elsewhere", Name: "c"}, Client: &leasesWithNamespaceWatch{LeasesGetter: cs.CoordinationV1(), nsWatch: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
 		<-ctx.Done()
 		close(calledOff)
 		return nil, ctx.Err()
-	}}, LockConfig: ResourceLockConfig{Identity: "c"}}
+	}}, LockConfig: lockConfig{Identity: "c"}}
 	if err := lone.Create(ctx, record("c", "", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -603,7 +618,7 @@ func TestHubResumesOneEarlyEndUnseen(t *testing.T) {
 		}
 		return w, err
 	}}
-	lock := &LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "resumes"}, Client: client, LockConfig: ResourceLockConfig{Identity: "a"}}
+	lock := &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: "resumes"}, Client: client, LockConfig: lockConfig{Identity: "a"}}
 	if err := lock.Create(ctx, record("a", "", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -641,7 +656,7 @@ func TestHubResumesOneEarlyEndUnseen(t *testing.T) {
 // the hub last had of an object (newer fakes replay it) is not mistaken for
 // versions that do not grow; a different state at the same version is.
 func TestHubIgnoresAReplayedState(t *testing.T) {
-	h := newHub(hubKey{}, nil)
+	h := newHub(Key{}, Source{})
 	defer h.cancel()
 	sub, err := h.add("replayed", 0)
 	if err != nil {
@@ -666,5 +681,148 @@ func TestHubIgnoresAReplayedState(t *testing.T) {
 	}
 	if h.dispatch("replayed", "7", watch.Event{Type: watch.Modified, Object: lease("b")}) {
 		t.Fatal("a different state at the same version did not give the hub up")
+	}
+}
+
+// modelLock is a Lease lock called name on the API server model s.
+func modelLock(s *apiServerLeases, name string) *testLock {
+	return &testLock{LeaseMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Client: s, LockConfig: lockConfig{Identity: "w"}}
+}
+
+// watchShared reads lock and watches it, and fails unless the watch is the
+// shared one.
+func watchShared(t *testing.T, lock *testLock) watch.Interface {
+	t.Helper()
+	if _, _, err := lock.Get(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w, err := lock.Watch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if _, shared := w.(*subscription); !shared {
+		t.Fatalf("lock %s watches alone, want the shared watch", lock.Describe())
+	}
+	return w
+}
+
+// nextHolder reads w until an event of holder, and fails if w ends or
+// reports an error first.
+func nextHolder(t *testing.T, w watch.Interface, holder string) {
+	t.Helper()
+	for {
+		ev, ok := next(t, w)
+		if !ok || ev.Type == watch.Error {
+			t.Fatalf("the shared watch ended (%v, %v) before holder %s came", ok, ev.Object, holder)
+		}
+		if l := ev.Object.(*coordinationv1.Lease); l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == holder {
+			return
+		}
+	}
+}
+
+// TestHubSharesOnAfterEarlyEnds: on an API server, a shared watch that
+// ends resumes from a point that is consistent for every object of the
+// namespace, whether it is the first watch, which ends early, or a later one
+// that started from scratch after its resume point expired: it goes on
+// serving every lock, and no lock falls back to a watch of its own. (A watch
+// without a resourceVersion lists the objects in key order, each at its own
+// version; resuming from the last of those replays older changes of objects
+// already seen, which looked like versions that do not grow.)
+func TestHubSharesOnAfterEarlyEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newAPIServerLeases()
+		s.write("a", "x")
+		s.write("b", "x")
+		s.write("a", "y") // a, renewed twice after b was last written
+		s.write("a", "z")
+		wa := watchShared(t, modelLock(s, "a"))
+		wb := watchShared(t, modelLock(s, "b"))
+		synctest.Wait()
+		s.cut() // the first watch ends early
+		s.write("a", "after-first-end")
+		s.write("b", "after-first-end")
+		nextHolder(t, wa, "after-first-end")
+		nextHolder(t, wb, "after-first-end")
+
+		// A later watch starts from scratch: the resume point expired.
+		time.Sleep(healthyHubWatch)
+		s.otherWrite()
+		s.compact()
+		s.cut()
+		for _, w := range []watch.Interface{wa, wb} {
+			if ev, ok := next(t, w); !ok || !apierrors.IsResourceExpired(apierrors.FromObject(ev.Object)) {
+				t.Fatalf("after the resume point expired the subscription got %v, %v; want an error saying so", ev.Type, ok)
+			}
+		}
+		s.write("b", "x")
+		s.write("a", "y")
+		s.write("a", "z")
+		wa = watchShared(t, modelLock(s, "a"))
+		wb = watchShared(t, modelLock(s, "b"))
+		synctest.Wait()
+		time.Sleep(healthyHubWatch)
+		s.cut() // that later watch ends
+		s.write("a", "after-later-end")
+		s.write("b", "after-later-end")
+		nextHolder(t, wa, "after-later-end")
+		nextHolder(t, wb, "after-later-end")
+
+		// Two early ends in a row end the subscriptions, but the locks
+		// that subscribe again still share.
+		s.cut()
+		synctest.Wait()
+		s.cut()
+		for _, w := range []watch.Interface{wa, wb} {
+			for ok := true; ok; _, ok = next(t, w) {
+			}
+		}
+		wa = watchShared(t, modelLock(s, "a"))
+		watchShared(t, modelLock(s, "b"))
+		synctest.Wait()
+		s.write("a", "after-two-early-ends")
+		nextHolder(t, wa, "after-two-early-ends")
+		if _, _, alone := s.served(); alone != 0 {
+			t.Fatalf("%d locks fell back to a watch of their own after ends of the shared watch", alone)
+		}
+	})
+}
+
+// TestHubRereadsWhenItsResumePointExpired: a shared watch whose resume
+// point was compacted away (410 Gone, in the watch's stream as the watch
+// cache sends it, or as the watch opens) has lost track of its objects: it
+// tells every subscription so, which makes each lock read its object again,
+// lists the namespace again, and shares on.
+func TestHubRereadsWhenItsResumePointExpired(t *testing.T) {
+	for _, onOpen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("on open %v", onOpen), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newAPIServerLeases()
+				s.expireOnOpen = onOpen
+				s.write("a", "x")
+				w := watchShared(t, modelLock(s, "a"))
+				synctest.Wait()
+				_, listed, _ := s.served()
+				s.otherWrite() // the hub's version falls behind, then is compacted
+				s.compact()
+				s.cut()
+				ev, ok := next(t, w)
+				if !ok || ev.Type != watch.Error || !apierrors.IsResourceExpired(apierrors.FromObject(ev.Object)) {
+					t.Fatalf("after its resume point expired the subscription got %v (open %v); want an error telling its lock to read again", ev.Type, ok)
+				}
+				if _, ok := next(t, w); ok {
+					t.Fatal("the subscription goes on after its hub lost track of the objects")
+				}
+				time.Sleep(healthyHubWatch) // past any backoff
+				synctest.Wait()
+				if _, relisted, _ := s.served(); relisted <= listed {
+					t.Fatal("the hub did not list the namespace again after its resume point expired")
+				}
+				w = watchShared(t, modelLock(s, "a"))
+				s.write("a", "after-expiry")
+				nextHolder(t, w, "after-expiry")
+			})
+		})
 	}
 }
