@@ -51,4 +51,8 @@
 // SetProvider is process-wide and the first call wins: electors of one
 // process share a provider, and tell their series apart by Name. Give the
 // electors of one process distinct names.
+//
+// Alerting rules (also as a PrometheusRule) and a Grafana dashboard for
+// these metrics, tested against them, are in the repository's
+// prommetrics/monitoring directory.
 package prommetrics
