@@ -10,7 +10,9 @@ test: lint unit e2e
 # Integrations with other libraries (Prometheus, controller-runtime) are small
 # Go modules of their own in subfolders, so that the library's own go.mod keeps
 # only the k8s.io set; lint and the unit tier run in each of them too.
-SATELLITES := $(patsubst %/go.mod,%,$(filter-out testbed/go.mod,$(wildcard */go.mod)))
+# Tools with dependencies of their own (the kubectl plugin) sit one level
+# deeper, under cmd/.
+SATELLITES := $(patsubst %/go.mod,%,$(filter-out testbed/go.mod testbed/%/go.mod,$(wildcard */go.mod */*/go.mod)))
 
 # The demo: three revisions of a controller compete on an embedded control
 # plane (or the cluster of $KUBECONFIG). Pass flags with ARGS="-duration 60s".
