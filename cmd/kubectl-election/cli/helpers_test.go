@@ -81,10 +81,12 @@ func heldSpec(holder string, transitions, duration int32, renewedAgo time.Durati
 func fixtures() []runtime.Object {
 	at := func(ago time.Duration) string { return testNow.Add(-ago).Format(time.RFC3339) }
 	return []runtime.Object{
-		// Ours: a key, and a standing handoff offer.
+		// Ours: a key, a standing handoff offer, and a request left
+		// from an earlier term, which lapsed when the lock changed hands.
 		leaseObj("ns", "ours", heldSpec("a", 3, 15, 5*time.Second), map[string]string{
-			rl.LeaseHolderKey:       "5",
-			rl.HandoffAnnotationKey: `{"holder":"a","withinSeconds":12}`,
+			rl.LeaseHolderKey:              "5",
+			rl.HandoffAnnotationKey:        `{"holder":"a","withinSeconds":12}`,
+			rl.HandoffRequestAnnotationKey: `{"to":"z","term":2,"holderIdentity":"a","holderKey":"5","leaseDurationSeconds":15}`,
 		}),
 		// Upstream's: no key, and a lease that ran out 5s ago.
 		leaseObj("ns", "upstream", heldSpec("u", 1, 15, 20*time.Second), nil),
