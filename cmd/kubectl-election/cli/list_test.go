@@ -162,6 +162,8 @@ func TestBadInput(t *testing.T) {
 			`error: describe takes one NAME, got 0 arguments []`},
 		{"unknown kind", nil, []string{"describe", "secret/x"},
 			`error: election "secret/x": kind "secret" is not one of lease, configmap, endpoints`},
+		{"unknown command", nil, []string{"bogus"},
+			`error: unknown command "bogus" for "kubectl election"`},
 		{"watch a name in all namespaces", nil, []string{"watch", "ours", "-A"},
 			`error: watch NAME and --all-namespaces conflict: a name is looked up in one namespace`},
 	}

@@ -75,8 +75,11 @@ func run(ctx context.Context, root *cobra.Command, args []string, streams generi
 
 func (e *env) command() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "kubectl election",
-		Short: "Show the leader elections of a cluster",
+		// kubectl runs the binary kubectl-election; errors and help
+		// name it as the user typed it.
+		Use:         "kubectl-election",
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl election"},
+		Short:       "Show the leader elections of a cluster",
 		Long: `kubectl election shows leader elections: Leases, and the ConfigMap and
 Endpoints records (annotation control-plane.alpha.kubernetes.io/leader) that
 k8sleaderelection, client-go's and Istio's electors write. For each it shows
