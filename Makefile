@@ -10,8 +10,9 @@ test: lint unit e2e
 # Integrations with other libraries (Prometheus, controller-runtime) are small
 # Go modules of their own in subfolders, so that the library's own go.mod keeps
 # only the k8s.io set; lint and the unit tier run in each of them too. They
-# may nest one level (prommetrics/monitoring tests prommetrics' alerts with
-# Prometheus itself, which prommetrics' importers must not inherit).
+# may nest one level: prommetrics/monitoring tests prommetrics' alerts with
+# Prometheus itself, which prommetrics' importers must not inherit, and tools
+# with dependencies of their own (the kubectl plugin) sit under cmd/.
 SATELLITES := $(patsubst %/go.mod,%,$(filter-out testbed/%,$(wildcard */go.mod */*/go.mod)))
 
 # The demo: three revisions of a controller compete on an embedded control
