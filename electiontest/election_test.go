@@ -3,6 +3,7 @@ package electiontest_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -394,4 +395,48 @@ type gatedLeases struct {
 func (l gatedLeases) Update(ctx context.Context, lease *coordinationv1.Lease, opts metav1.UpdateOptions) (*coordinationv1.Lease, error) {
 	l.gate.pass()
 	return l.LeaseInterface.Update(ctx, lease, opts)
+}
+
+// TestHoldWaitsForAHolderWhoseStopTimeoutIsEndless: a holder with
+// StopTimeout math.MaxInt64 ("as long as it takes") offers the longest
+// handoff time there is; Hold must read that offer as the longest, not
+// wrap it around into the past and steal while the holder's work runs.
+func TestHoldWaitsForAHolderWhoseStopTimeoutIsEndless(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		lec := e.Config("me", "canary")
+		lec.StopTimeout = math.MaxInt64
+		var workDone, stopped atomic.Bool
+		lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
+			<-ctx.Done()
+			<-e.Clock.After(3 * time.Second) // winds down
+			workDone.Store(true)
+		}
+		lec.Callbacks.OnStoppedLeading = func() { stopped.Store(workDone.Load()) }
+		r, err := e.Start(ctx, lec, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.WaitLeading(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Hold(ctx, "stable-1", "stable"); err != nil {
+			t.Fatal(err)
+		}
+		if !workDone.Load() || !stopped.Load() {
+			t.Errorf("Hold returned with the holder's work returned=%v and OnStoppedLeading run after it=%v: it stole from a holder whose offer is endless", workDone.Load(), stopped.Load())
+		}
+		if err := e.AdvanceUntil(ctx, func() bool {
+			select {
+			case <-r.Done():
+				return workDone.Load()
+			default:
+				return false
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
