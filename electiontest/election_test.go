@@ -3,6 +3,7 @@ package electiontest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -16,7 +17,9 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/k8sleaderelection/k8sleaderelection"
 	"github.com/k8sleaderelection/k8sleaderelection/electiontest"
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
 // TestTheStoryOfATerm drives one replica through every turn the package
@@ -437,6 +440,36 @@ func TestHoldWaitsForAHolderWhoseStopTimeoutIsEndless(t *testing.T) {
 			}
 		}); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestStartRefusesTypedNils: a Lock or Clock that is a nil pointer (what a
+// constructor that failed returns beside its error) is an error of Start
+// naming the field, never a panic.
+func TestStartRefusesTypedNils(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		start := func(lec k8sleaderelection.LeaderElectionConfig) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			_, err = e.Start(ctx, lec, false)
+			return err
+		}
+		lec := e.Config("me", "")
+		lec.Lock = (*rl.LeaseLock)(nil)
+		if err := start(lec); err == nil || strings.Contains(err.Error(), "panic") || !strings.Contains(err.Error(), "Lock") {
+			t.Errorf("Start with a nil *LeaseLock: %v; want an error naming Lock, not a panic", err)
+		}
+		lec = e.Config("me", "")
+		lec.Clock = (*clocktesting.FakeClock)(nil)
+		if err := start(lec); err == nil || strings.Contains(err.Error(), "panic") || !strings.Contains(err.Error(), "lock") {
+			t.Errorf("Start with a nil *FakeClock: %v; want an error naming the clock, not a panic", err)
 		}
 	})
 }
