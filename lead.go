@@ -35,6 +35,8 @@ type ending struct {
 // just lets it go. stopped runs OnStoppedLeading (once).
 func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 	logger := klog.FromContext(ctx)
+	term, _ := le.currentTerm()
+	le.termUID = term.UID
 	workCtx, stopWork := context.WithCancel(le.withTerm(ctx))
 	defer stopWork()
 	workDone := make(chan struct{})
@@ -190,6 +192,12 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			return le.askedToHandOver(logger)
 		case err != nil:
 			le.logFailure(logger, err, "Could not renew the lease; will retry until the renew deadline")
+		case le.termMoved():
+			// The Lease we renewed names us, but it is not the one our
+			// term began in: it was deleted and created again (restored
+			// from a backup, re-applied) between two renewals. No write
+			// stamped in our term can pass a fence any more.
+			return ending{why: "the Lease was deleted and created again since our term began (its UID changed)", lost: true}
 		case !le.markRenewed(start):
 			return ending{why: fmt.Sprintf("the renewal returned after the renew deadline (%v)", le.config.RenewDeadline), lost: true}
 		default:
@@ -329,4 +337,15 @@ func (le *LeaderElector) successorLease(seconds int) int {
 		return le.leaseSeconds
 	}
 	return seconds
+}
+
+// termMoved reports whether the lock's object is no longer the one our
+// term began in: a Lease whose UID changed was deleted and created again.
+func (le *LeaderElector) termMoved() bool {
+	lock, ok := le.config.Lock.(rl.TermLock)
+	if !ok {
+		return false
+	}
+	_, _, uid := lock.TermObject()
+	return uid != le.termUID
 }

@@ -124,6 +124,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -352,6 +353,9 @@ type LeaderElector struct {
 	// toldNoLease is set once a coordinated candidate has said that its
 	// Lease does not exist, so that it says so once.
 	toldNoLease bool
+	// termUID is the UID of the lock's object (a Lease's) when our term
+	// began; "" for a lock without one.
+	termUID types.UID
 	// lastWork is closed when the last term's OnStartedLeading returns; a
 	// later Run competes only after that.
 	lastWork <-chan struct{}

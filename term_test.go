@@ -150,3 +150,51 @@ type pollingLeaseLock struct {
 	rl.Versioned
 	rl.TermLock
 }
+
+// TestTermEndsWhenTheLeaseIsRestoredBetweenRenewals: the Lease is deleted
+// and at once created again with the very same spec (a restore from a
+// backup taken during this term, a GitOps tool re-applying it), naming the
+// leader, between two of its renewals. The new Lease has a new UID, so no
+// write stamped in the running term can pass the policy again: the term
+// must end, as when the Lease is only deleted, rather than renew the new
+// Lease and run on with every fenced write refused.
+func TestTermEndsWhenTheLeaseIsRestoredBetweenRenewals(t *testing.T) {
+	for _, watch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "poll", true: "watch"}[watch], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fakekube.New()
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", ""))
+				if !watch {
+					lease := lec.Lock.(*rl.LeaseLock)
+					lec.Lock = pollingLeaseLock{lease, lease, lease}
+				}
+				a := runCandidate(t, ctx, lec, nil)
+				work := a.leading(t)
+				term1, _ := TermFromContext(work)
+				leases := cs.CoordinationV1().Leases(testNamespace)
+				backup, err := leases.Get(context.Background(), testLockName, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := leases.Delete(context.Background(), testLockName, metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				restored := backup.DeepCopy()
+				restored.UID, restored.ResourceVersion = "", ""
+				if _, err := leases.Create(context.Background(), restored, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-work.Done():
+				case <-time.After(patience):
+					uid := leaseUID(t, cs)
+					t.Fatalf("the Lease of term %s was restored under UID %s; the term's work still runs %v later, when no write of it can pass the policy", term1, uid, patience)
+				}
+				cancel()
+				a.finished(t)
+			})
+		})
+	}
+}

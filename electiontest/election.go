@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -170,7 +171,7 @@ func (e *Election) Hold(ctx context.Context, identity, key string) error {
 			asking := e.Clock.Now()
 			err = e.put(ctx, lock, exists, record)
 			if err == nil && answerBy.IsZero() {
-				answerBy = asking.Add(time.Duration(record.Handoff.WithinSeconds) * time.Second)
+				answerBy = asking.Add(offerSeconds(record.Handoff.WithinSeconds))
 			}
 		default:
 			// Asked, and the holder has time left: let it work.
@@ -188,6 +189,17 @@ func (e *Election) Hold(ctx context.Context, identity, key string) error {
 			return err
 		}
 	}
+}
+
+// offerSeconds is a holder's handoff offer as a Duration, saturated at the
+// longest one: a holder whose StopTimeout is math.MaxInt64 offers more
+// seconds than a Duration holds, and wrapped around, the offer would lie in
+// the past and Hold would steal at once.
+func offerSeconds(n int) time.Duration {
+	if n > int(math.MaxInt64/time.Second) {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * time.Second
 }
 
 // Release writes the lock free, as a holder that releases it does. It does

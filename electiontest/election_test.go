@@ -3,6 +3,8 @@ package electiontest_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +17,9 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/k8sleaderelection/k8sleaderelection"
 	"github.com/k8sleaderelection/k8sleaderelection/electiontest"
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
 // TestTheStoryOfATerm drives one replica through every turn the package
@@ -394,4 +398,78 @@ type gatedLeases struct {
 func (l gatedLeases) Update(ctx context.Context, lease *coordinationv1.Lease, opts metav1.UpdateOptions) (*coordinationv1.Lease, error) {
 	l.gate.pass()
 	return l.LeaseInterface.Update(ctx, lease, opts)
+}
+
+// TestHoldWaitsForAHolderWhoseStopTimeoutIsEndless: a holder with
+// StopTimeout math.MaxInt64 ("as long as it takes") offers the longest
+// handoff time there is; Hold must read that offer as the longest, not
+// wrap it around into the past and steal while the holder's work runs.
+func TestHoldWaitsForAHolderWhoseStopTimeoutIsEndless(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		lec := e.Config("me", "canary")
+		lec.StopTimeout = math.MaxInt64
+		var workDone, stopped atomic.Bool
+		lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
+			<-ctx.Done()
+			<-e.Clock.After(3 * time.Second) // winds down
+			workDone.Store(true)
+		}
+		lec.Callbacks.OnStoppedLeading = func() { stopped.Store(workDone.Load()) }
+		r, err := e.Start(ctx, lec, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.WaitLeading(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Hold(ctx, "stable-1", "stable"); err != nil {
+			t.Fatal(err)
+		}
+		if !workDone.Load() || !stopped.Load() {
+			t.Errorf("Hold returned with the holder's work returned=%v and OnStoppedLeading run after it=%v: it stole from a holder whose offer is endless", workDone.Load(), stopped.Load())
+		}
+		if err := e.AdvanceUntil(ctx, func() bool {
+			select {
+			case <-r.Done():
+				return workDone.Load()
+			default:
+				return false
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestStartRefusesTypedNils: a Lock or Clock that is a nil pointer (what a
+// constructor that failed returns beside its error) is an error of Start
+// naming the field, never a panic.
+func TestStartRefusesTypedNils(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		e := electiontest.New("ns", "lock")
+		start := func(lec k8sleaderelection.LeaderElectionConfig) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			_, err = e.Start(ctx, lec, false)
+			return err
+		}
+		lec := e.Config("me", "")
+		lec.Lock = (*rl.LeaseLock)(nil)
+		if err := start(lec); err == nil || strings.Contains(err.Error(), "panic") || !strings.Contains(err.Error(), "Lock") {
+			t.Errorf("Start with a nil *LeaseLock: %v; want an error naming Lock, not a panic", err)
+		}
+		lec = e.Config("me", "")
+		lec.Clock = (*clocktesting.FakeClock)(nil)
+		if err := start(lec); err == nil || strings.Contains(err.Error(), "panic") || !strings.Contains(err.Error(), "lock") {
+			t.Errorf("Start with a nil *FakeClock: %v; want an error naming the clock, not a panic", err)
+		}
+	})
 }

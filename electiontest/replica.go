@@ -40,7 +40,9 @@ func (e *Election) Start(ctx context.Context, lec k8sleaderelection.LeaderElecti
 	if lec.Lock == nil {
 		return nil, errors.New("electiontest: lec.Lock is nil; use the election's Config or Lock")
 	}
-	r := &Replica{identity: lec.Lock.Identity(), done: make(chan struct{}), changed: make(chan struct{})}
+	// The identity is asked for once NewLeaderElector has checked the
+	// lock: a nil pointer in lec.Lock would panic here.
+	r := &Replica{done: make(chan struct{}), changed: make(chan struct{})}
 	callbacks := lec.Callbacks
 	lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
 		r.record(func() { r.terms = append(r.terms, ctx) })
@@ -64,7 +66,7 @@ func (e *Election) Start(ctx context.Context, lec k8sleaderelection.LeaderElecti
 	if err != nil {
 		return nil, err
 	}
-	r.Elector = le
+	r.Elector, r.identity = le, lec.Lock.Identity()
 	go func() {
 		defer close(r.done)
 		defer r.record(func() {}) // wake waiters: Run returned

@@ -11,7 +11,7 @@ import (
 )
 
 // TermAnnotation is the annotation a fenced write carries: the term it was
-// made in, as Term.String writes it ("<leaseTransitions>/<holder>").
+// made in, as Term.String writes it ("<uid>/<leaseTransitions>/<holder>").
 const TermAnnotation = "k8sleaderelection.github.io/term"
 
 // ErrNoTerm is returned for a write that cannot be stamped: its context

@@ -39,7 +39,9 @@ func Config(config *rest.Config, resources ...Resource) *rest.Config {
 // (protobuf, a JSON patch: the client must send JSON, as Config makes it),
 // when its path names no resource it can read (WrapTransport expects the
 // API at the server's root; for a Host with a path use Config, which knows
-// it), or when it writes a fenced resource in a namespace other than the
+// it; a path that goes on past a subresource, a proxy's, is refused, since a
+// proxy prefix such as Karmada's can make any API path look like one), or
+// when it writes a fenced resource in a namespace other than the
 // Lease's, which the policy is not bound to (Policy binds one namespace).
 //
 //	client := kubernetes.NewForConfigOrDie(fence.Config(config, fence.Resource{Resource: "configmaps"}))
@@ -189,7 +191,8 @@ type target struct {
 // relative to root, the path the API is served under:
 // <root>/api/v1/namespaces/ns/configmaps/name,
 // <root>/apis/apps/v1/namespaces/ns/deployments/name/status. ok is false
-// for a path outside root or one that names no resource.
+// for a path outside root, one that names no resource, and one that goes on
+// past a subresource (a proxy's path).
 func targetOf(root, path string) (t target, ok bool) {
 	rest, under := strings.CutPrefix(path, root+"/")
 	if !under {
@@ -211,9 +214,14 @@ func targetOf(root, path string) (t target, ok bool) {
 		t.namespaced, t.namespace = true, parts[1]
 		parts = parts[2:]
 	}
-	switch len(parts) {
-	case 0:
+	if len(parts) == 0 || len(parts) > 3 {
+		// Beyond resource/name/subresource lies only a proxy's path,
+		// which may be a whole API path behind a proxy prefix that looks
+		// like one of ours (Karmada's .../clusters/<c>/proxy, a service
+		// proxy): the write's real target is unknown.
 		return target{}, false
+	}
+	switch len(parts) {
 	case 1:
 		t.resource = Resource{Group: group, Resource: parts[0]}
 	case 2:

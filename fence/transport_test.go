@@ -245,3 +245,36 @@ func TestTransportRefusesWritesOutsideTheLeaseNamespace(t *testing.T) {
 		t.Fatalf("a cluster-scoped resource went out stamped %q, want %q", got, termText)
 	}
 }
+
+// TestTransportRefusesWritesBehindAProxyPrefixItMistakesForAResource: an
+// API proxy's prefix can itself look like an API path (Karmada's
+// /apis/cluster.karmada.io/v1alpha1/clusters/<c>/proxy, a vcluster reached
+// through /api/v1/namespaces/<ns>/services/<svc>/proxy). Wrapped with
+// WrapTransport, which reads paths from the server's root, a fenced write
+// through such a client names a proxy subresource followed by the real
+// path; it must fail as one the transport cannot place, never go out
+// unstamped as a write of some other resource.
+func TestTransportRefusesWritesBehindAProxyPrefixItMistakesForAResource(t *testing.T) {
+	rec := &recorder{bodies: map[string]string{}}
+	server := httptest.NewServer(rec)
+	t.Cleanup(server.Close)
+	for _, prefix := range []string{
+		"/apis/cluster.karmada.io/v1alpha1/clusters/member1/proxy",
+		"/api/v1/namespaces/vc/services/https:vc:443/proxy",
+	} {
+		config := &rest.Config{Host: server.URL + prefix, ContentConfig: rest.ContentConfig{ContentType: "application/json"}}
+		config.Wrap(WrapTransport(Resource{Resource: "configmaps"}))
+		cms := kubernetes.NewForConfigOrDie(config).CoreV1().ConfigMaps("ns1")
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}
+		_, err := cms.Update(withTerm(t), cm, metav1.UpdateOptions{})
+		rec.mu.Lock()
+		body, sent := rec.bodies["PUT "+prefix+"/api/v1/namespaces/ns1/configmaps/x"]
+		rec.mu.Unlock()
+		if sent {
+			t.Fatalf("behind %s, a write of a fenced resource in a term went out as %q (err %v); want it refused, never sent unstamped", prefix, body, err)
+		}
+		if err == nil || !strings.Contains(err.Error(), "fence.Config") {
+			t.Fatalf("behind %s: %v; want the write refused, naming fence.Config", prefix, err)
+		}
+	}
+}
