@@ -119,14 +119,15 @@ func TestPreemptedByAHandoff(t *testing.T) {
 }
 
 // TestPreemptedByASteal: another replica writes itself into the lock over
-// the leader's running lease, as a higher key that cannot hand over does.
+// the leader's running lease, as a higher key does when the leader makes no
+// handoff offer (DisableHandoff, or an elector without handoffs).
 func TestPreemptedByASteal(t *testing.T) {
 	stealA := unique("steal-a")
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		e := electiontest.New("ns", "steal")
-		a := start(t, ctx, e, "a", "canary", stealA, nil)
+		a := start(t, ctx, e, "a", "canary", stealA, func(lec *k8sleaderelection.LeaderElectionConfig) { lec.DisableHandoff = true })
 		term, err := a.WaitLeading(ctx, 1)
 		if err != nil {
 			t.Fatal(err)

@@ -29,13 +29,15 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	e := electiontest.New("istio-system", "istio-leader")
-	replica, err := e.Start(ctx, e.Config("istiod-canary", "canary"), false)
+	config := e.Config("istiod-canary", "canary")
+	config.DisableHandoff = true // so that a higher key steals rather than asks
+	replica, err := e.Start(ctx, config, false)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	term, _ := replica.WaitLeading(ctx, 1)
-	_ = e.Hold(ctx, "istiod-stable", "stable") // a steal: it cannot hand over
+	_ = e.Hold(ctx, "istiod-stable", "stable") // a steal: the leader offers no handoff
 	_ = e.AdvanceUntil(ctx, func() bool { return term.Err() != nil })
 	<-replica.Done()
 
