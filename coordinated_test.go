@@ -2,6 +2,7 @@ package k8sleaderelection
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -9,7 +10,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
@@ -256,6 +259,81 @@ func TestCoordinatedCandidateRestarts(t *testing.T) {
 				if rec.HolderIdentity != "c" || rec.LeaderTransitions != 2 || rec.AcquireTime.IsZero() {
 					t.Fatalf("record after c's first renewal: %+v; want c, a second transition, an acquire time", rec)
 				}
+			})
+		})
+	}
+}
+
+// TestCoordinatedLeaderReelectedAfterAnOutageLeadsAgain: a coordinated
+// candidate that the control plane names again after an outage longer than its
+// lease leads again, although the Lease it finds is unchanged and expired.
+//
+// Found by an adversarial review of the first version, which it failed: a
+// coordinated leader run with RunAndRejoin is cut off from the API server for
+// longer than its lease. It steps down (correctly). The control plane, when
+// the cut-off ends, finds the Lease expired, runs an election, and picks the
+// same candidate again: kube-apiserver's leaderelection_controller then writes
+// nothing (electee == holder: not noHolderIdentity, not expiredAndNewHolder,
+// not differentHolder; the reflect.DeepEqual(existing, orig) branch). So the
+// Lease keeps naming "a", expired, forever. The rejoined elector sees the very
+// state it wrote last (same resourceVersion, so its observation keeps the old
+// "since") and decideCoordinated says "names us, expired, not leading: wait".
+// Nobody ever leads again, although the control plane has named a, and a's
+// write would be conditional on the resourceVersion it read (so a renewal
+// could never land over a reassignment).
+func TestCoordinatedLeaderReelectedAfterAnOutageLeadsAgain(t *testing.T) {
+	for _, fk := range fakes {
+		t.Run(fk.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fk.new()
+				var cutOff atomic.Bool
+				fail := func(k8stesting.Action) (bool, runtime.Object, error) {
+					if cutOff.Load() {
+						return true, nil, apierrors.NewServiceUnavailable("cut off")
+					}
+					return false, nil, nil
+				}
+				cs.PrependReactor("get", "leases", fail)
+				cs.PrependReactor("update", "leases", fail)
+				cp := controlPlane{t, cs}
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+
+				lec := coordinatedConfig(t, cs, "a")
+				starts := make(chan context.Context, 8)
+				lec.Callbacks.OnStartedLeading = func(ctx context.Context) { starts <- ctx; <-ctx.Done() }
+				lec.Callbacks.OnStoppedLeading = func() {}
+				le := newTestElector(t, lec, nil)
+				done := make(chan struct{})
+				go func() { defer close(done); le.RunAndRejoin(ctx) }()
+
+				cp.elect("a")
+				first := receive(t, starts, "a to lead once the control plane names it")
+				time.Sleep(3 * retryPeriod)
+
+				cutOff.Store(true)
+				time.Sleep(leaseDuration + 5*time.Second)
+				cutOff.Store(false)
+				select {
+				case <-first.Done():
+				default:
+					t.Fatal("a still leads after being cut off for longer than its lease")
+				}
+				// The control plane re-elects a: it writes nothing.
+				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "a" {
+					t.Fatalf("record after the cut-off: %+v; want it still naming a", rec)
+				}
+
+				select {
+				case <-starts:
+				case <-time.After(5 * time.Minute):
+					rec := readRecord(t, cs, rl.LeasesResourceLock)
+					t.Fatalf("no leader for 5 minutes after the cut-off ended: the Lease names a (%+v), which the control plane "+
+						"keeps as its pick and never rewrites, but a (RunAndRejoin) waits because the Lease it sees unchanged has expired; deadlock",
+						rec)
+				}
+				cancel()
+				receive(t, done, "RunAndRejoin to return")
 			})
 		})
 	}
