@@ -50,67 +50,63 @@ func getCandidate(t *testing.T, cs kubernetes.Interface, name string) *coordinat
 // renewing it, renews it on its own every CandidateRenewInterval, and
 // creates it again when it is deleted.
 func TestLeaseCandidateLifecycle(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				c, sync := newTestCandidate(t, cs, "kcm-1")
-				if got := sync.WaitForCacheSync(ctx.Done()); len(got) != 0 {
-					t.Fatalf("WaitForCacheSync before Run = %v, want an empty map at once (as an unstarted informer factory)", got)
-				}
-				done := make(chan struct{})
-				go func() { defer close(done); c.Run(ctx) }()
-				synctest.Wait()
-				key := reflect.TypeOf(&coordinationv1beta1.LeaseCandidate{})
-				if got := sync.WaitForCacheSync(ctx.Done()); !reflect.DeepEqual(got, map[reflect.Type]bool{key: true}) {
-					t.Fatalf("WaitForCacheSync after Run = %v, want the LeaseCandidate type synced", got)
-				}
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		c, sync := newTestCandidate(t, cs, "kcm-1")
+		if got := sync.WaitForCacheSync(ctx.Done()); len(got) != 0 {
+			t.Fatalf("WaitForCacheSync before Run = %v, want an empty map at once (as an unstarted informer factory)", got)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		synctest.Wait()
+		key := reflect.TypeOf(&coordinationv1beta1.LeaseCandidate{})
+		if got := sync.WaitForCacheSync(ctx.Done()); !reflect.DeepEqual(got, map[reflect.Type]bool{key: true}) {
+			t.Fatalf("WaitForCacheSync after Run = %v, want the LeaseCandidate type synced", got)
+		}
 
-				lc := getCandidate(t, cs, "kcm-1")
-				want := coordinationv1beta1.LeaseCandidateSpec{
-					LeaseName: "kube-controller-manager", BinaryVersion: "1.37.2", EmulationVersion: "1.36.0",
-					Strategy: coordinationv1.OldestEmulationVersion,
-				}
-				got := lc.Spec
-				got.RenewTime, got.PingTime = nil, nil
-				if !reflect.DeepEqual(got, want) || lc.Spec.RenewTime == nil {
-					t.Fatalf("created spec %+v; want %+v with a renew time", lc.Spec, want)
-				}
+		lc := getCandidate(t, cs, "kcm-1")
+		want := coordinationv1beta1.LeaseCandidateSpec{
+			LeaseName: "kube-controller-manager", BinaryVersion: "1.37.2", EmulationVersion: "1.36.0",
+			Strategy: coordinationv1.OldestEmulationVersion,
+		}
+		got := lc.Spec
+		got.RenewTime, got.PingTime = nil, nil
+		if !reflect.DeepEqual(got, want) || lc.Spec.RenewTime == nil {
+			t.Fatalf("created spec %+v; want %+v with a renew time", lc.Spec, want)
+		}
 
-				// The control plane pings; the candidate answers.
-				time.Sleep(time.Minute)
-				ping := metav1.NewMicroTime(time.Now())
-				lc.Spec.PingTime = &ping
-				if _, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Update(ctx, lc, metav1.UpdateOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				synctest.Wait()
-				if lc = getCandidate(t, cs, "kcm-1"); lc.Spec.RenewTime.Before(&ping) {
-					t.Fatalf("renew time %v is before the ping %v: the ping went unanswered", lc.Spec.RenewTime, ping)
-				}
+		// The control plane pings; the candidate answers.
+		time.Sleep(time.Minute)
+		ping := metav1.NewMicroTime(time.Now())
+		lc.Spec.PingTime = &ping
+		if _, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Update(ctx, lc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if lc = getCandidate(t, cs, "kcm-1"); lc.Spec.RenewTime.Before(&ping) {
+			t.Fatalf("renew time %v is before the ping %v: the ping went unanswered", lc.Spec.RenewTime, ping)
+		}
 
-				// Nobody pings: it renews on its own.
-				answered := lc.Spec.RenewTime.Time
-				time.Sleep(CandidateRenewInterval + time.Second)
-				if lc = getCandidate(t, cs, "kcm-1"); !lc.Spec.RenewTime.After(answered) {
-					t.Fatalf("not renewed in %v without a ping (renew time %v)", CandidateRenewInterval, lc.Spec.RenewTime)
-				}
+		// Nobody pings: it renews on its own.
+		answered := lc.Spec.RenewTime.Time
+		time.Sleep(CandidateRenewInterval + time.Second)
+		if lc = getCandidate(t, cs, "kcm-1"); !lc.Spec.RenewTime.After(answered) {
+			t.Fatalf("not renewed in %v without a ping (renew time %v)", CandidateRenewInterval, lc.Spec.RenewTime)
+		}
 
-				// Deleted (the control plane's garbage collection, or a
-				// person): created again.
-				if err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Delete(ctx, "kcm-1", metav1.DeleteOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(time.Second)
-				synctest.Wait()
-				getCandidate(t, cs, "kcm-1")
+		// Deleted (the control plane's garbage collection, or a
+		// person): created again.
+		if err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Delete(ctx, "kcm-1", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		getCandidate(t, cs, "kcm-1")
 
-				cancel()
-				receive(t, done, "Run to return")
-			})
-		})
-	}
+		cancel()
+		receive(t, done, "Run to return")
+	})
 }
 
 // TestLeaseCandidateNotServed: where the API server does not serve
@@ -321,53 +317,49 @@ func TestNewCandidateValidatesAsTheAPIServerDoes(t *testing.T) {
 // counts acknowledgements. Writing renewTime = max(now, pingTime) would answer
 // it with one write.
 func TestLeaseCandidateAnswersAPingFromAClockAheadOnce(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				var counting atomic.Bool
-				var updates atomic.Int32
-				boundAt := make(chan time.Time, 1)
-				cs.PrependReactor("update", "leasecandidates", func(k8stesting.Action) (bool, runtime.Object, error) {
-					if counting.Load() && updates.Add(1) == 200 {
-						boundAt <- time.Now()
-						cancel() // bound the hot loop; virtual time cannot pass while it runs
-					}
-					return false, nil, nil
-				})
-				c, _ := newTestCandidate(t, cs, "kcm-1")
-				done := make(chan struct{})
-				go func() { defer close(done); c.Run(ctx) }()
-				synctest.Wait()
-
-				lc := getCandidate(t, cs, "kcm-1")
-				ping := metav1.NewMicroTime(time.Now().Add(2 * time.Second)) // the control plane's clock is 2s ahead
-				lc.Spec.PingTime = &ping
-				if _, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Update(context.Background(), lc, metav1.UpdateOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				counting.Store(true)
-				start := time.Now()
-				time.Sleep(10 * time.Second)
-				n := updates.Load()
-				if n > 3 {
-					took := "-"
-					select {
-					case at := <-boundAt:
-						took = at.Sub(start).String()
-					default:
-					}
-					last := getCandidate(t, cs, "kcm-1").Spec.RenewTime
-					t.Fatalf("answered one ping from a clock 2s ahead with %d renewals, the 200th %s after the ping (a hot loop, cut off by the test); "+
-						"the last renewal (%v) is before the ping (%v), so the control plane never saw it answered", n, took, last, ping)
-				}
-				cancel()
-				receive(t, done, "Run to return")
-			})
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var counting atomic.Bool
+		var updates atomic.Int32
+		boundAt := make(chan time.Time, 1)
+		cs.PrependReactor("update", "leasecandidates", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if counting.Load() && updates.Add(1) == 200 {
+				boundAt <- time.Now()
+				cancel() // bound the hot loop; virtual time cannot pass while it runs
+			}
+			return false, nil, nil
 		})
-	}
+		c, _ := newTestCandidate(t, cs, "kcm-1")
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		synctest.Wait()
+
+		lc := getCandidate(t, cs, "kcm-1")
+		ping := metav1.NewMicroTime(time.Now().Add(2 * time.Second)) // the control plane's clock is 2s ahead
+		lc.Spec.PingTime = &ping
+		if _, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Update(context.Background(), lc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		counting.Store(true)
+		start := time.Now()
+		time.Sleep(10 * time.Second)
+		n := updates.Load()
+		if n > 3 {
+			took := "-"
+			select {
+			case at := <-boundAt:
+				took = at.Sub(start).String()
+			default:
+			}
+			last := getCandidate(t, cs, "kcm-1").Spec.RenewTime
+			t.Fatalf("answered one ping from a clock 2s ahead with %d renewals, the 200th %s after the ping (a hot loop, cut off by the test); "+
+				"the last renewal (%v) is before the ping (%v), so the control plane never saw it answered", n, took, last, ping)
+		}
+		cancel()
+		receive(t, done, "Run to return")
+	})
 }
 
 // TestLeaseCandidatePausesWhenItsWatchEndsAtOnce: a candidate whose watches
@@ -379,38 +371,34 @@ func TestLeaseCandidateAnswersAPingFromAClockAheadOnce(t *testing.T) {
 // pause whenever ensure succeeds and only pauses after an error, reads and
 // watches again at once: a hot loop of GETs and WATCHes with no pause at all.
 func TestLeaseCandidatePausesWhenItsWatchEndsAtOnce(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				var gets atomic.Int32
-				cs.PrependReactor("get", "leasecandidates", func(k8stesting.Action) (bool, runtime.Object, error) {
-					if gets.Add(1) >= 500 {
-						cancel() // bound the hot loop
-					}
-					return false, nil, nil
-				})
-				cs.(watchReactor).PrependWatchReactor("leasecandidates", func(k8stesting.Action) (bool, watch.Interface, error) {
-					w := watch.NewFake()
-					w.Stop()
-					return true, w, nil
-				})
-				c, _ := newTestCandidate(t, cs, "kcm-1")
-				done := make(chan struct{})
-				start := time.Now()
-				go func() { defer close(done); c.Run(ctx) }()
-				time.Sleep(time.Minute)
-				if n := gets.Load(); n > 30 {
-					t.Fatalf("%d GETs (and as many WATCHes) in %v of virtual time against a server whose watches end at once: a hot loop (cut off by the test)",
-						n, time.Since(start))
-				}
-				cancel()
-				receive(t, done, "Run to return")
-			})
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var gets atomic.Int32
+		cs.PrependReactor("get", "leasecandidates", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if gets.Add(1) >= 500 {
+				cancel() // bound the hot loop
+			}
+			return false, nil, nil
 		})
-	}
+		cs.(watchReactor).PrependWatchReactor("leasecandidates", func(k8stesting.Action) (bool, watch.Interface, error) {
+			w := watch.NewFake()
+			w.Stop()
+			return true, w, nil
+		})
+		c, _ := newTestCandidate(t, cs, "kcm-1")
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { defer close(done); c.Run(ctx) }()
+		time.Sleep(time.Minute)
+		if n := gets.Load(); n > 30 {
+			t.Fatalf("%d GETs (and as many WATCHes) in %v of virtual time against a server whose watches end at once: a hot loop (cut off by the test)",
+				n, time.Since(start))
+		}
+		cancel()
+		receive(t, done, "Run to return")
+	})
 }
 
 // TestLeaseCandidatePauseGrowsWhileItsWatchFails: while the watch keeps

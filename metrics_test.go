@@ -139,113 +139,103 @@ func checkLeaders(t *testing.T, who string, events []electionEvent, want ...stri
 // before the lock exists, then itself; a follower reports the leader, then
 // nobody once the leader releases the lock, then itself once it takes it.
 func TestLeaderObservedThroughReleaseAndTakeover(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				aCtx, stopA := context.WithCancel(ctx)
-				la := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", ""))
-				la.ReleaseOnCancel = true
-				la.Name = "observe-a-" + uniqueName()
-				a := runCandidate(t, aCtx, la, nil)
-				a.leading(t)
-				aLeadAt := time.Now()
-				lb := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", ""))
-				lb.Name = "observe-b-" + uniqueName()
-				b := runCandidate(t, ctx, lb, nil)
-				time.Sleep(3*retryPeriod + retryPeriod/2)
-				releasedAt := time.Now()
-				stopA()
-				a.finished(t)
-				b.leading(t)
-				bLeadAt := time.Now()
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		aCtx, stopA := context.WithCancel(ctx)
+		la := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", ""))
+		la.ReleaseOnCancel = true
+		la.Name = "observe-a-" + uniqueName()
+		a := runCandidate(t, aCtx, la, nil)
+		a.leading(t)
+		aLeadAt := time.Now()
+		lb := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", ""))
+		lb.Name = "observe-b-" + uniqueName()
+		b := runCandidate(t, ctx, lb, nil)
+		time.Sleep(3*retryPeriod + retryPeriod/2)
+		releasedAt := time.Now()
+		stopA()
+		a.finished(t)
+		b.leading(t)
+		bLeadAt := time.Now()
 
-				got := checkLeaders(t, "a", testMetrics.electionEvents(la.Name), "", "a", "")
-				if got[0].at != aLeadAt || got[1].at != aLeadAt || got[2].at != releasedAt {
-					t.Errorf("a observed nobody at %v, itself at %v, nobody at %v; want %v, %v, %v",
-						got[0].at, got[1].at, got[2].at, aLeadAt, aLeadAt, releasedAt)
-				}
-				got = checkLeaders(t, "b", testMetrics.electionEvents(lb.Name), "a", "", "b")
-				if got[0].at != b.startAt || got[1].at.Before(releasedAt) || got[2].at != bLeadAt {
-					t.Errorf("b observed a at %v, nobody at %v, itself at %v; want %v, no earlier than %v, %v",
-						got[0].at, got[1].at, got[2].at, b.startAt, releasedAt, bLeadAt)
-				}
-			})
-		})
-	}
+		got := checkLeaders(t, "a", testMetrics.electionEvents(la.Name), "", "a", "")
+		if got[0].at != aLeadAt || got[1].at != aLeadAt || got[2].at != releasedAt {
+			t.Errorf("a observed nobody at %v, itself at %v, nobody at %v; want %v, %v, %v",
+				got[0].at, got[1].at, got[2].at, aLeadAt, aLeadAt, releasedAt)
+		}
+		got = checkLeaders(t, "b", testMetrics.electionEvents(lb.Name), "a", "", "b")
+		if got[0].at != b.startAt || got[1].at.Before(releasedAt) || got[2].at != bLeadAt {
+			t.Errorf("b observed a at %v, nobody at %v, itself at %v; want %v, no earlier than %v, %v",
+				got[0].at, got[1].at, got[2].at, b.startAt, releasedAt, bLeadAt)
+		}
+	})
 }
 
 // TestLeaderObservedWhenALeaseRunsOut: a leader is cut off; its follower
 // reports nobody from the instant the last lease it saw ran out, by its
 // own clock, even when it polls and notices later; then itself.
 func TestLeaderObservedWhenALeaseRunsOut(t *testing.T) {
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					defer cancel()
-					var cut atomic.Bool
-					var lastWrite atomic.Int64
-					la := testConfig(&hookedLock{
-						Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", ""),
-						beforeWrite: func(context.Context, rl.LeaderElectionRecord) error {
-							if cut.Load() {
-								return errors.New("connection refused")
-							}
-							lastWrite.Store(time.Now().UnixNano())
-							return nil
-						},
-					})
-					la.Name = "expire-a-" + uniqueName()
-					a := runCandidate(t, ctx, la, nil)
-					a.leading(t)
-					// b's reads tell when it first saw a's last renewal:
-					// at once when watching, at its next poll otherwise.
-					var mu sync.Mutex
-					var reads []time.Time
-					lb := testConfig(watchedHookedLock{&hookedLock{
-						Interface: newTestLock(t, cs, rl.LeasesResourceLock, "b", ""),
-						beforeGet: func(context.Context) error {
-							mu.Lock()
-							defer mu.Unlock()
-							reads = append(reads, time.Now())
-							return nil
-						},
-					}})
-					lb.Name = "expire-b-" + uniqueName()
-					mode.apply(&lb)
-					b := runCandidate(t, ctx, lb, nil)
-					time.Sleep(3*retryPeriod + retryPeriod/2)
-					cut.Store(true)
-					b.leading(t)
-					seen := time.Unix(0, lastWrite.Load())
-					if mode.name == "poll" {
-						mu.Lock()
-						i := slices.IndexFunc(reads, func(r time.Time) bool { return !r.Before(seen) })
-						seen = reads[i]
-						mu.Unlock()
-					}
-					ranOut := seen.Add(leaseDuration)
-
-					got := checkLeaders(t, "b", testMetrics.electionEvents(lb.Name), "a", "", "b")
-					if !got[1].at.Equal(ranOut) {
-						t.Errorf("b observed nobody at %v; want when a's last lease ran out by its clock, %v", got[1].at, ranOut)
-					}
-					if mode.name == "watch" && !got[2].at.Equal(ranOut) {
-						t.Errorf("b observed itself at %v; want at once, %v", got[2].at, ranOut)
-					}
-					a.finished(t)
-					// a stops by RenewDeadline, before its own lease runs
-					// out: it never judged itself gone.
-					checkLeaders(t, "a", testMetrics.electionEvents(la.Name), "", "a")
-				})
-			})
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var cut atomic.Bool
+		var lastWrite atomic.Int64
+		la := testConfig(&hookedLock{
+			Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", ""),
+			beforeWrite: func(context.Context, rl.LeaderElectionRecord) error {
+				if cut.Load() {
+					return errors.New("connection refused")
+				}
+				lastWrite.Store(time.Now().UnixNano())
+				return nil
+			},
+		})
+		la.Name = "expire-a-" + uniqueName()
+		a := runCandidate(t, ctx, la, nil)
+		a.leading(t)
+		// b's reads tell when it first saw a's last renewal:
+		// at once when watching, at its next poll otherwise.
+		var mu sync.Mutex
+		var reads []time.Time
+		lb := testConfig(watchedHookedLock{&hookedLock{
+			Interface: newTestLock(t, cs, rl.LeasesResourceLock, "b", ""),
+			beforeGet: func(context.Context) error {
+				mu.Lock()
+				defer mu.Unlock()
+				reads = append(reads, time.Now())
+				return nil
+			},
+		}})
+		lb.Name = "expire-b-" + uniqueName()
+		mode.apply(&lb)
+		b := runCandidate(t, ctx, lb, nil)
+		time.Sleep(3*retryPeriod + retryPeriod/2)
+		cut.Store(true)
+		b.leading(t)
+		seen := time.Unix(0, lastWrite.Load())
+		if mode.name == "poll" {
+			mu.Lock()
+			i := slices.IndexFunc(reads, func(r time.Time) bool { return !r.Before(seen) })
+			seen = reads[i]
+			mu.Unlock()
 		}
-	}
+		ranOut := seen.Add(leaseDuration)
+
+		got := checkLeaders(t, "b", testMetrics.electionEvents(lb.Name), "a", "", "b")
+		if !got[1].at.Equal(ranOut) {
+			t.Errorf("b observed nobody at %v; want when a's last lease ran out by its clock, %v", got[1].at, ranOut)
+		}
+		if mode.name == "watch" && !got[2].at.Equal(ranOut) {
+			t.Errorf("b observed itself at %v; want at once, %v", got[2].at, ranOut)
+		}
+		a.finished(t)
+		// a stops by RenewDeadline, before its own lease runs
+		// out: it never judged itself gone.
+		checkLeaders(t, "a", testMetrics.electionEvents(la.Name), "", "a")
+	})
 }
 
 // TestLeaderObservedUnreadableIsNobody: a record nobody can decode names no
@@ -294,58 +284,54 @@ func TestLeaderObservedNeverGoesBack(t *testing.T) {
 func TestRenewalAttemptsReported(t *testing.T) {
 	const requestTakes = 300 * time.Millisecond
 	errBroken := errors.New("etcd is full")
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				var broken atomic.Bool
-				var written atomic.Int32
-				// Every request takes a while; once broken, every one fails.
-				request := func() error {
-					time.Sleep(requestTakes)
-					if broken.Load() {
-						return errBroken
-					}
-					return nil
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		var broken atomic.Bool
+		var written atomic.Int32
+		// Every request takes a while; once broken, every one fails.
+		request := func() error {
+			time.Sleep(requestTakes)
+			if broken.Load() {
+				return errBroken
+			}
+			return nil
+		}
+		lec := testConfig(&hookedLock{
+			Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", ""),
+			beforeGet: func(context.Context) error { return request() },
+			beforeWrite: func(context.Context, rl.LeaderElectionRecord) error {
+				err := request()
+				if err == nil {
+					written.Add(1)
 				}
-				lec := testConfig(&hookedLock{
-					Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", ""),
-					beforeGet: func(context.Context) error { return request() },
-					beforeWrite: func(context.Context, rl.LeaderElectionRecord) error {
-						err := request()
-						if err == nil {
-							written.Add(1)
-						}
-						return err
-					},
-				})
-				lec.Name = "renewals-" + uniqueName()
-				a := runCandidate(t, t.Context(), lec, nil)
-				leadCtx := a.leading(t)
-				time.Sleep(4 * retryPeriod)
-				broken.Store(true)
-				renewals := int(written.Load()) - 1 // the first write created the lock
-				receive(t, leadCtx.Done(), "the leader to stop")
-				a.finished(t)
-
-				events := eventsOf(testMetrics.electionEvents(lec.Name), "renewed", "renewal failed")
-				if renewals < 2 || len(events) <= renewals {
-					t.Fatalf("%d renewals, then failures; reported %q", renewals, whats(events))
-				}
-				for i, ev := range events {
-					if want := i >= renewals; (ev.what == "renewal failed") != want {
-						t.Fatalf("report %d is %q; want %d renewals, then only failures: %q", i, ev.what, renewals, whats(events))
-					}
-					if ev.took < requestTakes || ev.took >= renewDeadline {
-						t.Errorf("report %d (%s) took %v; want at least one request (%v)", i, ev.what, ev.took, requestTakes)
-					}
-					if ev.what == "renewal failed" && !errors.Is(ev.err, errBroken) {
-						t.Errorf("failure %d reported %v; want the request's error", i, ev.err)
-					}
-				}
-			})
+				return err
+			},
 		})
-	}
+		lec.Name = "renewals-" + uniqueName()
+		a := runCandidate(t, t.Context(), lec, nil)
+		leadCtx := a.leading(t)
+		time.Sleep(4 * retryPeriod)
+		broken.Store(true)
+		renewals := int(written.Load()) - 1 // the first write created the lock
+		receive(t, leadCtx.Done(), "the leader to stop")
+		a.finished(t)
+
+		events := eventsOf(testMetrics.electionEvents(lec.Name), "renewed", "renewal failed")
+		if renewals < 2 || len(events) <= renewals {
+			t.Fatalf("%d renewals, then failures; reported %q", renewals, whats(events))
+		}
+		for i, ev := range events {
+			if want := i >= renewals; (ev.what == "renewal failed") != want {
+				t.Fatalf("report %d is %q; want %d renewals, then only failures: %q", i, ev.what, renewals, whats(events))
+			}
+			if ev.took < requestTakes || ev.took >= renewDeadline {
+				t.Errorf("report %d (%s) took %v; want at least one request (%v)", i, ev.what, ev.took, requestTakes)
+			}
+			if ev.what == "renewal failed" && !errors.Is(ev.err, errBroken) {
+				t.Errorf("failure %d reported %v; want the request's error", i, ev.err)
+			}
+		}
+	})
 }
 
 // TestPreemptionReported: a term that a higher key ends, by a handoff or a
@@ -371,11 +357,12 @@ func TestPreemptionReported(t *testing.T) {
 		w.bName = lec.Name
 		return runCandidate(t, w.ctx, lec, nil)
 	}
-	cases := []struct {
+	type ending struct {
 		name string
 		end  func(t *testing.T, w *world)
 		want []string
-	}{
+	}
+	cases := []ending{
 		{"handoff", func(t *testing.T, w *world) {
 			higher(t, w, nil).leading(t)
 		}, []string{"handed over"}},
@@ -390,44 +377,36 @@ func TestPreemptionReported(t *testing.T) {
 			}
 		}, nil},
 	}
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			for _, tc := range cases {
-				t.Run(fk.name+"/"+mode.name+"/"+tc.name, func(t *testing.T) {
-					synctest.Test(t, func(t *testing.T) {
-						ctx, cancel := context.WithCancel(t.Context())
-						defer cancel()
-						w := &world{cs: fk.new(), ctx: ctx, cut: new(atomic.Bool)}
-						aCtx, stopA := context.WithCancel(ctx)
-						w.stopA = stopA
-						lock := cutOff(w.cut)(newTestLock(t, w.cs, rl.LeasesResourceLock, "a", "canary"))
-						lec := testConfig(watchedHookedLock{lock.(*hookedLock)})
-						lec.KeyComparison = outranksAllBut("canary")
-						lec.Name = "preempt-a-" + uniqueName()
-						mode.apply(&lec)
-						a := runCandidate(t, aCtx, lec, nil)
-						a.leading(t)
-						time.Sleep(retryPeriod / 2)
-						tc.end(t, w)
-						a.finished(t)
-						got := whats(eventsOf(testMetrics.electionEvents(lec.Name), "handed over", "stolen"))
-						if !slices.Equal(got, tc.want) {
-							t.Fatalf("a reported %q, want %q", got, tc.want)
-						}
-						if calls := testMetrics.calls(lec.Name); !slices.Equal(calls, []string{"off", "on", "off"}) {
-							t.Fatalf("switch calls %q, want off, on, off", calls)
-						}
-						if w.bName == "" {
-							return
-						}
-						if got := eventsOf(testMetrics.electionEvents(w.bName), "handed over", "stolen"); len(got) != 0 {
-							t.Fatalf("the preemptor reported %q", whats(got))
-						}
-					})
-				})
-			}
+	eachFakeModeAndCase(t, modes, cases, func(tc ending) string { return tc.name }, func(t *testing.T, fk fakeClientset, mode followMode, tc ending) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		w := &world{cs: fk.new(), ctx: ctx, cut: new(atomic.Bool)}
+		aCtx, stopA := context.WithCancel(ctx)
+		w.stopA = stopA
+		lock := cutOff(w.cut)(newTestLock(t, w.cs, rl.LeasesResourceLock, "a", "canary"))
+		lec := testConfig(watchedHookedLock{lock.(*hookedLock)})
+		lec.KeyComparison = outranksAllBut("canary")
+		lec.Name = "preempt-a-" + uniqueName()
+		mode.apply(&lec)
+		a := runCandidate(t, aCtx, lec, nil)
+		a.leading(t)
+		time.Sleep(retryPeriod / 2)
+		tc.end(t, w)
+		a.finished(t)
+		got := whats(eventsOf(testMetrics.electionEvents(lec.Name), "handed over", "stolen"))
+		if !slices.Equal(got, tc.want) {
+			t.Fatalf("a reported %q, want %q", got, tc.want)
 		}
-	}
+		if calls := testMetrics.calls(lec.Name); !slices.Equal(calls, []string{"off", "on", "off"}) {
+			t.Fatalf("switch calls %q, want off, on, off", calls)
+		}
+		if w.bName == "" {
+			return
+		}
+		if got := eventsOf(testMetrics.electionEvents(w.bName), "handed over", "stolen"); len(got) != 0 {
+			t.Fatalf("the preemptor reported %q", whats(got))
+		}
+	})
 }
 
 type panickingMetric struct{}

@@ -18,29 +18,25 @@ import (
 // of a Lease lock (the Lease, the holder, its transitions as written), and
 // none for a lock whose record the API server cannot compare.
 func TestTermInTheLeadingContext(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				writeRecord(t, cs, rl.LeasesResourceLock, released(4))
-				a := runCandidate(t, ctx, testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "")), nil)
-				term, ok := TermFromContext(a.leading(t))
-				uid := leaseUID(t, cs)
-				want := Term{Namespace: testNamespace, Lease: testLockName, Holder: "a", Transitions: 5, UID: uid}
-				if !ok || term != want {
-					t.Fatalf("term in OnStartedLeading's context = %+v, %v; want %+v", term, ok, want)
-				}
-				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.LeaderTransitions != int(term.Transitions) || rec.HolderIdentity != term.Holder {
-					t.Fatalf("term %v does not match the Lease %+v", term, rec)
-				}
-				if want := string(uid) + "/5/a"; term.String() != want {
-					t.Fatalf("Term.String() = %q, want %q (<uid>/<transitions>/<holder>, as the policy builds it)", term.String(), want)
-				}
-			})
-		})
-	}
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		writeRecord(t, cs, rl.LeasesResourceLock, released(4))
+		a := runCandidate(t, ctx, testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "")), nil)
+		term, ok := TermFromContext(a.leading(t))
+		uid := leaseUID(t, cs)
+		want := Term{Namespace: testNamespace, Lease: testLockName, Holder: "a", Transitions: 5, UID: uid}
+		if !ok || term != want {
+			t.Fatalf("term in OnStartedLeading's context = %+v, %v; want %+v", term, ok, want)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.LeaderTransitions != int(term.Transitions) || rec.HolderIdentity != term.Holder {
+			t.Fatalf("term %v does not match the Lease %+v", term, rec)
+		}
+		if want := string(uid) + "/5/a"; term.String() != want {
+			t.Fatalf("Term.String() = %q, want %q (<uid>/<transitions>/<holder>, as the policy builds it)", term.String(), want)
+		}
+	})
 	t.Run("configmap", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			cs := fakes[0].new()
