@@ -2,14 +2,16 @@ package k8sleaderelection
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
@@ -120,113 +122,103 @@ func coordinatedConfig(t *testing.T, cs kubernetes.Interface, identity string) L
 // holder never leads beside it, and nobody takes the freed Lease but the
 // one the control plane names.
 func TestCoordinatedCandidatesFollowTheControlPlane(t *testing.T) {
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					cp := controlPlane{t, cs}
-					ctx, cancel := context.WithCancel(t.Context())
-					defer cancel()
-					f := newFleet()
-					var logs logLines
-					ctx = klog.NewContext(ctx, logs.logger())
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		cp := controlPlane{t, cs}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		var logs logLines
+		ctx = klog.NewContext(ctx, logs.logger())
 
-					aConfig, bConfig := coordinatedConfig(t, cs, "a"), coordinatedConfig(t, cs, "b")
-					mode.apply(&aConfig)
-					mode.apply(&bConfig)
-					a := startCandidate(t, ctx, aConfig, f, time.Second)
-					b := startCandidate(t, ctx, bConfig, f, 0)
+		aConfig, bConfig := coordinatedConfig(t, cs, "a"), coordinatedConfig(t, cs, "b")
+		mode.apply(&aConfig)
+		mode.apply(&bConfig)
+		a := startCandidate(t, ctx, aConfig, f, time.Second)
+		b := startCandidate(t, ctx, bConfig, f, 0)
 
-					time.Sleep(3 * leaseDuration)
-					if _, err := cs.CoordinationV1().Leases(testNamespace).Get(ctx, testLockName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-						t.Fatalf("a coordinated candidate created the Lease (get: %v); only the control plane may", err)
-					}
-					if n := logs.count("the Lease does not exist"); n != 2 {
-						t.Fatalf("%d messages saying the Lease does not exist, want one per candidate", n)
-					}
-
-					cp.elect("a")
-					a.leading(t)
-					time.Sleep(3 * retryPeriod)
-					rec := readRecord(t, cs, rl.LeasesResourceLock)
-					if rec.HolderIdentity != "a" || rec.AcquireTime.IsZero() || rec.LeaderTransitions != 1 ||
-						rec.Strategy != coordinationv1.OldestEmulationVersion || rec.LeaseDurationSeconds != int(leaseDuration/time.Second) {
-						t.Fatalf("record after a's renewals: %+v; want a, an acquire time, 1 transition, the control plane's strategy, our lease", rec)
-					}
-					if b.le.IsLeader() {
-						t.Fatal("b leads though the control plane named a")
-					}
-
-					// Between two renewals: on the stock fake a renewal that
-					// read the Lease just before the mark would write it
-					// away unseen (the real control plane marks again on
-					// its next pass).
-					time.Sleep(retryPeriod / 2)
-					cp.prefer("b")
-					receive(t, a.stopped, "a to stop leading at the end of its term")
-					a.finished(t)
-					time.Sleep(3 * leaseDuration)
-					rec = readRecord(t, cs, rl.LeasesResourceLock)
-					if rec.HolderIdentity != "" || rec.Strategy != coordinationv1.OldestEmulationVersion {
-						t.Fatalf("record after a's term: %+v; want it released, with the strategy kept", rec)
-					}
-					if b.le.IsLeader() {
-						t.Fatal("b took the freed Lease itself; only the control plane may give it")
-					}
-
-					cp.elect("b")
-					b.leading(t)
-					f.check(t)
-					if got := f.history(); len(got) < 3 {
-						t.Fatalf("history %v; want a's term, its end, then b's", got)
-					}
-					cancel()
-					b.finished(t)
-				})
-			})
+		time.Sleep(3 * leaseDuration)
+		if _, err := cs.CoordinationV1().Leases(testNamespace).Get(ctx, testLockName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("a coordinated candidate created the Lease (get: %v); only the control plane may", err)
 		}
-	}
+		if n := logs.count("the Lease does not exist"); n != 2 {
+			t.Fatalf("%d messages saying the Lease does not exist, want one per candidate", n)
+		}
+
+		cp.elect("a")
+		a.leading(t)
+		time.Sleep(3 * retryPeriod)
+		rec := readRecord(t, cs, rl.LeasesResourceLock)
+		if rec.HolderIdentity != "a" || rec.AcquireTime.IsZero() || rec.LeaderTransitions != 1 ||
+			rec.Strategy != coordinationv1.OldestEmulationVersion || rec.LeaseDurationSeconds != int(leaseDuration/time.Second) {
+			t.Fatalf("record after a's renewals: %+v; want a, an acquire time, 1 transition, the control plane's strategy, our lease", rec)
+		}
+		if b.le.IsLeader() {
+			t.Fatal("b leads though the control plane named a")
+		}
+
+		// Between two renewals: on the stock fake a renewal that
+		// read the Lease just before the mark would write it
+		// away unseen (the real control plane marks again on
+		// its next pass).
+		time.Sleep(retryPeriod / 2)
+		cp.prefer("b")
+		receive(t, a.stopped, "a to stop leading at the end of its term")
+		a.finished(t)
+		time.Sleep(3 * leaseDuration)
+		rec = readRecord(t, cs, rl.LeasesResourceLock)
+		if rec.HolderIdentity != "" || rec.Strategy != coordinationv1.OldestEmulationVersion {
+			t.Fatalf("record after a's term: %+v; want it released, with the strategy kept", rec)
+		}
+		if b.le.IsLeader() {
+			t.Fatal("b took the freed Lease itself; only the control plane may give it")
+		}
+
+		cp.elect("b")
+		b.leading(t)
+		f.check(t)
+		if got := f.history(); len(got) < 3 {
+			t.Fatalf("history %v; want a's term, its end, then b's", got)
+		}
+		cancel()
+		b.finished(t)
+	})
 }
 
 // TestCoordinatedEndOfTermWaitsForTheWork: the leader at the end of its term
 // keeps the Lease, renewing it and keeping the control plane's preferred
 // holder in it, until its work has returned; only then is it released.
 func TestCoordinatedEndOfTermWaitsForTheWork(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				cp := controlPlane{t, cs}
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				lec := coordinatedConfig(t, cs, "a")
-				lec.StopTimeout = 4 * retryPeriod
-				windDown := 3 * retryPeriod
-				a := startCandidate(t, ctx, lec, nil, windDown)
-				cp.elect("a")
-				a.leading(t)
-				cp.prefer("b")
-				endAt := time.Now()
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		cp := controlPlane{t, cs}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		lec := coordinatedConfig(t, cs, "a")
+		lec.StopTimeout = 4 * retryPeriod
+		windDown := 3 * retryPeriod
+		a := startCandidate(t, ctx, lec, nil, windDown)
+		cp.elect("a")
+		a.leading(t)
+		cp.prefer("b")
+		endAt := time.Now()
 
-				time.Sleep(windDown - time.Millisecond)
-				rec := readRecord(t, cs, rl.LeasesResourceLock)
-				if rec.HolderIdentity != "a" || rec.PreferredHolder != "b" {
-					t.Fatalf("record while a's work stops: %+v; want it still a's, preferring b", rec)
-				}
-				if !rec.RenewTime.After(endAt) {
-					t.Fatalf("a did not renew while its work stopped (renewed %v, end of term %v)", rec.RenewTime, endAt)
-				}
-				a.finished(t)
-				if time.Since(endAt) < windDown {
-					t.Fatalf("Run returned %v after the end of the term, before the work (%v)", time.Since(endAt), windDown)
-				}
-				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
-					t.Fatalf("record after a's work returned: %+v; want it released", rec)
-				}
-			})
-		})
-	}
+		time.Sleep(windDown - time.Millisecond)
+		rec := readRecord(t, cs, rl.LeasesResourceLock)
+		if rec.HolderIdentity != "a" || rec.PreferredHolder != "b" {
+			t.Fatalf("record while a's work stops: %+v; want it still a's, preferring b", rec)
+		}
+		if !rec.RenewTime.After(endAt) {
+			t.Fatalf("a did not renew while its work stopped (renewed %v, end of term %v)", rec.RenewTime, endAt)
+		}
+		a.finished(t)
+		if time.Since(endAt) < windDown {
+			t.Fatalf("Run returned %v after the end of the term, before the work (%v)", time.Since(endAt), windDown)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
+			t.Fatalf("record after a's work returned: %+v; want it released", rec)
+		}
+	})
 }
 
 // TestCoordinatedCandidateRestarts: a candidate that starts and finds the
@@ -236,27 +228,94 @@ func TestCoordinatedEndOfTermWaitsForTheWork(t *testing.T) {
 // control plane that gave the Lease away meanwhile wins, and it starts a
 // new term (acquire time, one more transition).
 func TestCoordinatedCandidateRestarts(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				cp := controlPlane{t, cs}
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		cp := controlPlane{t, cs}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
 
-				cp.elect("a")
-				a := runCandidate(t, ctx, coordinatedConfig(t, cs, "a"), nil)
-				a.leading(t)
-				cp.elect("c")
-				receive(t, a.stopped, "a to step down when the control plane names c")
+		cp.elect("a")
+		a := runCandidate(t, ctx, coordinatedConfig(t, cs, "a"), nil)
+		a.leading(t)
+		cp.elect("c")
+		receive(t, a.stopped, "a to step down when the control plane names c")
 
-				c := runCandidate(t, ctx, coordinatedConfig(t, cs, "c"), nil)
-				c.leading(t)
-				rec := readRecord(t, cs, rl.LeasesResourceLock)
-				if rec.HolderIdentity != "c" || rec.LeaderTransitions != 2 || rec.AcquireTime.IsZero() {
-					t.Fatalf("record after c's first renewal: %+v; want c, a second transition, an acquire time", rec)
-				}
-			})
-		})
-	}
+		c := runCandidate(t, ctx, coordinatedConfig(t, cs, "c"), nil)
+		c.leading(t)
+		rec := readRecord(t, cs, rl.LeasesResourceLock)
+		if rec.HolderIdentity != "c" || rec.LeaderTransitions != 2 || rec.AcquireTime.IsZero() {
+			t.Fatalf("record after c's first renewal: %+v; want c, a second transition, an acquire time", rec)
+		}
+	})
+}
+
+// TestCoordinatedLeaderReelectedAfterAnOutageLeadsAgain: a coordinated
+// candidate that the control plane names again after an outage longer than its
+// lease leads again, although the Lease it finds is unchanged and expired.
+//
+// Found by an adversarial review of the first version, which it failed: a
+// coordinated leader run with RunAndRejoin is cut off from the API server for
+// longer than its lease. It steps down (correctly). The control plane, when
+// the cut-off ends, finds the Lease expired, runs an election, and picks the
+// same candidate again: kube-apiserver's leaderelection_controller then writes
+// nothing (electee == holder: not noHolderIdentity, not expiredAndNewHolder,
+// not differentHolder; the reflect.DeepEqual(existing, orig) branch). So the
+// Lease keeps naming "a", expired, forever. The rejoined elector sees the very
+// state it wrote last (same resourceVersion, so its observation keeps the old
+// "since") and decideCoordinated says "names us, expired, not leading: wait".
+// Nobody ever leads again, although the control plane has named a, and a's
+// write would be conditional on the resourceVersion it read (so a renewal
+// could never land over a reassignment).
+func TestCoordinatedLeaderReelectedAfterAnOutageLeadsAgain(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		var cutOff atomic.Bool
+		fail := func(k8stesting.Action) (bool, runtime.Object, error) {
+			if cutOff.Load() {
+				return true, nil, apierrors.NewServiceUnavailable("cut off")
+			}
+			return false, nil, nil
+		}
+		cs.PrependReactor("get", "leases", fail)
+		cs.PrependReactor("update", "leases", fail)
+		cp := controlPlane{t, cs}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+
+		lec := coordinatedConfig(t, cs, "a")
+		starts := make(chan context.Context, 8)
+		lec.Callbacks.OnStartedLeading = func(ctx context.Context) { starts <- ctx; <-ctx.Done() }
+		lec.Callbacks.OnStoppedLeading = func() {}
+		le := newTestElector(t, lec, nil)
+		done := make(chan struct{})
+		go func() { defer close(done); le.RunAndRejoin(ctx) }()
+
+		cp.elect("a")
+		first := receive(t, starts, "a to lead once the control plane names it")
+		time.Sleep(3 * retryPeriod)
+
+		cutOff.Store(true)
+		time.Sleep(leaseDuration + 5*time.Second)
+		cutOff.Store(false)
+		select {
+		case <-first.Done():
+		default:
+			t.Fatal("a still leads after being cut off for longer than its lease")
+		}
+		// The control plane re-elects a: it writes nothing.
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "a" {
+			t.Fatalf("record after the cut-off: %+v; want it still naming a", rec)
+		}
+
+		select {
+		case <-starts:
+		case <-time.After(5 * time.Minute):
+			rec := readRecord(t, cs, rl.LeasesResourceLock)
+			t.Fatalf("no leader for 5 minutes after the cut-off ended: the Lease names a (%+v), which the control plane "+
+				"keeps as its pick and never rewrites, but a (RunAndRejoin) waits because the Lease it sees unchanged has expired; deadlock",
+				rec)
+		}
+		cancel()
+		receive(t, done, "RunAndRejoin to return")
+	})
 }

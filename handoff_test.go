@@ -53,42 +53,34 @@ func handoffPair(t *testing.T, ctx context.Context, cs clientset, kind string, m
 // holds for every lock kind, on both fakes, watching or polling.
 func TestHandoffNeverOverlaps(t *testing.T) {
 	const windDown = 3 * time.Second // longer than a RetryPeriod: the leader renews meanwhile
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			for _, kind := range lockKinds {
-				t.Run(fk.name+"/"+mode.name+"/"+kind, func(t *testing.T) {
-					synctest.Test(t, func(t *testing.T) {
-						cs := fk.new()
-						ctx, cancel := context.WithCancel(t.Context())
-						defer cancel()
-						a, b, f := handoffPair(t, ctx, cs, kind, mode.apply, windDown, nil)
-						b.leading(t)
-						f.check(t)
-						took := time.Since(b.startAt)
-						if mode.name == "watch" && took != windDown {
-							t.Errorf("b led %v after it asked, want exactly the leader's wind-down (%v)", took, windDown)
-						}
-						// Polling: the leader sees the request at its next renewal,
-						// the requester the handover at its next attempt.
-						if took > retryPeriod+windDown+maxAcquireWait {
-							t.Errorf("b led %v after it asked, want within a renewal, the wind-down and an attempt", took)
-						}
-						if want := []string{"a started", "a ended", "a stopped", "b started"}; !slices.Equal(f.history(), want) {
-							t.Errorf("history %q, want %q", f.history(), want)
-						}
-						a.finished(t)
-						rec := readRecord(t, cs, kind)
-						if rec.HolderIdentity != "b" || rec.HolderKey != "stable" || rec.LeaderTransitions != 1 || rec.LeaseDurationSeconds != 15 {
-							t.Errorf("record after the handoff: %+v; want b, stable, 1 transition, 15s", rec)
-						}
-						if rec.HandoffRequest != (rl.HandoffRequest{}) || rec.Handoff.Holder != "b" {
-							t.Errorf("record after the handoff keeps request %+v, offer %+v; want no request, b's offer", rec.HandoffRequest, rec.Handoff)
-						}
-					})
-				})
-			}
+	eachFakeModeAndCase(t, modes, lockKinds, itself, func(t *testing.T, fk fakeClientset, mode followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		a, b, f := handoffPair(t, ctx, cs, kind, mode.apply, windDown, nil)
+		b.leading(t)
+		f.check(t)
+		took := time.Since(b.startAt)
+		if mode.name == "watch" && took != windDown {
+			t.Errorf("b led %v after it asked, want exactly the leader's wind-down (%v)", took, windDown)
 		}
-	}
+		// Polling: the leader sees the request at its next renewal,
+		// the requester the handover at its next attempt.
+		if took > retryPeriod+windDown+maxAcquireWait {
+			t.Errorf("b led %v after it asked, want within a renewal, the wind-down and an attempt", took)
+		}
+		if want := []string{"a started", "a ended", "a stopped", "b started"}; !slices.Equal(f.history(), want) {
+			t.Errorf("history %q, want %q", f.history(), want)
+		}
+		a.finished(t)
+		rec := readRecord(t, cs, kind)
+		if rec.HolderIdentity != "b" || rec.HolderKey != "stable" || rec.LeaderTransitions != 1 || rec.LeaseDurationSeconds != 15 {
+			t.Errorf("record after the handoff: %+v; want b, stable, 1 transition, 15s", rec)
+		}
+		if rec.HandoffRequest != (rl.HandoffRequest{}) || rec.Handoff.Holder != "b" {
+			t.Errorf("record after the handoff keeps request %+v, offer %+v; want no request, b's offer", rec.HandoffRequest, rec.Handoff)
+		}
+	})
 }
 
 // TestHandoffCarriesTheSuccessorsOffer: the record a leader writes to hand
@@ -96,77 +88,67 @@ func TestHandoffNeverOverlaps(t *testing.T) {
 // above the successor asks it for the lock, as it would once the successor
 // has renewed, instead of stealing it in between.
 func TestHandoffCarriesTheSuccessorsOffer(t *testing.T) {
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					defer cancel()
-					states := leaseStates(t, cs)
-					_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, mode.apply, 0, nil)
-					b.leading(t)
-					cancel()
-					b.finished(t)
-					for _, lease := range states() {
-						if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "b" {
-							continue
-						}
-						// RetryPeriod + StopTimeout (RenewDeadline) + RenewDeadline
-						if got, want := lease.Annotations[rl.HandoffAnnotationKey], `{"holder":"b","withinSeconds":22}`; got != want {
-							t.Fatalf("the handoff to b carries the offer %q, want b's: %q", got, want)
-						}
-						return
-					}
-					t.Fatal("no state of the lock named b")
-				})
-			})
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		states := leaseStates(t, cs)
+		_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, mode.apply, 0, nil)
+		b.leading(t)
+		cancel()
+		b.finished(t)
+		for _, lease := range states() {
+			if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "b" {
+				continue
+			}
+			// RetryPeriod + StopTimeout (RenewDeadline) + RenewDeadline
+			if got, want := lease.Annotations[rl.HandoffAnnotationKey], `{"holder":"b","withinSeconds":22}`; got != want {
+				t.Fatalf("the handoff to b carries the offer %q, want b's: %q", got, want)
+			}
+			return
 		}
-	}
+		t.Fatal("no state of the lock named b")
+	})
 }
 
 // TestHandoffFromAHangingLeaderIsASteal: a leader whose work never returns
 // does not hand the lock over while it may still run; the requester takes
 // it once the time the leader offered has run out.
 func TestHandoffFromAHangingLeaderIsASteal(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				// A requester asks once per term of the holder: one whose
-				// wait ran out and that kept asking would spin on its own
-				// writes, which its watch delivers, without time passing.
-				const maxAsks = 5
-				var asks atomic.Int32
-				countAsks := func(lec *LeaderElectionConfig) {
-					lec.Lock = watchedHookedLock{&hookedLock{Interface: lec.Lock,
-						beforeWrite: func(_ context.Context, r rl.LeaderElectionRecord) error {
-							if r.HandoffRequest.HolderIdentity != "b" || r.HolderIdentity == "b" {
-								return nil
-							}
-							if n := asks.Add(1); n > maxAsks {
-								return fmt.Errorf("ask %d of the same holder: want at most %d", n, maxAsks)
-							}
-							return nil
-						}}}
-				}
-				_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, func(*LeaderElectionConfig) {}, -1, countAsks)
-				b.leading(t)
-				if n := asks.Load(); n > maxAsks {
-					t.Fatalf("b asked the holder %d times, want at most %d: it went on asking after its wait ran out", n, maxAsks)
-				}
-				offered := retryPeriod + renewDeadline + renewDeadline // RetryPeriod + StopTimeout + RenewDeadline
-				if took := time.Since(b.startAt); took < offered || took > offered+time.Second {
-					t.Fatalf("b took the lock %v after asking, want once the offered %v ran out", took, offered)
-				}
-				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" || rec.LeaderTransitions != 1 {
-					t.Fatalf("record after the steal: %+v", rec)
-				}
-			})
-		})
-	}
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		// A requester asks once per term of the holder: one whose
+		// wait ran out and that kept asking would spin on its own
+		// writes, which its watch delivers, without time passing.
+		const maxAsks = 5
+		var asks atomic.Int32
+		countAsks := func(lec *LeaderElectionConfig) {
+			lec.Lock = watchedHookedLock{&hookedLock{Interface: lec.Lock,
+				beforeWrite: func(_ context.Context, r rl.LeaderElectionRecord) error {
+					if r.HandoffRequest.HolderIdentity != "b" || r.HolderIdentity == "b" {
+						return nil
+					}
+					if n := asks.Add(1); n > maxAsks {
+						return fmt.Errorf("ask %d of the same holder: want at most %d", n, maxAsks)
+					}
+					return nil
+				}}}
+		}
+		_, b, _ := handoffPair(t, ctx, cs, rl.LeasesResourceLock, func(*LeaderElectionConfig) {}, -1, countAsks)
+		b.leading(t)
+		if n := asks.Load(); n > maxAsks {
+			t.Fatalf("b asked the holder %d times, want at most %d: it went on asking after its wait ran out", n, maxAsks)
+		}
+		offered := retryPeriod + renewDeadline + renewDeadline // RetryPeriod + StopTimeout + RenewDeadline
+		if took := time.Since(b.startAt); took < offered || took > offered+time.Second {
+			t.Fatalf("b took the lock %v after asking, want once the offered %v ran out", took, offered)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" || rec.LeaderTransitions != 1 {
+			t.Fatalf("record after the steal: %+v", rec)
+		}
+	})
 }
 
 // TestHangingLeaderThatRejoinsWaitsForItsWork: a leader whose work does
@@ -282,38 +264,32 @@ func TestHandoffToADeadRequester(t *testing.T) {
 // releases the lock once it has stopped, since nobody asks for it any more.
 func TestStoppedRequesterWithdrawsItsRequest(t *testing.T) {
 	const windDown = 5 * time.Second
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					defer cancel()
-					states := leaseStates(t, cs)
-					bCtx, stopB := context.WithCancel(ctx)
-					a, b, f := handoffPair(t, bCtx, cs, rl.LeasesResourceLock, mode.apply, windDown, nil)
-					// b asked at once; the holder winds down by now, watching
-					// or polling.
-					time.Sleep(retryPeriod)
-					stopB()
-					b.finished(t)
-					a.finished(t)
-					// b's Run runs OnStoppedLeading as it returns, as always.
-					if want := []string{"a started", "b stopped", "a ended", "a stopped"}; !slices.Equal(f.history(), want) {
-						t.Errorf("history %q, want %q", f.history(), want)
-					}
-					if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" || rec.HandoffRequest != (rl.HandoffRequest{}) {
-						t.Errorf("record %+v once the holder stopped, want it released, with no request", rec)
-					}
-					for _, lease := range states() {
-						if holder := lease.Spec.HolderIdentity; holder != nil && *holder == "b" {
-							t.Fatalf("the lock was handed to b, which had stopped, at %v", lease.Spec.AcquireTime)
-						}
-					}
-				})
-			})
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		states := leaseStates(t, cs)
+		bCtx, stopB := context.WithCancel(ctx)
+		a, b, f := handoffPair(t, bCtx, cs, rl.LeasesResourceLock, mode.apply, windDown, nil)
+		// b asked at once; the holder winds down by now, watching
+		// or polling.
+		time.Sleep(retryPeriod)
+		stopB()
+		b.finished(t)
+		a.finished(t)
+		// b's Run runs OnStoppedLeading as it returns, as always.
+		if want := []string{"a started", "b stopped", "a ended", "a stopped"}; !slices.Equal(f.history(), want) {
+			t.Errorf("history %q, want %q", f.history(), want)
 		}
-	}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" || rec.HandoffRequest != (rl.HandoffRequest{}) {
+			t.Errorf("record %+v once the holder stopped, want it released, with no request", rec)
+		}
+		for _, lease := range states() {
+			if holder := lease.Spec.HolderIdentity; holder != nil && *holder == "b" {
+				t.Fatalf("the lock was handed to b, which had stopped, at %v", lease.Spec.AcquireTime)
+			}
+		}
+	})
 }
 
 // TestHandoffGoesToTheHighestRequester: a candidate asks the leader for the
@@ -323,53 +299,47 @@ func TestStoppedRequesterWithdrawsItsRequest(t *testing.T) {
 // by one. It holds on both fakes, watching or polling.
 func TestHandoffGoesToTheHighestRequester(t *testing.T) {
 	const windDown = 5 * time.Second // the leader renews twice while it winds down
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					defer cancel()
-					f := newFleet()
-					start := func(key string, windDown time.Duration) *candidate {
-						lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, key, key))
-						lec.KeyComparison = outranksAllBut(key)
-						mode.apply(&lec)
-						return startCandidate(t, ctx, lec, f, windDown)
-					}
-					states := leaseStates(t, cs)
-					old := start("old", windDown)
-					old.leading(t)
-					time.Sleep(retryPeriod / 2)
-					start("canary", 0)
-					// Asked by canary, the leader winds down: watching, from
-					// now on; polling, from its next renewal.
-					time.Sleep(retryPeriod + retryPeriod/4)
-					stable := start("stable", 0)
-					stable.leading(t)
-					time.Sleep(2 * leaseDuration)
-					f.check(t)
-					if want := []string{"old started", "old ended", "old stopped", "stable started"}; !slices.Equal(f.history(), want) {
-						t.Errorf("history %q, want %q: one handoff, to the highest requester", f.history(), want)
-					}
-					rec := readRecord(t, cs, rl.LeasesResourceLock)
-					if rec.HolderIdentity != "stable" || rec.LeaderTransitions != 1 {
-						t.Errorf("record %+v, want stable after one transition", rec)
-					}
-					// The leader's renewals never put the lower request back
-					// over the higher one.
-					stableAsked := false
-					for _, lease := range states() {
-						request := lease.Annotations[rl.HandoffRequestAnnotationKey]
-						stableAsked = stableAsked || strings.Contains(request, `"holderIdentity":"stable"`)
-						if stableAsked && strings.Contains(request, `"holderIdentity":"canary"`) {
-							t.Fatalf("after stable asked, the lock carried canary's request again: %s", request)
-						}
-					}
-				})
-			})
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		start := func(key string, windDown time.Duration) *candidate {
+			lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, key, key))
+			lec.KeyComparison = outranksAllBut(key)
+			mode.apply(&lec)
+			return startCandidate(t, ctx, lec, f, windDown)
 		}
-	}
+		states := leaseStates(t, cs)
+		old := start("old", windDown)
+		old.leading(t)
+		time.Sleep(retryPeriod / 2)
+		start("canary", 0)
+		// Asked by canary, the leader winds down: watching, from
+		// now on; polling, from its next renewal.
+		time.Sleep(retryPeriod + retryPeriod/4)
+		stable := start("stable", 0)
+		stable.leading(t)
+		time.Sleep(2 * leaseDuration)
+		f.check(t)
+		if want := []string{"old started", "old ended", "old stopped", "stable started"}; !slices.Equal(f.history(), want) {
+			t.Errorf("history %q, want %q: one handoff, to the highest requester", f.history(), want)
+		}
+		rec := readRecord(t, cs, rl.LeasesResourceLock)
+		if rec.HolderIdentity != "stable" || rec.LeaderTransitions != 1 {
+			t.Errorf("record %+v, want stable after one transition", rec)
+		}
+		// The leader's renewals never put the lower request back
+		// over the higher one.
+		stableAsked := false
+		for _, lease := range states() {
+			request := lease.Annotations[rl.HandoffRequestAnnotationKey]
+			stableAsked = stableAsked || strings.Contains(request, `"holderIdentity":"stable"`)
+			if stableAsked && strings.Contains(request, `"holderIdentity":"canary"`) {
+				t.Fatalf("after stable asked, the lock carried canary's request again: %s", request)
+			}
+		}
+	})
 }
 
 // leaseStates records every state of the test Lease from now on, as a watch
@@ -449,24 +419,20 @@ func (l deafLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error
 // holder's answer still leads within a polling period of it, not after a
 // whole lease with nobody leading.
 func TestHandoffSeenWithoutTheWatch(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				deaf := func(lec *LeaderElectionConfig) { lec.Lock = deafLock{lec.Lock} }
-				a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, func(*LeaderElectionConfig) {}, 0, deaf)
-				receive(t, a.stopped, "the leader to hand over")
-				handedAt := time.Now()
-				b.leading(t)
-				if waited := time.Since(handedAt); waited > maxAcquireWait {
-					t.Fatalf("b led %v after the handover it could not see, want at most one polling period (%v)", waited, maxAcquireWait)
-				}
-				f.check(t)
-			})
-		})
-	}
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		deaf := func(lec *LeaderElectionConfig) { lec.Lock = deafLock{lec.Lock} }
+		a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, func(*LeaderElectionConfig) {}, 0, deaf)
+		receive(t, a.stopped, "the leader to hand over")
+		handedAt := time.Now()
+		b.leading(t)
+		if waited := time.Since(handedAt); waited > maxAcquireWait {
+			t.Fatalf("b led %v after the handover it could not see, want at most one polling period (%v)", waited, maxAcquireWait)
+		}
+		f.check(t)
+	})
 }
 
 // unversionedNoOps makes cs answer an update that changes nothing as the API
@@ -549,31 +515,25 @@ func TestHandoffAskIsForOneTermOfOneHolder(t *testing.T) {
 
 func TestHandoffWaitsForWorkWithTheLongestStopTimeout(t *testing.T) {
 	const windDown = 2 * time.Minute // longer than any lease or wait of the election
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			t.Run(fk.name+"/"+mode.name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					defer cancel()
-					longest := func(lec *LeaderElectionConfig) {
-						mode.apply(lec)
-						lec.StopTimeout = math.MaxInt64
-					}
-					a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, longest, windDown, nil)
-					b.leading(t)
-					f.check(t)
-					if took := time.Since(b.startAt); took < windDown {
-						t.Errorf("b led %v after it asked, before a's work returned (%v)", took, windDown)
-					}
-					if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" || rec.LeaderTransitions != 1 {
-						t.Errorf("record after the handoff: %+v; want b, 1 transition", rec)
-					}
-					a.finished(t)
-				})
-			})
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		longest := func(lec *LeaderElectionConfig) {
+			mode.apply(lec)
+			lec.StopTimeout = math.MaxInt64
 		}
-	}
+		a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, longest, windDown, nil)
+		b.leading(t)
+		f.check(t)
+		if took := time.Since(b.startAt); took < windDown {
+			t.Errorf("b led %v after it asked, before a's work returned (%v)", took, windDown)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" || rec.LeaderTransitions != 1 {
+			t.Errorf("record after the handoff: %+v; want b, 1 transition", rec)
+		}
+		a.finished(t)
+	})
 }
 
 // TestWithdrawalRacingTheHoldersRenewalStands: on client-go's stock fake,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -59,13 +60,79 @@ type clientset interface {
 // fakes are the two clientsets the promises are checked on: ours, which
 // refuses a stale write with a Conflict as an API server does, and client-go's
 // stock fake, which users test their own code with and which accepts it.
-var fakes = []struct {
-	name string
-	new  func(objects ...runtime.Object) clientset
-}{
+var fakes = []fakeClientset{
 	{"strict", func(objects ...runtime.Object) clientset { return fakekube.New(objects...) }},
 	{"stock", func(objects ...runtime.Object) clientset { return fake.NewClientset(objects...) }},
 }
+
+// fakeClientset is one of the fakes, named for subtests.
+type fakeClientset struct {
+	name string
+	new  func(objects ...runtime.Object) clientset
+}
+
+// followMode is a way a candidate follows its lock, named for subtests.
+type followMode struct {
+	name  string
+	apply func(*LeaderElectionConfig)
+}
+
+// modes are the two ways a candidate follows its lock: watching it (the
+// default) and polling it every RetryPeriod.
+var modes = []followMode{
+	{"watch", func(*LeaderElectionConfig) {}},
+	{"poll", func(lec *LeaderElectionConfig) { lec.DisableWatch = true }},
+}
+
+// byDefault is the default way of following the lock (watching) alone, for
+// a test that does not run both; it adds nothing to subtest names.
+var byDefault = []followMode{{"", func(*LeaderElectionConfig) {}}}
+
+// eachFake runs body once on each fake clientset, as subtests named for the
+// fake ("strict", "stock"), each in a synctest bubble (virtual time).
+func eachFake(t *testing.T, body func(t *testing.T, fk fakeClientset)) {
+	t.Helper()
+	eachFakeModeAndCase(t, byDefault, []string{""}, itself, func(t *testing.T, fk fakeClientset, _ followMode, _ string) {
+		body(t, fk)
+	})
+}
+
+// eachFakeAndMode runs body once on each fake clientset in each way of
+// following the lock, as subtests named "<fake>/<mode>" ("stock/poll"), each
+// in a synctest bubble.
+func eachFakeAndMode(t *testing.T, body func(t *testing.T, fk fakeClientset, mode followMode)) {
+	t.Helper()
+	eachFakeModeAndCase(t, modes, []string{""}, itself, func(t *testing.T, fk fakeClientset, mode followMode, _ string) {
+		body(t, fk, mode)
+	})
+}
+
+// eachFakeModeAndCase runs body once for every fake clientset, each of
+// modes and each of cases, as subtests named "<fake>/<mode>/<case>" (with
+// name(case), and leaving empty names out), each in a synctest bubble. It is
+// the one place the matrix is spelt out, so every test that runs it keeps the
+// same subtest names for -run to select.
+func eachFakeModeAndCase[C any](t *testing.T, modes []followMode, cases []C, name func(C) string,
+	body func(t *testing.T, fk fakeClientset, mode followMode, c C)) {
+	t.Helper()
+	for _, fk := range fakes {
+		for _, mode := range modes {
+			for _, c := range cases {
+				t.Run(subtestName(fk.name, mode.name, name(c)), func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) { body(t, fk, mode, c) })
+				})
+			}
+		}
+	}
+}
+
+// subtestName joins the non-empty parts with "/".
+func subtestName(parts ...string) string {
+	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), "/")
+}
+
+// itself names a case that is its own name, such as a lock kind.
+func itself(s string) string { return s }
 
 // count returns how many recorded actions of cs have verb, on resource if it
 // is not empty.

@@ -68,34 +68,28 @@ func TestLeaderStepsDownOnAForeignStateEvenIfOursFollows(t *testing.T) {
 // even when the work takes longer than a lease to stop.
 func TestReleaseWaitsForTheWork(t *testing.T) {
 	const windDown = 20 * time.Second // longer than the lease (15s)
-	for _, fk := range fakes {
-		for _, kind := range lockKinds {
-			t.Run(fk.name+"/"+kind, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					defer cancel()
-					f := newFleet()
-					aCtx, stopA := context.WithCancel(ctx)
-					lec := testConfig(newTestLock(t, cs, kind, "a", ""))
-					lec.ReleaseOnCancel = true
-					lec.StopTimeout = time.Minute
-					a := startCandidate(t, aCtx, lec, f, windDown)
-					a.leading(t)
-					b := runCandidate(t, ctx, testConfig(newTestLock(t, cs, kind, "b", "")), f)
-					time.Sleep(retryPeriod / 2)
-					stopA()
-					stoppedAt := time.Now()
-					b.leading(t)
-					a.finished(t)
-					f.check(t)
-					if took := time.Since(stoppedAt); took != windDown {
-						t.Fatalf("b led %v after a was told to stop, want when a's work returned (%v)", took, windDown)
-					}
-				})
-			})
+	eachFakeModeAndCase(t, byDefault, lockKinds, itself, func(t *testing.T, fk fakeClientset, _ followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		aCtx, stopA := context.WithCancel(ctx)
+		lec := testConfig(newTestLock(t, cs, kind, "a", ""))
+		lec.ReleaseOnCancel = true
+		lec.StopTimeout = time.Minute
+		a := startCandidate(t, aCtx, lec, f, windDown)
+		a.leading(t)
+		b := runCandidate(t, ctx, testConfig(newTestLock(t, cs, kind, "b", "")), f)
+		time.Sleep(retryPeriod / 2)
+		stopA()
+		stoppedAt := time.Now()
+		b.leading(t)
+		a.finished(t)
+		f.check(t)
+		if took := time.Since(stoppedAt); took != windDown {
+			t.Fatalf("b led %v after a was told to stop, want when a's work returned (%v)", took, windDown)
 		}
-	}
+	})
 }
 
 // TestReleaseOfWorkThatNeverStops: a leader whose work does not return
@@ -316,55 +310,51 @@ var timings = []struct {
 // read, write or new watch blocks until its context is done), at tight and
 // at default timings, on both fakes, watching or polling.
 func TestCutOffLeaderStopsByRenewDeadline(t *testing.T) {
+	type hanging struct {
+		name string
+		ops  hangingOps
+	}
+	hangings := []hanging{
+		{"everything", hangingOps{reads: true, writes: true, watches: true}},
+		{"writes", hangingOps{writes: true}},
+		{"reads-and-writes", hangingOps{reads: true, writes: true}},
+		{"writes-and-watches", hangingOps{writes: true, watches: true}},
+	}
 	for _, tm := range timings {
-		for _, fk := range fakes {
-			for _, mode := range modes {
-				for _, hangs := range []struct {
-					name string
-					ops  hangingOps
-				}{
-					{"everything", hangingOps{reads: true, writes: true, watches: true}},
-					{"writes", hangingOps{writes: true}},
-					{"reads-and-writes", hangingOps{reads: true, writes: true}},
-					{"writes-and-watches", hangingOps{writes: true, watches: true}},
-				} {
-					t.Run(tm.name+"/"+fk.name+"/"+mode.name+"/"+hangs.name, func(t *testing.T) {
-						synctest.Test(t, func(t *testing.T) {
-							ctx, cancel := context.WithCancel(t.Context())
-							defer cancel()
-							lock := &cutOffLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "a", ""),
-								t: t, hangs: hangs.ops, silentAfter: 4, spun: cancel}
-							lec := testConfig(lock)
-							lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
-							mode.apply(&lec)
-							a := startCandidate(t, ctx, lec, nil, -1)
-							work := a.leading(t)
-							select {
-							case <-work.Done():
-							case <-time.After(patience):
-								t.Fatalf("the work's context was not cancelled %v after the connection went silent", patience)
-							}
-							last := lock.lastSuccessfulWrite()
-							if took := time.Since(last); took > tm.renewDeadline {
-								t.Errorf("the work's context was cancelled %v after the last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
-							}
-							time.Sleep(time.Until(last.Add(tm.renewDeadline)))
-							synctest.Wait()
-							if a.le.IsLeader() {
-								t.Errorf("IsLeader is true RenewDeadline (%v) after the last successful renewal", tm.renewDeadline)
-							}
-							select {
-							case <-a.stopped:
-							default:
-								t.Errorf("OnStoppedLeading has not run RenewDeadline (%v) after the last successful renewal", tm.renewDeadline)
-							}
-							cancel()
-							a.finished(t)
-						})
-					})
+		t.Run(tm.name, func(t *testing.T) {
+			eachFakeModeAndCase(t, modes, hangings, func(h hanging) string { return h.name }, func(t *testing.T, fk fakeClientset, mode followMode, hangs hanging) {
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				lock := &cutOffLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "a", ""),
+					t: t, hangs: hangs.ops, silentAfter: 4, spun: cancel}
+				lec := testConfig(lock)
+				lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
+				mode.apply(&lec)
+				a := startCandidate(t, ctx, lec, nil, -1)
+				work := a.leading(t)
+				select {
+				case <-work.Done():
+				case <-time.After(patience):
+					t.Fatalf("the work's context was not cancelled %v after the connection went silent", patience)
 				}
-			}
-		}
+				last := lock.lastSuccessfulWrite()
+				if took := time.Since(last); took > tm.renewDeadline {
+					t.Errorf("the work's context was cancelled %v after the last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
+				}
+				time.Sleep(time.Until(last.Add(tm.renewDeadline)))
+				synctest.Wait()
+				if a.le.IsLeader() {
+					t.Errorf("IsLeader is true RenewDeadline (%v) after the last successful renewal", tm.renewDeadline)
+				}
+				select {
+				case <-a.stopped:
+				default:
+					t.Errorf("OnStoppedLeading has not run RenewDeadline (%v) after the last successful renewal", tm.renewDeadline)
+				}
+				cancel()
+				a.finished(t)
+			})
+		})
 	}
 }
 
@@ -395,63 +385,59 @@ func (m *stuckMetric) RenewalAttempted(string, time.Duration, error) {
 // on Run's goroutine, waits for the step.
 func TestLeaderStuckInAStepStopsWorkByRenewDeadline(t *testing.T) {
 	for _, tm := range timings {
-		for _, fk := range fakes {
-			for _, stuck := range []string{"write ignoring its context", "write succeeding late", "metric"} {
-				t.Run(tm.name+"/"+fk.name+"/"+stuck, func(t *testing.T) {
-					synctest.Test(t, func(t *testing.T) {
-						ctx, cancel := context.WithCancel(t.Context())
-						defer cancel()
-						lock := &cutOffLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "a", ""),
-							t: t, hangs: hangingOps{writes: true}, silentAfter: 4, spun: cancel, ignoresContext: true}
-						lec := testConfig(lock)
-						lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
-						started := make(chan context.Context, 1)
-						lec.Callbacks.OnStartedLeading = func(ctx context.Context) { started <- ctx }
-						le := newTestElector(t, lec, nil)
-						if stuck == "write succeeding late" {
-							// The first renewal after the last good one
-							// starts a RetryPeriod later and returns after
-							// the deadline, yet less than RenewDeadline
-							// after it started.
-							lock.lateBy = tm.renewDeadline - tm.retryPeriod/2
-						}
-						if stuck == "metric" {
-							lock.silentAfter = -1
-							le.metrics = &leaderMetrics{election: &stuckMetric{t: t, renewals: 3}}
-						}
-						done := make(chan struct{})
-						go func() {
-							defer close(done)
-							le.Run(ctx)
-						}()
-						work := receive(t, started, "a to lead")
-						select {
-						case <-work.Done():
-						case <-time.After(patience):
-							t.Fatalf("the work's context was not cancelled %v after the leader got stuck", patience)
-						}
-						last := lock.lastSuccessfulWrite()
-						if took := time.Since(last); took > tm.renewDeadline {
-							t.Errorf("the work's context was cancelled %v after the last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
-						}
-						if le.IsLeader() {
-							t.Errorf("IsLeader is true once the work's context was cancelled at the renew deadline")
-						}
-						if stuck == "write succeeding late" {
-							// The renewal that went through after the deadline
-							// does not extend a term whose work was stopped.
-							receive(t, done, "Run to return once the late renewal returned")
-							if took, want := time.Since(last), tm.retryPeriod+lock.lateBy; took > want {
-								t.Errorf("Run returned %v after the last successful renewal, want as soon as the late one returned (%v)", took, want)
-							}
-						}
-						cancel()
-						// The stuck step returns when the test ends; Run then
-						// returns too, which goleak checks.
-					})
-				})
-			}
-		}
+		t.Run(tm.name, func(t *testing.T) {
+			eachFakeModeAndCase(t, byDefault, []string{"write ignoring its context", "write succeeding late", "metric"}, itself, func(t *testing.T, fk fakeClientset, _ followMode, stuck string) {
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				lock := &cutOffLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "a", ""),
+					t: t, hangs: hangingOps{writes: true}, silentAfter: 4, spun: cancel, ignoresContext: true}
+				lec := testConfig(lock)
+				lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
+				started := make(chan context.Context, 1)
+				lec.Callbacks.OnStartedLeading = func(ctx context.Context) { started <- ctx }
+				le := newTestElector(t, lec, nil)
+				if stuck == "write succeeding late" {
+					// The first renewal after the last good one
+					// starts a RetryPeriod later and returns after
+					// the deadline, yet less than RenewDeadline
+					// after it started.
+					lock.lateBy = tm.renewDeadline - tm.retryPeriod/2
+				}
+				if stuck == "metric" {
+					lock.silentAfter = -1
+					le.metrics = &leaderMetrics{election: &stuckMetric{t: t, renewals: 3}}
+				}
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					le.Run(ctx)
+				}()
+				work := receive(t, started, "a to lead")
+				select {
+				case <-work.Done():
+				case <-time.After(patience):
+					t.Fatalf("the work's context was not cancelled %v after the leader got stuck", patience)
+				}
+				last := lock.lastSuccessfulWrite()
+				if took := time.Since(last); took > tm.renewDeadline {
+					t.Errorf("the work's context was cancelled %v after the last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
+				}
+				if le.IsLeader() {
+					t.Errorf("IsLeader is true once the work's context was cancelled at the renew deadline")
+				}
+				if stuck == "write succeeding late" {
+					// The renewal that went through after the deadline
+					// does not extend a term whose work was stopped.
+					receive(t, done, "Run to return once the late renewal returned")
+					if took, want := time.Since(last), tm.retryPeriod+lock.lateBy; took > want {
+						t.Errorf("Run returned %v after the last successful renewal, want as soon as the late one returned (%v)", took, want)
+					}
+				}
+				cancel()
+				// The stuck step returns when the test ends; Run then
+				// returns too, which goleak checks.
+			})
+		})
 	}
 }
 
@@ -463,60 +449,56 @@ func TestLeaderStuckInAStepStopsWorkByRenewDeadline(t *testing.T) {
 // write could land over its term. Run has returned by then.
 func TestLeaderCutOffWhileHandingOverStopsByRenewDeadline(t *testing.T) {
 	for _, tm := range timings {
-		for _, fk := range fakes {
-			for _, when := range []string{"while the work winds down", "once the work returned"} {
-				t.Run(tm.name+"/"+fk.name+"/"+when, func(t *testing.T) {
-					synctest.Test(t, func(t *testing.T) {
-						ctx, cancel := context.WithCancel(t.Context())
-						defer cancel()
-						cs := fk.new()
-						lock := &cutOffLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"),
-							t: t, hangs: hangingOps{reads: true, writes: true, watches: true}, silentAfter: -1, spun: cancel}
-						timed := func(lec *LeaderElectionConfig) {
-							lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
-							lec.StopTimeout = time.Minute
-						}
-						low := testConfig(lock)
-						low.KeyComparison = outranksAllBut("canary")
-						timed(&low)
-						windDown := tm.retryPeriod * 3 / 2 // renewing meanwhile
-						started, returned := make(chan struct{}), make(chan struct{})
-						low.Callbacks.OnStartedLeading = func(ctx context.Context) {
-							defer close(returned)
-							close(started)
-							<-ctx.Done()
-							if when == "while the work winds down" {
-								lock.goSilent()
-							}
-							time.Sleep(windDown)
-							if when == "once the work returned" {
-								lock.goSilent()
-							}
-						}
-						a := newTestElector(t, low, nil)
-						done := make(chan struct{})
-						go func() {
-							defer close(done)
-							a.Run(ctx)
-						}()
-						receive(t, started, "a to lead")
-						time.Sleep(tm.retryPeriod / 2)
-						high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
-						high.KeyComparison = outranksAllBut("stable")
-						timed(&high)
-						b := runCandidate(t, ctx, high, nil)
-						receive(t, done, "a's Run to return")
-						if took := time.Since(lock.lastSuccessfulWrite()); took > tm.renewDeadline {
-							t.Errorf("a's Run returned %v after its last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
-						}
-						b.leading(t)
-						cancel()
-						b.finished(t)
-						receive(t, returned, "a's work to return")
-					})
-				})
-			}
-		}
+		t.Run(tm.name, func(t *testing.T) {
+			eachFakeModeAndCase(t, byDefault, []string{"while the work winds down", "once the work returned"}, itself, func(t *testing.T, fk fakeClientset, _ followMode, when string) {
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				cs := fk.new()
+				lock := &cutOffLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"),
+					t: t, hangs: hangingOps{reads: true, writes: true, watches: true}, silentAfter: -1, spun: cancel}
+				timed := func(lec *LeaderElectionConfig) {
+					lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = tm.leaseDuration, tm.renewDeadline, tm.retryPeriod
+					lec.StopTimeout = time.Minute
+				}
+				low := testConfig(lock)
+				low.KeyComparison = outranksAllBut("canary")
+				timed(&low)
+				windDown := tm.retryPeriod * 3 / 2 // renewing meanwhile
+				started, returned := make(chan struct{}), make(chan struct{})
+				low.Callbacks.OnStartedLeading = func(ctx context.Context) {
+					defer close(returned)
+					close(started)
+					<-ctx.Done()
+					if when == "while the work winds down" {
+						lock.goSilent()
+					}
+					time.Sleep(windDown)
+					if when == "once the work returned" {
+						lock.goSilent()
+					}
+				}
+				a := newTestElector(t, low, nil)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					a.Run(ctx)
+				}()
+				receive(t, started, "a to lead")
+				time.Sleep(tm.retryPeriod / 2)
+				high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+				high.KeyComparison = outranksAllBut("stable")
+				timed(&high)
+				b := runCandidate(t, ctx, high, nil)
+				receive(t, done, "a's Run to return")
+				if took := time.Since(lock.lastSuccessfulWrite()); took > tm.renewDeadline {
+					t.Errorf("a's Run returned %v after its last successful renewal, want at most RenewDeadline (%v)", took, tm.renewDeadline)
+				}
+				b.leading(t)
+				cancel()
+				b.finished(t)
+				receive(t, returned, "a's work to return")
+			})
+		})
 	}
 }
 

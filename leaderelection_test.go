@@ -17,51 +17,45 @@ import (
 )
 
 func TestRunLeadsThenReleasesOnCancel(t *testing.T) {
-	for _, fk := range fakes {
-		for _, kind := range lockKinds {
-			t.Run(fk.name+"/"+kind, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					lec := testConfig(newTestLock(t, cs, kind, "a", "stable"))
-					lec.ReleaseOnCancel = true
-					lec.Name = "release-" + kind + "-" + uniqueName()
-					a := runCandidate(t, ctx, lec, nil)
-					leadCtx := a.leading(t)
-					if !a.le.IsLeader() || a.le.GetLeader() != "a" {
-						t.Fatalf("IsLeader %v, GetLeader %q after acquiring", a.le.IsLeader(), a.le.GetLeader())
-					}
-					time.Sleep(5 * retryPeriod) // several renewals
-					if rec := readRecord(t, cs, kind); rec.HolderIdentity != "a" || rec.LeaderTransitions != 0 {
-						t.Fatalf("record while leading: %+v", rec)
-					}
-					if !a.le.IsLeader() {
-						t.Fatal("IsLeader false while renewing")
-					}
-					cancel()
-					a.finished(t)
-					if leadCtx.Err() == nil {
-						t.Fatal("leading context not cancelled when Run returned")
-					}
-					select {
-					case <-a.stopped:
-					default:
-						t.Fatal("OnStoppedLeading not called")
-					}
-					rec := readRecord(t, cs, kind)
-					if rec.HolderIdentity != "" || rec.HolderKey != "" || rec.LeaseDurationSeconds != 1 || rec.LeaderTransitions != 0 {
-						t.Fatalf("record after release: %+v; want no holder, no key, 1s lease, transitions kept", rec)
-					}
-					if a.le.IsLeader() || a.le.GetLeader() != "" {
-						t.Fatalf("after Run returned: IsLeader %v, GetLeader %q", a.le.IsLeader(), a.le.GetLeader())
-					}
-					if got := testMetrics.calls(lec.Name); len(got) != 3 || got[1] != "on" || got[2] != "off" {
-						t.Fatalf("metric calls %v, want off, on, off", got)
-					}
-				})
-			})
+	eachFakeModeAndCase(t, byDefault, lockKinds, itself, func(t *testing.T, fk fakeClientset, _ followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		lec := testConfig(newTestLock(t, cs, kind, "a", "stable"))
+		lec.ReleaseOnCancel = true
+		lec.Name = "release-" + kind + "-" + uniqueName()
+		a := runCandidate(t, ctx, lec, nil)
+		leadCtx := a.leading(t)
+		if !a.le.IsLeader() || a.le.GetLeader() != "a" {
+			t.Fatalf("IsLeader %v, GetLeader %q after acquiring", a.le.IsLeader(), a.le.GetLeader())
 		}
-	}
+		time.Sleep(5 * retryPeriod) // several renewals
+		if rec := readRecord(t, cs, kind); rec.HolderIdentity != "a" || rec.LeaderTransitions != 0 {
+			t.Fatalf("record while leading: %+v", rec)
+		}
+		if !a.le.IsLeader() {
+			t.Fatal("IsLeader false while renewing")
+		}
+		cancel()
+		a.finished(t)
+		if leadCtx.Err() == nil {
+			t.Fatal("leading context not cancelled when Run returned")
+		}
+		select {
+		case <-a.stopped:
+		default:
+			t.Fatal("OnStoppedLeading not called")
+		}
+		rec := readRecord(t, cs, kind)
+		if rec.HolderIdentity != "" || rec.HolderKey != "" || rec.LeaseDurationSeconds != 1 || rec.LeaderTransitions != 0 {
+			t.Fatalf("record after release: %+v; want no holder, no key, 1s lease, transitions kept", rec)
+		}
+		if a.le.IsLeader() || a.le.GetLeader() != "" {
+			t.Fatalf("after Run returned: IsLeader %v, GetLeader %q", a.le.IsLeader(), a.le.GetLeader())
+		}
+		if got := testMetrics.calls(lec.Name); len(got) != 3 || got[1] != "on" || got[2] != "off" {
+			t.Fatalf("metric calls %v, want off, on, off", got)
+		}
+	})
 }
 
 func TestRunWithoutReleaseLeavesTheRecord(t *testing.T) {
@@ -183,71 +177,67 @@ func TestRunOrDieWiresTheWatchDog(t *testing.T) {
 // a fresh context, each term ending with its own OnStoppedLeading, and two
 // terms' work never runs at once.
 func TestRunAndRejoin(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				var running, most, stops atomic.Int32
-				terms := make(chan context.Context, 4)
-				windDown := make(chan struct{})
-				endWindDown := sync.OnceFunc(func() { close(windDown) })
-				defer endWindDown()
-				lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"))
-				lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
-					if n := running.Add(1); n > most.Load() {
-						most.Store(n)
-					}
-					defer running.Add(-1)
-					terms <- ctx
-					<-ctx.Done()
-					<-windDown // the first term's work takes a while to stop
-				}
-				lec.Callbacks.OnStoppedLeading = func() { stops.Add(1) }
-				le := newTestElector(t, lec, nil)
-				done := make(chan struct{})
-				go func() { defer close(done); le.RunAndRejoin(ctx) }()
-				first := receive(t, terms, "the first term")
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var running, most, stops atomic.Int32
+		terms := make(chan context.Context, 4)
+		windDown := make(chan struct{})
+		endWindDown := sync.OnceFunc(func() { close(windDown) })
+		defer endWindDown()
+		lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"))
+		lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
+			if n := running.Add(1); n > most.Load() {
+				most.Store(n)
+			}
+			defer running.Add(-1)
+			terms <- ctx
+			<-ctx.Done()
+			<-windDown // the first term's work takes a while to stop
+		}
+		lec.Callbacks.OnStoppedLeading = func() { stops.Add(1) }
+		le := newTestElector(t, lec, nil)
+		done := make(chan struct{})
+		go func() { defer close(done); le.RunAndRejoin(ctx) }()
+		first := receive(t, terms, "the first term")
 
-				thiefCtx, stopThief := context.WithCancel(ctx)
-				thief := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
-				thief.KeyComparison = outranksAllBut("stable")
-				thief.DisableHandoff = true
-				thief.ReleaseOnCancel = true
-				b := runCandidate(t, thiefCtx, thief, nil)
-				b.leading(t)
-				receive(t, first.Done(), "the first term's context to end after the steal")
-				stopThief()
-				b.finished(t)
-				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
-					t.Fatalf("the thief did not release: %+v", rec)
-				}
+		thiefCtx, stopThief := context.WithCancel(ctx)
+		thief := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+		thief.KeyComparison = outranksAllBut("stable")
+		thief.DisableHandoff = true
+		thief.ReleaseOnCancel = true
+		b := runCandidate(t, thiefCtx, thief, nil)
+		b.leading(t)
+		receive(t, first.Done(), "the first term's context to end after the steal")
+		stopThief()
+		b.finished(t)
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
+			t.Fatalf("the thief did not release: %+v", rec)
+		}
 
-				// The lock is free, but the first term's work still runs:
-				// a must not lead again yet.
-				time.Sleep(3 * leaseDuration)
-				synctest.Wait()
-				if le.IsLeader() || len(terms) != 0 || most.Load() > 1 {
-					t.Fatalf("a led again while its last term's work was still running (%d terms' work at once)", most.Load())
-				}
-				if got := stops.Load(); got != 1 {
-					t.Fatalf("OnStoppedLeading ran %d times after the first term, want 1", got)
-				}
+		// The lock is free, but the first term's work still runs:
+		// a must not lead again yet.
+		time.Sleep(3 * leaseDuration)
+		synctest.Wait()
+		if le.IsLeader() || len(terms) != 0 || most.Load() > 1 {
+			t.Fatalf("a led again while its last term's work was still running (%d terms' work at once)", most.Load())
+		}
+		if got := stops.Load(); got != 1 {
+			t.Fatalf("OnStoppedLeading ran %d times after the first term, want 1", got)
+		}
 
-				endWindDown()
-				second := receive(t, terms, "the second term, once the first term's work returned")
-				if second.Err() != nil || second == first {
-					t.Fatal("the second term did not get a fresh context")
-				}
-				cancel()
-				receive(t, done, "RunAndRejoin to return when its context ends")
-				if got := stops.Load(); got != 2 || most.Load() > 1 {
-					t.Fatalf("OnStoppedLeading ran %d times for two terms, want 2; at most %d terms' work ran at once, want 1", got, most.Load())
-				}
-			})
-		})
-	}
+		endWindDown()
+		second := receive(t, terms, "the second term, once the first term's work returned")
+		if second.Err() != nil || second == first {
+			t.Fatal("the second term did not get a fresh context")
+		}
+		cancel()
+		receive(t, done, "RunAndRejoin to return when its context ends")
+		if got := stops.Load(); got != 2 || most.Load() > 1 {
+			t.Fatalf("OnStoppedLeading ran %d times for two terms, want 2; at most %d terms' work ran at once, want 1", got, most.Load())
+		}
+	})
 }
 
 // TestRunAndRejoinOnARunningElector returns at once, calling nothing.
@@ -323,30 +313,26 @@ func TestNegativeStopTimeoutOverlapsByDesign(t *testing.T) {
 	// Longer than the requester may take to see the handover (a watch
 	// still starting sees it only at its next attempt).
 	const windDown = 10 * retryPeriod
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				noWait := func(lec *LeaderElectionConfig) { lec.StopTimeout = -1 }
-				a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, noWait, windDown, nil)
-				b.leading(t)
-				started := time.Now()
-				history := f.history()
-				if !slices.Contains(history, "a stopped") || slices.Contains(history, "a ended") {
-					t.Fatalf("history %q when b started: want a's OnStoppedLeading run and its work still running", history)
-				}
-				a.finished(t)
-				for !slices.Contains(f.history(), "a ended") {
-					if time.Since(started) > windDown {
-						t.Fatalf("a's work still runs %v after b started, beyond its wind-down (%v)", time.Since(started), windDown)
-					}
-					time.Sleep(time.Millisecond)
-				}
-			})
-		})
-	}
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		noWait := func(lec *LeaderElectionConfig) { lec.StopTimeout = -1 }
+		a, b, f := handoffPair(t, ctx, cs, rl.LeasesResourceLock, noWait, windDown, nil)
+		b.leading(t)
+		started := time.Now()
+		history := f.history()
+		if !slices.Contains(history, "a stopped") || slices.Contains(history, "a ended") {
+			t.Fatalf("history %q when b started: want a's OnStoppedLeading run and its work still running", history)
+		}
+		a.finished(t)
+		for !slices.Contains(f.history(), "a ended") {
+			if time.Since(started) > windDown {
+				t.Fatalf("a's work still runs %v after b started, beyond its wind-down (%v)", time.Since(started), windDown)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
 }
 
 func TestDurationArithmeticSaturates(t *testing.T) {

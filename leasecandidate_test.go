@@ -3,8 +3,10 @@ package k8sleaderelection
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
@@ -47,67 +50,63 @@ func getCandidate(t *testing.T, cs kubernetes.Interface, name string) *coordinat
 // renewing it, renews it on its own every CandidateRenewInterval, and
 // creates it again when it is deleted.
 func TestLeaseCandidateLifecycle(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				c, sync := newTestCandidate(t, cs, "kcm-1")
-				if got := sync.WaitForCacheSync(ctx.Done()); len(got) != 0 {
-					t.Fatalf("WaitForCacheSync before Run = %v, want an empty map at once (as an unstarted informer factory)", got)
-				}
-				done := make(chan struct{})
-				go func() { defer close(done); c.Run(ctx) }()
-				synctest.Wait()
-				key := reflect.TypeOf(&coordinationv1beta1.LeaseCandidate{})
-				if got := sync.WaitForCacheSync(ctx.Done()); !reflect.DeepEqual(got, map[reflect.Type]bool{key: true}) {
-					t.Fatalf("WaitForCacheSync after Run = %v, want the LeaseCandidate type synced", got)
-				}
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		c, sync := newTestCandidate(t, cs, "kcm-1")
+		if got := sync.WaitForCacheSync(ctx.Done()); len(got) != 0 {
+			t.Fatalf("WaitForCacheSync before Run = %v, want an empty map at once (as an unstarted informer factory)", got)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		synctest.Wait()
+		key := reflect.TypeOf(&coordinationv1beta1.LeaseCandidate{})
+		if got := sync.WaitForCacheSync(ctx.Done()); !reflect.DeepEqual(got, map[reflect.Type]bool{key: true}) {
+			t.Fatalf("WaitForCacheSync after Run = %v, want the LeaseCandidate type synced", got)
+		}
 
-				lc := getCandidate(t, cs, "kcm-1")
-				want := coordinationv1beta1.LeaseCandidateSpec{
-					LeaseName: "kube-controller-manager", BinaryVersion: "1.37.2", EmulationVersion: "1.36.0",
-					Strategy: coordinationv1.OldestEmulationVersion,
-				}
-				got := lc.Spec
-				got.RenewTime, got.PingTime = nil, nil
-				if !reflect.DeepEqual(got, want) || lc.Spec.RenewTime == nil {
-					t.Fatalf("created spec %+v; want %+v with a renew time", lc.Spec, want)
-				}
+		lc := getCandidate(t, cs, "kcm-1")
+		want := coordinationv1beta1.LeaseCandidateSpec{
+			LeaseName: "kube-controller-manager", BinaryVersion: "1.37.2", EmulationVersion: "1.36.0",
+			Strategy: coordinationv1.OldestEmulationVersion,
+		}
+		got := lc.Spec
+		got.RenewTime, got.PingTime = nil, nil
+		if !reflect.DeepEqual(got, want) || lc.Spec.RenewTime == nil {
+			t.Fatalf("created spec %+v; want %+v with a renew time", lc.Spec, want)
+		}
 
-				// The control plane pings; the candidate answers.
-				time.Sleep(time.Minute)
-				ping := metav1.NewMicroTime(time.Now())
-				lc.Spec.PingTime = &ping
-				if _, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Update(ctx, lc, metav1.UpdateOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				synctest.Wait()
-				if lc = getCandidate(t, cs, "kcm-1"); lc.Spec.RenewTime.Before(&ping) {
-					t.Fatalf("renew time %v is before the ping %v: the ping went unanswered", lc.Spec.RenewTime, ping)
-				}
+		// The control plane pings; the candidate answers.
+		time.Sleep(time.Minute)
+		ping := metav1.NewMicroTime(time.Now())
+		lc.Spec.PingTime = &ping
+		if _, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Update(ctx, lc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if lc = getCandidate(t, cs, "kcm-1"); lc.Spec.RenewTime.Before(&ping) {
+			t.Fatalf("renew time %v is before the ping %v: the ping went unanswered", lc.Spec.RenewTime, ping)
+		}
 
-				// Nobody pings: it renews on its own.
-				answered := lc.Spec.RenewTime.Time
-				time.Sleep(CandidateRenewInterval + time.Second)
-				if lc = getCandidate(t, cs, "kcm-1"); !lc.Spec.RenewTime.After(answered) {
-					t.Fatalf("not renewed in %v without a ping (renew time %v)", CandidateRenewInterval, lc.Spec.RenewTime)
-				}
+		// Nobody pings: it renews on its own.
+		answered := lc.Spec.RenewTime.Time
+		time.Sleep(CandidateRenewInterval + time.Second)
+		if lc = getCandidate(t, cs, "kcm-1"); !lc.Spec.RenewTime.After(answered) {
+			t.Fatalf("not renewed in %v without a ping (renew time %v)", CandidateRenewInterval, lc.Spec.RenewTime)
+		}
 
-				// Deleted (the control plane's garbage collection, or a
-				// person): created again.
-				if err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Delete(ctx, "kcm-1", metav1.DeleteOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(time.Second)
-				synctest.Wait()
-				getCandidate(t, cs, "kcm-1")
+		// Deleted (the control plane's garbage collection, or a
+		// person): created again.
+		if err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Delete(ctx, "kcm-1", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		getCandidate(t, cs, "kcm-1")
 
-				cancel()
-				receive(t, done, "Run to return")
-			})
-		})
-	}
+		cancel()
+		receive(t, done, "Run to return")
+	})
 }
 
 // TestLeaseCandidateNotServed: where the API server does not serve
@@ -246,4 +245,242 @@ func TestLeaseCandidateEnsure(t *testing.T) {
 			t.Errorf("%s: wrote %v, want %v", tc.name, wrote, tc.writes)
 		}
 	}
+}
+
+// watchReactor is what the tests need of a fake clientset to replace its
+// watches; both fakes have it.
+type watchReactor interface {
+	PrependWatchReactor(resource string, reaction k8stesting.WatchReactionFunc)
+}
+
+// TestNewCandidateValidatesAsTheAPIServerDoes: NewCandidate accepts exactly
+// what the API server's validation accepts, in each case below.
+//
+// Found by an adversarial review of the first version, which it failed:
+// NewCandidate says its arguments are "checked as the API server checks them".
+// They are not (kubernetes v1.37 pkg/apis/coordination/validation):
+//   - the name is checked with IsConfigMapKey (ValidLeaseCandidateName), so
+//     "host_3f2a..." is valid; it is the identity kube-controller-manager
+//     and kube-scheduler use (hostname + "_" + uuid) and pass to
+//     NewCandidate, but NewCandidate rejects it;
+//   - versions are parsed with blang/semver's strict Parse: "v1.37.0" is
+//     rejected by the server, accepted here;
+//   - an emulationVersion of 0.0.0 with OldestEmulationVersion counts as
+//     missing on the server;
+//   - a one-part strategy other than OldestEmulationVersion is NotSupported,
+//     and a strategy with more than one "/" is not a qualified name;
+//   - a namespace must be a DNS label, not a subdomain.
+func TestNewCandidateValidatesAsTheAPIServerDoes(t *testing.T) {
+	cs := fakekube.New()
+	oldest := coordinationv1.OldestEmulationVersion
+	cases := []struct {
+		name              string
+		ns, candidate     string
+		binary, emulation string
+		strategy          coordinationv1.CoordinatedLeaseStrategy
+		serverAccepts     bool
+	}{
+		{"kube-controller-manager identity (hostname_uuid)", "kube-system", "node-1_3f2a9c1e-5b7d-4c1a-9e2f-0a1b2c3d4e5f", "1.37.0", "1.36.0", oldest, true},
+		{"upper-case name", "kube-system", "Node-1", "1.37.0", "1.36.0", oldest, true},
+		{"binary version with a v", "kube-system", "c", "v1.37.0", "1.36.0", oldest, false},
+		{"emulation version with a v", "kube-system", "c", "1.37.0", "v1.36.0", oldest, false},
+		{"emulation version 0.0.0 with OldestEmulationVersion", "kube-system", "c", "1.37.0", "0.0.0", oldest, false},
+		{"unknown one-part strategy", "kube-system", "c", "1.37.0", "1.36.0", "NewestBinaryVersion", false},
+		{"strategy with two slashes", "kube-system", "c", "1.37.0", "", "example.com/a/b", false},
+		{"dotted namespace", "kube.system", "c", "1.37.0", "1.36.0", oldest, false},
+	}
+	var wrong []string
+	for _, tc := range cases {
+		_, _, err := NewCandidate(cs, tc.ns, tc.candidate, "kube-controller-manager", tc.binary, tc.emulation, tc.strategy)
+		if accepted := err == nil; accepted != tc.serverAccepts {
+			wrong = append(wrong, fmt.Sprintf("%s: NewCandidate error %v, but the API server %s it",
+				tc.name, err, map[bool]string{true: "accepts", false: "rejects"}[tc.serverAccepts]))
+		}
+	}
+	if len(wrong) > 0 {
+		t.Fatalf("NewCandidate disagrees with the API server's validation in %d of %d cases:\n  %s",
+			len(wrong), len(cases), strings.Join(wrong, "\n  "))
+	}
+}
+
+// TestLeaseCandidateAnswersAPingFromAClockAheadOnce: a ping from a control
+// plane whose clock is ahead of ours is answered with a few renewals, not a
+// hot loop.
+//
+// Found by an adversarial review of the first version, which it failed: the
+// control plane pings with its own clock (pingTime = its now) and waits for
+// renewTime >= pingTime. If our clock is behind by even a little, our renewal
+// writes a renewTime before the ping, due() still sees the ping after the
+// renewal, and the watch event of our own write makes us renew again at once:
+// a hot loop of writes for as long as the skew lasts (every ping, at least
+// every election), and the ping is never acknowledged as the control plane
+// counts acknowledgements. Writing renewTime = max(now, pingTime) would answer
+// it with one write.
+func TestLeaseCandidateAnswersAPingFromAClockAheadOnce(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var counting atomic.Bool
+		var updates atomic.Int32
+		boundAt := make(chan time.Time, 1)
+		cs.PrependReactor("update", "leasecandidates", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if counting.Load() && updates.Add(1) == 200 {
+				boundAt <- time.Now()
+				cancel() // bound the hot loop; virtual time cannot pass while it runs
+			}
+			return false, nil, nil
+		})
+		c, _ := newTestCandidate(t, cs, "kcm-1")
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		synctest.Wait()
+
+		lc := getCandidate(t, cs, "kcm-1")
+		ping := metav1.NewMicroTime(time.Now().Add(2 * time.Second)) // the control plane's clock is 2s ahead
+		lc.Spec.PingTime = &ping
+		if _, err := cs.CoordinationV1beta1().LeaseCandidates(candidateNS).Update(context.Background(), lc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		counting.Store(true)
+		start := time.Now()
+		time.Sleep(10 * time.Second)
+		n := updates.Load()
+		if n > 3 {
+			took := "-"
+			select {
+			case at := <-boundAt:
+				took = at.Sub(start).String()
+			default:
+			}
+			last := getCandidate(t, cs, "kcm-1").Spec.RenewTime
+			t.Fatalf("answered one ping from a clock 2s ahead with %d renewals, the 200th %s after the ping (a hot loop, cut off by the test); "+
+				"the last renewal (%v) is before the ping (%v), so the control plane never saw it answered", n, took, last, ping)
+		}
+		cancel()
+		receive(t, done, "Run to return")
+	})
+}
+
+// TestLeaseCandidatePausesWhenItsWatchEndsAtOnce: a candidate whose watches
+// end as soon as they start pauses before it reads and watches again.
+//
+// Found by an adversarial review of the first version, which it failed: a
+// watch that ends at once (a proxy or load balancer that cuts watches, an API
+// server shutting down) makes follow return nil, and Run, which resets its
+// pause whenever ensure succeeds and only pauses after an error, reads and
+// watches again at once: a hot loop of GETs and WATCHes with no pause at all.
+func TestLeaseCandidatePausesWhenItsWatchEndsAtOnce(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var gets atomic.Int32
+		cs.PrependReactor("get", "leasecandidates", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if gets.Add(1) >= 500 {
+				cancel() // bound the hot loop
+			}
+			return false, nil, nil
+		})
+		cs.(watchReactor).PrependWatchReactor("leasecandidates", func(k8stesting.Action) (bool, watch.Interface, error) {
+			w := watch.NewFake()
+			w.Stop()
+			return true, w, nil
+		})
+		c, _ := newTestCandidate(t, cs, "kcm-1")
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { defer close(done); c.Run(ctx) }()
+		time.Sleep(time.Minute)
+		if n := gets.Load(); n > 30 {
+			t.Fatalf("%d GETs (and as many WATCHes) in %v of virtual time against a server whose watches end at once: a hot loop (cut off by the test)",
+				n, time.Since(start))
+		}
+		cancel()
+		receive(t, done, "Run to return")
+	})
+}
+
+// TestLeaseCandidatePauseGrowsWhileItsWatchFails: while the watch keeps
+// failing, the pause between attempts grows, as Run's doc promises.
+//
+// Found by an adversarial review of the first version, which it failed: Run's
+// doc says failures are "retried with a growing pause". When the watch is what
+// fails, ensure (a GET) succeeds first and resets the pause to 500ms, so the
+// pause never grows: a GET, a WATCH and an error log line every 500ms,
+// forever.
+func TestLeaseCandidatePauseGrowsWhileItsWatchFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		var watches atomic.Int32
+		cs.PrependWatchReactor("leasecandidates", func(k8stesting.Action) (bool, watch.Interface, error) {
+			watches.Add(1)
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leasecandidates"}, "", fmt.Errorf("no watch for you"))
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		c, _ := newTestCandidate(t, cs, "kcm-1")
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		time.Sleep(10 * time.Minute)
+		if n := watches.Load(); n > 40 {
+			t.Fatalf("%d failed watches in 10 minutes: the pause does not grow when the watch fails (want a few dozen at most, as for a failing create)", n)
+		}
+		cancel()
+		receive(t, done, "Run to return")
+	})
+}
+
+// TestLeaseCandidateBoundsRetriesOfAConflictingRenewal: a renewal that keeps
+// conflicting is retried a bounded number of times with pauses, not at once
+// forever.
+//
+// Found by an adversarial review of the first version, which it failed: renew
+// retries a Conflict at once, forever, with no pause and no bound: a server
+// (or admission webhook) that keeps answering 409 gets a hot loop of GET+PUT.
+func TestLeaseCandidateBoundsRetriesOfAConflictingRenewal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var updates, cancelledAt atomic.Int32
+		cs.PrependReactor("update", "leasecandidates", func(k8stesting.Action) (bool, runtime.Object, error) {
+			n := updates.Add(1)
+			if n == 100 {
+				cancelledAt.Store(n)
+				cancel() // Run is told to stop
+			}
+			if n > 500 {
+				// Bound the hot loop: renew does not look at its context,
+				// so cancelling it does not end the loop; let it through.
+				return false, nil, nil
+			}
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leasecandidates"}, "kcm-1", fmt.Errorf("busy"))
+		})
+		c, _ := newTestCandidate(t, cs, "kcm-1")
+		done := make(chan struct{})
+		go func() { defer close(done); c.Run(ctx) }()
+		synctest.Wait()
+		time.Sleep(time.Second)
+		lc := getCandidate(t, cs, "kcm-1")
+		ping := metav1.NewMicroTime(time.Now())
+		lc.Spec.PingTime = &ping
+		// The control plane's ping, written past the reactors.
+		if err := cs.Tracker().Update(coordinationv1beta1.SchemeGroupVersion.WithResource("leasecandidates"), lc, candidateNS); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		time.Sleep(time.Minute)
+		n := updates.Load()
+		cancel()
+		receive(t, done, "Run to return")
+		if n > 40 {
+			after := 0
+			if at := cancelledAt.Load(); at > 0 {
+				after = int(n - at)
+			}
+			t.Fatalf("%d renewal attempts in %v of virtual time while every update conflicts: renew retries at once, without a pause or a bound, "+
+				"and %d of them came after Run's context was cancelled (the test let the 501st through; otherwise Run never returns)",
+				n, time.Since(start), after)
+		}
+	})
 }

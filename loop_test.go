@@ -201,44 +201,30 @@ func TestFailedWritesNeverLead(t *testing.T) {
 // the polling pace, not at once and for ever; the request count bounds the
 // test, so that a spinning loop fails it within seconds.
 func TestFailedAttemptsWaitBeforeTheNextOne(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 0))
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				lock := &cutOffLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "us", ""),
-					t: t, hangs: hangingOps{writes: true}, failFast: true, spun: cancel}
-				lock.goSilent()
-				c := runCandidate(t, ctx, testConfig(lock), nil)
-				const watched = 5 * leaseDuration
-				time.Sleep(watched)
-				if len(c.started) != 0 {
-					t.Fatal("a candidate whose writes all failed started leading")
-				}
-				// The lease ran out after leaseDuration; from then on one
-				// read and one write per attempt, at least a RetryPeriod
-				// apart, plus the first read and the watch.
-				most := 2*int64((watched-leaseDuration)/retryPeriod+1) + 2
-				if n := lock.requests.Load(); n > most {
-					t.Errorf("%d requests in %v, want at most %d: failed attempts do not wait", n, watched, most)
-				}
-				cancel()
-				c.finished(t)
-			})
-		})
-	}
-}
-
-// modes are the two ways a candidate follows its lock: watching it (the
-// default) and polling it every RetryPeriod.
-var modes = []struct {
-	name  string
-	apply func(*LeaderElectionConfig)
-}{
-	{"watch", func(*LeaderElectionConfig) {}},
-	{"poll", func(lec *LeaderElectionConfig) { lec.DisableWatch = true }},
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 0))
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		lock := &cutOffLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "us", ""),
+			t: t, hangs: hangingOps{writes: true}, failFast: true, spun: cancel}
+		lock.goSilent()
+		c := runCandidate(t, ctx, testConfig(lock), nil)
+		const watched = 5 * leaseDuration
+		time.Sleep(watched)
+		if len(c.started) != 0 {
+			t.Fatal("a candidate whose writes all failed started leading")
+		}
+		// The lease ran out after leaseDuration; from then on one
+		// read and one write per attempt, at least a RetryPeriod
+		// apart, plus the first read and the watch.
+		most := 2*int64((watched-leaseDuration)/retryPeriod+1) + 2
+		if n := lock.requests.Load(); n > most {
+			t.Errorf("%d requests in %v, want at most %d: failed attempts do not wait", n, watched, most)
+		}
+		cancel()
+		c.finished(t)
+	})
 }
 
 // TestPreemptedLeaderStepsDown is the step-down guarantee when a higher key
@@ -247,55 +233,47 @@ var modes = []struct {
 // RetryPeriod later, not after RenewDeadline. It holds on the stock fake
 // too, which accepts the old leader's write over the new holder's.
 func TestPreemptedLeaderStepsDown(t *testing.T) {
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			for _, kind := range lockKinds {
-				t.Run(fk.name+"/"+mode.name+"/"+kind, func(t *testing.T) {
-					synctest.Test(t, func(t *testing.T) {
-						cs := fk.new()
-						ctx, cancel := context.WithCancel(t.Context())
-						defer cancel()
+	eachFakeModeAndCase(t, modes, lockKinds, itself, func(t *testing.T, fk fakeClientset, mode followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
 
-						low := testConfig(newTestLock(t, cs, kind, "a", "canary"))
-						low.KeyComparison = outranksAllBut("canary")
-						mode.apply(&low)
-						a := runCandidate(t, ctx, low, nil)
-						aLeading := a.leading(t)
-						time.Sleep(retryPeriod / 2) // the steal lands between renewals
+		low := testConfig(newTestLock(t, cs, kind, "a", "canary"))
+		low.KeyComparison = outranksAllBut("canary")
+		mode.apply(&low)
+		a := runCandidate(t, ctx, low, nil)
+		aLeading := a.leading(t)
+		time.Sleep(retryPeriod / 2) // the steal lands between renewals
 
-						high := testConfig(newTestLock(t, cs, kind, "b", "stable"))
-						high.KeyComparison = outranksAllBut("stable")
-						high.DisableHandoff = true
-						b := runCandidate(t, ctx, high, nil)
-						b.leading(t)
-						stolenAt := time.Now()
-						if stolenAt != b.startAt {
-							t.Fatalf("b took %v to preempt, want its first attempt", stolenAt.Sub(b.startAt))
-						}
-
-						receive(t, aLeading.Done(), "the preempted leader to step down")
-						overlap := time.Since(stolenAt)
-						if mode.name == "watch" && overlap != 0 {
-							t.Fatalf("a watching leader led on for %v after the steal, want 0", overlap)
-						}
-						if overlap > retryPeriod {
-							t.Fatalf("a led on for %v after the steal, want at most one RetryPeriod (%v)", overlap, retryPeriod)
-						}
-						a.finished(t)
-						receive(t, a.stopped, "OnStoppedLeading")
-						time.Sleep(3 * retryPeriod)
-						rec := readRecord(t, cs, kind)
-						if rec.HolderIdentity != "b" || rec.HolderKey != "stable" || rec.LeaderTransitions != 1 {
-							t.Fatalf("record after the steal: %+v; want b, stable, 1 transition", rec)
-						}
-						if a.le.IsLeader() || !b.le.IsLeader() {
-							t.Fatalf("IsLeader: a %v, b %v", a.le.IsLeader(), b.le.IsLeader())
-						}
-					})
-				})
-			}
+		high := testConfig(newTestLock(t, cs, kind, "b", "stable"))
+		high.KeyComparison = outranksAllBut("stable")
+		high.DisableHandoff = true
+		b := runCandidate(t, ctx, high, nil)
+		b.leading(t)
+		stolenAt := time.Now()
+		if stolenAt != b.startAt {
+			t.Fatalf("b took %v to preempt, want its first attempt", stolenAt.Sub(b.startAt))
 		}
-	}
+
+		receive(t, aLeading.Done(), "the preempted leader to step down")
+		overlap := time.Since(stolenAt)
+		if mode.name == "watch" && overlap != 0 {
+			t.Fatalf("a watching leader led on for %v after the steal, want 0", overlap)
+		}
+		if overlap > retryPeriod {
+			t.Fatalf("a led on for %v after the steal, want at most one RetryPeriod (%v)", overlap, retryPeriod)
+		}
+		a.finished(t)
+		receive(t, a.stopped, "OnStoppedLeading")
+		time.Sleep(3 * retryPeriod)
+		rec := readRecord(t, cs, kind)
+		if rec.HolderIdentity != "b" || rec.HolderKey != "stable" || rec.LeaderTransitions != 1 {
+			t.Fatalf("record after the steal: %+v; want b, stable, 1 transition", rec)
+		}
+		if a.le.IsLeader() || !b.le.IsLeader() {
+			t.Fatalf("IsLeader: a %v, b %v", a.le.IsLeader(), b.le.IsLeader())
+		}
+	})
 }
 
 // TestPreemptedThenReleasedLeaderStepsDown: a leader is preempted, and the
@@ -303,44 +281,36 @@ func TestPreemptedLeaderStepsDown(t *testing.T) {
 // leader finds the lock free, but it changed hands since its last write:
 // it steps down instead of leading on as if it had never lost the lock.
 func TestPreemptedThenReleasedLeaderStepsDown(t *testing.T) {
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			for _, kind := range lockKinds {
-				t.Run(fk.name+"/"+mode.name+"/"+kind, func(t *testing.T) {
-					synctest.Test(t, func(t *testing.T) {
-						cs := fk.new()
-						ctx, cancel := context.WithCancel(t.Context())
-						defer cancel()
-						low := testConfig(newTestLock(t, cs, kind, "a", "canary"))
-						mode.apply(&low)
-						a := runCandidate(t, ctx, low, nil)
-						aLeading := a.leading(t)
-						time.Sleep(retryPeriod / 4)
+	eachFakeModeAndCase(t, modes, lockKinds, itself, func(t *testing.T, fk fakeClientset, mode followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		low := testConfig(newTestLock(t, cs, kind, "a", "canary"))
+		mode.apply(&low)
+		a := runCandidate(t, ctx, low, nil)
+		aLeading := a.leading(t)
+		time.Sleep(retryPeriod / 4)
 
-						bCtx, stopB := context.WithCancel(ctx)
-						high := testConfig(newTestLock(t, cs, kind, "b", "stable"))
-						high.KeyComparison = outranksAllBut("stable")
-						high.ReleaseOnCancel = true
-						high.DisableHandoff = true
-						b := runCandidate(t, bCtx, high, nil)
-						b.leading(t)
-						stolenAt := time.Now()
-						time.Sleep(retryPeriod / 4)
-						stopB()
-						b.finished(t)
-						if rec := readRecord(t, cs, kind); rec.HolderIdentity != "" {
-							t.Fatalf("b did not release: %+v", rec)
-						}
-						receive(t, aLeading.Done(), "the preempted leader to step down")
-						if overlap := time.Since(stolenAt); overlap > retryPeriod {
-							t.Fatalf("a led on for %v after the steal, want at most one RetryPeriod", overlap)
-						}
-						a.finished(t)
-					})
-				})
-			}
+		bCtx, stopB := context.WithCancel(ctx)
+		high := testConfig(newTestLock(t, cs, kind, "b", "stable"))
+		high.KeyComparison = outranksAllBut("stable")
+		high.ReleaseOnCancel = true
+		high.DisableHandoff = true
+		b := runCandidate(t, bCtx, high, nil)
+		b.leading(t)
+		stolenAt := time.Now()
+		time.Sleep(retryPeriod / 4)
+		stopB()
+		b.finished(t)
+		if rec := readRecord(t, cs, kind); rec.HolderIdentity != "" {
+			t.Fatalf("b did not release: %+v", rec)
 		}
-	}
+		receive(t, aLeading.Done(), "the preempted leader to step down")
+		if overlap := time.Since(stolenAt); overlap > retryPeriod {
+			t.Fatalf("a led on for %v after the steal, want at most one RetryPeriod", overlap)
+		}
+		a.finished(t)
+	})
 }
 
 // TestLeaderStopsWithinRenewDeadline cuts a leader off from the API: it must
@@ -495,35 +465,29 @@ func TestSubSecondTimings(t *testing.T) {
 // TestManyCandidatesOneLeader: five candidates start at once; one leads and
 // keeps leading.
 func TestManyCandidatesOneLeader(t *testing.T) {
-	for _, fk := range fakes {
-		for _, kind := range lockKinds {
-			t.Run(fk.name+"/"+kind, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					var wg sync.WaitGroup
-					f := newFleet()
-					var electors []*LeaderElector
-					for _, id := range []string{"a", "b", "c", "d", "e"} {
-						electors = append(electors, member(t, ctx, &wg, testConfig(newTestLock(t, cs, kind, id, "")), f))
-					}
-					time.Sleep(3 * leaseDuration)
-					leaders := 0
-					for _, le := range electors {
-						if le.IsLeader() {
-							leaders++
-						}
-					}
-					cancel()
-					wg.Wait()
-					f.check(t)
-					if acquisitions, _ := f.count(); leaders != 1 || acquisitions != 1 {
-						t.Fatalf("leaders %d, acquisitions %d; want 1, 1", leaders, acquisitions)
-					}
-				})
-			})
+	eachFakeModeAndCase(t, byDefault, lockKinds, itself, func(t *testing.T, fk fakeClientset, _ followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		f := newFleet()
+		var electors []*LeaderElector
+		for _, id := range []string{"a", "b", "c", "d", "e"} {
+			electors = append(electors, member(t, ctx, &wg, testConfig(newTestLock(t, cs, kind, id, "")), f))
 		}
-	}
+		time.Sleep(3 * leaseDuration)
+		leaders := 0
+		for _, le := range electors {
+			if le.IsLeader() {
+				leaders++
+			}
+		}
+		cancel()
+		wg.Wait()
+		f.check(t)
+		if acquisitions, _ := f.count(); leaders != 1 || acquisitions != 1 {
+			t.Fatalf("leaders %d, acquisitions %d; want 1, 1", leaders, acquisitions)
+		}
+	})
 }
 
 func TestThreeKeysInEveryOrderEndWithTheHighest(t *testing.T) {
@@ -574,44 +538,40 @@ func TestThreeKeysInEveryOrderEndWithTheHighest(t *testing.T) {
 // never takes the lock back while the new leader renews the Lease, although
 // its KeyComparison claims to outrank everyone.
 func TestMigratingLeaderYieldsToALeaseOnlyPreemptor(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				var wg sync.WaitGroup
-				f := newFleet()
-				low := testConfig(newTestLock(t, cs, rl.ConfigMapsLeasesResourceLock, "a", "canary"))
-				low.KeyComparison = func(string) bool { return true }
-				a := member(t, ctx, &wg, low, f)
-				time.Sleep(retryPeriod + retryPeriod/2)
-				if !a.IsLeader() {
-					t.Fatal("a does not lead")
-				}
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		f := newFleet()
+		low := testConfig(newTestLock(t, cs, rl.ConfigMapsLeasesResourceLock, "a", "canary"))
+		low.KeyComparison = func(string) bool { return true }
+		a := member(t, ctx, &wg, low, f)
+		time.Sleep(retryPeriod + retryPeriod/2)
+		if !a.IsLeader() {
+			t.Fatal("a does not lead")
+		}
 
-				high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
-				high.KeyComparison = outranksAllBut("stable")
-				high.DisableHandoff = true // a steal leaves the two halves disagreeing
-				b := member(t, ctx, &wg, high, f)
-				time.Sleep(retryPeriod)
-				if a.IsLeader() || !b.IsLeader() {
-					t.Fatalf("one RetryPeriod after the steal: a leads %v, b leads %v", a.IsLeader(), b.IsLeader())
-				}
-				time.Sleep(5 * leaseDuration)
-				if a.IsLeader() || !b.IsLeader() {
-					t.Fatalf("after five leases: a leads %v, b leads %v", a.IsLeader(), b.IsLeader())
-				}
-				cancel()
-				wg.Wait()
-				if acquisitions, _ := f.count(); acquisitions != 2 {
-					t.Fatalf("%d acquisitions, want 2: a, then b for good", acquisitions)
-				}
-				if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" {
-					t.Fatalf("Lease holder = %q, want b", rec.HolderIdentity)
-				}
-			})
-		})
-	}
+		high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+		high.KeyComparison = outranksAllBut("stable")
+		high.DisableHandoff = true // a steal leaves the two halves disagreeing
+		b := member(t, ctx, &wg, high, f)
+		time.Sleep(retryPeriod)
+		if a.IsLeader() || !b.IsLeader() {
+			t.Fatalf("one RetryPeriod after the steal: a leads %v, b leads %v", a.IsLeader(), b.IsLeader())
+		}
+		time.Sleep(5 * leaseDuration)
+		if a.IsLeader() || !b.IsLeader() {
+			t.Fatalf("after five leases: a leads %v, b leads %v", a.IsLeader(), b.IsLeader())
+		}
+		cancel()
+		wg.Wait()
+		if acquisitions, _ := f.count(); acquisitions != 2 {
+			t.Fatalf("%d acquisitions, want 2: a, then b for good", acquisitions)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "b" {
+			t.Fatalf("Lease holder = %q, want b", rec.HolderIdentity)
+		}
+	})
 }
 
 // TestStockFakeRaceLoserStepsDownOnNextRenewal: on client-go's stock fake,
@@ -740,29 +700,25 @@ func TestMigrationReleasedHalfKeepsTheOtherLease(t *testing.T) {
 // It must not take the lock before the holder's own lease could have run
 // out, or it leads beside a live leader.
 func TestUnreadableRecordWithALongerLease(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				f := newFleet()
-				long := testConfig(newTestLock(t, cs, rl.ConfigMapsResourceLock, "a", ""))
-				long.LeaseDuration, long.RenewDeadline, long.RetryPeriod = 60*time.Second, 40*time.Second, 30*time.Second
-				long.DisableWatch = true // learns of the garbage at its next renewal, 30s on
-				a := runCandidate(t, ctx, long, f)
-				a.leading(t)
-				time.Sleep(retryPeriod / 4)
-				runCandidate(t, ctx, testConfig(newTestLock(t, cs, rl.ConfigMapsResourceLock, "b", "")), f)
-				time.Sleep(retryPeriod / 4)
-				if err := scribble(ctx, cs, rl.ConfigMapsResourceLock, "{not json"); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(2 * time.Minute)
-				f.check(t)
-			})
-		})
-	}
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		long := testConfig(newTestLock(t, cs, rl.ConfigMapsResourceLock, "a", ""))
+		long.LeaseDuration, long.RenewDeadline, long.RetryPeriod = 60*time.Second, 40*time.Second, 30*time.Second
+		long.DisableWatch = true // learns of the garbage at its next renewal, 30s on
+		a := runCandidate(t, ctx, long, f)
+		a.leading(t)
+		time.Sleep(retryPeriod / 4)
+		runCandidate(t, ctx, testConfig(newTestLock(t, cs, rl.ConfigMapsResourceLock, "b", "")), f)
+		time.Sleep(retryPeriod / 4)
+		if err := scribble(ctx, cs, rl.ConfigMapsResourceLock, "{not json"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Minute)
+		f.check(t)
+	})
 }
 
 // TestWipedLockIsNotTakenAtOnce: a third party deletes the lock, or wipes

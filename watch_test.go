@@ -25,96 +25,76 @@ import (
 // lock once, opens one watch, and then sends no request at all while the
 // leader renews for ten minutes.
 func TestFollowerSendsNothingWhileNothingChanges(t *testing.T) {
-	for _, fk := range fakes {
-		for _, kind := range lockKinds {
-			t.Run(fk.name+"/"+kind, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					defer cancel()
-					a := runCandidate(t, ctx, testConfig(newTestLock(t, cs, kind, "a", "")), nil)
-					a.leading(t)
-					follower := &countingLock{Interface: newTestLock(t, cs, kind, "b", "")}
-					b := runCandidate(t, ctx, testConfig(follower), nil)
-					time.Sleep(10 * time.Minute)
-					gets, writes, watches := follower.requests()
-					if gets != 1 || writes != 0 || watches != 1 {
-						t.Fatalf("follower sent %d reads, %d writes, %d watches in ten minutes; want 1, 0, 1", gets, writes, watches)
-					}
-					if b.le.GetLeader() != "a" {
-						t.Fatalf("follower sees leader %q, want a", b.le.GetLeader())
-					}
-				})
-			})
+	eachFakeModeAndCase(t, byDefault, lockKinds, itself, func(t *testing.T, fk fakeClientset, _ followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		a := runCandidate(t, ctx, testConfig(newTestLock(t, cs, kind, "a", "")), nil)
+		a.leading(t)
+		follower := &countingLock{Interface: newTestLock(t, cs, kind, "b", "")}
+		b := runCandidate(t, ctx, testConfig(follower), nil)
+		time.Sleep(10 * time.Minute)
+		gets, writes, watches := follower.requests()
+		if gets != 1 || writes != 0 || watches != 1 {
+			t.Fatalf("follower sent %d reads, %d writes, %d watches in ten minutes; want 1, 0, 1", gets, writes, watches)
 		}
-	}
+		if b.le.GetLeader() != "a" {
+			t.Fatalf("follower sees leader %q, want a", b.le.GetLeader())
+		}
+	})
 }
 
 // TestReleasedLockIsTakenAtOnce: a watching follower takes a released lock
 // at the instant the release lands; a polling one within one jittered
 // RetryPeriod.
 func TestReleasedLockIsTakenAtOnce(t *testing.T) {
-	for _, fk := range fakes {
-		for _, mode := range modes {
-			for _, kind := range lockKinds {
-				t.Run(fk.name+"/"+mode.name+"/"+kind, func(t *testing.T) {
-					synctest.Test(t, func(t *testing.T) {
-						cs := fk.new()
-						ctx, cancel := context.WithCancel(t.Context())
-						defer cancel()
-						aCtx, stopA := context.WithCancel(ctx)
-						lec := testConfig(newTestLock(t, cs, kind, "a", ""))
-						lec.ReleaseOnCancel = true
-						a := runCandidate(t, aCtx, lec, nil)
-						a.leading(t)
-						lec = testConfig(newTestLock(t, cs, kind, "b", ""))
-						mode.apply(&lec)
-						b := runCandidate(t, ctx, lec, nil)
-						time.Sleep(leaseDuration / 3)
-						stopA()
-						a.finished(t)
-						releasedAt := time.Now()
-						b.leading(t)
-						waited := time.Since(releasedAt)
-						if mode.name == "watch" && waited != 0 {
-							t.Fatalf("a watching follower took the released lock after %v, want at once", waited)
-						}
-						if waited > maxAcquireWait {
-							t.Fatalf("took the released lock after %v, want within %v", waited, maxAcquireWait)
-						}
-					})
-				})
-			}
+	eachFakeModeAndCase(t, modes, lockKinds, itself, func(t *testing.T, fk fakeClientset, mode followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		aCtx, stopA := context.WithCancel(ctx)
+		lec := testConfig(newTestLock(t, cs, kind, "a", ""))
+		lec.ReleaseOnCancel = true
+		a := runCandidate(t, aCtx, lec, nil)
+		a.leading(t)
+		lec = testConfig(newTestLock(t, cs, kind, "b", ""))
+		mode.apply(&lec)
+		b := runCandidate(t, ctx, lec, nil)
+		time.Sleep(leaseDuration / 3)
+		stopA()
+		a.finished(t)
+		releasedAt := time.Now()
+		b.leading(t)
+		waited := time.Since(releasedAt)
+		if mode.name == "watch" && waited != 0 {
+			t.Fatalf("a watching follower took the released lock after %v, want at once", waited)
 		}
-	}
+		if waited > maxAcquireWait {
+			t.Fatalf("took the released lock after %v, want within %v", waited, maxAcquireWait)
+		}
+	})
 }
 
 // TestExpiredLockIsTakenWhenTheLeaseRunsOut: a watching follower takes the
 // lock of a leader that stopped renewing exactly one lease after the last
 // renewal it saw, with no poll jitter on top.
 func TestExpiredLockIsTakenWhenTheLeaseRunsOut(t *testing.T) {
-	for _, fk := range fakes {
-		for _, kind := range lockKinds {
-			t.Run(fk.name+"/"+kind, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					cs := fk.new()
-					ctx, cancel := context.WithCancel(t.Context())
-					defer cancel()
-					var cut atomic.Bool
-					a := runCandidate(t, ctx, testConfig(cutOff(&cut)(newTestLock(t, cs, kind, "a", ""))), nil)
-					a.leading(t)
-					b := runCandidate(t, ctx, testConfig(newTestLock(t, cs, kind, "b", "")), nil)
-					time.Sleep(3*retryPeriod + retryPeriod/3)
-					cut.Store(true)
-					lastRenewal := readRecord(t, cs, kind).RenewTime.Time
-					b.leading(t)
-					if took := time.Since(lastRenewal); took != leaseDuration {
-						t.Fatalf("took the lock %v after the last renewal, want exactly the lease (%v)", took, leaseDuration)
-					}
-				})
-			})
+	eachFakeModeAndCase(t, byDefault, lockKinds, itself, func(t *testing.T, fk fakeClientset, _ followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var cut atomic.Bool
+		a := runCandidate(t, ctx, testConfig(cutOff(&cut)(newTestLock(t, cs, kind, "a", ""))), nil)
+		a.leading(t)
+		b := runCandidate(t, ctx, testConfig(newTestLock(t, cs, kind, "b", "")), nil)
+		time.Sleep(3*retryPeriod + retryPeriod/3)
+		cut.Store(true)
+		lastRenewal := readRecord(t, cs, kind).RenewTime.Time
+		b.leading(t)
+		if took := time.Since(lastRenewal); took != leaseDuration {
+			t.Fatalf("took the lock %v after the last renewal, want exactly the lease (%v)", took, leaseDuration)
 		}
-	}
+	})
 }
 
 // TestLockThatCannotBeWatchedIsPolled: a custom lock without a watch, and a
@@ -234,38 +214,34 @@ func TestBrokenWatchIsReplaced(t *testing.T) {
 // follower takes it at the instant the watch breaks, not a poll later. On
 // both fakes.
 func TestExpiredWatchMakesTheCandidateRead(t *testing.T) {
-	for _, fk := range fakes {
-		t.Run(fk.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				cs := fk.new()
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				holder := otherHolds("", 0)
-				holder.LeaseDurationSeconds = 3600
-				writeRecord(t, cs, rl.LeasesResourceLock, holder)
-				watches := make(chan *watch.FakeWatcher, 10)
-				lock := &countingLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "b", ""),
-					watch: func(context.Context) (watch.Interface, error) {
-						w := watch.NewFakeWithChanSize(10, false)
-						watches <- w
-						return w, nil
-					}}
-				b := runCandidate(t, ctx, testConfig(lock), nil)
-				w := receive(t, watches, "b to watch the lock")
-				time.Sleep(time.Minute)
-				// Released behind the watch's back, which then expires.
-				writeRecord(t, cs, rl.LeasesResourceLock, released(0))
-				brokeAt := time.Now()
-				w.Error(&apierrors.NewResourceExpired("too old resource version").ErrStatus)
-				b.leading(t)
-				if waited := time.Since(brokeAt); waited != 0 {
-					t.Fatalf("took the lock released behind an expired watch %v after the watch broke, want at once (read first, not judge the stale state)", waited)
-				}
-				cancel()
-				b.finished(t)
-			})
-		})
-	}
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		holder := otherHolds("", 0)
+		holder.LeaseDurationSeconds = 3600
+		writeRecord(t, cs, rl.LeasesResourceLock, holder)
+		watches := make(chan *watch.FakeWatcher, 10)
+		lock := &countingLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "b", ""),
+			watch: func(context.Context) (watch.Interface, error) {
+				w := watch.NewFakeWithChanSize(10, false)
+				watches <- w
+				return w, nil
+			}}
+		b := runCandidate(t, ctx, testConfig(lock), nil)
+		w := receive(t, watches, "b to watch the lock")
+		time.Sleep(time.Minute)
+		// Released behind the watch's back, which then expires.
+		writeRecord(t, cs, rl.LeasesResourceLock, released(0))
+		brokeAt := time.Now()
+		w.Error(&apierrors.NewResourceExpired("too old resource version").ErrStatus)
+		b.leading(t)
+		if waited := time.Since(brokeAt); waited != 0 {
+			t.Fatalf("took the lock released behind an expired watch %v after the watch broke, want at once (read first, not judge the stale state)", waited)
+		}
+		cancel()
+		b.finished(t)
+	})
 }
 
 // TestHangingWatchStartDoesNotDelayTheLeader: starting a watch that never

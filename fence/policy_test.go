@@ -1,6 +1,7 @@
 package fence
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -154,6 +155,46 @@ func TestPolicyTermNamesTheLease(t *testing.T) {
 	for _, want := range []string{`!variables.stamp.startsWith(variables.uid + "/")`, "since deleted", "format before terms carried the Lease's UID", "has moved on to term"} {
 		if !strings.Contains(message, want) {
 			t.Errorf("message expression lacks %q:\n%s", want, message)
+		}
+	}
+}
+
+// TestParseResourcesReadsResourceVersionGroup: ParseResources reads kubectl's
+// resource.version.group form (or refuses it), and never takes the version for
+// part of the group.
+//
+// Found by an adversarial review of the first version, which it failed:
+// kubectl also names a resource as resource.version.group
+// ("deployments.v1.apps"); ParseResources reads the group as "v1.apps", and
+// the policy then fences a group that does not exist: nothing is checked and
+// nothing says so.
+func TestParseResourcesReadsResourceVersionGroup(t *testing.T) {
+	got, err := ParseResources("deployments.v1.apps")
+	want := []Resource{{Group: "apps", Resource: "deployments"}}
+	if err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseResources(deployments.v1.apps) = %+v; want %+v or an error, not a policy for group %q", got, want, got[0].Group)
+	}
+}
+
+// TestPolicyRefusesResourceNamesThatNeverMatch: Policy refuses resource names
+// that the API server rejects or that no request can match.
+//
+// Found by an adversarial review of the first version, which it failed: Policy
+// accepts resource names the API server rejects ("/status": empty resource
+// before the subresource) or that can never match a request (admission rules
+// compare lowercase plural names exactly: "ConfigMaps", "config maps"), so
+// fence-policy prints a policy that kubectl apply refuses, or that fences
+// nothing while looking right.
+func TestPolicyRefusesResourceNamesThatNeverMatch(t *testing.T) {
+	for _, r := range []Resource{
+		{Resource: "/status"},
+		{Resource: "configmaps/"},
+		{Resource: "ConfigMaps"},
+		{Resource: "config maps"},
+		{Group: "Apps", Resource: "deployments"},
+	} {
+		if _, _, err := Policy(PolicyOptions{Namespace: "ns1", Lease: "ctl", Resources: []Resource{r}}); err == nil {
+			t.Errorf("Policy accepted resource %+v, which no request ever matches (or the API server rejects)", r)
 		}
 	}
 }
