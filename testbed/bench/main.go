@@ -15,7 +15,9 @@
 //     them (three processes, each a candidate in every election): requests
 //     per second by verb, bytes of bodies, etcd's writes and reads, and the
 //     CPU time of the API server and etcd, which run in this process, net of
-//     the same windows with no elections.
+//     the same windows with no elections;
+//   - replicas: the largest number of elections three such processes keep
+//     with exactly one leader each for a window, and how it breaks past it.
 //
 // It starts its own etcd and kube-apiserver unless -kubeconfig is given.
 package main
@@ -46,12 +48,15 @@ func main() {
 		logDir     = flag.String("logs", filepath.Join(os.TempDir(), "k8sleaderelection-bench"), "directory for logs")
 		costN      = flag.Int("cost-elections", 100, "elections in the cost scenario, each with a candidate in each of 3 replica processes")
 		costWin    = flag.Int("cost-windows", 5, "windows of -window the cost scenario takes the median of")
+		repFrom    = flag.Int("replicas-from", 100, "elections in the replicas scenario's first trial; each next trial doubles them")
+		repMax     = flag.Int("replicas-max", 3200, "elections past which the replicas scenario stops doubling")
+		repWindow  = flag.Duration("replicas-window", time.Minute, "how long each replicas trial must keep exactly one leader per election (the issue's figure is 5m)")
 		worker     = flag.Bool("scale-worker", false, "internal: run the scale scenario in this process")
 		replica    = flag.Bool("replica-worker", false, "internal: run one replica of the cost or replicas scenario in this process")
 		replicaID  = flag.String("replica", "a", "internal: identity for -replica-worker")
 		namespace  = flag.String("namespace", "", "internal: namespace for -replica-worker")
 		libName    = flag.String("library", "ours", "internal: library for -scale-worker and -replica-worker")
-		only       = flag.String("only", "", "comma-separated scenarios to run (renewal,load,failover,preemption,scale,fencing,cost); empty runs all")
+		only       = flag.String("only", "", "comma-separated scenarios to run (renewal,load,failover,preemption,scale,fencing,cost,replicas); empty runs all")
 	)
 	flag.Parse()
 	if err := os.MkdirAll(*logDir, 0o755); err != nil {
@@ -78,7 +83,8 @@ func main() {
 		return
 	}
 	c := costConfig{elections: *costN, windows: *costWin}
-	if err := run(*kubeconfig, *runs, *window, *elections, c, *logDir, scenarioFilter(*only)); err != nil {
+	rs := replicaScaleConfig{from: *repFrom, max: *repMax, window: *repWindow}
+	if err := run(*kubeconfig, *runs, *window, *elections, c, rs, *logDir, scenarioFilter(*only)); err != nil {
 		fail(err)
 	}
 }
@@ -108,7 +114,7 @@ func scenarioFilter(only string) func(string) bool {
 // costConfig sizes the cost scenario.
 type costConfig struct{ elections, windows int }
 
-func run(kubeconfig string, runs int, window time.Duration, elections int, cost costConfig, logDir string, want func(string) bool) error {
+func run(kubeconfig string, runs int, window time.Duration, elections int, cost costConfig, rs replicaScaleConfig, logDir string, want func(string) bool) error {
 	ctx := context.Background()
 	var r report
 	// The renewal is measured first, before a control plane's goroutines
@@ -120,7 +126,7 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, cost 
 		r.add("one renewal: allocated bytes", "B", o.bytes, u.bytes)
 		r.add("one renewal: allocations", "", o.allocs, u.allocs)
 	}
-	if !want("load") && !want("failover") && !want("preemption") && !want("scale") && !want("fencing") && !want("cost") {
+	if !want("load") && !want("failover") && !want("preemption") && !want("scale") && !want("fencing") && !want("cost") && !want("replicas") {
 		r.write(os.Stdout, machine())
 		return nil
 	}
@@ -167,6 +173,11 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, cost 
 	}
 	if want("scale") && elections > 0 {
 		if err := scaleRows(cp, kubeconfig, &r, logDir, elections, window); err != nil {
+			return err
+		}
+	}
+	if want("replicas") && rs.from > 0 {
+		if err := replicaScaleRows(ctx, cp, e, kubeconfig, &r, logDir, rs); err != nil {
 			return err
 		}
 	}

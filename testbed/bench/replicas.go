@@ -52,6 +52,8 @@ type replicaSnapshot struct {
 	// arrive).
 	Sent     int64 `json:"sent"`
 	Received int64 `json:"received"`
+	// Failed counts requests that failed: no response, 429 or 5xx.
+	Failed int64 `json:"failed"`
 	// Leading lists the elections the replica leads now.
 	Leading []int `json:"leading"`
 	// Started is when its candidates started.
@@ -89,6 +91,7 @@ func replicaWorker(kubeconfig, libName, id, namespace string, elections int) err
 		case "snapshot":
 			s := replicaSnapshot{CPU: cpuTime(), Started: started}
 			s.Requests, s.Sent, s.Received = wire.read()
+			s.Failed = wire.failed.Load()
 			for i, r := range recs {
 				if len(r.Leaders()) > 0 {
 					s.Leading = append(s.Leading, i)
@@ -131,6 +134,7 @@ type wireCounter struct {
 	mu             sync.Mutex
 	requests       map[string]int64
 	sent, received atomic.Int64
+	failed         atomic.Int64
 }
 
 func (c *wireCounter) wrap(config *rest.Config) *rest.Config {
@@ -145,6 +149,9 @@ func (c *wireCounter) wrap(config *rest.Config) *rest.Config {
 				c.sent.Add(req.ContentLength)
 			}
 			resp, err := rt.RoundTrip(req)
+			if err != nil || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+				c.failed.Add(1)
+			}
 			if resp != nil && resp.Body != nil {
 				resp.Body = &countingBody{ReadCloser: resp.Body, n: &c.received}
 			}
@@ -316,11 +323,14 @@ func (s *replicaSet) kill() {
 	}
 }
 
+// errNotLed is waitLed's error when some election was still without exactly
+// one leader at its limit.
+var errNotLed = errors.New("not every election led")
+
 // waitLed waits until every election has exactly one leader among the
 // replicas, and returns how long after the first replica started its
 // candidates that was.
 func (s *replicaSet) waitLed(elections int, limit time.Duration) (time.Duration, error) {
-	deadline := time.Now().Add(limit)
 	for {
 		snaps, err := s.snapshot()
 		if err != nil {
@@ -339,14 +349,14 @@ func (s *replicaSet) waitLed(elections int, limit time.Duration) (time.Duration,
 		if !slices.ContainsFunc(leaders, func(n int) bool { return n != 1 }) {
 			return time.Since(first), nil
 		}
-		if time.Now().After(deadline) {
+		if time.Since(first) > limit {
 			led := 0
 			for _, n := range leaders {
 				if n == 1 {
 					led++
 				}
 			}
-			return 0, fmt.Errorf("%s: %d of %d elections had exactly one leader after %v", s.lib.name, led, elections, limit)
+			return 0, fmt.Errorf("%s: %d of %d elections had exactly one leader after %v: %w", s.lib.name, led, elections, limit, errNotLed)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

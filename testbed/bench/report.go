@@ -52,8 +52,7 @@ func (r *report) write(w io.Writer, machine string) {
 				ratio = "= (both 0)"
 			}
 		}
-		pad := width - len([]rune(x.metric)) + len(x.metric) // %-*s counts bytes, and "×" is two
-		fmt.Fprintf(w, "| %-*s | %14s | %14s | %13s |\n", pad, x.metric, format(x.ours, x.unit), up, ratio)
+		fmt.Fprintf(w, "| %-*s | %14s | %14s | %13s |\n", width, x.metric, format(x.ours, x.unit), up, ratio)
 	}
 	notes := slices.Clone(r.notes)
 	for _, x := range r.rows {
