@@ -10,7 +10,14 @@
 //   - one renewal against a fake clientset: ns, bytes and allocations;
 //   - scale: many elections of three candidates in one process against one
 //     API server: memory per election, requests per second (all, and the
-//     followers'), and how many elections kept exactly one leader.
+//     followers'), and how many elections kept exactly one leader;
+//   - cost: what the API server pays for elections run as replicas run
+//     them (three processes, each a candidate in every election): requests
+//     per second by verb, bytes of bodies, etcd's writes and reads, and the
+//     CPU time of the API server and etcd, which run in this process, net of
+//     the same windows with no elections;
+//   - replicas: the largest number of elections three such processes keep
+//     with exactly one leader each for a window, and how it breaks past it.
 //
 // It starts its own etcd and kube-apiserver unless -kubeconfig is given.
 package main
@@ -39,9 +46,17 @@ func main() {
 		window     = flag.Duration("window", 30*time.Second, "how long the load and scale scenarios count requests")
 		elections  = flag.Int("elections", 1000, "elections in the scale scenario (0 skips it)")
 		logDir     = flag.String("logs", filepath.Join(os.TempDir(), "k8sleaderelection-bench"), "directory for logs")
+		costN      = flag.Int("cost-elections", 100, "elections in the cost scenario, each with a candidate in each of 3 replica processes")
+		costWin    = flag.Int("cost-windows", 5, "windows of -window the cost scenario takes the median of")
+		repFrom    = flag.Int("replicas-from", 100, "elections in the replicas scenario's first trial; each next trial doubles them")
+		repMax     = flag.Int("replicas-max", 3200, "elections past which the replicas scenario stops doubling")
+		repWindow  = flag.Duration("replicas-window", time.Minute, "how long each replicas trial must keep exactly one leader per election (the issue's figure is 5m)")
 		worker     = flag.Bool("scale-worker", false, "internal: run the scale scenario in this process")
-		libName    = flag.String("library", "ours", "internal: library for -scale-worker")
-		only       = flag.String("only", "", "comma-separated scenarios to run (renewal,load,failover,preemption,scale,fencing); empty runs all")
+		replica    = flag.Bool("replica-worker", false, "internal: run one replica of the cost or replicas scenario in this process")
+		replicaID  = flag.String("replica", "a", "internal: identity for -replica-worker")
+		namespace  = flag.String("namespace", "", "internal: namespace for -replica-worker")
+		libName    = flag.String("library", "ours", "internal: library for -scale-worker and -replica-worker")
+		only       = flag.String("only", "", "comma-separated scenarios to run (renewal,load,failover,preemption,scale,fencing,cost,replicas); empty runs all")
 	)
 	flag.Parse()
 	if err := os.MkdirAll(*logDir, 0o755); err != nil {
@@ -55,13 +70,21 @@ func main() {
 	if terminal, err = controlplane.RedirectStderr(logFile); err != nil {
 		fail(err)
 	}
+	if *replica {
+		if err := replicaWorker(*kubeconfig, *libName, *replicaID, *namespace, *elections); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if *worker {
 		if err := scaleWorker(*kubeconfig, *libName, *elections, *window); err != nil {
 			fail(err)
 		}
 		return
 	}
-	if err := run(*kubeconfig, *runs, *window, *elections, *logDir, scenarioFilter(*only)); err != nil {
+	c := costConfig{elections: *costN, windows: *costWin}
+	rs := replicaScaleConfig{from: *repFrom, max: *repMax, window: *repWindow}
+	if err := run(*kubeconfig, *runs, *window, *elections, c, rs, *logDir, scenarioFilter(*only)); err != nil {
 		fail(err)
 	}
 }
@@ -88,7 +111,10 @@ func scenarioFilter(only string) func(string) bool {
 	return func(name string) bool { return slices.Contains(asked, name) }
 }
 
-func run(kubeconfig string, runs int, window time.Duration, elections int, logDir string, want func(string) bool) error {
+// costConfig sizes the cost scenario.
+type costConfig struct{ elections, windows int }
+
+func run(kubeconfig string, runs int, window time.Duration, elections int, cost costConfig, rs replicaScaleConfig, logDir string, want func(string) bool) error {
 	ctx := context.Background()
 	var r report
 	// The renewal is measured first, before a control plane's goroutines
@@ -100,7 +126,7 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, logDi
 		r.add("one renewal: allocated bytes", "B", o.bytes, u.bytes)
 		r.add("one renewal: allocations", "", o.allocs, u.allocs)
 	}
-	if !want("load") && !want("failover") && !want("preemption") && !want("scale") && !want("fencing") {
+	if !want("load") && !want("failover") && !want("preemption") && !want("scale") && !want("fencing") && !want("cost") && !want("replicas") {
 		r.write(os.Stdout, machine())
 		return nil
 	}
@@ -140,8 +166,18 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, logDi
 			return err
 		}
 	}
+	if want("cost") && cost.elections > 0 {
+		if err := costRows(ctx, cp, e, kubeconfig, &r, logDir, cost.elections, max(cost.windows, 1), window); err != nil {
+			return err
+		}
+	}
 	if want("scale") && elections > 0 {
 		if err := scaleRows(cp, kubeconfig, &r, logDir, elections, window); err != nil {
+			return err
+		}
+	}
+	if want("replicas") && rs.from > 0 {
+		if err := replicaScaleRows(ctx, cp, e, kubeconfig, &r, logDir, rs); err != nil {
 			return err
 		}
 	}
@@ -227,15 +263,9 @@ func preemptionRows(ctx context.Context, e *env, r *report, runs int) error {
 }
 
 func scaleRows(cp *controlplane.ControlPlane, kubeconfig string, r *report, logDir string, elections int, window time.Duration) error {
-	// The child reaches the cluster through a kubeconfig: the user's own,
-	// with whatever credentials it holds, or one written for the embedded
-	// control plane.
-	path := kubeconfig
-	if cp.Embedded() {
-		path = filepath.Join(logDir, "kubeconfig")
-		if err := cp.WriteKubeconfig(path); err != nil {
-			return err
-		}
+	path, err := replicaKubeconfig(cp, kubeconfig, logDir)
+	if err != nil {
+		return err
 	}
 	scale := map[string]scaleResult{}
 	for _, lib := range []library{ours, oursPolling, theirs} {

@@ -18,7 +18,12 @@ type row struct {
 	noUpstream     string // why upstream has no figure, when it has none
 }
 
-type report struct{ rows []row }
+type report struct {
+	rows  []row
+	notes []string // printed under the table
+}
+
+func (r *report) note(n string) { r.notes = append(r.notes, n) }
 
 func (r *report) add(metric, unit string, oursV, upstreamV float64) {
 	r.rows = append(r.rows, row{metric: metric, unit: unit, ours: oursV, upstream: upstreamV})
@@ -30,8 +35,12 @@ func (r *report) addOursOnly(metric, unit string, oursV float64, why string) {
 
 func (r *report) write(w io.Writer, machine string) {
 	fmt.Fprintf(w, "\n%s\n\n", machine)
-	fmt.Fprintf(w, "| %-46s | %12s | %12s | %13s |\n", "figure", "ours", "upstream", "ours/upstream")
-	fmt.Fprintf(w, "|%s|%s|%s|%s|\n", strings.Repeat("-", 48), strings.Repeat("-", 14), strings.Repeat("-", 14), strings.Repeat("-", 15))
+	width := 46
+	for _, x := range r.rows {
+		width = max(width, len([]rune(x.metric)))
+	}
+	fmt.Fprintf(w, "| %-*s | %14s | %14s | %13s |\n", width, "figure", "ours", "upstream", "ours/upstream")
+	fmt.Fprintf(w, "|%s|%s|%s|%s|\n", strings.Repeat("-", width+2), strings.Repeat("-", 16), strings.Repeat("-", 16), strings.Repeat("-", 15))
 	for _, x := range r.rows {
 		ratio := "n/a"
 		up := "n/a"
@@ -43,16 +52,19 @@ func (r *report) write(w io.Writer, machine string) {
 				ratio = "= (both 0)"
 			}
 		}
-		fmt.Fprintf(w, "| %-46s | %12s | %12s | %13s |\n", x.metric, format(x.ours, x.unit), up, ratio)
+		fmt.Fprintf(w, "| %-*s | %14s | %14s | %13s |\n", width, x.metric, format(x.ours, x.unit), up, ratio)
 	}
-	var notes []string
+	notes := slices.Clone(r.notes)
 	for _, x := range r.rows {
 		if x.noUpstream != "" && !slices.Contains(notes, x.noUpstream) {
 			notes = append(notes, x.noUpstream)
 		}
 	}
 	for _, n := range notes {
-		fmt.Fprintf(w, "\nn/a: %s\n", n)
+		if !slices.Contains(r.notes, n) {
+			n = "n/a: " + n
+		}
+		fmt.Fprintf(w, "\n%s\n", n)
 	}
 }
 
@@ -67,6 +79,15 @@ func format(v float64, unit string) string {
 			return fmt.Sprintf("%.1f KiB", v/1024)
 		}
 		return fmt.Sprintf("%.0f B", v)
+	case "B/s":
+		if v >= 10*1024 {
+			return fmt.Sprintf("%.1f KiB/s", v/1024)
+		}
+		return fmt.Sprintf("%.0f B/s", v)
+	case "mcores":
+		return fmt.Sprintf("%.2f mcores", v)
+	case "CPU s":
+		return fmt.Sprintf("%.3f CPU s", v)
 	case "/s":
 		return fmt.Sprintf("%.2f/s", v)
 	case "":
