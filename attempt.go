@@ -80,25 +80,22 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 	if holderKey, ok := le.seen.rankableKey(lock.Key()); ok && s.rankMatters() {
 		logger := klog.FromContext(ctx)
 		s.outranks = le.outranks(logger, holderKey)
-		request := le.seen.record.HandoffRequest
-		if s.outranks && request.Pending(&le.seen.record) && request.HolderIdentity != lock.Identity() {
-			// Another candidate asked for the lock first: we take its
-			// place only if we outrank it too.
-			s.outranks = request.HolderKey != lock.Key() && le.outranks(logger, request.HolderKey)
+		if s.outranks {
+			s.outranks = le.handoff.mayReplace(&le.seen.record, lock.Key(), func(key string) bool { return le.outranks(logger, key) })
 		}
 		if s.outranks && !le.readiness.isReady() {
 			s.outranks = false
 		}
-		s.asked, s.mayAsk = le.handoffState(le.clock.Now())
+		s.asked, s.mayAsk = le.handoff.askState(&le.seen.record, le.clock.Now())
 	}
 	if s.ours && !s.coordinated {
-		s.handoffAsked = le.handoffAskedOfUs()
+		s.handoffAsked = le.handoff.askedOfUs(&le.seen.record)
 	}
 	if s.ours && s.coordinated {
 		preferred := le.seen.record.PreferredHolder
 		// While our work stops we keep renewing; the end of term is
 		// already being answered.
-		s.endOfTerm = preferred != "" && preferred != lock.Identity() && !le.stopping
+		s.endOfTerm = preferred != "" && preferred != lock.Identity() && !le.handoff.windingDown()
 	}
 	return decide(s)
 }
@@ -117,7 +114,7 @@ func (le *LeaderElector) act(ctx context.Context, v verdict, leading bool) error
 		}
 	case v == verdictRenew:
 		desired.AcquireTime, desired.LeaderTransitions = current.AcquireTime, current.LeaderTransitions
-		handedToUs := le.asked.to != "" && current.LeaderTransitions == le.asked.term+1
+		handedToUs := le.handoff.handedToUs(&current)
 		if _, fenced := le.config.Lock.(rl.TermLock); fenced && !leading && !handedToUs {
 			// The Lease names us, but from before this term: we
 			// restarted, lost our last term to failed renewals, or the
@@ -162,7 +159,7 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 		RenewTime:            metav1.NewTime(now),
 		Handoff:              le.offer(),
 		// Only while we honour a request does it stay in the lock.
-		HandoffRequest: le.honouring(),
+		HandoffRequest: le.handoff.honouring(&le.seen),
 	}
 	if le.config.Coordinated {
 		// These are the control plane's: written away, the strategy

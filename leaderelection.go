@@ -335,12 +335,9 @@ type LeaderElector struct {
 	seen      observation
 	watch     *watcher
 	readiness *readiness
-	// asked is the handoff we asked the holder for, as a candidate.
-	asked handoffAsk
-	// honoring is the handoff request we are carrying out, as a leader;
-	// stopping is set while our work stops before a handoff or release.
-	honoring       rl.HandoffRequest
-	stopping       bool
+	// handoff is our part in the handoff protocol, as requester and as
+	// holder.
+	handoff        handoff
 	reportedLeader string
 	// observed is the leader last reported to the metrics; unlike
 	// reportedLeader, "" also stands for a lease that ran out.
@@ -373,6 +370,7 @@ func NewLeaderElector(lec LeaderElectionConfig) (*LeaderElector, error) {
 		metrics:      globalMetrics.newLeaderMetrics(),
 		leaseSeconds: wholeSeconds(lec.LeaseDuration),
 		seen:         observation{ours: lec.LeaseDuration},
+		handoff:      handoff{me: lec.Lock.Identity(), off: lec.DisableHandoff},
 	}
 	work := lec.Callbacks.OnStartedLeading
 	le.config.Callbacks.OnStartedLeading = func(ctx context.Context) {
@@ -507,7 +505,7 @@ func (le *LeaderElector) run(ctx context.Context) bool {
 	defer le.watch.stop()
 	le.readiness = newReadiness(ctx, le.config.WaitForReady, le.config.RetryPeriod, le.clock)
 	defer le.readiness.stop()
-	le.asked = handoffAsk{}
+	le.handoff.forgetAsk()
 
 	if !le.lastTermDone(ctx) {
 		return true

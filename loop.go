@@ -9,8 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
-
-	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
 // acquire tries to take the lock until it leads (true) or ctx is done
@@ -43,13 +41,13 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 		case v == verdictHandOver:
 			// The lock names us from before, and a higher key asked for
 			// it: we run no work, so it goes over at once.
-			le.honoring = le.seen.record.HandoffRequest
+			le.handoff.honour(&le.seen.record)
 			le.handOver(ctx)
-			le.honoring = rl.HandoffRequest{}
+			le.handoff.honoured()
 			le.reportLeader()
 		case v.writes():
 			le.startLeading(start)
-			le.asked = handoffAsk{}
+			le.handoff.forgetAsk()
 			// The leader's watch starts from its own write, so that every
 			// event it sees comes after it.
 			le.watch.restart()
@@ -68,8 +66,8 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			// out, or the holder's time to answer our request does.
 			pause = le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now())
 		}
-		awaiting := le.asked.of(&le.seen.record)
-		if answerBy := le.asked.deadline.Sub(le.clock.Now()); awaiting && answerBy > 0 {
+		awaiting, deadline := le.handoff.awaiting(&le.seen.record)
+		if answerBy := deadline.Sub(le.clock.Now()); awaiting && answerBy > 0 {
 			pause = min(pause, answerBy)
 		}
 		if awaiting && err == nil {

@@ -152,17 +152,22 @@ func (e *Election) Hold(ctx context.Context, identity, key string) error {
 		}
 		handedOver := !answerBy.IsZero() && record.HolderIdentity == identity
 		timedOut := !answerBy.IsZero() && !e.Clock.Now().Before(answerBy)
-		request := record.HandoffRequest
+		// The elector's rules: an offer stands while the one who made it
+		// holds the lock, and a request is pending while it names the
+		// holder and term of the record.
+		offer, request := record.Handoff, record.HandoffRequest
+		offerStands := offer.Holder != "" && offer.Holder == record.HolderIdentity
+		pending := request.HolderIdentity != "" && request.To == record.HolderIdentity && request.Term == record.LeaderTransitions
 		switch {
 		case handedOver:
 			return nil
-		case !exists || record.HolderIdentity == "" || record.HolderIdentity == identity || !record.Handoff.Stands(record) || timedOut:
+		case !exists || record.HolderIdentity == "" || record.HolderIdentity == identity || !offerStands || timedOut:
 			take(record)
 			err = e.put(ctx, lock, exists, record)
 			if err == nil {
 				return nil
 			}
-		case !request.Pending(record) || request.HolderIdentity != identity:
+		case !pending || request.HolderIdentity != identity:
 			record.HandoffRequest = rl.HandoffRequest{
 				To: record.HolderIdentity, Term: record.LeaderTransitions,
 				HolderIdentity: identity, HolderKey: key, LeaseDurationSeconds: int(LeaseDuration / time.Second),

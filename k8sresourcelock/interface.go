@@ -131,16 +131,6 @@ type HandoffRequest struct {
 	OffersWithinSeconds int `json:"offersWithinSeconds,omitempty"`
 }
 
-// Pending reports whether r asks the holder of record to hand over now.
-func (r HandoffRequest) Pending(record *LeaderElectionRecord) bool {
-	return r.HolderIdentity != "" && r.To == record.HolderIdentity && r.Term == record.LeaderTransitions
-}
-
-// Stands reports whether o is an offer made by the holder of record.
-func (o HandoffOffer) Stands(record *LeaderElectionRecord) bool {
-	return o.Holder != "" && o.Holder == record.HolderIdentity
-}
-
 // EventRecorder records an event about a lock object. A
 // k8s.io/client-go/tools/record.EventRecorder satisfies it.
 type EventRecorder interface {

@@ -158,7 +158,10 @@ func (c *candidate) askedBy() string {
 		return ""
 	}
 	record := rl.LeaseToLeaderElectionRecord(lease)
-	if request := record.HandoffRequest; request.Pending(record) && record.HolderIdentity == c.id {
+	// Pending, by the elector's rule: the request names this holder and
+	// its term.
+	request := record.HandoffRequest
+	if request.HolderIdentity != "" && request.To == c.id && request.Term == record.LeaderTransitions && record.HolderIdentity == c.id {
 		return request.HolderIdentity
 	}
 	return ""
