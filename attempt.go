@@ -92,10 +92,7 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 		s.handoffAsked = le.handoff.askedOfUs(&le.seen.record)
 	}
 	if s.ours && s.coordinated {
-		preferred := le.seen.record.PreferredHolder
-		// While our work stops we keep renewing; the end of term is
-		// already being answered.
-		s.endOfTerm = preferred != "" && preferred != lock.Identity() && !le.handoff.windingDown()
+		s.endOfTerm = le.endOfTerm()
 	}
 	return decide(s)
 }
@@ -162,11 +159,7 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 		HandoffRequest: le.handoff.honouring(&le.seen),
 	}
 	if le.config.Coordinated {
-		// These are the control plane's: written away, the strategy
-		// would be written back, and the preferred holder is the end
-		// of our term, which our renewals while our work stops must
-		// not undo.
-		r.Strategy, r.PreferredHolder = le.seen.record.Strategy, le.seen.record.PreferredHolder
+		le.keepControlPlaneFields(&r)
 	}
 	return r
 }

@@ -153,22 +153,3 @@ func decide(s situation) verdict {
 		return verdictPreempt
 	}
 }
-
-// decideCoordinated is the rule of a coordinated election, where the
-// control plane writes the holder into the lock. A candidate leads while the
-// lock names it, even if its lease ran out: the control plane keeps an
-// expired Lease on the holder it still prefers without writing it again, so
-// waiting would wait for good, and if it gives the Lease to another at the
-// same moment, one of the two writes conflicts. When the control plane
-// prefers another holder, we stop our work and release. Anything else is
-// the control plane's to change: we wait.
-func decideCoordinated(s situation) verdict {
-	switch {
-	case s.ours && s.endOfTerm:
-		return verdictHandOver
-	case s.ours:
-		return verdictRenew
-	default:
-		return verdictWait
-	}
-}

@@ -318,9 +318,7 @@ func (le *LeaderElector) withdrawRequest(ctx context.Context) {
 // pending.
 func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
 	if le.config.Coordinated {
-		preferred := le.seen.record.PreferredHolder
-		logger.Info("The control plane ended our term; stopping our work, then releasing the lease", "preferredHolder", preferred)
-		return ending{why: "the control plane prefers " + preferred, handOver: true}
+		return le.termEndedByControlPlane(logger)
 	}
 	request := le.handoff.honour(&le.seen.record)
 	logger.Info("Asked to hand the lease over; stopping our work first",
@@ -338,9 +336,7 @@ func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
 func (le *LeaderElector) handOver(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	if le.config.Coordinated {
-		// The control plane gives the lock to the holder it prefers
-		// once nobody holds it.
-		le.release(logger)
+		le.releaseToPreferred(logger)
 		return
 	}
 	ctx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)

@@ -324,15 +324,3 @@ func (le *LeaderElector) cutAtDeadline(logger klog.Logger, stopWork context.Canc
 	defer le.mu.Unlock()
 	le.cutoff = le.clock.AfterFunc(le.renewedAt.Add(le.config.RenewDeadline).Sub(le.clock.Now()), fired)
 }
-
-// tellNoLease says, once, why a coordinated candidate waits for a Lease
-// that does not exist: only the control plane creates it, and only where
-// coordinated leader election is switched on.
-func (le *LeaderElector) tellNoLease(logger klog.Logger) {
-	if !le.config.Coordinated || !le.seen.absent || le.toldNoLease {
-		return
-	}
-	le.toldNoLease = true
-	logger.Error(nil, "Coordinated election: the Lease does not exist, and only the control plane creates it. Waiting for it; it needs kube-apiserver with the CoordinatedLeaderElection feature gate on, coordination.k8s.io/v1beta1 served (--runtime-config), and a LeaseCandidate (NewCandidate) naming this Lease",
-		"lock", le.config.Lock.Describe())
-}
