@@ -314,10 +314,11 @@ type LeaderElector struct {
 	// mu guards what HealthzAdaptor, GetLeader and IsLeader read while
 	// Run writes it.
 	mu sync.RWMutex
-	// leader is the holder of the lock as last seen, and leaderSince
-	// when we first saw the lock in that state (or wrote it).
-	leader      string
-	leaderSince time.Time
+	// publishedLeader, behind GetLeader and Check, is the holder of the
+	// lock as last seen, and publishedSince when we first saw the lock in
+	// that state (or wrote it).
+	publishedLeader string
+	publishedSince  time.Time
 	// leading is true from acquiring the lock until we stop leading;
 	// renewedAt is when the last successful write of it started.
 	leading   bool
@@ -337,11 +338,14 @@ type LeaderElector struct {
 	readiness *readiness
 	// handoff is our part in the handoff protocol, as requester and as
 	// holder.
-	handoff        handoff
-	reportedLeader string
-	// observed is the leader last reported to the metrics; unlike
-	// reportedLeader, "" also stands for a lease that ran out.
-	observed sighting
+	handoff handoff
+	// announcedLeader, behind OnNewLeader, is the holder last queued for
+	// it.
+	announcedLeader string
+	// metricsLeader, behind the metrics' LeaderObserved, is the holder
+	// whose lease it was last told runs; unlike announcedLeader, "" also
+	// stands for a lease that ran out.
+	metricsLeader sighting
 	// notifier delivers OnNewLeader calls; it outlives Run while a
 	// callback is still running, and the next Run's notifier waits for it.
 	notifier    *leaderNotifier
@@ -403,14 +407,14 @@ func RunOrDie(ctx context.Context, lec LeaderElectionConfig) {
 func (le *LeaderElector) GetLeader() string {
 	le.mu.RLock()
 	defer le.mu.RUnlock()
-	return le.leader
+	return le.publishedLeader
 }
 
 // publishLeader makes the holder last seen what GetLeader returns.
 func (le *LeaderElector) publishLeader() {
 	holder := le.seen.holder()
 	le.mu.Lock()
-	le.leader, le.leaderSince = holder, le.seen.since
+	le.publishedLeader, le.publishedSince = holder, le.seen.since
 	le.mu.Unlock()
 }
 
@@ -442,7 +446,7 @@ func (le *LeaderElector) Check(maxTolerableExpiredLease time.Duration) error {
 	// A leader cut off at its renew deadline while stuck in a step (a
 	// metric, a lock that ignores its context) is still stuck: that is
 	// what the check is for.
-	holder, seenSince, renewedAt := le.leader, le.leaderSince, le.renewedAt
+	holder, seenSince, renewedAt := le.publishedLeader, le.publishedSince, le.renewedAt
 	leading := le.leading || le.cutOff
 	le.mu.RUnlock()
 	allowed := addDurations(le.config.LeaseDuration, maxTolerableExpiredLease)

@@ -150,10 +150,10 @@ func (le *LeaderElector) logFailure(logger klog.Logger, err error, msg string) {
 func (le *LeaderElector) reportLeader() {
 	le.observeLeader()
 	holder := le.GetLeader()
-	if holder == le.reportedLeader {
+	if holder == le.announcedLeader {
 		return
 	}
-	le.reportedLeader = holder
+	le.announcedLeader = holder
 	le.notifier.notify(holder)
 }
 
@@ -165,13 +165,13 @@ func (le *LeaderElector) observeLeader() {
 		return
 	}
 	identity, at := le.seen.runningHolder(le.clock.Now())
-	if le.observed.known && identity == le.observed.identity {
+	if le.metricsLeader.known && identity == le.metricsLeader.identity {
 		return
 	}
-	if at.Before(le.observed.at) {
-		at = le.observed.at
+	if at.Before(le.metricsLeader.at) {
+		at = le.metricsLeader.at
 	}
-	le.observed = sighting{known: true, identity: identity, at: at}
+	le.metricsLeader = sighting{known: true, identity: identity, at: at}
 	le.metrics.leaderObserved(le.config.Name, identity, at)
 }
 
