@@ -43,7 +43,7 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 	if v == verdictRenew && fastPath {
 		le.metrics.slowpathExercised(le.config.Name)
 	}
-	return v, le.act(ctx, v, leading)
+	return v, le.act(ctx, v)
 }
 
 // judgeSeen decides from the state the lock was last seen in (read or
@@ -55,7 +55,7 @@ func (le *LeaderElector) judgeSeen(ctx context.Context, leading bool) (verdict, 
 	le.observeLeader()
 	v := le.judge(ctx, leading)
 	if !v.writesLock() || le.seen.versioned() {
-		return v, le.act(ctx, v, leading)
+		return v, le.act(ctx, v)
 	}
 	return le.tryAcquireOrRenew(ctx, leading)
 }
@@ -94,13 +94,17 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 	if s.ours && s.coordinated {
 		s.endOfTerm = le.endOfTerm()
 	}
+	if s.ours {
+		_, s.termed = lock.(rl.TermLock)
+		s.handedToUs = le.handoff.handedToUs(&le.seen.record)
+	}
 	return decide(s)
 }
 
 // act carries out v over the state last seen: it creates the lock, or
-// writes our record over that state, keeping the term when we already hold
-// it and starting a new one when the lock changes hands.
-func (le *LeaderElector) act(ctx context.Context, v verdict, leading bool) error {
+// writes our record over that state, keeping the term when we renew it and
+// starting a new one when the lock changes hands or decide says so.
+func (le *LeaderElector) act(ctx context.Context, v verdict) error {
 	lock := le.config.Lock
 	desired := le.ourRecord(le.clock.Now())
 	current := le.seen.record
@@ -109,20 +113,9 @@ func (le *LeaderElector) act(ctx context.Context, v verdict, leading bool) error
 		if err := le.write(ctx, lock.Create, desired); err != nil {
 			return fmt.Errorf("create lock: %w", err)
 		}
-	case v == verdictRenew:
+	case v == verdictRenew, v == verdictNewTerm:
 		desired.AcquireTime, desired.LeaderTransitions = current.AcquireTime, current.LeaderTransitions
-		handedToUs := le.handoff.handedToUs(&current)
-		if _, fenced := le.config.Lock.(rl.TermLock); fenced && !leading && !handedToUs {
-			// The Lease names us, but from before this term: we
-			// restarted, lost our last term to failed renewals, or the
-			// control plane gave it to us. A new term starts here, with
-			// a number of its own, so that writes stamped in the last
-			// term (by a process of ours that may still run) are not
-			// taken for this one's (see package fence). A holder that
-			// handed the lock over to us started our term already.
-			// Other locks,
-			// which cannot be fenced, keep the term, as a leader that
-			// restarts mid-migration does.
+		if v == verdictNewTerm {
 			desired.AcquireTime, desired.LeaderTransitions = metav1.NewTime(le.clock.Now()), current.LeaderTransitions+1
 		}
 		if err := le.write(ctx, lock.Update, desired); err != nil {

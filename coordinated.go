@@ -48,7 +48,7 @@ func decideCoordinated(s situation) verdict {
 	case s.ours && s.endOfTerm:
 		return verdictHandOver
 	case s.ours:
-		return verdictRenew
+		return renewal(s)
 	default:
 		return verdictWait
 	}
