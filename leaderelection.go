@@ -8,10 +8,15 @@
 //
 // # What is promised, and what is not
 //
-// The lock is an ordinary API object (see package k8sresourcelock). The
-// library does not fence: nothing stops a replica that believes it leads from
-// acting while another has already taken over. Callers that need exclusive
-// access in that window must guard their writes themselves.
+// The lock is an ordinary API object (see package k8sresourcelock). By
+// itself it does not fence: nothing in the lock stops a replica that
+// believes it leads from writing while another has already taken over (a
+// pause, a partition, a request that lands late). For a Lease lock, package
+// fence closes that window: OnStartedLeading's context carries the term
+// (TermFromContext), and the API server refuses a write stamped with it
+// (fence.Stamp, fence.Config) once the Lease has moved past it. Callers of
+// other lock kinds, or who do not stamp their writes, must guard them
+// themselves.
 //
 // Time is judged by the local clock only. The timestamps in the record are
 // never compared with local time: a candidate notes when it first saw the
@@ -182,8 +187,11 @@ type LeaderElectionConfig struct {
 	// an error and treated as false (we do not preempt), and the election
 	// goes on.
 	//
-	// A preempted leader steps down on its next renewal: normally one
-	// RetryPeriod later, and never later than RenewDeadline after its last
+	// A holder that offers handoffs (see DisableHandoff) is asked for the
+	// lock, and stops its work before it hands the lock over. One that makes
+	// no offer, or does not answer within it, has the lock taken: a leader
+	// of ours then steps down the moment its watch shows it, or, polling, on
+	// its next renewal, and never later than RenewDeadline after its last
 	// successful renewal (see the package documentation).
 	KeyComparison KeyComparisonFunc
 
