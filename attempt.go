@@ -43,7 +43,7 @@ func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (v
 	if v == verdictRenew && fastPath {
 		le.metrics.slowpathExercised(le.config.Name)
 	}
-	return v, le.act(ctx, v, leading)
+	return v, le.act(ctx, v)
 }
 
 // judgeSeen decides from the state the lock was last seen in (read or
@@ -55,7 +55,7 @@ func (le *LeaderElector) judgeSeen(ctx context.Context, leading bool) (verdict, 
 	le.observeLeader()
 	v := le.judge(ctx, leading)
 	if !v.writesLock() || le.seen.versioned() {
-		return v, le.act(ctx, v, leading)
+		return v, le.act(ctx, v)
 	}
 	return le.tryAcquireOrRenew(ctx, leading)
 }
@@ -80,33 +80,31 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 	if holderKey, ok := le.seen.rankableKey(lock.Key()); ok && s.rankMatters() {
 		logger := klog.FromContext(ctx)
 		s.outranks = le.outranks(logger, holderKey)
-		request := le.seen.record.HandoffRequest
-		if s.outranks && request.Pending(&le.seen.record) && request.HolderIdentity != lock.Identity() {
-			// Another candidate asked for the lock first: we take its
-			// place only if we outrank it too.
-			s.outranks = request.HolderKey != lock.Key() && le.outranks(logger, request.HolderKey)
+		if s.outranks {
+			s.outranks = le.handoff.mayReplace(&le.seen.record, lock.Key(), func(key string) bool { return le.outranks(logger, key) })
 		}
 		if s.outranks && !le.readiness.isReady() {
 			s.outranks = false
 		}
-		s.asked, s.mayAsk = le.handoffState(le.clock.Now())
+		s.asked, s.mayAsk = le.handoff.askState(&le.seen.record, le.clock.Now())
 	}
 	if s.ours && !s.coordinated {
-		s.handoffAsked = le.handoffAskedOfUs()
+		s.handoffAsked = le.handoff.askedOfUs(&le.seen.record)
 	}
 	if s.ours && s.coordinated {
-		preferred := le.seen.record.PreferredHolder
-		// While our work stops we keep renewing; the end of term is
-		// already being answered.
-		s.endOfTerm = preferred != "" && preferred != lock.Identity() && !le.stopping
+		s.endOfTerm = le.endOfTerm()
+	}
+	if s.ours {
+		_, s.termed = lock.(rl.TermLock)
+		s.handedToUs = le.handoff.handedToUs(&le.seen.record)
 	}
 	return decide(s)
 }
 
 // act carries out v over the state last seen: it creates the lock, or
-// writes our record over that state, keeping the term when we already hold
-// it and starting a new one when the lock changes hands.
-func (le *LeaderElector) act(ctx context.Context, v verdict, leading bool) error {
+// writes our record over that state, keeping the term when we renew it and
+// starting a new one when the lock changes hands or decide says so.
+func (le *LeaderElector) act(ctx context.Context, v verdict) error {
 	lock := le.config.Lock
 	desired := le.ourRecord(le.clock.Now())
 	current := le.seen.record
@@ -115,20 +113,9 @@ func (le *LeaderElector) act(ctx context.Context, v verdict, leading bool) error
 		if err := le.write(ctx, lock.Create, desired); err != nil {
 			return fmt.Errorf("create lock: %w", err)
 		}
-	case v == verdictRenew:
+	case v == verdictRenew, v == verdictNewTerm:
 		desired.AcquireTime, desired.LeaderTransitions = current.AcquireTime, current.LeaderTransitions
-		handedToUs := le.asked.to != "" && current.LeaderTransitions == le.asked.term+1
-		if _, fenced := le.config.Lock.(rl.TermLock); fenced && !leading && !handedToUs {
-			// The Lease names us, but from before this term: we
-			// restarted, lost our last term to failed renewals, or the
-			// control plane gave it to us. A new term starts here, with
-			// a number of its own, so that writes stamped in the last
-			// term (by a process of ours that may still run) are not
-			// taken for this one's (see package fence). A holder that
-			// handed the lock over to us started our term already.
-			// Other locks,
-			// which cannot be fenced, keep the term, as a leader that
-			// restarts mid-migration does.
+		if v == verdictNewTerm {
 			desired.AcquireTime, desired.LeaderTransitions = metav1.NewTime(le.clock.Now()), current.LeaderTransitions+1
 		}
 		if err := le.write(ctx, lock.Update, desired); err != nil {
@@ -162,14 +149,10 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 		RenewTime:            metav1.NewTime(now),
 		Handoff:              le.offer(),
 		// Only while we honour a request does it stay in the lock.
-		HandoffRequest: le.honouring(),
+		HandoffRequest: le.handoff.honouring(&le.seen),
 	}
 	if le.config.Coordinated {
-		// These are the control plane's: written away, the strategy
-		// would be written back, and the preferred holder is the end
-		// of our term, which our renewals while our work stops must
-		// not undo.
-		r.Strategy, r.PreferredHolder = le.seen.record.Strategy, le.seen.record.PreferredHolder
+		le.keepControlPlaneFields(&r)
 	}
 	return r
 }

@@ -89,7 +89,8 @@ func TestTryAcquireOrRenew(t *testing.T) {
 		wantKey         string
 		wantTransitions int
 		// wantLeaseTransitions, if set, replaces wantTransitions for a Lease
-		// lock, whose holder starts a new term when it restarts (package fence).
+		// lock, whose holder starts a new term when it restarts (package
+		// fence): its verdict is then verdictNewTerm.
 		wantLeaseTransitions int
 		wantAsked            string
 	}{
@@ -250,8 +251,12 @@ func TestTryAcquireOrRenew(t *testing.T) {
 					}
 					w.asked = notAsked
 					got, err := w.attempt(tc.leading)
-					if got != tc.want || (err != nil) != tc.wantErr {
-						t.Fatalf("attempt = %v, %v; want %v (error: %v)", got, err, tc.want, tc.wantErr)
+					want := tc.want
+					if kind == rl.LeasesResourceLock && tc.wantLeaseTransitions != 0 {
+						want = verdictNewTerm
+					}
+					if got != want || (err != nil) != tc.wantErr {
+						t.Fatalf("attempt = %v, %v; want %v (error: %v)", got, err, want, tc.wantErr)
 					}
 					if w.asked != tc.wantAsked {
 						t.Errorf("KeyComparison asked about %q, want %q", w.asked, tc.wantAsked)

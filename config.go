@@ -47,17 +47,7 @@ func validate(lec *LeaderElectionConfig) error {
 	if lec.Callbacks.OnStoppedLeading == nil {
 		bad("Callbacks.OnStoppedLeading must not be nil")
 	}
-	if lec.Coordinated {
-		// The control plane picks the leader among LeaseCandidates, so
-		// nothing of ours may rank candidates, and the lock must be the
-		// Lease the control plane writes.
-		if lec.KeyComparison != nil {
-			bad("KeyComparison must be nil when Coordinated is set: the control plane picks the leader")
-		}
-		if _, ok := lec.Lock.(*rl.LeaseLock); lec.Lock != nil && !ok {
-			bad("Coordinated needs a Lease lock (*k8sresourcelock.LeaseLock), not %T: the control plane elects through a Lease", lec.Lock)
-		}
-	}
+	errs = append(errs, validateCoordinated(lec)...)
 	errs = append(errs, typedNils("", reflect.ValueOf(lec).Elem())...)
 	if err := validateLock(lec.Lock); err != nil {
 		errs = append(errs, err)

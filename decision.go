@@ -30,6 +30,10 @@ const (
 	// coordinated election: the control plane ended our term; stop our
 	// work, then release the lock for the holder it prefers.
 	verdictHandOver
+	// verdictNewTerm: the lock names us from before this term, and it
+	// carries a term (it can be fenced): write it again, starting a new
+	// term with a number of its own.
+	verdictNewTerm
 )
 
 func (v verdict) String() string {
@@ -52,6 +56,8 @@ func (v verdict) String() string {
 		return "request handoff"
 	case verdictHandOver:
 		return "hand over"
+	case verdictNewTerm:
+		return "renew in a new term"
 	}
 	return "unknown"
 }
@@ -110,12 +116,34 @@ type situation struct {
 	// endOfTerm: in a coordinated election, the lock names us and the
 	// control plane prefers another holder.
 	endOfTerm bool
+	// termed: the lock carries a term (k8sresourcelock.TermLock), which
+	// writes can be fenced with.
+	termed bool
+	// handedToUs: the lock names us because the holder we asked handed it
+	// over, which started our term already.
+	handedToUs bool
 }
 
 // rankMatters reports whether the holder's rank can change the verdict, so
 // that KeyComparison, which is user code, is only called when it counts.
 func (s situation) rankMatters() bool {
 	return s.exists && !s.leading && !s.ours && !s.free && !s.expired && !s.coordinated
+}
+
+// renewal is the verdict for a lock that names us and that nobody asked us
+// to hand over. A leader renews it, keeping its term. One that finds it
+// naming us from before this term (it restarted, lost its last term to
+// failed renewals, or the control plane gave it the lock) starts a new
+// term, with a number of its own, so that writes stamped in the last term
+// (by a process of ours that may still run) are not taken for this one's
+// (see package fence); unless the holder it asked handed the lock over,
+// which started its term already. A lock without terms, which cannot be
+// fenced, keeps its term, as a leader that restarts mid-migration does.
+func renewal(s situation) verdict {
+	if s.termed && !s.leading && !s.handedToUs {
+		return verdictNewTerm
+	}
+	return verdictRenew
 }
 
 // decide is the election rule.
@@ -140,7 +168,7 @@ func decide(s situation) verdict {
 	case s.ours && s.handoffAsked:
 		return verdictHandOver
 	case s.ours:
-		return verdictRenew
+		return renewal(s)
 	case s.free:
 		return verdictTakeFree
 	case s.expired:
@@ -151,24 +179,5 @@ func decide(s situation) verdict {
 		return verdictRequestHandoff
 	default:
 		return verdictPreempt
-	}
-}
-
-// decideCoordinated is the rule of a coordinated election, where the
-// control plane writes the holder into the lock. A candidate leads while the
-// lock names it, even if its lease ran out: the control plane keeps an
-// expired Lease on the holder it still prefers without writing it again, so
-// waiting would wait for good, and if it gives the Lease to another at the
-// same moment, one of the two writes conflicts. When the control plane
-// prefers another holder, we stop our work and release. Anything else is
-// the control plane's to change: we wait.
-func decideCoordinated(s situation) verdict {
-	switch {
-	case s.ours && s.endOfTerm:
-		return verdictHandOver
-	case s.ours:
-		return verdictRenew
-	default:
-		return verdictWait
 	}
 }

@@ -36,6 +36,16 @@ func TestDecide(t *testing.T) {
 		{"outrank, answer overdue: steal", situation{exists: true, outranks: true}, verdictPreempt},
 		{"outrank nobody, holder offers: wait", situation{exists: true, mayAsk: true}, verdictWait},
 		{"expired, holder offers: take it", situation{exists: true, expired: true, outranks: true, mayAsk: true}, verdictTakeExpired},
+		// Terms: a lock that names us from before this term starts a new
+		// one, if it carries terms, unless it was handed to us.
+		{"names us after a restart, lock with terms: new term", situation{exists: true, ours: true, termed: true}, verdictNewTerm},
+		{"names us, expired, lock with terms: new term", situation{exists: true, ours: true, expired: true, termed: true}, verdictNewTerm},
+		{"handed to us, lock with terms: renew", situation{exists: true, ours: true, termed: true, handedToUs: true}, verdictRenew},
+		{"leading, lock with terms: renew", situation{exists: true, ours: true, leading: true, termed: true}, verdictRenew},
+		{"names us from before, asked to hand over: hand over", situation{exists: true, ours: true, termed: true, handoffAsked: true}, verdictHandOver},
+		{"coordinated, given to us: new term", situation{exists: true, ours: true, coordinated: true, termed: true}, verdictNewTerm},
+		{"coordinated, leading: renew", situation{exists: true, ours: true, coordinated: true, leading: true, termed: true}, verdictRenew},
+		{"coordinated, given to us, end of term: hand over", situation{exists: true, ours: true, coordinated: true, termed: true, endOfTerm: true}, verdictHandOver},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,6 +101,7 @@ func TestVerdictProperties(t *testing.T) {
 		{verdictStepDown, "step down", false, false},
 		{verdictRequestHandoff, "request handoff", false, false},
 		{verdictHandOver, "hand over", false, false},
+		{verdictNewTerm, "renew in a new term", true, false},
 		{verdict(99), "unknown", true, false},
 	} {
 		if tc.v.String() != tc.name || tc.v.writes() != tc.writes || tc.v.changesHands() != tc.hands {

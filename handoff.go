@@ -2,15 +2,41 @@ package k8sleaderelection
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
+
+// The handoff protocol. A holder that offers handoffs writes an offer into
+// the lock with each renewal. A candidate whose key outranks the holder's
+// writes a request into the lock instead of taking it, and waits as long as
+// the offer says. The holder stops its work, then writes the lock over to
+// the requester. A requester that outranks a pending one replaces its
+// request; one that stops campaigning withdraws its own.
+//
+// handoff holds one candidate's state in that protocol, on both sides, and
+// the rules that read it; the elector's methods below do the reads and
+// writes it calls for.
+type handoff struct {
+	// me is our identity, and off is DisableHandoff: we neither ask nor
+	// answer.
+	me  string
+	off bool
+
+	// asked is the handoff we asked a holder for, as a requester.
+	asked handoffAsk
+
+	// honoring is the request we are carrying out, as a holder; stopping
+	// is set while our work stops before a handoff or a release, when a
+	// request (or the control plane's end of our term) is already being
+	// answered.
+	honoring rl.HandoffRequest
+	stopping bool
+}
 
 // handoffAsk is a handoff this candidate asked a holder for: the holder and
 // its term, and until when the holder may take to answer.
@@ -28,6 +54,205 @@ func (a handoffAsk) of(record *rl.LeaderElectionRecord) bool {
 	return a.to != "" && a.to == record.HolderIdentity && a.term == record.LeaderTransitions
 }
 
+// requestPending reports whether the record's request asks its holder to
+// hand over now: it names a requester, and the holder and term of the
+// record. A request lapses once the lock changes hands, or the same holder
+// starts a new term.
+func requestPending(record *rl.LeaderElectionRecord) bool {
+	r := record.HandoffRequest
+	return r.HolderIdentity != "" && r.To == record.HolderIdentity && r.Term == record.LeaderTransitions
+}
+
+// offerStands reports whether the record's offer was made by its holder: an
+// elector that knows nothing of handoffs leaves the offer of the holder
+// before it in place when it takes the lock.
+func offerStands(record *rl.LeaderElectionRecord) bool {
+	o := record.Handoff
+	return o.Holder != "" && o.Holder == record.HolderIdentity
+}
+
+// PendingHandoff returns the handoff request the record carries, and
+// whether it is pending by the elector's rule: it asks the record's holder,
+// in the record's term. Tools that show an election (kubectl election, a
+// test fake, a demo) read a record as the elector does through it, rather
+// than by a rule of their own.
+func PendingHandoff(record *rl.LeaderElectionRecord) (rl.HandoffRequest, bool) {
+	if record == nil || !requestPending(record) {
+		return rl.HandoffRequest{}, false
+	}
+	return record.HandoffRequest, true
+}
+
+// StandingOffer returns the handoff offer the record carries, and whether
+// it stands by the elector's rule: the holder made it, so a candidate that
+// outranks the holder asks for the lock instead of taking it.
+func StandingOffer(record *rl.LeaderElectionRecord) (rl.HandoffOffer, bool) {
+	if record == nil || !offerStands(record) {
+		return rl.HandoffOffer{}, false
+	}
+	return record.Handoff, true
+}
+
+// rivalRequest reports whether the record carries a pending request of
+// another candidate's.
+func (h *handoff) rivalRequest(record *rl.LeaderElectionRecord) bool {
+	return requestPending(record) && record.HandoffRequest.HolderIdentity != h.me
+}
+
+// The requester's side.
+
+// mayReplace reports whether a candidate whose key (ours) outranks the
+// holder's may also take the place of another candidate that asked for the
+// lock first: only if it outranks that one too (by outranks, which is
+// KeyComparison). So a pending request is replaced only by a higher one,
+// and the request in the lock is the highest that was made.
+func (h *handoff) mayReplace(record *rl.LeaderElectionRecord, ours string, outranks func(key string) bool) bool {
+	if !h.rivalRequest(record) {
+		return true
+	}
+	rival := record.HandoffRequest.HolderKey
+	return rival != ours && outranks(rival)
+}
+
+// askState says, for a candidate whose key outranks the holder's, whether a
+// request of ours is pending and may still be answered (asked), and whether
+// asking is possible at all (mayAsk): the holder offers handoffs, we use
+// them, and we have not already waited one out from this holder in this
+// term.
+func (h *handoff) askState(record *rl.LeaderElectionRecord, now time.Time) (asked, mayAsk bool) {
+	ours := requestPending(record) && record.HandoffRequest.HolderIdentity == h.me
+	thisTerm := h.asked.of(record)
+	inTime := now.Before(h.asked.deadline)
+	asked = thisTerm && ours && inTime
+	mayAsk = !h.off && offerStands(record) && !(thisTerm && !inTime)
+	return asked, mayAsk
+}
+
+// sent notes a request written at start to the holder of record. The
+// holder's time runs from our first request of its term.
+func (h *handoff) sent(record *rl.LeaderElectionRecord, start time.Time) {
+	if h.asked.of(record) {
+		return
+	}
+	within := seconds(record.Handoff.WithinSeconds)
+	h.asked = handoffAsk{to: record.HolderIdentity, term: record.LeaderTransitions, deadline: start.Add(within)}
+}
+
+// awaiting reports whether we wait for the holder of record to answer a
+// request of ours, and until when it may take.
+func (h *handoff) awaiting(record *rl.LeaderElectionRecord) (bool, time.Time) {
+	return h.asked.of(record), h.asked.deadline
+}
+
+// handedToUs reports whether record, which names us, is the one the holder
+// we asked wrote to hand the lock over: the term right after the one we
+// asked in.
+func (h *handoff) handedToUs(record *rl.LeaderElectionRecord) bool {
+	return h.asked.to != "" && record.LeaderTransitions == h.asked.term+1
+}
+
+// forgetAsk drops what we asked: we lead now, or campaign afresh.
+func (h *handoff) forgetAsk() { h.asked = handoffAsk{} }
+
+// withdrawal is the record to write, over the state seen, to take our
+// pending request out of the lock; false if there is none to take out.
+func (h *handoff) withdrawal(seen *observation) (rl.LeaderElectionRecord, bool) {
+	record := seen.record
+	if seen.absent || seen.unreadable || !requestPending(&record) || record.HandoffRequest.HolderIdentity != h.me {
+		return rl.LeaderElectionRecord{}, false
+	}
+	record.HandoffRequest = rl.HandoffRequest{}
+	return record, true
+}
+
+// The holder's side.
+
+// askedOfUs reports whether the lock, which names us, carries a request
+// from another candidate that we have not begun to honour.
+func (h *handoff) askedOfUs(record *rl.LeaderElectionRecord) bool {
+	return !h.off && !h.stopping && h.rivalRequest(record)
+}
+
+// honour takes up the record's request: our writes carry it from now on,
+// so that the requester sees it is still pending.
+func (h *handoff) honour(record *rl.LeaderElectionRecord) rl.HandoffRequest {
+	h.honoring = record.HandoffRequest
+	return h.honoring
+}
+
+// honoured ends a handoff of ours, whether done or given up.
+func (h *handoff) honoured() { h.honoring = rl.HandoffRequest{} }
+
+// windDown marks the time our work stops before a handoff or a release;
+// the returned function ends it.
+func (h *handoff) windDown() (done func()) {
+	h.stopping = true
+	return func() { h.stopping = false }
+}
+
+// windingDown reports whether our work is stopping before a handoff or a
+// release.
+func (h *handoff) windingDown() bool { return h.stopping }
+
+// honouring is the request a leader that winds down for a handoff carries
+// in its writes, so that requesters see it is being answered. Requesters
+// replace a pending request only with one whose key outranks it, so the
+// request last seen pending in the lock is the highest: a leader that has
+// seen the lock since its own last write honours that one, not the one it
+// first saw, and none if the requester withdrew it. Writing the first over a
+// later one would hand the lock to the lower requester, and the higher one
+// would have to ask again: a term more than needed.
+func (h *handoff) honouring(seen *observation) rl.HandoffRequest {
+	if h.honoring == (rl.HandoffRequest{}) || seen.written || !seen.names(h.me) {
+		return h.honoring
+	}
+	request := seen.record.HandoffRequest
+	if !h.rivalRequest(&seen.record) {
+		request = rl.HandoffRequest{}
+	}
+	h.honoring = request
+	return request
+}
+
+// answer is the request to hand the lock over to, once our work has
+// stopped, as current shows it: the latest, if a candidate that outranks
+// the first asked since. It reports false if the requester withdrew.
+func (h *handoff) answer(current *rl.LeaderElectionRecord) (rl.HandoffRequest, bool) {
+	if !requestPending(current) {
+		return rl.HandoffRequest{}, false
+	}
+	h.honoring = current.HandoffRequest
+	return h.honoring, true
+}
+
+// successor is the record that hands the lock, as current, over to the
+// requester of request at now. ourLease stands in for a lease duration the
+// requester asked for that nobody can mean.
+func successor(request rl.HandoffRequest, current *rl.LeaderElectionRecord, now time.Time, ourLease int) rl.LeaderElectionRecord {
+	lease := request.LeaseDurationSeconds
+	if lease < 1 || lease > int(MaxLeaseDuration/time.Second) {
+		lease = ourLease
+	}
+	// The offer is the one the successor makes itself, as its request
+	// says, so that the record handing the lock over reads as the
+	// successor's own renewal would.
+	var offer rl.HandoffOffer
+	if request.OffersWithinSeconds >= 1 {
+		offer = rl.HandoffOffer{Holder: request.HolderIdentity, WithinSeconds: request.OffersWithinSeconds}
+	}
+	return rl.LeaderElectionRecord{
+		HolderIdentity:       request.HolderIdentity,
+		HolderKey:            request.HolderKey,
+		LeaseDurationSeconds: lease,
+		AcquireTime:          metav1.NewTime(now),
+		RenewTime:            metav1.NewTime(now),
+		LeaderTransitions:    current.LeaderTransitions + 1,
+		Handoff:              offer,
+	}
+}
+
+// What the elector does for the protocol.
+
 // offer is the handoff offer our writes carry, unless handoffs are off: it
 // tells a candidate that outranks us how long we may take to hand over once
 // asked. That is our time to notice the request (one RetryPeriod without a
@@ -39,52 +264,6 @@ func (le *LeaderElector) offer() rl.HandoffOffer {
 	}
 	within := addDurations(le.config.RetryPeriod, max(le.stopTimeout(), 0), le.config.RenewDeadline)
 	return rl.HandoffOffer{Holder: le.config.Lock.Identity(), WithinSeconds: wholeSeconds(within)}
-}
-
-// handoffState says, for a candidate whose key outranks the holder's,
-// whether a request of ours is pending and may still be answered (asked),
-// and whether asking is possible at all (mayAsk): the holder offers
-// handoffs, we use them, and we have not already waited one out from this
-// holder in this term.
-func (le *LeaderElector) handoffState(now time.Time) (asked, mayAsk bool) {
-	record := &le.seen.record
-	request := record.HandoffRequest
-	ours := request.Pending(record) && request.HolderIdentity == le.config.Lock.Identity()
-	thisTerm := le.asked.of(record)
-	inTime := now.Before(le.asked.deadline)
-	asked = thisTerm && ours && inTime
-	mayAsk = !le.config.DisableHandoff && record.Handoff.Stands(record) && !(thisTerm && !inTime)
-	return asked, mayAsk
-}
-
-// handoffAskedOfUs reports whether the lock, which names us, carries a
-// request from another candidate that we have not begun to honour.
-func (le *LeaderElector) handoffAskedOfUs() bool {
-	record := &le.seen.record
-	request := record.HandoffRequest
-	return !le.config.DisableHandoff && !le.stopping && request.Pending(record) &&
-		request.HolderIdentity != le.config.Lock.Identity()
-}
-
-// honouring is the request a leader that winds down for a handoff carries
-// in its writes, so that requesters see it is being answered. Requesters
-// replace a pending request only with one whose key outranks it, so the
-// request last seen pending in the lock is the highest: a leader that has
-// seen the lock since its own last write honours that one, not the one it
-// first saw, and none if the requester withdrew it. Writing the first over a
-// later one would hand the lock to the lower requester, and the higher one
-// would have to ask again: a term more than needed.
-func (le *LeaderElector) honouring() rl.HandoffRequest {
-	if le.honoring == (rl.HandoffRequest{}) || le.seen.written || !le.seen.names(le.config.Lock.Identity()) {
-		return le.honoring
-	}
-	record := &le.seen.record
-	request := record.HandoffRequest
-	if !request.Pending(record) || request.HolderIdentity == le.config.Lock.Identity() {
-		request = rl.HandoffRequest{}
-	}
-	le.honoring = request
-	return request
 }
 
 // requestHandoff writes a request for the lock into it, keeping the holder's
@@ -106,13 +285,9 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 	if err := le.write(ctx, lock.Update, asking); err != nil {
 		return err
 	}
-	if !le.asked.of(&current) {
-		// The holder's time runs from our first request of this term.
-		within := seconds(current.Handoff.WithinSeconds)
-		le.asked = handoffAsk{to: current.HolderIdentity, term: current.LeaderTransitions, deadline: start.Add(within)}
-	}
+	le.handoff.sent(&current, start)
 	klog.FromContext(ctx).Info("Asked the leader to hand the lease over: our key outranks its key",
-		"holder", current.HolderIdentity, "holderKey", current.HolderKey, "key", lock.Key(), "answerBy", le.asked.deadline)
+		"holder", current.HolderIdentity, "holderKey", current.HolderKey, "key", lock.Key(), "answerBy", le.handoff.asked.deadline)
 	return nil
 }
 
@@ -125,7 +300,7 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 // request of ours; if it was handed to us meanwhile, it stays ours until our
 // lease runs out.
 func (le *LeaderElector) withdrawRequest(ctx context.Context) {
-	if !le.asked.pending() {
+	if !le.handoff.asked.pending() {
 		return
 	}
 	logger := klog.FromContext(ctx)
@@ -140,16 +315,14 @@ func (le *LeaderElector) withdrawRequest(ctx context.Context) {
 				return
 			}
 		}
-		record := le.seen.record
-		request := record.HandoffRequest
-		if le.seen.absent || le.seen.unreadable || !request.Pending(&record) || request.HolderIdentity != lock.Identity() {
+		record, ok := le.handoff.withdrawal(&le.seen)
+		if !ok {
 			return
 		}
-		record.HandoffRequest = rl.HandoffRequest{}
 		err := le.write(ctx, lock.Update, record)
 		if err == nil {
 			logger.Info("Withdrew our handoff request: we stopped campaigning", "holder", record.HolderIdentity)
-			le.asked = handoffAsk{}
+			le.handoff.forgetAsk()
 			return
 		}
 		if !apierrors.IsConflict(err) {
@@ -160,86 +333,84 @@ func (le *LeaderElector) withdrawRequest(ctx context.Context) {
 	}
 }
 
-// readiness runs WaitForReady, once it is first needed, in a goroutine of
-// its own, and remembers when it has succeeded.
-type readiness struct {
-	wait    func(context.Context) error
-	ctx     context.Context
-	cancel  context.CancelFunc
-	retry   time.Duration
-	clock   clock.Clock
-	mu      sync.Mutex
-	started bool
-	ready   bool
-	signal  chan struct{} // holds a token when readiness changed
-	exited  chan struct{}
-}
-
-func newReadiness(ctx context.Context, wait func(context.Context) error, retry time.Duration, clk clock.Clock) *readiness {
-	ctx, cancel := context.WithCancel(ctx)
-	return &readiness{wait: wait, ctx: ctx, cancel: cancel, retry: retry, clock: clk,
-		ready: wait == nil, signal: make(chan struct{}, 1), exited: make(chan struct{})}
-}
-
-// isReady reports whether WaitForReady has returned nil, starting it the
-// first time it is asked.
-func (r *readiness) isReady() bool {
-	if r == nil {
-		return true
+// askedToHandOver ends our term for the request the lock carries: our
+// renewals from now on carry it, so that the requester sees it is still
+// pending.
+func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
+	if le.config.Coordinated {
+		return le.termEndedByControlPlane(logger)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ready || r.started {
-		return r.ready
-	}
-	r.started = true
-	go r.run()
-	return false
+	request := le.handoff.honour(&le.seen.record)
+	logger.Info("Asked to hand the lease over; stopping our work first",
+		"to", request.HolderIdentity, "key", request.HolderKey)
+	return ending{why: "handing over to " + request.HolderIdentity, handOver: true}
 }
 
-func (r *readiness) run() {
-	defer close(r.exited)
-	logger := klog.FromContext(r.ctx)
-	for r.ctx.Err() == nil {
-		err := r.wait(r.ctx)
-		if err == nil {
-			r.mu.Lock()
-			r.ready = true
-			r.mu.Unlock()
-			select {
-			case r.signal <- struct{}{}:
-			default:
-			}
-			return
-		}
-		if r.ctx.Err() == nil {
-			logger.Error(err, "WaitForReady failed; not preempting yet", "retryIn", r.retry)
-			select {
-			case <-r.ctx.Done():
-			case <-r.clock.After(r.retry):
-			}
-		}
-	}
-}
-
-// changed has a token when readiness has changed; nil if it never will.
-func (r *readiness) changed() <-chan struct{} {
-	if r == nil || r.wait == nil {
-		return nil
-	}
-	return r.signal
-}
-
-// stop cancels WaitForReady and waits for it to return.
-func (r *readiness) stop() {
-	if r == nil {
+// handOver writes the lock over to the candidate whose request we honour,
+// once our work has stopped: to the latest requester, if a higher one has
+// replaced the first. The write goes over the state just read, so it fails
+// if anyone else wrote the lock meanwhile; then we read it again, and write
+// once more if it is still ours with a request pending. If the requester
+// withdrew its request, we release the lock instead. It gives up after
+// RenewDeadline: the requester then takes the lock itself.
+func (le *LeaderElector) handOver(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	if le.config.Coordinated {
+		le.releaseToPreferred(logger)
 		return
 	}
-	r.cancel()
-	r.mu.Lock()
-	started := r.started
-	r.mu.Unlock()
-	if started {
-		<-r.exited
+	ctx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)
+	defer cancel()
+	lock := le.config.Lock
+	for ctx.Err() == nil {
+		// Read first, so that the write goes over the lock as it is now
+		// (a MultiLock's request may have reached one half before the
+		// other), and over a state nobody else saw change.
+		if _, err := le.read(ctx); err != nil {
+			logger.V(4).Info("Could not read the lock to hand it over", "err", err)
+			le.sleep(ctx, le.config.RetryPeriod/4)
+			continue
+		}
+		if !le.seen.names(lock.Identity()) {
+			logger.Info("Lock changed before we could hand it over; leaving it", "holder", le.seen.holder())
+			return
+		}
+		current := le.seen.record
+		request, ok := le.handoff.answer(&current)
+		if !ok {
+			// The requester withdrew: it stopped. Our work has
+			// stopped, so the next candidate need not wait out our
+			// lease.
+			logger.Info("The handoff request was withdrawn; releasing the lock instead")
+			le.release(logger)
+			return
+		}
+		next := successor(request, &current, le.clock.Now(), le.leaseSeconds)
+		err := le.write(ctx, lock.Update, next)
+		if err == nil {
+			logger.Info("Handed the lease over", "to", request.HolderIdentity, "transitions", next.LeaderTransitions)
+			return
+		}
+		logger.V(4).Info("Could not hand the lease over; trying again", "err", err)
+		if !apierrors.IsConflict(err) {
+			le.sleep(ctx, le.config.RetryPeriod/4)
+		}
 	}
+	logger.Error(context.Cause(ctx), "Gave up handing the lease over; the requester will take it", "to", le.handoff.honoring.HolderIdentity)
+}
+
+// handOverBy is handOver for a leader whose term ends at deadline (its
+// last successful renewal plus RenewDeadline): past it the requester may
+// already have taken the lock as expired, and a write naming it could land
+// over that term, so the handoff gives up then, or is not tried at all.
+func (le *LeaderElector) handOverBy(ctx context.Context, deadline time.Time) {
+	left := deadline.Sub(le.clock.Now())
+	if left <= 0 {
+		klog.FromContext(ctx).Error(nil, "No time left before the renew deadline to hand the lease over; the requester will take it",
+			"to", le.handoff.honoring.HolderIdentity, "renewDeadline", le.config.RenewDeadline)
+		return
+	}
+	ctx, cancel := le.withTimeout(ctx, left)
+	defer cancel()
+	le.handOver(ctx)
 }

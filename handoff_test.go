@@ -591,3 +591,117 @@ func TestWithdrawalRacingTheHoldersRenewalStands(t *testing.T) {
 		})
 	}
 }
+
+// TestHandoffRequestIsForOneTermOfOneHolder: a request asks the holder it
+// names, in the term it names; once the lock has changed hands, or the same
+// holder leads a later term, it no longer counts. An offer stands only while
+// the one who made it holds the lock.
+func TestHandoffRequestIsForOneTermOfOneHolder(t *testing.T) {
+	request := rl.HandoffRequest{To: "a", Term: 3, HolderIdentity: "b", HolderKey: "stable"}
+	for _, tc := range []struct {
+		name    string
+		request rl.HandoffRequest
+		holder  string
+		term    int
+		want    bool
+	}{
+		{"the holder asked, in the term asked", request, "a", 3, true},
+		{"the same holder, a later term", request, "a", 4, false},
+		{"the same holder, an earlier term", request, "a", 2, false},
+		{"another holder, the same term number", request, "c", 3, false},
+		{"no requester", rl.HandoffRequest{To: "a", Term: 3}, "a", 3, false},
+	} {
+		record := &rl.LeaderElectionRecord{HolderIdentity: tc.holder, LeaderTransitions: tc.term, HandoffRequest: tc.request}
+		if got := requestPending(record); got != tc.want {
+			t.Errorf("%s: requestPending = %v, want %v", tc.name, got, tc.want)
+		}
+		// What tools read through must say the same.
+		if got, pending := PendingHandoff(record); pending != tc.want || (pending && got != tc.request) {
+			t.Errorf("%s: PendingHandoff = %+v, %v; want %v", tc.name, got, pending, tc.want)
+		}
+	}
+	if _, pending := PendingHandoff(nil); pending {
+		t.Error("PendingHandoff(nil) reports a pending request")
+	}
+	offer := rl.HandoffOffer{Holder: "a", WithinSeconds: 22}
+	for _, tc := range []struct {
+		record *rl.LeaderElectionRecord
+		want   bool
+	}{
+		{&rl.LeaderElectionRecord{HolderIdentity: "a", Handoff: offer}, true},
+		{&rl.LeaderElectionRecord{HolderIdentity: "b", Handoff: offer}, false},
+		{&rl.LeaderElectionRecord{}, false},
+	} {
+		if offerStands(tc.record) != tc.want {
+			t.Errorf("offer %+v held by %q: offerStands = %v; an offer stands only while the one who made it holds the lock", tc.record.Handoff, tc.record.HolderIdentity, !tc.want)
+		}
+		if got, stands := StandingOffer(tc.record); stands != tc.want || (stands && got != offer) {
+			t.Errorf("offer %+v held by %q: StandingOffer = %+v, %v; want %v", tc.record.Handoff, tc.record.HolderIdentity, got, stands, tc.want)
+		}
+	}
+	if _, stands := StandingOffer(nil); stands {
+		t.Error("StandingOffer(nil) reports an offer")
+	}
+}
+
+// TestHandoffRequestIsReplacedOnlyByAHigherOne: a candidate that outranks
+// the holder takes the place of another pending requester only if it
+// outranks that one too, so the request in the lock is always the highest
+// made (and two requesters never take turns replacing each other).
+func TestHandoffRequestIsReplacedOnlyByAHigherOne(t *testing.T) {
+	h := handoff{me: "us"}
+	pendingBy := func(identity, key string) *rl.LeaderElectionRecord {
+		return &rl.LeaderElectionRecord{HolderIdentity: "holder", LeaderTransitions: 2,
+			HandoffRequest: rl.HandoffRequest{To: "holder", Term: 2, HolderIdentity: identity, HolderKey: key}}
+	}
+	below := func(key string) bool { return key == "low" } // we outrank "low" only
+	for _, tc := range []struct {
+		name   string
+		record *rl.LeaderElectionRecord
+		want   bool
+	}{
+		{"no request pending", &rl.LeaderElectionRecord{HolderIdentity: "holder"}, true},
+		{"a lower requester asked first", pendingBy("other", "low"), true},
+		{"a higher requester asked first", pendingBy("other", "high"), false},
+		{"a requester with our key asked first", pendingBy("other", "ours"), false},
+		{"our own request is pending", pendingBy("us", "ours"), true},
+		{"a lapsed request of a higher one", &rl.LeaderElectionRecord{HolderIdentity: "holder", LeaderTransitions: 3,
+			HandoffRequest: rl.HandoffRequest{To: "holder", Term: 2, HolderIdentity: "other", HolderKey: "high"}}, true},
+	} {
+		if got := h.mayReplace(tc.record, "ours", below); got != tc.want {
+			t.Errorf("%s: mayReplace = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestHolderHonoursTheLatestRequestSeen: a holder winding down for a
+// handoff writes, with each renewal, the request last seen pending in the
+// lock (the highest, since only a higher one replaces it), not the one it
+// first honoured, and none once it was withdrawn; over a state of its own
+// writing it has nothing newer to go by.
+func TestHolderHonoursTheLatestRequestSeen(t *testing.T) {
+	first := rl.HandoffRequest{To: "us", Term: 4, HolderIdentity: "canary", HolderKey: "canary"}
+	higher := rl.HandoffRequest{To: "us", Term: 4, HolderIdentity: "stable", HolderKey: "stable"}
+	seen := func(request rl.HandoffRequest, written bool) *observation {
+		return &observation{known: true, written: written,
+			record: rl.LeaderElectionRecord{HolderIdentity: "us", LeaderTransitions: 4, HandoffRequest: request}}
+	}
+	for _, tc := range []struct {
+		name string
+		seen *observation
+		want rl.HandoffRequest
+	}{
+		{"a higher one replaced it", seen(higher, false), higher},
+		{"still the first", seen(first, false), first},
+		{"withdrawn", seen(rl.HandoffRequest{}, false), rl.HandoffRequest{}},
+		{"our own write, last seen", seen(higher, true), first},
+	} {
+		h := handoff{me: "us", honoring: first}
+		if got := h.honouring(tc.seen); got != tc.want {
+			t.Errorf("%s: honouring = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	if got := (&handoff{me: "us"}).honouring(seen(first, false)); got != (rl.HandoffRequest{}) {
+		t.Errorf("a holder honouring nothing writes %+v, want no request", got)
+	}
+}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -80,7 +78,7 @@ func (le *LeaderElector) lead(ctx context.Context, stopped func()) {
 			le.release(logger)
 		}
 	}
-	le.honoring = rl.HandoffRequest{}
+	le.handoff.honoured()
 	le.reportLeader()
 	le.watch.stop()
 }
@@ -99,8 +97,7 @@ func (le *LeaderElector) finishWork(ctx context.Context, workDone <-chan struct{
 	logger := klog.FromContext(ctx)
 	waitCtx, cancel := le.withTimeout(ctx, timeout)
 	defer cancel()
-	le.stopping = true
-	defer func() { le.stopping = false }()
+	defer le.handoff.windDown()()
 	end := le.hold(waitCtx, workDone)
 	switch {
 	case end.until:
@@ -218,125 +215,6 @@ func (le *LeaderElector) steppedDown(logger klog.Logger) ending {
 	holderKey, rankable := le.seen.rankableKey(le.config.Lock.Key())
 	stolen := rankable && !le.outranks(logger, holderKey)
 	return ending{why: le.lostBecause(), lost: true, stolen: stolen}
-}
-
-// askedToHandOver notes the request we will honour: our renewals from now
-// on carry it, so that the requester sees it is still pending.
-func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
-	if le.config.Coordinated {
-		preferred := le.seen.record.PreferredHolder
-		logger.Info("The control plane ended our term; stopping our work, then releasing the lease", "preferredHolder", preferred)
-		return ending{why: "the control plane prefers " + preferred, handOver: true}
-	}
-	le.honoring = le.seen.record.HandoffRequest
-	logger.Info("Asked to hand the lease over; stopping our work first",
-		"to", le.honoring.HolderIdentity, "key", le.honoring.HolderKey)
-	return ending{why: "handing over to " + le.honoring.HolderIdentity, handOver: true}
-}
-
-// handOver writes the lock over to the candidate whose request we honour,
-// once our work has stopped: to the latest requester, if a higher one has
-// replaced the first. The write goes over the state just read, so it fails
-// if anyone else wrote the lock meanwhile; then we read it again, and write
-// once more if it is still ours with a request pending. If the requester
-// withdrew its request, we release the lock instead. It gives up after
-// RenewDeadline: the requester then takes the lock itself.
-func (le *LeaderElector) handOver(ctx context.Context) {
-	logger := klog.FromContext(ctx)
-	if le.config.Coordinated {
-		// The control plane gives the lock to the holder it prefers
-		// once nobody holds it.
-		le.release(logger)
-		return
-	}
-	ctx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)
-	defer cancel()
-	request := le.honoring
-	lock := le.config.Lock
-	for ctx.Err() == nil {
-		// Read first, so that the write goes over the lock as it is now
-		// (a MultiLock's request may have reached one half before the
-		// other), and over a state nobody else saw change.
-		if _, err := le.read(ctx); err != nil {
-			logger.V(4).Info("Could not read the lock to hand it over", "err", err)
-			le.sleep(ctx, le.config.RetryPeriod/4)
-			continue
-		}
-		current := le.seen.record
-		if !le.seen.names(lock.Identity()) {
-			logger.Info("Lock changed before we could hand it over; leaving it", "holder", le.seen.holder())
-			return
-		}
-		if !current.HandoffRequest.Pending(&current) {
-			// The requester withdrew: it stopped. Our work has
-			// stopped, so the next candidate need not wait out our
-			// lease.
-			logger.Info("The handoff request was withdrawn; releasing the lock instead")
-			le.release(logger)
-			return
-		}
-		if current.HandoffRequest != request {
-			// A candidate that outranks the first asked since: our work
-			// has stopped either way, so the lock goes to the latest.
-			request = current.HandoffRequest
-			le.honoring = request
-		}
-		now := le.clock.Now()
-		successor := rl.LeaderElectionRecord{
-			HolderIdentity:       request.HolderIdentity,
-			HolderKey:            request.HolderKey,
-			LeaseDurationSeconds: le.successorLease(request.LeaseDurationSeconds),
-			AcquireTime:          metav1.NewTime(now),
-			RenewTime:            metav1.NewTime(now),
-			LeaderTransitions:    current.LeaderTransitions + 1,
-			Handoff:              successorOffer(request),
-		}
-		err := le.write(ctx, lock.Update, successor)
-		if err == nil {
-			logger.Info("Handed the lease over", "to", request.HolderIdentity, "transitions", successor.LeaderTransitions)
-			return
-		}
-		logger.V(4).Info("Could not hand the lease over; trying again", "err", err)
-		if !apierrors.IsConflict(err) {
-			le.sleep(ctx, le.config.RetryPeriod/4)
-		}
-	}
-	logger.Error(context.Cause(ctx), "Gave up handing the lease over; the requester will take it", "to", request.HolderIdentity)
-}
-
-// successorOffer is the handoff offer written for a successor: the one it
-// makes itself, as its request says, so that the record handing the lock
-// over reads as the successor's own renewal would.
-func successorOffer(request rl.HandoffRequest) rl.HandoffOffer {
-	if request.OffersWithinSeconds < 1 {
-		return rl.HandoffOffer{}
-	}
-	return rl.HandoffOffer{Holder: request.HolderIdentity, WithinSeconds: request.OffersWithinSeconds}
-}
-
-// handOverBy is handOver for a leader whose term ends at deadline (its
-// last successful renewal plus RenewDeadline): past it the requester may
-// already have taken the lock as expired, and a write naming it could land
-// over that term, so the handoff gives up then, or is not tried at all.
-func (le *LeaderElector) handOverBy(ctx context.Context, deadline time.Time) {
-	left := deadline.Sub(le.clock.Now())
-	if left <= 0 {
-		klog.FromContext(ctx).Error(nil, "No time left before the renew deadline to hand the lease over; the requester will take it",
-			"to", le.honoring.HolderIdentity, "renewDeadline", le.config.RenewDeadline)
-		return
-	}
-	ctx, cancel := le.withTimeout(ctx, left)
-	defer cancel()
-	le.handOver(ctx)
-}
-
-// successorLease is the lease duration written for a successor: the one it
-// asked for, or ours if it asked for one nobody can mean.
-func (le *LeaderElector) successorLease(seconds int) int {
-	if seconds < 1 || seconds > int(MaxLeaseDuration/time.Second) {
-		return le.leaseSeconds
-	}
-	return seconds
 }
 
 // termMoved reports whether the lock's object is no longer the one our

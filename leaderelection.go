@@ -8,10 +8,15 @@
 //
 // # What is promised, and what is not
 //
-// The lock is an ordinary API object (see package k8sresourcelock). The
-// library does not fence: nothing stops a replica that believes it leads from
-// acting while another has already taken over. Callers that need exclusive
-// access in that window must guard their writes themselves.
+// The lock is an ordinary API object (see package k8sresourcelock). By
+// itself it does not fence: nothing in the lock stops a replica that
+// believes it leads from writing while another has already taken over (a
+// pause, a partition, a request that lands late). For a Lease lock, package
+// fence closes that window: OnStartedLeading's context carries the term
+// (TermFromContext), and the API server refuses a write stamped with it
+// (fence.Stamp, fence.Config) once the Lease has moved past it. Callers of
+// other lock kinds, or who do not stamp their writes, must guard them
+// themselves.
 //
 // Time is judged by the local clock only. The timestamps in the record are
 // never compared with local time: a candidate notes when it first saw the
@@ -183,8 +188,11 @@ type LeaderElectionConfig struct {
 	// an error and treated as false (we do not preempt), and the election
 	// goes on.
 	//
-	// A preempted leader steps down on its next renewal: normally one
-	// RetryPeriod later, and never later than RenewDeadline after its last
+	// A holder that offers handoffs (see DisableHandoff) is asked for the
+	// lock, and stops its work before it hands the lock over. One that makes
+	// no offer, or does not answer within it, has the lock taken: a leader
+	// of ours then steps down the moment its watch shows it, or, polling, on
+	// its next renewal, and never later than RenewDeadline after its last
 	// successful renewal (see the package documentation).
 	KeyComparison KeyComparisonFunc
 
@@ -315,10 +323,11 @@ type LeaderElector struct {
 	// mu guards what HealthzAdaptor, GetLeader and IsLeader read while
 	// Run writes it.
 	mu sync.RWMutex
-	// leader is the holder of the lock as last seen, and leaderSince
-	// when we first saw the lock in that state (or wrote it).
-	leader      string
-	leaderSince time.Time
+	// publishedLeader, behind GetLeader and Check, is the holder of the
+	// lock as last seen, and publishedSince when we first saw the lock in
+	// that state (or wrote it).
+	publishedLeader string
+	publishedSince  time.Time
 	// leading is true from acquiring the lock until we stop leading;
 	// renewedAt is when the last successful write of it started.
 	leading   bool
@@ -336,16 +345,16 @@ type LeaderElector struct {
 	seen      observation
 	watch     *watcher
 	readiness *readiness
-	// asked is the handoff we asked the holder for, as a candidate.
-	asked handoffAsk
-	// honoring is the handoff request we are carrying out, as a leader;
-	// stopping is set while our work stops before a handoff or release.
-	honoring       rl.HandoffRequest
-	stopping       bool
-	reportedLeader string
-	// observed is the leader last reported to the metrics; unlike
-	// reportedLeader, "" also stands for a lease that ran out.
-	observed sighting
+	// handoff is our part in the handoff protocol, as requester and as
+	// holder.
+	handoff handoff
+	// announcedLeader, behind OnNewLeader, is the holder last queued for
+	// it.
+	announcedLeader string
+	// metricsLeader, behind the metrics' LeaderObserved, is the holder
+	// whose lease it was last told runs; unlike announcedLeader, "" also
+	// stands for a lease that ran out.
+	metricsLeader sighting
 	// notifier delivers OnNewLeader calls; it outlives Run while a
 	// callback is still running, and the next Run's notifier waits for it.
 	notifier    *leaderNotifier
@@ -377,6 +386,7 @@ func NewLeaderElector(lec LeaderElectionConfig) (*LeaderElector, error) {
 		metrics:      globalMetrics.newLeaderMetrics(),
 		leaseSeconds: wholeSeconds(lec.LeaseDuration),
 		seen:         observation{ours: lec.LeaseDuration},
+		handoff:      handoff{me: lec.Lock.Identity(), off: lec.DisableHandoff},
 	}
 	work := lec.Callbacks.OnStartedLeading
 	le.config.Callbacks.OnStartedLeading = func(ctx context.Context) {
@@ -409,14 +419,14 @@ func RunOrDie(ctx context.Context, lec LeaderElectionConfig) {
 func (le *LeaderElector) GetLeader() string {
 	le.mu.RLock()
 	defer le.mu.RUnlock()
-	return le.leader
+	return le.publishedLeader
 }
 
 // publishLeader makes the holder last seen what GetLeader returns.
 func (le *LeaderElector) publishLeader() {
 	holder := le.seen.holder()
 	le.mu.Lock()
-	le.leader, le.leaderSince = holder, le.seen.since
+	le.publishedLeader, le.publishedSince = holder, le.seen.since
 	le.mu.Unlock()
 }
 
@@ -448,7 +458,7 @@ func (le *LeaderElector) Check(maxTolerableExpiredLease time.Duration) error {
 	// A leader cut off at its renew deadline while stuck in a step (a
 	// metric, a lock that ignores its context) is still stuck: that is
 	// what the check is for.
-	holder, seenSince, renewedAt := le.leader, le.leaderSince, le.renewedAt
+	holder, seenSince, renewedAt := le.publishedLeader, le.publishedSince, le.renewedAt
 	leading := le.leading || le.cutOff
 	le.mu.RUnlock()
 	allowed := addDurations(le.config.LeaseDuration, maxTolerableExpiredLease)
@@ -511,7 +521,7 @@ func (le *LeaderElector) run(ctx context.Context) bool {
 	defer le.watch.stop()
 	le.readiness = newReadiness(ctx, le.config.WaitForReady, le.config.RetryPeriod, le.clock)
 	defer le.readiness.stop()
-	le.asked = handoffAsk{}
+	le.handoff.forgetAsk()
 
 	if !le.lastTermDone(ctx) {
 		return true

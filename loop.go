@@ -2,15 +2,11 @@ package k8sleaderelection
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
-
-	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
 // acquire tries to take the lock until it leads (true) or ctx is done
@@ -43,13 +39,13 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 		case v == verdictHandOver:
 			// The lock names us from before, and a higher key asked for
 			// it: we run no work, so it goes over at once.
-			le.honoring = le.seen.record.HandoffRequest
+			le.handoff.honour(&le.seen.record)
 			le.handOver(ctx)
-			le.honoring = rl.HandoffRequest{}
+			le.handoff.honoured()
 			le.reportLeader()
 		case v.writes():
 			le.startLeading(start)
-			le.asked = handoffAsk{}
+			le.handoff.forgetAsk()
 			// The leader's watch starts from its own write, so that every
 			// event it sees comes after it.
 			le.watch.restart()
@@ -68,8 +64,8 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			// out, or the holder's time to answer our request does.
 			pause = le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now())
 		}
-		awaiting := le.asked.of(&le.seen.record)
-		if answerBy := le.asked.deadline.Sub(le.clock.Now()); awaiting && answerBy > 0 {
+		awaiting, deadline := le.handoff.awaiting(&le.seen.record)
+		if answerBy := deadline.Sub(le.clock.Now()); awaiting && answerBy > 0 {
 			pause = min(pause, answerBy)
 		}
 		if awaiting && err == nil {
@@ -138,74 +134,6 @@ func (le *LeaderElector) lostBecause() string {
 	return "the lock is held by " + le.seen.holder()
 }
 
-// sleep waits for d on the elector's clock. It returns false, at once, if
-// ctx is done first.
-func (le *LeaderElector) sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := le.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C():
-		return true
-	}
-}
-
-// woke says why waitFor returned.
-type woke int
-
-const (
-	wokeByTimer woke = iota
-	wokeByContext
-	wokeByWatch
-	wokeByOther
-)
-
-// waitFor waits for d on the elector's clock, for ctx to be done, for the
-// watch to have news, or for other to be closed or signalled, whichever
-// comes first. A nil other never is.
-func (le *LeaderElector) waitFor(ctx context.Context, d time.Duration, other <-chan struct{}) woke {
-	var timeout <-chan time.Time
-	if d > 0 {
-		t := le.clock.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C()
-	} else {
-		expired := make(chan time.Time, 1)
-		expired <- time.Time{}
-		timeout = expired
-	}
-	select {
-	case <-ctx.Done():
-		return wokeByContext
-	case <-le.watch.ready():
-		return wokeByWatch
-	case <-other:
-		return wokeByOther
-	case <-timeout:
-		return wokeByTimer
-	}
-}
-
-// withTimeout is context.WithTimeout on the elector's clock: with a fake
-// clock in tests, the fake time moves request deadlines too.
-func (le *LeaderElector) withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if _, real := le.clock.(clock.RealClock); real {
-		return context.WithTimeout(ctx, d)
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	t := le.clock.AfterFunc(d, func() {
-		cancel(fmt.Errorf("attempt took longer than %v: %w", d, context.DeadlineExceeded))
-	})
-	return ctx, func() {
-		t.Stop()
-		cancel(context.Canceled)
-	}
-}
-
 // logFailure logs an error the loop survives once at error level, and the
 // same error again only at V(4), so that a long outage does not flood the log.
 func (le *LeaderElector) logFailure(logger klog.Logger, err error, msg string) {
@@ -222,10 +150,10 @@ func (le *LeaderElector) logFailure(logger klog.Logger, err error, msg string) {
 func (le *LeaderElector) reportLeader() {
 	le.observeLeader()
 	holder := le.GetLeader()
-	if holder == le.reportedLeader {
+	if holder == le.announcedLeader {
 		return
 	}
-	le.reportedLeader = holder
+	le.announcedLeader = holder
 	le.notifier.notify(holder)
 }
 
@@ -237,13 +165,13 @@ func (le *LeaderElector) observeLeader() {
 		return
 	}
 	identity, at := le.seen.runningHolder(le.clock.Now())
-	if le.observed.known && identity == le.observed.identity {
+	if le.metricsLeader.known && identity == le.metricsLeader.identity {
 		return
 	}
-	if at.Before(le.observed.at) {
-		at = le.observed.at
+	if at.Before(le.metricsLeader.at) {
+		at = le.metricsLeader.at
 	}
-	le.observed = sighting{known: true, identity: identity, at: at}
+	le.metricsLeader = sighting{known: true, identity: identity, at: at}
 	le.metrics.leaderObserved(le.config.Name, identity, at)
 }
 
@@ -325,16 +253,4 @@ func (le *LeaderElector) cutAtDeadline(logger klog.Logger, stopWork context.Canc
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.cutoff = le.clock.AfterFunc(le.renewedAt.Add(le.config.RenewDeadline).Sub(le.clock.Now()), fired)
-}
-
-// tellNoLease says, once, why a coordinated candidate waits for a Lease
-// that does not exist: only the control plane creates it, and only where
-// coordinated leader election is switched on.
-func (le *LeaderElector) tellNoLease(logger klog.Logger) {
-	if !le.config.Coordinated || !le.seen.absent || le.toldNoLease {
-		return
-	}
-	le.toldNoLease = true
-	logger.Error(nil, "Coordinated election: the Lease does not exist, and only the control plane creates it. Waiting for it; it needs kube-apiserver with the CoordinatedLeaderElection feature gate on, coordination.k8s.io/v1beta1 served (--runtime-config), and a LeaseCandidate (NewCandidate) naming this Lease",
-		"lock", le.config.Lock.Describe())
 }

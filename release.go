@@ -48,11 +48,7 @@ func (le *LeaderElector) release(logger klog.Logger) bool {
 			Strategy: current.Strategy,
 		}
 		if le.config.Coordinated {
-			// The control plane gives a released Lease to its pick by
-			// naming it and nothing else: were it us again, the Lease
-			// would read as our ended term until we renewed. Our term
-			// is over, so its number goes.
-			released.LeaderTransitions++
+			endCoordinatedTerm(&released)
 		}
 		err = le.write(ctx, lock.Update, released)
 		if err == nil {

@@ -153,17 +153,18 @@ func (e *Election) Hold(ctx context.Context, identity, key string) error {
 		}
 		handedOver := !answerBy.IsZero() && record.HolderIdentity == identity
 		timedOut := !answerBy.IsZero() && !e.Clock.Now().Before(answerBy)
-		request := record.HandoffRequest
+		_, offerStands := k8sleaderelection.StandingOffer(record)
+		request, pending := k8sleaderelection.PendingHandoff(record)
 		switch {
 		case handedOver:
 			return nil
-		case !exists || record.HolderIdentity == "" || record.HolderIdentity == identity || !record.Handoff.Stands(record) || timedOut:
+		case !exists || record.HolderIdentity == "" || record.HolderIdentity == identity || !offerStands || timedOut:
 			take(record)
 			err = e.put(ctx, lock, exists, record)
 			if err == nil {
 				return nil
 			}
-		case !request.Pending(record) || request.HolderIdentity != identity:
+		case !pending || request.HolderIdentity != identity:
 			record.HandoffRequest = rl.HandoffRequest{
 				To: record.HolderIdentity, Term: record.LeaderTransitions,
 				HolderIdentity: identity, HolderKey: key, LeaseDurationSeconds: int(LeaseDuration / time.Second),

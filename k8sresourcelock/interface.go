@@ -131,16 +131,6 @@ type HandoffRequest struct {
 	OffersWithinSeconds int `json:"offersWithinSeconds,omitempty"`
 }
 
-// Pending reports whether r asks the holder of record to hand over now.
-func (r HandoffRequest) Pending(record *LeaderElectionRecord) bool {
-	return r.HolderIdentity != "" && r.To == record.HolderIdentity && r.Term == record.LeaderTransitions
-}
-
-// Stands reports whether o is an offer made by the holder of record.
-func (o HandoffOffer) Stands(record *LeaderElectionRecord) bool {
-	return o.Holder != "" && o.Holder == record.HolderIdentity
-}
-
 // EventRecorder records an event about a lock object. A
 // k8s.io/client-go/tools/record.EventRecorder satisfies it.
 type EventRecorder interface {
@@ -194,10 +184,12 @@ type Interface interface {
 // ResourceVersion returns the resourceVersion of the object as the lock last
 // read or wrote it (for a MultiLock, of both objects), or "" before it has
 // read one. The API server changes it on every write, so an elector that
-// compares it notices each renewal, even two within one second, whose records
-// encode to the same bytes (record times have whole-second precision). A
-// lock without it is compared by the bytes Get returns. Every lock kind of
-// this package has it.
+// compares it notices every write, even one that leaves the record's bytes
+// as they were. A lock without it is compared by the bytes Get returns,
+// which tell two renewals apart only by their times: this package writes
+// them to the microsecond, but a record written by another library (whole
+// seconds, in an annotation) may repeat its bytes within one second. Every
+// lock kind of this package has it.
 type Versioned interface {
 	ResourceVersion() string
 }

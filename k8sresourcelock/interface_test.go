@@ -231,34 +231,3 @@ func TestNewRejectsTypedNilEventRecorder(t *testing.T) {
 		}
 	}
 }
-
-// TestHandoffRequestIsForOneTermOfOneHolder: a request asks the holder it
-// names, in the term it names; once the lock has changed hands, or the same
-// holder leads a later term, it no longer counts. An offer stands only while
-// the one who made it holds the lock.
-func TestHandoffRequestIsForOneTermOfOneHolder(t *testing.T) {
-	request := HandoffRequest{To: "a", Term: 3, HolderIdentity: "b", HolderKey: "stable"}
-	for _, tc := range []struct {
-		name    string
-		request HandoffRequest
-		holder  string
-		term    int
-		want    bool
-	}{
-		{"the holder asked, in the term asked", request, "a", 3, true},
-		{"the same holder, a later term", request, "a", 4, false},
-		{"the same holder, an earlier term", request, "a", 2, false},
-		{"another holder, the same term number", request, "c", 3, false},
-		{"no requester", HandoffRequest{To: "a", Term: 3}, "a", 3, false},
-	} {
-		record := &LeaderElectionRecord{HolderIdentity: tc.holder, LeaderTransitions: tc.term}
-		if got := tc.request.Pending(record); got != tc.want {
-			t.Errorf("%s: Pending = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-	offer := HandoffOffer{Holder: "a", WithinSeconds: 22}
-	if !offer.Stands(&LeaderElectionRecord{HolderIdentity: "a"}) || offer.Stands(&LeaderElectionRecord{HolderIdentity: "b"}) ||
-		(HandoffOffer{}).Stands(&LeaderElectionRecord{}) {
-		t.Error("an offer stands only while the one who made it holds the lock")
-	}
-}

@@ -158,7 +158,7 @@ func (c *candidate) askedBy() string {
 		return ""
 	}
 	record := rl.LeaseToLeaderElectionRecord(lease)
-	if request := record.HandoffRequest; request.Pending(record) && record.HolderIdentity == c.id {
+	if request, pending := le.PendingHandoff(record); pending && record.HolderIdentity == c.id {
 		return request.HolderIdentity
 	}
 	return ""

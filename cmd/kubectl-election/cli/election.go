@@ -158,11 +158,11 @@ func fromRecord(kind string, meta metav1.ObjectMeta, r *rl.LeaderElectionRecord,
 		left := r.RenewTime.Add(seconds(r.LeaseDurationSeconds)).Sub(now)
 		e.TimeLeft = &metav1.Duration{Duration: left.Truncate(time.Second)}
 	}
-	if r.Handoff.Stands(r) {
-		e.HandoffOffer = &HandoffOffer{WithinSeconds: r.Handoff.WithinSeconds}
+	if offer, stands := le.StandingOffer(r); stands {
+		e.HandoffOffer = &HandoffOffer{WithinSeconds: offer.WithinSeconds}
 	}
-	if r.HandoffRequest.Pending(r) {
-		e.Handoff = &Handoff{To: r.HandoffRequest.HolderIdentity, ToKey: r.HandoffRequest.HolderKey}
+	if request, pending := le.PendingHandoff(r); pending {
+		e.Handoff = &Handoff{To: request.HolderIdentity, ToKey: request.HolderKey}
 		if e.HandoffOffer != nil {
 			e.Handoff.WithinSeconds = e.HandoffOffer.WithinSeconds
 		}
