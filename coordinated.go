@@ -15,7 +15,11 @@ import (
 // creates, takes or preempts the lock and makes no handoff offer (see
 // offer); it leads while the Lease names it, renewing it, and when the
 // control plane prefers another holder it stops its work, renewing
-// meanwhile, then releases the Lease for that holder.
+// meanwhile, then releases the Lease for that holder. A Lease deleted
+// mid-term ends our term without waiting for our work (decide steps down):
+// the Lease is not ours to create, so nothing holds the control plane's next
+// pick off while our work stops, and only a fence keeps that work's writes
+// out (the new Lease has a new UID).
 
 // validateCoordinated reports what a coordinated election cannot work with.
 // The control plane picks the leader among LeaseCandidates, so nothing of

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
@@ -83,7 +84,10 @@ func (cp controlPlane) elect(holder string) {
 	}
 	lease, err := leases.Get(context.Background(), testLockName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: testLockName}, Spec: spec}
+		// The API server gives every object it creates a UID of its own;
+		// client-go's stock fake gives none, so we do.
+		meta := metav1.ObjectMeta{Namespace: testNamespace, Name: testLockName, UID: types.UID("lease-" + uniqueName())}
+		lease = &coordinationv1.Lease{ObjectMeta: meta, Spec: spec}
 		if _, err := leases.Create(context.Background(), lease, metav1.CreateOptions{}); err != nil {
 			cp.t.Fatalf("control plane: create lease: %v", err)
 		}
@@ -106,6 +110,15 @@ func (cp controlPlane) prefer(preferred string) {
 	lease.Spec.PreferredHolder = &preferred
 	if _, err := cp.cs.CoordinationV1().Leases(testNamespace).Update(context.Background(), lease, metav1.UpdateOptions{}); err != nil {
 		cp.t.Fatalf("control plane: mark the end of the term: %v", err)
+	}
+}
+
+// remove deletes the Lease, as a person with kubectl, the garbage collector
+// or a restore from a backup may while a term runs.
+func (cp controlPlane) remove() {
+	cp.t.Helper()
+	if err := cp.cs.CoordinationV1().Leases(testNamespace).Delete(context.Background(), testLockName, metav1.DeleteOptions{}); err != nil {
+		cp.t.Fatalf("delete lease: %v", err)
 	}
 }
 
@@ -317,5 +330,79 @@ func TestCoordinatedLeaderReelectedAfterAnOutageLeadsAgain(t *testing.T) {
 		}
 		cancel()
 		receive(t, done, "RunAndRejoin to return")
+	})
+}
+
+// TestCoordinatedLeaseDeletedMidTerm is what the README and Coordinated's
+// doc say of a Lease deleted while a coordinated leader leads: the leader
+// cannot hold anything while its work winds down (it never creates the
+// Lease), so its work's context is cancelled once it sees the deletion, at
+// the latest at its next renewal, RetryPeriod after the last; IsLeader
+// turns false, and the control plane's next pick leads without waiting for
+// that work to return. The two terms differ in the Lease's UID, so a write
+// stamped in the old one is refused by a fence.
+func TestCoordinatedLeaseDeletedMidTerm(t *testing.T) {
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		cp := controlPlane{t, cs}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		aConfig, bConfig := coordinatedConfig(t, cs, "a"), coordinatedConfig(t, cs, "b")
+		mode.apply(&aConfig)
+		mode.apply(&bConfig)
+		windDown := 3 * retryPeriod
+		aStarted, aReturned := make(chan context.Context, 1), make(chan struct{})
+		aConfig.Callbacks.OnStartedLeading = func(work context.Context) {
+			defer close(aReturned)
+			aStarted <- work
+			<-work.Done()
+			time.Sleep(windDown)
+		}
+		aConfig.Callbacks.OnStoppedLeading = func() {}
+		a := newTestElector(t, aConfig, nil)
+		aDone := make(chan struct{})
+		go func() { defer close(aDone); a.Run(ctx) }()
+		b := runCandidate(t, ctx, bConfig, nil)
+
+		cp.elect("a")
+		aWork := receive(t, aStarted, "a to lead once the control plane names it")
+		aTerm, ok := TermFromContext(aWork)
+		if !ok || aTerm.UID == "" {
+			t.Fatalf("a's term %+v (found %v); want one with the Lease's UID", aTerm, ok)
+		}
+		// Mid-term, just after a renewal: a poll sees the deletion only
+		// at the next one.
+		time.Sleep(3*retryPeriod + time.Millisecond)
+		cp.remove()
+		deletedAt := time.Now()
+
+		receive(t, aWork.Done(), "a's work context to be cancelled once its Lease was deleted")
+		if took := time.Since(deletedAt); took > retryPeriod {
+			t.Fatalf("a's work context was cancelled %v after its Lease was deleted; want at most RetryPeriod (%v)", took, retryPeriod)
+		}
+		if a.IsLeader() {
+			t.Fatal("a reports it leads once its work context was cancelled; the Lease is gone")
+		}
+
+		// The control plane creates the Lease for its next pick at once,
+		// and nothing of a's holds it off while a's work winds down.
+		cp.elect("b")
+		bWork := b.leading(t)
+		select {
+		case <-aReturned:
+			t.Fatal("a's work returned before b led; want b to lead while it winds down, as documented")
+		default:
+		}
+		bTerm, ok := TermFromContext(bWork)
+		if !ok || bTerm.UID == "" || bTerm.UID == aTerm.UID {
+			t.Fatalf("b's term %+v (found %v) after a's %+v; want the UID of the Lease created again, which fences a's writes", bTerm, ok, aTerm)
+		}
+		receive(t, aReturned, "a's work to return")
+		receive(t, aDone, "a's Run to return")
+		if !b.le.IsLeader() {
+			t.Fatal("b stopped leading when a's work returned")
+		}
+		cancel()
+		b.finished(t)
 	})
 }

@@ -76,7 +76,8 @@
 // is wiped out without a release (the object deleted, or its record emptied)
 // while its lease runs stays held, by nobody we know, until that lease has
 // run out, so that the leader, which steps down on seeing the wipe, is gone
-// first.
+// first. In a coordinated election the control plane, which waits for
+// nobody, creates a deleted Lease again at once (see Coordinated).
 //
 // When two candidates take a free or expired lock at the same instant, the
 // API server accepts one write and refuses the other with a Conflict. On a
@@ -283,6 +284,17 @@ type LeaderElectionConfig struct {
 	// first, renewing meanwhile, and then releases the Lease so that the
 	// preferred holder gets it without waiting for the lease to run out.
 	// It needs a *k8sresourcelock.LeaseLock and no KeyComparison.
+	//
+	// A Lease deleted mid-term is an exception: the elector never creates
+	// the Lease, so it cannot hold it while its work winds down, and the
+	// control plane creates it for its next pick at once. The leader
+	// cancels OnStartedLeading's context when it sees the deletion (through
+	// the watch at once, at the latest at its next renewal, RetryPeriod
+	// after the last) and does not wait for it, so the next pick may lead
+	// while that work still runs, for as long as OnStartedLeading takes to
+	// return. Return promptly, or fence the work's writes (package fence):
+	// the new Lease has a new UID, so writes stamped in the old term are
+	// refused.
 	Coordinated bool
 }
 
