@@ -19,7 +19,7 @@ func TestDescribeShowsHandoffAndRawAnnotations(t *testing.T) {
 	for _, want := range []string{
 		"Holder:         h\n",
 		"Key:            1\n",
-		"Term:           4 (fenced writes carry 4/h)\n",
+		"Term:           4 (fenced writes carry h/4/h)\n",
 		"Time left:      13s ",
 		"Handoff offer:  the holder hands over within 9s of a request",
 		"Handoff:        pending: to b (key 9) within 9s of the request; if the holder has not handed over by then, b takes the lock\n",

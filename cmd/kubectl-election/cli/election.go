@@ -98,7 +98,7 @@ func fromLease(lease *coordinationv1.Lease, now time.Time) Election {
 	record := rl.LeaseToLeaderElectionRecord(lease)
 	e := fromRecord(kindLease, lease.ObjectMeta, record, now)
 	if record.HolderIdentity != "" {
-		e.FenceTerm = le.Term{Holder: record.HolderIdentity, Transitions: int32(record.LeaderTransitions)}.String()
+		e.FenceTerm = le.Term{UID: lease.UID, Holder: record.HolderIdentity, Transitions: int32(record.LeaderTransitions)}.String()
 	}
 	return e
 }

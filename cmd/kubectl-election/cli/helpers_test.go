@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
@@ -63,8 +64,11 @@ func runWith(t *testing.T, ctx context.Context, client kubernetes.Interface, arg
 	return result{stdout.String(), stderr.String(), code}
 }
 
+// leaseObj is a Lease as the API server stores it, with a UID (here the
+// first letter of its name, so that tables stay narrow).
 func leaseObj(ns, name string, spec coordinationv1.LeaseSpec, annotations map[string]string) *coordinationv1.Lease {
-	return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations}, Spec: spec}
+	meta := metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations, UID: types.UID(name[:1])}
+	return &coordinationv1.Lease{ObjectMeta: meta, Spec: spec}
 }
 
 func heldSpec(holder string, transitions, duration int32, renewedAgo time.Duration) coordinationv1.LeaseSpec {

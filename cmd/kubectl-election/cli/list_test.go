@@ -44,8 +44,8 @@ func TestListWideShowsOfferFenceTermAndCandidates(t *testing.T) {
 	}
 	for _, want := range []string{
 		"OFFER        FENCE-TERM   RENEWED   CANDIDATES",
-		"ours        Lease       a                  5        3           10s              -                                       within 12s   3/a          5s ago    a,b",
-		"handing     Lease       h                  1        4           13s              to b (key 9) within 9s of the request   within 9s    4/h          2s ago    <none>",
+		"ours        Lease       a                  5        3           10s              -                                       within 12s   o/3/a        5s ago    a,b",
+		"handing     Lease       h                  1        4           13s              to b (key 9) within 9s of the request   within 9s    h/4/h        2s ago    <none>",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("list -o wide lacks the line\n%s\nin\n%s", want, r.stdout)
@@ -101,8 +101,8 @@ func TestListJSON(t *testing.T) {
 	if !reflect.DeepEqual(byName, want) {
 		t.Fatalf("list -o json gave\n%+v\nwant\n%+v", byName, want)
 	}
-	if got.Items[4].FenceTerm != "4/h" {
-		t.Errorf("handing: fenceTerm %q, want %q", got.Items[4].FenceTerm, "4/h")
+	if got.Items[4].FenceTerm != "h/4/h" {
+		t.Errorf("handing: fenceTerm %q, want %q", got.Items[4].FenceTerm, "h/4/h")
 	}
 }
 
@@ -187,7 +187,7 @@ func TestCandidatesUnreadableAreUnknown(t *testing.T) {
 	client := fake.NewClientset(fixtures()...)
 	forbid(client, "list", "leasecandidates", "coordination.k8s.io")
 	r := runWith(t, context.Background(), client, "list", "-o", "wide")
-	if r.code != 0 || !strings.Contains(r.stdout, "3/a          5s ago    <none>") || !strings.HasPrefix(r.stderr, "warning: candidates unknown: ") {
+	if r.code != 0 || !strings.Contains(r.stdout, "o/3/a        5s ago    <none>") || !strings.HasPrefix(r.stderr, "warning: candidates unknown: ") {
 		t.Fatalf("list with leasecandidates forbidden: exit %d, stderr %q, printed\n%s", r.code, r.stderr, r.stdout)
 	}
 }
