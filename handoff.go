@@ -16,7 +16,11 @@ import (
 // writes a request into the lock instead of taking it, and waits as long as
 // the offer says. The holder stops its work, then writes the lock over to
 // the requester. A requester that outranks a pending one replaces its
-// request; one that stops campaigning withdraws its own.
+// request; one that stops campaigning withdraws its own. On a clientset
+// that accepts stale writes (client-go's stock fake) a holder's renewal can
+// put a just-withdrawn request back; a watching holder sees the withdrawal
+// before its own write and honours it, a polling one cannot (the exception
+// the package doc states).
 //
 // handoff holds one candidate's state in that protocol, on both sides, and
 // the rules that read it; the elector's methods below do the reads and
