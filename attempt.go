@@ -149,7 +149,7 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 		RenewTime:            metav1.NewTime(now),
 		Handoff:              le.offer(),
 		// Only while we honour a request does it stay in the lock.
-		HandoffRequest: le.handoff.honouring(&le.seen),
+		HandoffRequest: le.handoff.honouring(),
 	}
 	if le.config.Coordinated {
 		le.keepControlPlaneFields(&r)
@@ -173,6 +173,7 @@ func (le *LeaderElector) write(ctx context.Context, op func(context.Context, rl.
 		return err
 	}
 	le.seen.wrote(le.resourceVersion(), before, record, start)
+	le.handoff.wroteRecord(record)
 	if le.watch != nil {
 		// The lock now holds a state a watch can resume from.
 		le.watch.relist = false
@@ -185,18 +186,10 @@ func (le *LeaderElector) write(ctx context.Context, op func(context.Context, rl.
 // would leave the lock as it was, to the microsecond every lock kind keeps
 // times in.
 func (le *LeaderElector) changesNothing(record rl.LeaderElectionRecord) bool {
-	seen := le.seen.record
 	if !le.seen.known || le.seen.absent || le.seen.unreadable {
 		return false
 	}
-	sameTime := func(a, b metav1.Time) bool {
-		return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
-	}
-	if !sameTime(seen.AcquireTime, record.AcquireTime) || !sameTime(seen.RenewTime, record.RenewTime) {
-		return false
-	}
-	seen.AcquireTime, seen.RenewTime = record.AcquireTime, record.RenewTime
-	return seen == record
+	return sameRecord(le.seen.record, record)
 }
 
 // read gets the lock and notes what it saw. exists is false when the object
@@ -207,6 +200,7 @@ func (le *LeaderElector) read(ctx context.Context) (exists bool, err error) {
 	if err := le.note(ctx, record, raw, err); err != nil {
 		return false, fmt.Errorf("read lock: %w", err)
 	}
+	le.handoff.sawRead(&le.seen)
 	if le.watch != nil {
 		le.watch.relist = false
 	}

@@ -16,7 +16,11 @@ import (
 // writes a request into the lock instead of taking it, and waits as long as
 // the offer says. The holder stops its work, then writes the lock over to
 // the requester. A requester that outranks a pending one replaces its
-// request; one that stops campaigning withdraws its own.
+// request; one that stops campaigning withdraws its own. On a clientset
+// that accepts stale writes (client-go's stock fake) a holder's renewal can
+// put a just-withdrawn request back; a watching holder sees the withdrawal
+// before its own write and honours it, a polling one cannot (the exception
+// the package doc states).
 //
 // handoff holds one candidate's state in that protocol, on both sides, and
 // the rules that read it; the elector's methods below do the reads and
@@ -36,6 +40,21 @@ type handoff struct {
 	// answered.
 	honoring rl.HandoffRequest
 	stopping bool
+	// handing is set from the moment we take up a request until our term
+	// ends: every state of the lock seen meanwhile that another candidate
+	// wrote updates honoring (see follow).
+	handing bool
+
+	// wrote is the record our last successful write left in the lock. A
+	// clientset that accepts stale writes (client-go's stock fake) gives no
+	// resourceVersion to tell our own state from another's, so its content
+	// does. away is set once a read showed the lock in another state since
+	// that write, so that the same content read again was put back by
+	// someone else (a requester withdrawing a request it wrote over that
+	// state); echo is set until the watch has delivered that write once.
+	wrote rl.LeaderElectionRecord
+	away  bool
+	echo  bool
 }
 
 // handoffAsk is a handoff this candidate asked a holder for: the holder and
@@ -176,12 +195,12 @@ func (h *handoff) askedOfUs(record *rl.LeaderElectionRecord) bool {
 // honour takes up the record's request: our writes carry it from now on,
 // so that the requester sees it is still pending.
 func (h *handoff) honour(record *rl.LeaderElectionRecord) rl.HandoffRequest {
-	h.honoring = record.HandoffRequest
+	h.honoring, h.handing = record.HandoffRequest, true
 	return h.honoring
 }
 
 // honoured ends a handoff of ours, whether done or given up.
-func (h *handoff) honoured() { h.honoring = rl.HandoffRequest{} }
+func (h *handoff) honoured() { h.honoring, h.handing = rl.HandoffRequest{}, false }
 
 // windDown marks the time our work stops before a handoff or a release;
 // the returned function ends it.
@@ -194,35 +213,88 @@ func (h *handoff) windDown() (done func()) {
 // release.
 func (h *handoff) windingDown() bool { return h.stopping }
 
-// honouring is the request a leader that winds down for a handoff carries
-// in its writes, so that requesters see it is being answered. Requesters
-// replace a pending request only with one whose key outranks it, so the
-// request last seen pending in the lock is the highest: a leader that has
-// seen the lock since its own last write honours that one, not the one it
-// first saw, and none if the requester withdrew it. Writing the first over a
-// later one would hand the lock to the lower requester, and the higher one
-// would have to ask again: a term more than needed.
-func (h *handoff) honouring(seen *observation) rl.HandoffRequest {
-	if h.honoring == (rl.HandoffRequest{}) || seen.written || !seen.names(h.me) {
-		return h.honoring
-	}
-	request := seen.record.HandoffRequest
-	if !h.rivalRequest(&seen.record) {
-		request = rl.HandoffRequest{}
-	}
-	h.honoring = request
-	return request
+// wroteRecord notes the record our write left in the lock.
+func (h *handoff) wroteRecord(record rl.LeaderElectionRecord) {
+	h.wrote, h.away, h.echo = record, false, true
 }
 
+// sawRead notes a state of the lock that a read returned, which is the
+// lock as it is now. A state that is not the one we last wrote, or that is
+// that one again after a read showed another, is another candidate's
+// (possibly a copy of ours with its request taken out).
+func (h *handoff) sawRead(seen *observation) {
+	if !seen.known || seen.absent || seen.unreadable {
+		h.away = true
+		return
+	}
+	if !seen.written && !(sameRecord(seen.record, h.wrote) && !h.away) {
+		h.away = true
+		h.follow(&seen.record)
+	}
+}
+
+// sawDelivered notes a state of the lock that the watch delivered. Events
+// come in the order the lock went through them, but possibly after a read
+// that showed a later state, so they say nothing about where the lock is
+// now; the first one that matches our last write is that write's own event.
+func (h *handoff) sawDelivered(seen *observation) {
+	if !seen.known || seen.absent || seen.unreadable {
+		return
+	}
+	if h.echo && (seen.written || sameRecord(seen.record, h.wrote)) {
+		h.echo = false
+		return
+	}
+	if !seen.written {
+		h.follow(&seen.record)
+	}
+}
+
+// follow takes the request to honour from a state of the lock, naming us,
+// that another candidate wrote while we hand over: requesters replace a
+// pending request only with one whose key outranks it, and withdraw their
+// own, so the state last written by one of them carries the request to
+// answer, or none. Writing an earlier request over a later state would hand
+// the lock to a lower requester, or to one that stopped (nobody would then
+// lead for the lease it asked for).
+func (h *handoff) follow(record *rl.LeaderElectionRecord) {
+	if !h.handing || record.HolderIdentity != h.me {
+		return
+	}
+	h.honoring = rl.HandoffRequest{}
+	if h.rivalRequest(record) {
+		h.honoring = record.HandoffRequest
+	}
+}
+
+// honouring is the request a leader that winds down for a handoff carries
+// in its writes, so that requesters see it is being answered: the one the
+// states of the lock seen since we took one up call for (see follow).
+func (h *handoff) honouring() rl.HandoffRequest { return h.honoring }
+
 // answer is the request to hand the lock over to, once our work has
-// stopped, as current shows it: the latest, if a candidate that outranks
-// the first asked since. It reports false if the requester withdrew.
+// stopped, with the lock in state current: the one we honour, if it still
+// asks current's holder in current's term. It reports false if there is none
+// (the requester withdrew it): a request the lock carries only because our
+// own write carried it counts only while we honour it.
 func (h *handoff) answer(current *rl.LeaderElectionRecord) (rl.HandoffRequest, bool) {
-	if !requestPending(current) {
+	asking := *current
+	asking.HandoffRequest = h.honoring
+	if !h.rivalRequest(&asking) {
 		return rl.HandoffRequest{}, false
 	}
-	h.honoring = current.HandoffRequest
 	return h.honoring, true
+}
+
+// sameRecord reports whether a and b are the same record, to the
+// microsecond every lock kind keeps times in.
+func sameRecord(a, b rl.LeaderElectionRecord) bool {
+	same := func(x, y metav1.Time) bool { return x.Truncate(time.Microsecond).Equal(y.Truncate(time.Microsecond)) }
+	if !same(a.AcquireTime, b.AcquireTime) || !same(a.RenewTime, b.RenewTime) {
+		return false
+	}
+	a.AcquireTime, a.RenewTime = b.AcquireTime, b.RenewTime
+	return a == b
 }
 
 // successor is the record that hands the lock, as current, over to the
@@ -366,6 +438,11 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 		// Read first, so that the write goes over the lock as it is now
 		// (a MultiLock's request may have reached one half before the
 		// other), and over a state nobody else saw change.
+		// States the watch has queued came before the read: they tell
+		// whether a request our writes carry was withdrawn or replaced.
+		if le.watch != nil {
+			le.applyWatch(ctx)
+		}
 		if _, err := le.read(ctx); err != nil {
 			logger.V(4).Info("Could not read the lock to hand it over", "err", err)
 			le.sleep(ctx, le.config.RetryPeriod/4)

@@ -107,7 +107,13 @@
 // client-go's elector). A candidate that outranks a pending requester
 // replaces its request, even while the holder's work stops, and the lock
 // goes to it alone; one that does not waits. A candidate whose Run ends
-// while its request is pending withdraws it.
+// while its request is pending withdraws it, and the holder then releases
+// the lock instead of handing it over; except on a clientset that accepts
+// stale writes, such as client-go's stock fake, when the holder polls
+// (DisableWatch): a withdrawal landing between its read and its renewal is
+// overwritten unseen, and the lock may go to the stopped candidate, to be
+// free again once that candidate's lease has run out (nobody leads
+// meanwhile).
 //
 // A holder that makes no offer (Istio's fork, client-go's elector, or ours
 // with DisableHandoff), or does not hand over within the time its offer

@@ -114,6 +114,7 @@ func (le *LeaderElector) applyWatch(ctx context.Context) (foreign bool) {
 			klog.FromContext(ctx).V(4).Info("Ignoring a watch event", "type", ev.Type, "err", err)
 			continue
 		}
+		le.handoff.sawDelivered(&le.seen)
 		if !le.seen.names(le.config.Lock.Identity()) {
 			foreign = true
 		}
