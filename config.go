@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -48,7 +49,9 @@ func validate(lec *LeaderElectionConfig) error {
 		bad("Callbacks.OnStoppedLeading must not be nil")
 	}
 	errs = append(errs, validateCoordinated(lec)...)
-	errs = append(errs, typedNils("", reflect.ValueOf(lec).Elem())...)
+	for _, f := range nilness.TypedNils(reflect.ValueOf(lec).Elem()) {
+		bad("%s must not be a nil %v", f.Name, f.Type)
+	}
 	if err := validateLock(lec.Lock); err != nil {
 		errs = append(errs, err)
 	}
@@ -65,8 +68,8 @@ func validateLock(lock rl.Interface) (err error) {
 	if lock == nil {
 		return fmt.Errorf("Lock must not be nil")
 	}
-	if isNilValue(reflect.ValueOf(lock)) {
-		// typedNils has said so; its methods would panic.
+	if nilness.Is(lock) {
+		// The check of typed nils has said so; its methods would panic.
 		return nil
 	}
 	defer func() {
@@ -84,41 +87,6 @@ func validateLock(lock rl.Interface) (err error) {
 	}
 	_ = lock.Describe()
 	return nil
-}
-
-// typedNils reports every exported interface-typed field of the struct v,
-// and of the structs in it, that holds a nil pointer (or map, func, chan,
-// slice): a value that is set, so it would be used, but whose methods
-// panic, such as what a constructor that failed returns beside its error.
-// It walks the fields by reflection so that a field added later is checked
-// too.
-func typedNils(prefix string, v reflect.Value) []error {
-	var errs []error
-	for i := range v.NumField() {
-		f, value := v.Type().Field(i), v.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		switch f.Type.Kind() {
-		case reflect.Struct:
-			errs = append(errs, typedNils(prefix+f.Name+".", value)...)
-		case reflect.Interface:
-			if !value.IsNil() && isNilValue(value.Elem()) {
-				errs = append(errs, fmt.Errorf("%s%s must not be a nil %v", prefix, f.Name, value.Elem().Type()))
-			}
-		}
-	}
-	return errs
-}
-
-// isNilValue reports whether v is a nil pointer, map, func, chan, slice or
-// interface.
-func isNilValue(v reflect.Value) bool {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
-		return v.IsNil()
-	}
-	return false
 }
 
 // configError lists every problem found in a LeaderElectionConfig on one line.

@@ -3,10 +3,8 @@ package k8sleaderelection
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -156,31 +155,12 @@ var typedNilOf = map[reflect.Type]any{
 	reflect.TypeFor[clock.WithDelayedExecution](): (*clocktesting.FakeClock)(nil),
 }
 
-// interfaceFields lists the exported interface-typed fields of t, and of
-// the structs it holds, by their dotted names.
-func interfaceFields(t reflect.Type, prefix string, index []int) map[string][]int {
-	fields := map[string][]int{}
-	for _, f := range reflect.VisibleFields(t) {
-		if !f.IsExported() || f.Anonymous {
-			continue
-		}
-		at := append(slices.Clone(index), f.Index...)
-		switch f.Type.Kind() {
-		case reflect.Interface:
-			fields[prefix+f.Name] = at
-		case reflect.Struct:
-			maps.Copy(fields, interfaceFields(f.Type, prefix+f.Name+".", at))
-		}
-	}
-	return fields
-}
-
 // TestEveryInterfaceFieldRejectsTypedNil: each interface-typed field of a
 // LeaderElectionConfig, found by reflection so that a new one is covered
 // the day it is added, is refused with an error naming it when it holds a
 // typed nil, instead of panicking in Run.
 func TestEveryInterfaceFieldRejectsTypedNil(t *testing.T) {
-	fields := interfaceFields(reflect.TypeFor[LeaderElectionConfig](), "", nil)
+	fields := nilness.InterfaceFields(reflect.TypeFor[LeaderElectionConfig]())
 	if len(fields) < 2 {
 		t.Fatalf("found only the interface fields %v", fields)
 	}

@@ -21,6 +21,8 @@ import (
 	coordinationv1beta1client "k8s.io/client-go/kubernetes/typed/coordination/v1beta1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 )
 
 // CandidateRenewInterval is how often a LeaseCandidate is renewed when the
@@ -110,7 +112,7 @@ func NewCandidate(clientset kubernetes.Interface,
 func checkCandidate(clientset kubernetes.Interface, namespace, name string, spec coordinationv1beta1.LeaseCandidateSpec) error {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	if clientset == nil || reflect.ValueOf(clientset).Kind() == reflect.Pointer && reflect.ValueOf(clientset).IsNil() {
+	if nilness.Is(clientset) {
 		bad("clientset must not be nil")
 	}
 	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {

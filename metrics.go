@@ -2,12 +2,13 @@ package k8sleaderelection
 
 import (
 	"fmt"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 )
 
 // SwitchMetric is a per-election on/off gauge: On(name) when this process
@@ -101,7 +102,7 @@ func (f *metricsFactory) setProvider(p MetricsProvider) {
 	if p == nil {
 		return
 	}
-	if isNilValue(reflect.ValueOf(p)) {
+	if nilness.Is(p) {
 		klog.Background().Error(fmt.Errorf("metricsProvider must not be a nil %T", p), "SetProvider ignores the provider; a later call may set one")
 		return
 	}
@@ -120,7 +121,7 @@ func (f *metricsFactory) newLeaderMetrics() *leaderMetrics {
 		return &leaderMetrics{}
 	}
 	m, err := newMetric(p)
-	if err == nil && m != nil && isNilValue(reflect.ValueOf(m)) {
+	if err == nil && m != nil && nilness.Is(m) {
 		err = fmt.Errorf("MetricsProvider.NewLeaderMetric (%T) returned a nil %T", p, m)
 	}
 	if err != nil || m == nil {

@@ -3,11 +3,11 @@ package fence
 import (
 	"context"
 	"errors"
-	"reflect"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 )
 
 // TermAnnotation is the annotation a fenced write carries: the term it was
@@ -22,7 +22,7 @@ var ErrNoTerm = errors.New("no leader term in the context: fenced writes must us
 // Stamp writes the term of ctx into obj's TermAnnotation, so that the API
 // server accepts the write only while that term lasts.
 func Stamp(ctx context.Context, obj metav1.Object) error {
-	if obj == nil || reflect.ValueOf(obj).Kind() == reflect.Pointer && reflect.ValueOf(obj).IsNil() {
+	if nilness.Is(obj) {
 		return errors.New("fence: Stamp needs an object, got nil")
 	}
 	term, ok := le.TermFromContext(ctx)

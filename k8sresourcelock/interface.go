@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
@@ -30,6 +29,8 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 )
 
 const (
@@ -372,16 +373,6 @@ func (e joinedErrors) Unwrap() []error { return e }
 // methods would panic.
 func isNil(lock Interface) bool { return isNilValue(lock) }
 
-// isNilValue reports whether v is nil, or a nil pointer, map, func or the
-// like held in an interface (a client whose constructor failed, say), whose
-// methods would panic.
-func isNilValue(v any) bool {
-	if v == nil {
-		return true
-	}
-	switch rv := reflect.ValueOf(v); rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Interface, reflect.Slice:
-		return rv.IsNil()
-	}
-	return false
-}
+// isNilValue reports whether v is nil, or a typed nil whose methods would
+// panic (a client whose constructor failed, say).
+func isNilValue(v any) bool { return nilness.Is(v) }

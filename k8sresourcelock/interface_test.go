@@ -2,9 +2,7 @@ package k8sresourcelock
 
 import (
 	"fmt"
-	"maps"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 )
 
 func TestNewBuildsEachKind(t *testing.T) {
@@ -158,25 +157,6 @@ var typedNilOf = map[reflect.Type]any{
 	reflect.TypeFor[Interface]():                         (*LeaseLock)(nil),
 }
 
-// interfaceFields lists the exported interface-typed fields of t, and of
-// the structs it holds, by their dotted names.
-func interfaceFields(t reflect.Type, prefix string, index []int) map[string][]int {
-	fields := map[string][]int{}
-	for _, f := range reflect.VisibleFields(t) {
-		if !f.IsExported() || f.Anonymous {
-			continue
-		}
-		at := append(slices.Clone(index), f.Index...)
-		switch f.Type.Kind() {
-		case reflect.Interface:
-			fields[prefix+f.Name] = at
-		case reflect.Struct:
-			maps.Copy(fields, interfaceFields(f.Type, prefix+f.Name+".", at))
-		}
-	}
-	return fields
-}
-
 // TestEveryInterfaceFieldRejectsTypedNil: each interface-typed field of
 // every lock kind, found by reflection so that a new one is covered the day
 // it is added, makes Validate fail with an error naming it when it holds a
@@ -195,7 +175,7 @@ func TestEveryInterfaceFieldRejectsTypedNil(t *testing.T) {
 		if err := valid().Validate(); err != nil {
 			t.Fatalf("%s: a valid lock fails Validate: %v", kind, err)
 		}
-		fields := interfaceFields(reflect.TypeOf(valid()).Elem(), "", nil)
+		fields := nilness.InterfaceFields(reflect.TypeOf(valid()).Elem())
 		if len(fields) < 2 {
 			t.Fatalf("%s: found only the interface fields %v", kind, fields)
 		}
