@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/k8sleaderelection/k8sleaderelection/internal/durations"
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -127,8 +128,8 @@ func TestLeaseDurationIsRoundedUpInTheRecord(t *testing.T) {
 		15 * time.Second: 15, 1500 * time.Millisecond: 2, 300 * time.Millisecond: 1, time.Nanosecond: 1,
 		MaxLeaseDuration: 3600, MaxLeaseDuration - time.Nanosecond: 3600,
 	} {
-		if got := wholeSeconds(d); got != want {
-			t.Errorf("wholeSeconds(%v) = %d, want %d", d, got, want)
+		if got := durations.WholeSeconds(d); got != want {
+			t.Errorf("durations.WholeSeconds(%v) = %d, want %d", d, got, want)
 		}
 	}
 }

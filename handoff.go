@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/k8sleaderelection/k8sleaderelection/internal/durations"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -153,7 +154,7 @@ func (h *handoff) sent(record *rl.LeaderElectionRecord, start time.Time) {
 	if h.asked.of(record) {
 		return
 	}
-	within := seconds(record.Handoff.WithinSeconds)
+	within := durations.Seconds(record.Handoff.WithinSeconds)
 	h.asked = handoffAsk{to: record.HolderIdentity, term: record.LeaderTransitions, deadline: start.Add(within)}
 }
 
@@ -334,8 +335,8 @@ func (le *LeaderElector) offer() rl.HandoffOffer {
 	if le.config.DisableHandoff || le.config.Coordinated {
 		return rl.HandoffOffer{}
 	}
-	within := addDurations(le.config.RetryPeriod, max(le.stopTimeout(), 0), le.config.RenewDeadline)
-	return rl.HandoffOffer{Holder: le.config.Lock.Identity(), WithinSeconds: wholeSeconds(within)}
+	within := durations.Add(le.config.RetryPeriod, max(le.stopTimeout(), 0), le.config.RenewDeadline)
+	return rl.HandoffOffer{Holder: le.config.Lock.Identity(), WithinSeconds: durations.WholeSeconds(within)}
 }
 
 // requestHandoff writes a request for the lock into it, keeping the holder's

@@ -131,7 +131,6 @@ package k8sleaderelection
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,6 +139,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/k8sleaderelection/k8sleaderelection/internal/durations"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -402,7 +402,7 @@ func NewLeaderElector(lec LeaderElectionConfig) (*LeaderElector, error) {
 		config:       lec,
 		clock:        clk,
 		metrics:      globalMetrics.newLeaderMetrics(),
-		leaseSeconds: wholeSeconds(lec.LeaseDuration),
+		leaseSeconds: durations.WholeSeconds(lec.LeaseDuration),
 		seen:         observation{ours: lec.LeaseDuration},
 		handoff:      handoff{me: lec.Lock.Identity(), off: lec.DisableHandoff},
 	}
@@ -479,7 +479,7 @@ func (le *LeaderElector) Check(maxTolerableExpiredLease time.Duration) error {
 	holder, seenSince, renewedAt := le.publishedLeader, le.publishedSince, le.renewedAt
 	leading := le.leading || le.cutOff
 	le.mu.RUnlock()
-	allowed := addDurations(le.config.LeaseDuration, maxTolerableExpiredLease)
+	allowed := durations.Add(le.config.LeaseDuration, maxTolerableExpiredLease)
 	stale := func(t time.Time) bool { return le.clock.Since(t) > allowed }
 	ours := holder == le.config.Lock.Identity() && stale(seenSince)
 	working := (leading || le.working.Load() > 0) && stale(renewedAt)
@@ -570,50 +570,4 @@ func (le *LeaderElector) lastTermDone(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// wholeSeconds rounds d up to whole seconds, and at least one, so that the
-// lease others wait out is never shorter than the one configured. It does
-// not overflow: d is divided before it is rounded.
-func wholeSeconds(d time.Duration) int {
-	secs := d / time.Second
-	if d%time.Second > 0 {
-		secs++
-	}
-	return int(max(secs, 1))
-}
-
-// maxDuration is the longest time.Duration, about 292 years: "for ever" to
-// a sum that reaches it.
-const maxDuration = time.Duration(math.MaxInt64)
-
-// addDurations is the sum of ds, saturated at the longest and the shortest
-// Duration instead of wrapping around: a StopTimeout of math.MaxInt64 means
-// "wait as long as it takes", and a sum with it must stay that long, not
-// turn negative (an offer of a second, a deadline in the past).
-func addDurations(ds ...time.Duration) time.Duration {
-	var sum time.Duration
-	for _, d := range ds {
-		switch {
-		case d > 0 && sum > maxDuration-d:
-			sum = maxDuration
-		case d < 0 && sum < math.MinInt64-d:
-			sum = math.MinInt64
-		default:
-			sum += d
-		}
-	}
-	return sum
-}
-
-// seconds is n seconds as a Duration, saturated as addDurations is: n comes
-// from a record that anyone can write.
-func seconds(n int) time.Duration {
-	switch {
-	case n > int(maxDuration/time.Second):
-		return maxDuration
-	case n < int(math.MinInt64/time.Second):
-		return math.MinInt64
-	}
-	return time.Duration(n) * time.Second
 }

@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/internal/durations"
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
@@ -172,7 +172,7 @@ func (e *Election) Hold(ctx context.Context, identity, key string) error {
 			asking := e.Clock.Now()
 			err = e.put(ctx, lock, exists, record)
 			if err == nil && answerBy.IsZero() {
-				answerBy = asking.Add(offerSeconds(record.Handoff.WithinSeconds))
+				answerBy = asking.Add(durations.Seconds(record.Handoff.WithinSeconds))
 			}
 		default:
 			// Asked, and the holder has time left: let it work.
@@ -190,17 +190,6 @@ func (e *Election) Hold(ctx context.Context, identity, key string) error {
 			return err
 		}
 	}
-}
-
-// offerSeconds is a holder's handoff offer as a Duration, saturated at the
-// longest one: a holder whose StopTimeout is math.MaxInt64 offers more
-// seconds than a Duration holds, and wrapped around, the offer would lie in
-// the past and Hold would steal at once.
-func offerSeconds(n int) time.Duration {
-	if n > int(math.MaxInt64/time.Second) {
-		return math.MaxInt64
-	}
-	return time.Duration(n) * time.Second
 }
 
 // Release writes the lock free, as a holder that releases it does. It does

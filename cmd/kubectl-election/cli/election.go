@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -13,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/internal/durations"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -155,7 +155,7 @@ func fromRecord(kind string, meta metav1.ObjectMeta, r *rl.LeaderElectionRecord,
 		Annotations:          meta.Annotations,
 	}
 	if r.HolderIdentity != "" && !r.RenewTime.IsZero() {
-		left := r.RenewTime.Add(seconds(r.LeaseDurationSeconds)).Sub(now)
+		left := r.RenewTime.Add(durations.Seconds(r.LeaseDurationSeconds)).Sub(now)
 		e.TimeLeft = &metav1.Duration{Duration: left.Truncate(time.Second)}
 	}
 	if offer, stands := le.StandingOffer(r); stands {
@@ -168,11 +168,4 @@ func fromRecord(kind string, meta metav1.ObjectMeta, r *rl.LeaderElectionRecord,
 		}
 	}
 	return e
-}
-
-// seconds converts a record's count of seconds to a Duration, saturating
-// instead of wrapping for a count no real record holds.
-func seconds(n int) time.Duration {
-	const limit = int(math.MaxInt64 / int64(time.Second))
-	return time.Duration(min(max(n, -limit), limit)) * time.Second
 }

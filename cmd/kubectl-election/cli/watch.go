@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/durations"
 )
 
 func (e *env) watchCommand() *cobra.Command {
@@ -285,7 +287,7 @@ func (w *watcher) summary(id string, e Election) string {
 			w.asked[key] = seen
 		}
 		w.mu.Unlock()
-		h.Deadline = &metav1.Time{Time: seen.Add(seconds(h.WithinSeconds))}
+		h.Deadline = &metav1.Time{Time: seen.Add(durations.Seconds(h.WithinSeconds))}
 	}
 	return fmt.Sprintf("holder=%s key=%s term=%d offer=%s handoff=%s", orNone(e.Holder), orNone(e.Key), e.Term, offer(e), handoff(e))
 }
