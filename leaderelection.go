@@ -8,15 +8,20 @@
 //
 // # What is promised, and what is not
 //
+// This is the safety model in short; docs/promises.md in the module's
+// repository states each promise in full, with its exceptions and the
+// tests that check it, and agrees with what follows.
+//
 // The lock is an ordinary API object (see package k8sresourcelock). By
 // itself it does not fence: nothing in the lock stops a replica that
 // believes it leads from writing while another has already taken over (a
 // pause, a partition, a request that lands late). For a Lease lock, package
-// fence closes that window: OnStartedLeading's context carries the term
-// (TermFromContext), and the API server refuses a write stamped with it
-// (fence.Stamp, fence.Config) once the Lease has moved past it. Callers of
-// other lock kinds, or who do not stamp their writes, must guard them
-// themselves.
+// fence closes that window but for the few milliseconds the API server's
+// cache takes to see the Lease change: OnStartedLeading's context carries
+// the term (TermFromContext), and the API server refuses a write stamped
+// with it (fence.Stamp, fence.Config) once the Lease has moved past it.
+// Callers of other lock kinds, or who do not stamp their writes, must guard
+// them themselves.
 //
 // Time is judged by the local clock only. The timestamps in the record are
 // never compared with local time: a candidate notes when it first saw the
@@ -25,7 +30,10 @@
 // ratio LeaseDuration/RenewDeadline is the rate skew tolerated (for twice as
 // fast, use for example 60s and 30s). Larger clusters, whose API servers
 // answer more slowly, need longer periods; raise RetryPeriod and
-// LeaseDuration until the rate of LeaderTransitions is low and steady.
+// LeaseDuration until the rate of LeaderTransitions is low and steady. A
+// coordinated election (see Coordinated) is the exception: the control
+// plane judges a Lease's expiry by the renewTime in it against its own
+// clock, so there clocks must agree to within a lease.
 //
 // # Leading
 //
@@ -107,8 +115,10 @@
 // client-go's elector). A candidate that outranks a pending requester
 // replaces its request, even while the holder's work stops, and the lock
 // goes to it alone; one that does not waits. A candidate whose Run ends
-// while its request is pending withdraws it, and the holder then releases
-// the lock instead of handing it over; except on a clientset that accepts
+// while its request is pending withdraws it; a holder that had begun to
+// stop its work for that request then releases the lock, once the work has
+// stopped, instead of handing it over (one that had not yet seen the
+// request leads on); except on a clientset that accepts
 // stale writes, such as client-go's stock fake, when the holder polls
 // (DisableWatch): a withdrawal landing between its read and its renewal is
 // overwritten unseen, and the lock may go to the stopped candidate, to be
