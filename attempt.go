@@ -77,11 +77,11 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 
 		coordinated: le.config.Coordinated,
 	}
-	if holderKey, ok := le.seen.rankableKey(lock.Key()); ok && s.rankMatters() {
+	if holderKey, ok := le.seen.rankableKey(le.key()); ok && s.rankMatters() {
 		logger := klog.FromContext(ctx)
 		s.outranks = le.outranks(logger, holderKey)
 		if s.outranks {
-			s.outranks = le.handoff.mayReplace(&le.seen.record, lock.Key(), func(key string) bool { return le.outranks(logger, key) })
+			s.outranks = le.handoff.mayReplace(&le.seen.record, le.key(), func(key string) bool { return le.outranks(logger, key) })
 		}
 		if s.outranks && !le.readiness.isReady() {
 			s.outranks = false
@@ -143,7 +143,7 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 	lock := le.config.Lock
 	r := rl.LeaderElectionRecord{
 		HolderIdentity:       lock.Identity(),
-		HolderKey:            lock.Key(),
+		HolderKey:            le.key(),
 		LeaseDurationSeconds: le.leaseSeconds,
 		AcquireTime:          metav1.NewTime(now),
 		RenewTime:            metav1.NewTime(now),

@@ -55,6 +55,13 @@ func validate(lec *LeaderElectionConfig) error {
 	if err := validateLock(lec.Lock); err != nil {
 		errs = append(errs, err)
 	}
+	// A priority needs a key to write. A lock without one is most likely a
+	// wrapper that embeds Interface and so hides its lock's Key: run, it
+	// would hold the lock with the empty key and be preempted by
+	// candidates it outranks.
+	if _, keyed := lec.Lock.(rl.Keyed); lec.KeyComparison != nil && !keyed && !nilness.Is(lec.Lock) {
+		bad("KeyComparison is set but Lock (%T) has no Key: we would compete with the empty key; give Lock a Key method (embed k8sresourcelock.Keyed, not Interface, in a wrapper)", lec.Lock)
+	}
 	if len(errs) == 0 {
 		return nil
 	}

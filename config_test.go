@@ -50,6 +50,9 @@ func TestNewLeaderElectorRejectsBadConfig(t *testing.T) {
 		{"empty identity", func(c *LeaderElectionConfig) {
 			c.Lock = newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "", "")
 		}, []string{"Lock identity (ResourceLockConfig.Identity) must not be empty"}},
+		{"key comparison on a lock without a key", func(c *LeaderElectionConfig) {
+			c.Lock, c.KeyComparison = upstreamLock{c.Lock}, func(string) bool { return true }
+		}, []string{"KeyComparison is set but Lock (k8sleaderelection.upstreamLock) has no Key: we would compete with the empty key; give Lock a Key method (embed k8sresourcelock.Keyed, not Interface, in a wrapper)"}},
 		{"coordinated with a key comparison", func(c *LeaderElectionConfig) {
 			c.Coordinated, c.KeyComparison = true, func(string) bool { return true }
 		}, []string{"KeyComparison must be nil when Coordinated is set: the control plane picks the leader"}},

@@ -348,7 +348,7 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 		To:                   current.HolderIdentity,
 		Term:                 current.LeaderTransitions,
 		HolderIdentity:       lock.Identity(),
-		HolderKey:            lock.Key(),
+		HolderKey:            le.key(),
 		LeaseDurationSeconds: le.leaseSeconds,
 		OffersWithinSeconds:  le.offer().WithinSeconds,
 	}
@@ -360,7 +360,7 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 	}
 	le.handoff.sent(&current, start)
 	klog.FromContext(ctx).Info("Asked the leader to hand the lease over: our key outranks its key",
-		"holder", current.HolderIdentity, "holderKey", current.HolderKey, "key", lock.Key(), "answerBy", le.handoff.asked.deadline)
+		"holder", current.HolderIdentity, "holderKey", current.HolderKey, "key", le.key(), "answerBy", le.handoff.asked.deadline)
 	return nil
 }
 

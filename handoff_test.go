@@ -408,6 +408,9 @@ func TestWaitForReady(t *testing.T) {
 // clientset that does not replay what a new watch missed (client-go v0.35's).
 type deafLock struct{ rl.Interface }
 
+// Key passes the lock's key on, so that the elector competes with it.
+func (l deafLock) Key() string { return lockKey(l.Interface) }
+
 func (l deafLock) Watch(ctx context.Context) (watch.Interface, error) { return watch.NewFake(), nil }
 
 func (l deafLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {

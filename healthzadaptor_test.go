@@ -145,7 +145,6 @@ func (l *memoryLock) failUpdates(err error) {
 
 func (l *memoryLock) RecordEvent(string) {}
 func (l *memoryLock) Identity() string   { return l.identity }
-func (l *memoryLock) Key() string        { return "" }
 func (l *memoryLock) Describe() string   { return "memory/lock" }
 
 // Timings of cert-manager's liveness test, and its adaptor's timeout.

@@ -479,6 +479,9 @@ type hookedLock struct {
 	beforeWrite func(ctx context.Context, record rl.LeaderElectionRecord) error
 }
 
+// Key passes the lock's key on, so that the elector competes with it.
+func (l *hookedLock) Key() string { return lockKey(l.Interface) }
+
 func (l *hookedLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
 	if l.beforeGet != nil {
 		if err := l.beforeGet(ctx); err != nil {
@@ -521,6 +524,9 @@ type countingLock struct {
 	gets, writes, watches atomic.Int32
 	watch                 func(ctx context.Context) (watch.Interface, error)
 }
+
+// Key passes the lock's key on, so that the elector competes with it.
+func (l *countingLock) Key() string { return lockKey(l.Interface) }
 
 func (l *countingLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
 	l.gets.Add(1)

@@ -212,7 +212,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 // or were cut off), and a lock that is free, gone, unreadable, or whose
 // halves disagree does not say who took it.
 func (le *LeaderElector) steppedDown(logger klog.Logger) ending {
-	holderKey, rankable := le.seen.rankableKey(le.config.Lock.Key())
+	holderKey, rankable := le.seen.rankableKey(le.key())
 	stolen := rankable && !le.outranks(logger, holderKey)
 	return ending{why: le.lostBecause(), lost: true, stolen: stolen}
 }

@@ -163,6 +163,9 @@ type cutOffLock struct {
 	open   []watch.Interface
 }
 
+// Key passes the lock's key on, so that the elector competes with it.
+func (l *cutOffLock) Key() string { return lockKey(l.Interface) }
+
 // hangingOps says which requests of a cut-off connection hang.
 type hangingOps struct{ reads, writes, watches bool }
 

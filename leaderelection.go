@@ -150,6 +150,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/durations"
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -167,8 +168,10 @@ type LeaderElectionConfig struct {
 	// Lock is the object the candidates compete for. NewLeaderElector asks
 	// a lock that implements k8sresourcelock.Validator whether it is fully
 	// built; a lock that implements k8sresourcelock.Versioned lets a leader
-	// renew with one write and no read. Every lock kind of package
-	// k8sresourcelock implements both.
+	// renew with one write and no read; our key is Key of a lock that is
+	// k8sresourcelock.Keyed, and empty for one that is not (a lock written
+	// against client-go's Interface). Every lock kind of package
+	// k8sresourcelock implements all three.
 	Lock rl.Interface
 
 	// LeaseDuration is our lease: written into the record (rounded up to
@@ -190,7 +193,7 @@ type LeaderElectionConfig struct {
 	// MinRetryPeriod, and RenewDeadline must exceed JitterFactor times it.
 	RetryPeriod time.Duration
 
-	// KeyComparison reports whether our key (Lock.Key()) outranks the key
+	// KeyComparison reports whether our key (Lock's Key) outranks the key
 	// of the current holder. When it does, we take the lock at once even
 	// though the holder's lease is still running. Every candidate's
 	// KeyComparison must agree on the order, or candidates will keep
@@ -198,7 +201,8 @@ type LeaderElectionConfig struct {
 	// holder need not have one. It is not asked about a holder whose key
 	// equals ours (equal keys never preempt), nor about a holder that
 	// cannot be known (an undecodable record, UnknownLeader). Nil means we
-	// never preempt.
+	// never preempt. When it is set, Lock must be k8sresourcelock.Keyed:
+	// NewLeaderElector refuses a lock without a key to write.
 	//
 	// It is called from the election loop and must not block: the loop,
 	// and Run's return, wait for it. If it panics, the panic is logged as
@@ -580,4 +584,18 @@ func (le *LeaderElector) lastTermDone(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// key is our priority key: see lockKey.
+func (le *LeaderElector) key() string { return lockKey(le.config.Lock) }
+
+// lockKey is the key of a lock that is Keyed, and "" for any other: a lock
+// written against client-go's Interface has none, and competes as a holder
+// without a key does. A nil lock has no key either, rather than a panic.
+func lockKey(lock rl.Interface) string {
+	keyed, ok := lock.(rl.Keyed)
+	if !ok || nilness.Is(keyed) {
+		return ""
+	}
+	return keyed.Key()
 }

@@ -333,3 +333,75 @@ func TestNegativeStopTimeoutOverlapsByDesign(t *testing.T) {
 		}
 	})
 }
+
+// upstreamLock is a lock written against client-go's resourcelock.Interface,
+// as controller-runtime's fake and cert-manager's test lock are: the six
+// methods it has, and neither a key nor any of the optional interfaces.
+type upstreamLock struct{ inner rl.Interface }
+
+func (l upstreamLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
+	return l.inner.Get(ctx)
+}
+func (l upstreamLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) error {
+	return l.inner.Create(ctx, ler)
+}
+func (l upstreamLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) error {
+	return l.inner.Update(ctx, ler)
+}
+func (l upstreamLock) RecordEvent(s string) { l.inner.RecordEvent(s) }
+func (l upstreamLock) Identity() string     { return l.inner.Identity() }
+func (l upstreamLock) Describe() string     { return l.inner.Describe() }
+
+// keyedLock is an upstreamLock with a key of its own, as a lock written
+// against Istio's fork has.
+type keyedLock struct {
+	upstreamLock
+	key string
+}
+
+func (l keyedLock) Key() string { return l.key }
+
+func TestLockWithoutKeyLeadsWithTheEmptyKey(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		for _, c := range []struct {
+			name string
+			lock func(inner rl.Interface) rl.Interface
+			want string
+		}{
+			// The lock underneath has the key "stable", which a
+			// lock without Key hides: the elector asks the Lock itself.
+			{"without Key", func(inner rl.Interface) rl.Interface { return upstreamLock{inner} }, ""},
+			{"with Key", func(inner rl.Interface) rl.Interface { return keyedLock{upstreamLock{inner}, "canary"} }, "canary"},
+		} {
+			cs := fk.new()
+			ctx, cancel := context.WithCancel(t.Context())
+			lec := testConfig(c.lock(newTestLock(t, cs, rl.LeasesResourceLock, "a", "stable")))
+			a := runCandidate(t, ctx, lec, nil)
+			a.leading(t)
+			if got := readRecord(t, cs, rl.LeasesResourceLock).HolderKey; got != c.want {
+				t.Errorf("%s: record's holder key %q, want %q", c.name, got, c.want)
+			}
+			cancel()
+			a.finished(t)
+		}
+	})
+}
+
+func TestLockKeyOfNilOrKeylessLockIsEmpty(t *testing.T) {
+	var typedNil *rl.LeaseLock
+	for _, c := range []struct {
+		name string
+		lock rl.Interface
+		want string
+	}{
+		{"nil", nil, ""},
+		{"typed nil", typedNil, ""},
+		{"without Key", upstreamLock{}, ""},
+		{"with Key", keyedLock{key: "stable"}, "stable"},
+		{"lease lock", &rl.LeaseLock{LockConfig: rl.ResourceLockConfig{Key: "canary"}}, "canary"},
+	} {
+		if got := lockKey(c.lock); got != c.want {
+			t.Errorf("lockKey(%s) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -17,7 +17,7 @@ import (
 // it reads the lock again after a jittered RetryPeriod.
 func (le *LeaderElector) acquire(ctx context.Context) bool {
 	logger := klog.FromContext(ctx)
-	logger.Info("Trying to acquire the lease", "identity", le.config.Lock.Identity(), "key", le.config.Lock.Key())
+	logger.Info("Trying to acquire the lease", "identity", le.config.Lock.Identity(), "key", le.key())
 	read := true
 	for ctx.Err() == nil {
 		start := le.clock.Now()

@@ -184,6 +184,9 @@ type emptyAfter struct {
 	empty *atomic.Bool
 }
 
+// Key passes the lock's key on, so that the elector competes with it.
+func (l *emptyAfter) Key() string { return lockKey(l.Interface) }
+
 func (l *emptyAfter) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
 	if l.empty.Load() {
 		return nil, nil, nil

@@ -147,6 +147,9 @@ type pollingLeaseLock struct {
 	rl.TermLock
 }
 
+// Key passes the lock's key on, so that the elector competes with it.
+func (l pollingLeaseLock) Key() string { return lockKey(l.Interface) }
+
 // TestTermEndsWhenTheLeaseIsRestoredBetweenRenewals: the Lease is deleted
 // and at once created again with the very same spec (a restore from a
 // backup taken during this term, a GitOps tool re-applying it), naming the

@@ -39,6 +39,17 @@
 // ends with the term too: otherwise its workers would go on reconciling
 // after the lock was handed over.
 //
+// # Fencing
+//
+// With the option WithFencing, every write of the chosen resources by the
+// manager's client carries the manager's term (see package fence), and the
+// API server, given fence's policy (ApplyFencePolicy installs it,
+// CheckFencePolicy verifies it), refuses those of a manager that no longer
+// leads: a reconcile that writes after another replica has taken over (a
+// steal, a runnable that outlived StopTimeout, a write that landed late)
+// fails instead of overwriting the new leader's work. A write that cannot
+// be stamped is refused, never sent unfenced.
+//
 // # Failures and shutdown
 //
 // A runnable that fails during the term ends it: the others are cancelled

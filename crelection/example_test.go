@@ -19,6 +19,7 @@ import (
 	"github.com/k8sleaderelection/k8sleaderelection"
 	"github.com/k8sleaderelection/k8sleaderelection/crelection"
 	"github.com/k8sleaderelection/k8sleaderelection/electiontest"
+	"github.com/k8sleaderelection/k8sleaderelection/fence"
 	"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -105,4 +106,42 @@ func ExampleNewManager_preemption() {
 	// canary-1: work stopped
 	// stable-1: leading
 	// canary-1's Start: true
+}
+
+// A manager whose writes of ConfigMaps and Deployments carry its term, so
+// that kube-apiserver refuses them once another replica has taken over. It
+// checks at start that fence's policy is installed for the same Lease and
+// resources.
+func ExampleWithFencing() {
+	config := ctrl.GetConfigOrDie()
+	hostname, _ := os.Hostname()
+	clientset := kubernetes.NewForConfigOrDie(config)
+	resources := []fence.Resource{{Resource: "configmaps"}, {Group: "apps", Resource: "deployments"}}
+
+	ctx := ctrl.SetupSignalHandler()
+	policy := fence.PolicyOptions{Namespace: "my-operator", Lease: "my-operator", Resources: resources}
+	if err := crelection.CheckFencePolicy(ctx, clientset.AdmissionregistrationV1(), policy); err != nil {
+		fmt.Fprintln(os.Stderr, err) // or crelection.ApplyFencePolicy, given the RBAC
+		os.Exit(1)
+	}
+	mgr, err := crelection.NewManager(config, manager.Options{}, k8sleaderelection.LeaderElectionConfig{
+		Lock: &k8sresourcelock.LeaseLock{
+			LeaseMeta:  metav1.ObjectMeta{Namespace: "my-operator", Name: "my-operator"},
+			Client:     clientset.CoordinationV1(),
+			LockConfig: k8sresourcelock.ResourceLockConfig{Identity: hostname},
+		},
+		LeaseDuration:   15 * time.Second,
+		RenewDeadline:   10 * time.Second,
+		RetryPeriod:     2 * time.Second,
+		ReleaseOnCancel: true,
+	}, crelection.WithFencing(resources...))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Add controllers; their writes with mgr.GetClient() are fenced.
+	if err := mgr.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 }

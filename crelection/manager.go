@@ -41,11 +41,16 @@ var errStartedTwice = errors.New("crelection: Start was called a second time; a 
 // elector, so that it can back a health check (AddHealthzCheck with
 // WatchDog.Check).
 //
-// The error names every problem with the options and the election config at
-// once.
-func NewManager(config *rest.Config, options manager.Options, election k8sleaderelection.LeaderElectionConfig) (manager.Manager, error) {
-	problems := append(checkOptions(&options), checkElection(&election)...)
+// opts add to that: WithFencing makes the manager's writes carry its term.
+//
+// The error names every problem with the options, the election config and
+// opts at once.
+func NewManager(config *rest.Config, options manager.Options, election k8sleaderelection.LeaderElectionConfig, opts ...Option) (manager.Manager, error) {
+	s, problems := settingsOf(opts)
+	problems = append(problems, checkOptions(&options)...)
+	problems = append(problems, checkElection(&election)...)
 	problems = append(problems, checkGracePeriod(&options, &election)...)
+	problems = append(problems, checkFencing(s, &election)...)
 	// Beyond the ceiling a StopTimeout means "as long as it takes" all the
 	// same, and the elector's sums with it stay far from overflowing.
 	election.StopTimeout = min(election.StopTimeout, maxStopTimeout)
@@ -62,7 +67,7 @@ func NewManager(config *rest.Config, options manager.Options, election k8sleader
 		return nil, &invalidInput{problems: problems, election: err}
 	}
 
-	inner, err := manager.New(config, options)
+	inner, err := manager.New(fencedConfig(config, s, t), options)
 	if err != nil {
 		return nil, fmt.Errorf("crelection: %w", err)
 	}

@@ -29,7 +29,11 @@
 // (k8sleaderelection.TermFromContext); Stamp writes it into an object, and
 // a client made with Config stamps every create, update and patch of chosen
 // resources made with that context, failing a write it cannot fence (see
-// WrapTransport). Policy builds the policy and binding for the Lease's
+// WrapTransport). A client made with ConfigForTerm takes the term from a
+// function instead, so that a controller that knows its one term (a
+// controller-runtime manager: crelection.WithFencing) stamps every write of
+// the fenced resources, whatever its context, and refuses one made before
+// any term. Policy builds the policy and binding for the Lease's
 // namespace, and cmd/fence-policy prints them as YAML.
 //
 // Only Lease locks can be fenced: a ConfigMap's or an Endpoints' record is a

@@ -2,6 +2,7 @@ package fence
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,31 @@ func Config(config *rest.Config, resources ...Resource) *rest.Config {
 	return fenced
 }
 
+// ConfigForTerm is Config for a client that stamps every write of resources
+// with the term termOf gives for the request's context, whether or not that
+// context carries one itself: a controller that leads at most once (a
+// controller-runtime manager of package crelection) knows its term, and a
+// write made with a context of its own (context.Background in a reconciler)
+// is fenced all the same. It fails closed: a write of one of resources for
+// which termOf gives no term (before the first term) is refused with an
+// error wrapping ErrNoTerm, never sent unfenced, as is a write in no term
+// whose target the transport cannot read. Reads, and writes of other
+// resources, go out as they are.
+func ConfigForTerm(config *rest.Config, termOf func(context.Context) (le.Term, bool), resources ...Resource) *rest.Config {
+	if termOf == nil {
+		// No source of terms: every fenced write is refused.
+		termOf = func(context.Context) (le.Term, bool) { return le.Term{}, false }
+	}
+	fenced := rest.CopyConfig(config)
+	fenced.ContentType = "application/json"
+	fenced.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		s := newStamper(next, apiRootOf(config), resources)
+		s.termOf, s.required = termOf, true
+		return s
+	})
+	return fenced
+}
+
 // WrapTransport returns a wrapper for rest.Config.Wrap: every create,
 // update and patch of resources sent with a context that carries a term
 // (OnStartedLeading's, or one derived from it) gets TermAnnotation set to
@@ -50,13 +76,19 @@ func WrapTransport(resources ...Resource) func(http.RoundTripper) http.RoundTrip
 }
 
 func wrap(root string, resources []Resource) func(http.RoundTripper) http.RoundTripper {
+	return func(next http.RoundTripper) http.RoundTripper {
+		return newStamper(next, root, resources)
+	}
+}
+
+// newStamper stamps writes with the term of their context, and lets a write
+// without one through.
+func newStamper(next http.RoundTripper, root string, resources []Resource) *stamper {
 	fenced := map[Resource]bool{}
 	for _, r := range resources {
 		fenced[r] = true
 	}
-	return func(next http.RoundTripper) http.RoundTripper {
-		return &stamper{next: next, root: root, fenced: fenced}
-	}
+	return &stamper{next: next, root: root, fenced: fenced, termOf: le.TermFromContext}
 }
 
 // apiRootOf is the path under which config's clients find /api and /apis:
@@ -77,23 +109,35 @@ type stamper struct {
 	// root is the path the API is served under, without a trailing slash.
 	root   string
 	fenced map[Resource]bool
+	// termOf gives the term a write is made in.
+	termOf func(context.Context) (le.Term, bool)
+	// required refuses a fenced write in no term, instead of sending it
+	// as it is.
+	required bool
 }
 
 func (s *stamper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodPost && req.Method != http.MethodPut && req.Method != http.MethodPatch {
 		return s.next.RoundTrip(req)
 	}
-	term, ok := le.TermFromContext(req.Context())
-	if !ok {
+	term, inTerm := s.termOf(req.Context())
+	if !inTerm && !s.required {
 		return s.next.RoundTrip(req)
 	}
 	target, ok := targetOf(s.root, req.URL.Path)
+	if !ok && !inTerm {
+		return nil, fmt.Errorf("fence: %s %s: cannot tell which resource this write targets, and it is made in no leader term, so it could be neither fenced nor let through as unfenced; the transport reads paths under %q/api and %q/apis: %w",
+			req.Method, req.URL.Path, s.root, s.root, ErrNoTerm)
+	}
 	if !ok {
 		return nil, fmt.Errorf("fence: %s %s: cannot tell which resource this write in leader term %s targets, so it cannot be fenced; the transport reads paths under %q/api and %q/apis (a client whose Host has a path must be made with fence.Config, which reads the path from it)",
 			req.Method, req.URL.Path, term, s.root, s.root)
 	}
 	if !s.fenced[target.resource] {
 		return s.next.RoundTrip(req)
+	}
+	if !inTerm {
+		return nil, fmt.Errorf("fence: %s %s: a write of fenced resource %s made in no leader term is refused rather than sent unfenced: %w", req.Method, req.URL.Path, target.resource, ErrNoTerm)
 	}
 	if req.Body == nil {
 		return nil, fmt.Errorf("fence: %s %s: a write of fenced resource %s in leader term %s has no body to stamp", req.Method, req.URL.Path, target.resource, term)

@@ -3,6 +3,7 @@ package fence
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -407,5 +408,49 @@ func TestNamespacesAreStampedLikeAnyResource(t *testing.T) {
 	}
 	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1"); got != termText {
 		t.Errorf("an update of a fenced Namespace was stamped %q, want %q: it goes out unfenced", got, termText)
+	}
+}
+
+// TestConfigForTermStampsEveryWriteAndRefusesThoseWithoutATerm: a client
+// made with ConfigForTerm stamps a fenced write with the term its function
+// gives for the request's context, whether or not the context carries one
+// itself; a fenced write for which it gives none is refused and never sent,
+// while reads and writes of other resources go out as they are.
+func TestConfigForTermStampsEveryWriteAndRefusesThoseWithoutATerm(t *testing.T) {
+	rec := &recorder{bodies: map[string]string{}}
+	server := httptest.NewServer(rec)
+	t.Cleanup(server.Close)
+	var current *le.Term
+	termOf := func(ctx context.Context) (le.Term, bool) {
+		if current == nil {
+			return le.Term{}, false
+		}
+		return *current, true
+	}
+	client := kubernetes.NewForConfigOrDie(ConfigForTerm(&rest.Config{Host: server.URL}, termOf, Resource{Resource: "configmaps"}))
+	cms := client.CoreV1().ConfigMaps("ns1")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}
+
+	_, err := cms.Create(context.Background(), cm, metav1.CreateOptions{})
+	if !errors.Is(err, ErrNoTerm) || !strings.Contains(err.Error(), "configmaps") {
+		t.Fatalf("a fenced write without a term: %v; want it refused with ErrNoTerm, naming the resource", err)
+	}
+	rec.mu.Lock()
+	_, sent := rec.bodies["POST /api/v1/namespaces/ns1/configmaps"]
+	rec.mu.Unlock()
+	if sent {
+		t.Fatal("a fenced write without a term reached the server unfenced")
+	}
+	if _, err := client.CoreV1().Secrets("ns1").Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a write of a resource that is not fenced, without a term: %v; want it sent as it is", err)
+	}
+
+	term, _ := le.TermFromContext(withTerm(t))
+	current = &term
+	if _, err := cms.Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.stampOf(t, "POST /api/v1/namespaces/ns1/configmaps"); got != termText {
+		t.Fatalf("a fenced write whose context carries no term went out stamped %q, want the term given, %q", got, termText)
 	}
 }

@@ -153,7 +153,10 @@ type ResourceLockConfig struct {
 }
 
 // Interface is a lock that a LeaderElector competes for. Get, Create and
-// Update are called from one goroutine at a time.
+// Update are called from one goroutine at a time. It has the methods of
+// client-go's resourcelock.Interface, so that a lock written for upstream
+// (controller-runtime's fake, a test's own) is one here too; a lock that
+// also has a key is Keyed.
 type Interface interface {
 	// Get reads the lock and returns its record and the raw bytes the
 	// record was decoded from; the elector compares the bytes to notice a
@@ -174,11 +177,20 @@ type Interface interface {
 	// Identity returns this candidate's identity.
 	Identity() string
 
-	// Key returns this candidate's priority key.
-	Key() string
-
 	// Describe names the lock for logs, as "namespace/name".
 	Describe() string
+}
+
+// Keyed is a lock that carries its candidate's priority key, as every lock of
+// Istio's fork does. Every lock kind of this package is Keyed, and New
+// returns one, so that a caller can ask it for the key. The elector asks its
+// Lock for Key when it is Keyed; a lock that is not (one written against
+// client-go's Interface) competes with the empty key, which KeyComparison
+// must rank anyway.
+type Keyed interface {
+	Interface
+	// Key returns this candidate's priority key.
+	Key() string
 }
 
 // Versioned is implemented by a lock whose object the API server versions.
@@ -221,14 +233,14 @@ type Validator interface {
 
 // New returns a lock of lockType (one of the *ResourceLock constants) on the
 // object ns/name.
-func New(lockType string, ns string, name string, coreClient corev1client.CoreV1Interface, coordinationClient coordinationv1client.CoordinationV1Interface, rlc ResourceLockConfig) (Interface, error) {
+func New(lockType string, ns string, name string, coreClient corev1client.CoreV1Interface, coordinationClient coordinationv1client.CoordinationV1Interface, rlc ResourceLockConfig) (Keyed, error) {
 	return NewWithLabels(lockType, ns, name, coreClient, coordinationClient, rlc, nil)
 }
 
 // NewWithLabels is New, and a Lease it creates or takes over also gets labels.
 // Only the given labels are written; others on the Lease stay. ConfigMap and
 // Endpoints locks ignore labels.
-func NewWithLabels(lockType string, ns string, name string, coreClient corev1client.CoreV1Interface, coordinationClient coordinationv1client.CoordinationV1Interface, rlc ResourceLockConfig, labels map[string]string) (Interface, error) {
+func NewWithLabels(lockType string, ns string, name string, coreClient corev1client.CoreV1Interface, coordinationClient coordinationv1client.CoordinationV1Interface, rlc ResourceLockConfig, labels map[string]string) (Keyed, error) {
 	if ns == "" {
 		return nil, fmt.Errorf("%s lock %q: namespace must not be empty", lockType, name)
 	}
@@ -280,7 +292,7 @@ func NewWithLabels(lockType string, ns string, name string, coreClient corev1cli
 // timeout is max(renewDeadline/2, 1s), so that one hung request cannot use up
 // a whole renewal; watches use a client without it, which would end every
 // watch. kubeconfig itself is not changed.
-func NewFromKubeconfig(lockType string, ns string, name string, rlc ResourceLockConfig, kubeconfig *rest.Config, renewDeadline time.Duration) (Interface, error) {
+func NewFromKubeconfig(lockType string, ns string, name string, rlc ResourceLockConfig, kubeconfig *rest.Config, renewDeadline time.Duration) (Keyed, error) {
 	if kubeconfig == nil {
 		return nil, fmt.Errorf("%s lock %s/%s: kubeconfig must not be nil", lockType, ns, name)
 	}

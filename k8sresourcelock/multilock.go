@@ -266,12 +266,15 @@ func (ml *MultiLock) Identity() string {
 }
 
 // Key returns this candidate's priority key, as the Primary knows it; ""
-// without a Primary.
+// without a Primary, or when the Primary is not Keyed.
 func (ml *MultiLock) Key() string {
 	if isNil(ml.Primary) {
 		return ""
 	}
-	return ml.Primary.Key()
+	if keyed, ok := ml.Primary.(Keyed); ok {
+		return keyed.Key()
+	}
+	return ""
 }
 
 // usable reports a missing half, which would otherwise panic on first use.

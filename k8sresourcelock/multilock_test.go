@@ -352,3 +352,28 @@ func TestMultiLockWatchNeedsBothHalves(t *testing.T) {
 		t.Fatalf("Apply of an event of neither half = %v, want it refused", err)
 	}
 }
+
+// keylessLock has the methods of client-go's resourcelock.Interface and no
+// Key, as a lock written against upstream has: Interface has no Key to
+// promote.
+type keylessLock struct{ Interface }
+
+func TestMultiLockKeyIsThePrimarysOrEmpty(t *testing.T) {
+	keyed := func(key string) *LeaseLock { return &LeaseLock{LockConfig: ResourceLockConfig{Key: key}} }
+	var typedNil *LeaseLock
+	for _, c := range []struct {
+		name    string
+		primary Interface
+		want    string
+	}{
+		{"keyed Primary", keyed("stable"), "stable"},
+		{"Primary without Key", keylessLock{keyed("stable")}, ""},
+		{"nil Primary", nil, ""},
+		{"typed nil Primary", typedNil, ""},
+	} {
+		ml := &MultiLock{Primary: c.primary, Secondary: keyed("canary")}
+		if got := ml.Key(); got != c.want {
+			t.Errorf("%s: MultiLock.Key() = %q, want %q", c.name, got, c.want)
+		}
+	}
+}

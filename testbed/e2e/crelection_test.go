@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,7 @@ import (
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
 	"github.com/k8sleaderelection/k8sleaderelection/crelection"
+	"github.com/k8sleaderelection/k8sleaderelection/fence"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -287,4 +289,193 @@ func (w *writer) stop() string {
 	<-w.done
 	oldest := max(w.last.Load()-crObjects+1, 0)
 	return strconv.FormatInt(oldest, 10)
+}
+
+// TestControllerRuntimeFencedLateWriteIsRefused: two revisions of a
+// controller-runtime operator, managers from package crelection made with
+// WithFencing for ConfigMaps, under fence's policy installed by
+// ApplyFencePolicy. rev-1 leads and its writes pass, stamped with its term.
+// One of its reconciles then stalls (it ignores its context: a long call, a
+// pause) while rev-2, whose key outranks it, takes over: rev-1's elector
+// waits StopTimeout for it and hands the lock over. When the stalled
+// reconcile writes at last, with its reconcile's context and with one of its
+// own, kube-apiserver refuses both as fenced, naming the new term, and the
+// object keeps rev-2's write.
+func TestControllerRuntimeFencedLateWriteIsRefused(t *testing.T) {
+	e := newElection(t)
+	ctx := context.Background()
+	// Made before the policy, which refuses every write while the Lease
+	// is missing.
+	cms := e.admin.CoreV1().ConfigMaps(e.ns)
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "work"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	opts := fence.PolicyOptions{Namespace: e.ns, Lease: e.name, Resources: []fence.Resource{{Resource: "configmaps"}}}
+	api := e.admin.AdmissionregistrationV1()
+	if err := crelection.ApplyFencePolicy(ctx, api, opts); err != nil {
+		t.Fatalf("ApplyFencePolicy: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = api.ValidatingAdmissionPolicyBindings().Delete(context.Background(), "fence-"+e.name, metav1.DeleteOptions{})
+		_ = api.ValidatingAdmissionPolicies().Delete(context.Background(), "fence-"+e.name, metav1.DeleteOptions{})
+	})
+	if err := crelection.CheckFencePolicy(ctx, api, opts); err != nil {
+		t.Fatalf("CheckFencePolicy on what ApplyFencePolicy installed, with the API server's defaults: %v", err)
+	}
+	waitFor(t, 30*time.Second, "the API server to enforce the fencing policy", func() bool {
+		_, err := writeStamped(e.admin, e.ns, "probe", "999999/nobody")
+		return apierrors.IsForbidden(err) || apierrors.IsInvalid(err)
+	})
+	by := func() string {
+		cm, err := cms.Get(ctx, "work", metav1.GetOptions{})
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return cm.Data["by"]
+	}
+
+	stalled, resume := make(chan struct{}), make(chan struct{})
+	var stalling atomic.Bool
+	var resumeOnce sync.Once
+	lateErrs := make(chan error, 2)
+	rev1 := startFencedOperator(t, e, "rev-1", func(ctx context.Context, c client.Client, cm *corev1.ConfigMap) error {
+		if cm.Data["stall"] != "yes" {
+			return writeBy(ctx, c, cm, "rev-1")
+		}
+		if !stalling.CompareAndSwap(false, true) {
+			return nil // stalls once
+		}
+		close(stalled)
+		<-resume // ignores ctx, as a stalled reconcile does
+		lateErrs <- writeBy(context.WithoutCancel(ctx), c, cm, "rev-1-late")
+		lateErrs <- writeBy(context.Background(), c, cm, "rev-1-late")
+		return nil
+	})
+	t.Cleanup(func() { resumeOnce.Do(func() { close(resume) }) })
+	waitFor(t, maxAttemptWait+10*time.Second, "rev-1's fenced write to pass", func() bool { return by() == "rev-1" })
+	lease, err := e.admin.CoordinationV1().Leases(e.ns).Get(ctx, e.name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, err := cms.Get(ctx, "work", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := written.Annotations[fence.TermAnnotation]; got != leaseTerm(lease) {
+		t.Fatalf("rev-1's write carries term %q; want the Lease's, %q", got, leaseTerm(lease))
+	}
+
+	if _, err := cms.Patch(ctx, "work", types.MergePatchType, []byte(`{"data":{"stall":"yes"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stalled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("rev-1's reconcile did not stall within 10s of the change")
+	}
+	startFencedOperator(t, e, "rev-2", func(ctx context.Context, c client.Client, cm *corev1.ConfigMap) error {
+		return writeBy(ctx, c, cm, "rev-2")
+	})
+	waitFor(t, offered+fencedStopTimeout+10*time.Second, "rev-2 to take over and write", func() bool { return by() == "rev-2" })
+	time.Sleep(fenceWindowBound) // see TestFencingWindow
+
+	resumeOnce.Do(func() { close(resume) })
+	for _, how := range []string{"with its reconcile's context", "with a context of its own"} {
+		var err error
+		select {
+		case err = <-lateErrs:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("rev-1's late write %s did not return within 10s", how)
+		}
+		if !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) || !strings.Contains(err.Error(), "fenced") || !strings.Contains(err.Error(), "has moved on to term") {
+			t.Fatalf("rev-1's late write %s: %v; want kube-apiserver to refuse it as fenced, naming the new term", how, err)
+		}
+		t.Logf("late write %s refused (%s): %v", how, apierrors.ReasonForError(err), err)
+	}
+	if got := by(); got != "rev-2" {
+		t.Fatalf("the object after rev-1's late writes was written by %q; want rev-2's write kept", got)
+	}
+	select {
+	case <-rev1.finished:
+		if !errors.Is(rev1.err, crelection.ErrLeadershipLost) {
+			t.Fatalf("rev-1's Start returned %v; want ErrLeadershipLost", rev1.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("rev-1's Start has not returned 10s after its stalled reconcile did")
+	}
+}
+
+// fencedStopTimeout is how long a fenced operator's elector waits for its
+// controllers before handing the lock over.
+const fencedStopTimeout = 2 * time.Second
+
+// writeBy merge-patches cm's data.by to value, as a reconcile's
+// write.
+func writeBy(ctx context.Context, c client.Client, cm *corev1.ConfigMap, value string) error {
+	cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: cm.Namespace, Name: cm.Name}}
+	return c.Patch(ctx, cm, client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"data":{"by":%q}}`, value))))
+}
+
+// startFencedOperator starts the manager of revision id, made WithFencing
+// for ConfigMaps, whose controller calls write for each ConfigMap of the
+// namespace; the higher revision outranks the lower. The test's cleanup
+// stops it.
+func startFencedOperator(t *testing.T, e *election, id string, write func(context.Context, client.Client, *corev1.ConfigMap) error) *operator {
+	t.Helper()
+	config := rest.CopyConfig(cp.Config())
+	lock, err := rl.NewFromKubeconfig(rl.LeasesResourceLock, e.ns, e.name, rl.ResourceLockConfig{Identity: id, Key: id}, config, renewDeadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := crelection.NewManager(config, manager.Options{
+		Logger:  klog.Background().WithValues("member", id),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   cache.Options{DefaultNamespaces: map[string]cache.Config{e.ns: {}}},
+	}, le.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   leaseDuration,
+		RenewDeadline:   renewDeadline,
+		RetryPeriod:     retryPeriod,
+		StopTimeout:     fencedStopTimeout,
+		KeyComparison:   func(holderKey string) bool { return id > holderKey },
+		ReleaseOnCancel: true,
+		Name:            e.ns,
+	}, crelection.WithFencing(fence.Resource{Resource: "configmaps"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reconciler := reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		if req.Name == "probe" {
+			return reconcile.Result{}, nil
+		}
+		var cm corev1.ConfigMap
+		if err := mgr.GetClient().Get(ctx, req.NamespacedName, &cm); err != nil {
+			return reconcile.Result{}, client.IgnoreNotFound(err)
+		}
+		cm.Namespace = req.Namespace
+		return reconcile.Result{}, write(ctx, mgr.GetClient(), &cm)
+	})
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named("fenced-" + id).
+		For(&corev1.ConfigMap{}).
+		WithOptions(controller.Options{EnableWarmup: ptr.To(true), SkipNameValidation: ptr.To(true)}).
+		Complete(reconciler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	op := &operator{stop: cancel, finished: make(chan struct{})}
+	go func() {
+		defer close(op.finished)
+		op.err = mgr.Start(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-op.finished:
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s's Start did not return within 30s of its context ending", id)
+		}
+	})
+	return op
 }

@@ -50,8 +50,8 @@ func TestHandoffToADeadRequester(t *testing.T) {
 	waitFor(t, maxAttemptWait+slack, "canary leads", func() bool { return strings.Join(e.rec.Leaders(), ",") == "low" })
 	asked := make(chan time.Time, 1)
 	high := prioritized(rl.LeasesResourceLock, "stable")
-	high.wrap = func(lock rl.Interface) rl.Interface {
-		return &afterWrite{Interface: lock, then: func(r rl.LeaderElectionRecord) {
+	high.wrap = func(lock rl.Keyed) rl.Keyed {
+		return &afterWrite{Keyed: lock, then: func(r rl.LeaderElectionRecord) {
 			if r.HandoffRequest.HolderIdentity == "high" {
 				e.member("high").proxy.Cut()
 				select {
@@ -115,28 +115,28 @@ func istioOpts(key string) memberOpts {
 }
 
 // afterWrite wraps a lock and calls then after each successful write,
-// passing the lock's resourceVersion and watch on.
+// passing the lock's key, resourceVersion and watch on.
 type afterWrite struct {
-	rl.Interface
+	rl.Keyed
 	then func(rl.LeaderElectionRecord)
 }
 
 func (l *afterWrite) Update(ctx context.Context, r rl.LeaderElectionRecord) error {
-	if err := l.Interface.Update(ctx, r); err != nil {
+	if err := l.Keyed.Update(ctx, r); err != nil {
 		return err
 	}
 	l.then(r)
 	return nil
 }
 
-func (l *afterWrite) ResourceVersion() string { return l.Interface.(rl.Versioned).ResourceVersion() }
+func (l *afterWrite) ResourceVersion() string { return l.Keyed.(rl.Versioned).ResourceVersion() }
 
 func (l *afterWrite) Watch(ctx context.Context) (watch.Interface, error) {
-	return l.Interface.(rl.Watcher).Watch(ctx)
+	return l.Keyed.(rl.Watcher).Watch(ctx)
 }
 
 func (l *afterWrite) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
-	return l.Interface.(rl.Watcher).Apply(ev)
+	return l.Keyed.(rl.Watcher).Apply(ev)
 }
 
 // receiveWithin waits for ch for at most limit.

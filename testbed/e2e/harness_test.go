@@ -141,7 +141,7 @@ type memberOpts struct {
 	// server with (through its proxy), instead of the admin's.
 	config *rest.Config
 	// wrap, if set, wraps our elector's lock.
-	wrap func(rl.Interface) rl.Interface
+	wrap func(rl.Keyed) rl.Keyed
 }
 
 // timing is one election's LeaseDuration, RenewDeadline and RetryPeriod.
