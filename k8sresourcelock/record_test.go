@@ -240,4 +240,3 @@ func TestStepDownWireFormat(t *testing.T) {
 		}
 	})
 }
-
