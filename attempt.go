@@ -78,7 +78,7 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 		coordinated: le.config.Coordinated,
 	}
 	now := le.clock.Now()
-	s.excluded = le.handoff.excluded(now)
+	s.excluded = le.handoff.excluded(&le.seen.record, now)
 	holderKey, rankable := le.seen.rankableKey(lock.Key())
 	if rankable && s.rankMatters() {
 		logger := klog.FromContext(ctx)

@@ -155,6 +155,17 @@ func PendingStepDown(record *rl.LeaderElectionRecord, now time.Time) (rl.StepDow
 	return record.StepDown, true
 }
 
+// outStands reports whether r, a step-down request carried out, still
+// keeps its holder out at now. An OutUntil further ahead than
+// MaxStepDownOut was written by nobody who meant it, and keeps nobody out.
+func outStands(r rl.StepDownRequest, now time.Time) bool {
+	if r.Holder == "" || r.OutUntil == "" {
+		return false
+	}
+	until, err := time.Parse(time.RFC3339, r.OutUntil)
+	return err == nil && now.Before(until) && !until.After(now.Add(MaxStepDownOut))
+}
+
 // StepDownOut is how long a holder that carries out request stays out of
 // the election: ForSeconds, within zero and MaxStepDownOut.
 func StepDownOut(request rl.StepDownRequest) time.Duration {
@@ -232,8 +243,11 @@ func (h *handoff) nominated(record *rl.LeaderElectionRecord, now time.Time) bool
 }
 
 // excluded reports whether we stepped down at an operator's request and
-// stay out of the election at now.
-func (h *handoff) excluded(now time.Time) bool { return now.Before(h.outUntil) }
+// stay out of the election at now: by our own note, or by the lock's, left
+// by an elector of ours before this one.
+func (h *handoff) excluded(record *rl.LeaderElectionRecord, now time.Time) bool {
+	return now.Before(h.outUntil) || record.StepDown.Holder == h.me && outStands(record.StepDown, now)
+}
 
 // withdrawal is the record to write, over the state seen, to take our
 // pending request out of the lock; false if there is none to take out.
@@ -280,13 +294,26 @@ func (h *handoff) honoured() {
 }
 
 // carriedStepDown is the step-down request our writes over record keep in
-// the lock: the pending one, so that the candidate it names can still see
-// it; none once it has lapsed.
+// the lock: a pending one, so that the candidate it names can still see
+// it, or one carried out whose holder stays out still, so that a new
+// elector of that holder's sees it; none once it has lapsed.
 func (h *handoff) carriedStepDown(record *rl.LeaderElectionRecord, now time.Time) rl.StepDownRequest {
-	if !stepDownPending(record, now) {
+	if !stepDownPending(record, now) && !outStands(record.StepDown, now) {
 		return rl.StepDownRequest{}
 	}
 	return record.StepDown
+}
+
+// leftBehind is what our write that ends a step-down (handing the lock
+// over, or releasing it) leaves in the lock: the request, with the time we
+// stay out until; none when we are not stepping down.
+func (h *handoff) leftBehind() rl.StepDownRequest {
+	if h.leaving.Holder == "" {
+		return rl.StepDownRequest{}
+	}
+	mark := h.leaving
+	mark.OutUntil = h.outUntil.UTC().Format(time.RFC3339)
+	return mark
 }
 
 // windDown marks the time our work stops before a handoff or a release;
@@ -569,6 +596,7 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			return
 		}
 		next := successor(request, &current, le.clock.Now(), le.leaseSeconds)
+		next.StepDown = le.handoff.leftBehind()
 		err := le.write(ctx, lock.Update, next)
 		if err == nil {
 			logger.Info("Handed the lease over", "to", request.HolderIdentity, "transitions", next.LeaderTransitions)

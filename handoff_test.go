@@ -766,12 +766,30 @@ func TestHolderHonoursTheLatestRequestSeen(t *testing.T) {
 // term, valid for valid from now.
 func askStepDown(t *testing.T, cs clientset, kind, to string, out, valid time.Duration) rl.StepDownRequest {
 	t.Helper()
-	lock := newTestLock(t, cs, kind, "operator", "")
+	// Into one object, as kubectl election writes it: a MultiLock holder
+	// reads it from either (here from its Lease).
+	one := kind
+	if kind == rl.ConfigMapsLeasesResourceLock || kind == rl.EndpointsLeasesResourceLock {
+		one = rl.LeasesResourceLock
+	}
+	lock := newTestLock(t, cs, one, "operator", "")
 	ctx := context.Background()
+	// Written while every candidate waits: a renewal in flight would
+	// write over the request on client-go's stock fake, which accepts
+	// stale writes (the exception the package doc states), and a
+	// MultiLock's two objects would be written in between.
+	synctest.Wait()
+	var asked *rl.LeaderElectionRecord
 	for range 10 {
 		rec, _, err := lock.Get(ctx)
 		if err != nil {
 			t.Fatalf("read %s lock: %v", kind, err)
+		}
+		if asked == nil {
+			asked = rec
+		}
+		if rec.HolderIdentity != asked.HolderIdentity || rec.LeaderTransitions != asked.LeaderTransitions {
+			t.Fatalf("the %s lock changed hands while asking: %+v", kind, rec)
 		}
 		now := time.Now()
 		rec.StepDown = rl.StepDownRequest{
@@ -861,13 +879,14 @@ func TestStepDownHandsOverWithoutOverlapAndStaysOut(t *testing.T) {
 		if want := []string{"a started", "a ended", "a stopped", "b started"}; !slices.Equal(f.history(), want) {
 			t.Fatalf("history %q, want %q", f.history(), want)
 		}
-		if rec := readRecord(t, cs, kind); rec.StepDown != (rl.StepDownRequest{}) {
-			t.Errorf("the step-down request stays in the lock after it was carried out: %+v", rec.StepDown)
+		rec := readRecord(t, cs, kind)
+		if _, pending := PendingStepDown(&rec, time.Now()); pending || rec.StepDown.Holder != "a" || rec.StepDown.OutUntil == "" {
+			t.Errorf("after the step-down the lock carries %+v (pending %v); want a's request, carried out, with the time a stays out until", rec.StepDown, pending)
 		}
 		select {
 		case <-a.started:
 			t.Fatalf("a led again %v after stepping down, within the %v it was asked to stay out", time.Since(asked), out)
-		case <-time.After(out - maxAcquireWait):
+		case <-time.After(out - maxAcquireWait - time.Since(asked)):
 		}
 		receive(t, a.started, "a to ask for the lock back once its time out had run")
 		f.check(t)
@@ -893,18 +912,25 @@ func TestHandoffToTheNamedCandidate(t *testing.T) {
 		askStepDown(t, cs, kind, "b", out, time.Minute)
 		followers["b"].leading(t)
 		f.check(t)
-		if want := []string{"a started", "a ended", "a stopped", "b started"}; !slices.Equal(f.history(), want) {
+		// A MultiLock writes its two objects one after the other: b's
+		// request can reach the second after the holder read it, and
+		// the holder, finding the halves in disagreement, leaves the
+		// lock to expire; c may take it then, and b asks c for it. The
+		// move takes a lease longer, and never overlaps.
+		detour := kind != rl.LeasesResourceLock
+		if want := []string{"a started", "a ended", "a stopped", "b started"}; !slices.Equal(f.history(), want) && !detour {
 			t.Fatalf("history %q, want %q", f.history(), want)
 		}
 		select {
 		case <-a.started:
 			t.Fatalf("a led again %v after it was asked to stay out for %v", time.Since(asked), out)
-		case <-time.After(out - 2*maxAcquireWait):
+		case <-time.After(out - 2*maxAcquireWait - time.Since(asked)):
 		}
 		receive(t, a.started, "a to ask for the lock back once its time out had run")
 		f.check(t)
+		time.Sleep(2 * retryPeriod)
 		if rec := readRecord(t, cs, kind); rec.StepDown != (rl.StepDownRequest{}) {
-			t.Errorf("the step-down request stays in the lock after it was carried out: %+v", rec.StepDown)
+			t.Errorf("the lock still carries the step-down %+v once its time out has run", rec.StepDown)
 		}
 	})
 }
@@ -955,6 +981,49 @@ func TestStepDownRequestsThatDoNothing(t *testing.T) {
 		time.Sleep(2 * time.Minute)
 		if !a.le.IsLeader() || f.history()[len(f.history())-1] != "a started" {
 			t.Fatalf("a stopped leading after a step-down request that should do nothing; history %q", f.history())
+		}
+	})
+}
+
+// TestSteppedDownIdentityStaysOutInANewElector: a controller that makes a
+// new elector for each Run (as Istio's does) stays out for the time asked
+// too: the lock carries, until then, who stepped down, and every holder's
+// writes keep it there.
+func TestSteppedDownIdentityStaysOutInANewElector(t *testing.T) {
+	const out = time.Minute
+	eachFakeModeAndCase(t, modes, []string{rl.LeasesResourceLock, rl.ConfigMapsResourceLock}, itself, func(t *testing.T, fk fakeClientset, mode followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		config := func(id, key string) LeaderElectionConfig {
+			lec := testConfig(newTestLock(t, cs, kind, id, key))
+			lec.KeyComparison = outranksAllBut(key)
+			mode.apply(&lec)
+			return lec
+		}
+		a := runCandidate(t, ctx, config("a", "stable"), f)
+		a.leading(t)
+		b := runCandidate(t, ctx, config("b", "canary"), f)
+		time.Sleep(retryPeriod)
+		asked := time.Now()
+		askStepDown(t, cs, kind, "", out, time.Minute)
+		b.leading(t)
+		a.finished(t)
+		again := runCandidate(t, ctx, config("a", "stable"), f)
+		select {
+		case <-again.started:
+			t.Fatalf("a new elector of a led %v after a stepped down, within the %v it was asked to stay out", time.Since(asked), out)
+		case <-time.After(out - maxAcquireWait - time.Since(asked)):
+		}
+		again.leading(t)
+		f.check(t)
+		if back := time.Since(asked); back > out+2*maxAcquireWait {
+			t.Errorf("a led again %v after the request, want soon after the %v out", back, out)
+		}
+		time.Sleep(2 * retryPeriod)
+		if rec := readRecord(t, cs, kind); rec.StepDown != (rl.StepDownRequest{}) {
+			t.Errorf("the lock still carries the step-down %+v once its time out has run", rec.StepDown)
 		}
 	})
 }

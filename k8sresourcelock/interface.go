@@ -162,6 +162,13 @@ type StepDownRequest struct {
 	// clock, ignores it, so that a stale request never acts later.
 	RequestedAt string `json:"requestedAt"`
 	ExpiresAt   string `json:"expiresAt"`
+	// OutUntil is set by the holder that carried the request out, in the
+	// record that hands the lock over or releases it: until when, RFC 3339
+	// on its clock, Holder stays out of the election. Every elector of
+	// this package keeps the annotation in its writes until then, so that
+	// a new elector for Holder (a controller that makes one per Run)
+	// stays out too.
+	OutUntil string `json:"outUntil,omitempty"`
 }
 
 // EventRecorder records an event about a lock object. A
