@@ -166,6 +166,19 @@ func outStands(r rl.StepDownRequest, now time.Time) bool {
 	return err == nil && now.Before(until) && !until.After(now.Add(MaxStepDownOut))
 }
 
+// SteppedDown returns who stepped down at an operator's request and stays
+// out of the election until when, as the record says, if that time is
+// still ahead at now. The lock keeps one such note: a later step-down
+// request written over it lets that holder back in early (kubectl election
+// refuses to write one then).
+func SteppedDown(record *rl.LeaderElectionRecord, now time.Time) (identity string, until time.Time, ok bool) {
+	if record == nil || !outStands(record.StepDown, now) {
+		return "", time.Time{}, false
+	}
+	until, _ = time.Parse(time.RFC3339, record.StepDown.OutUntil)
+	return record.StepDown.Holder, until, true
+}
+
 // StepDownOut is how long a holder that carries out request stays out of
 // the election: ForSeconds, within zero and MaxStepDownOut.
 func StepDownOut(request rl.StepDownRequest) time.Duration {
@@ -312,7 +325,9 @@ func (h *handoff) leftBehind() rl.StepDownRequest {
 		return rl.StepDownRequest{}
 	}
 	mark := h.leaving
-	mark.OutUntil = h.outUntil.UTC().Format(time.RFC3339)
+	// To the nanosecond: a time cut to the second would let us back in
+	// up to a second early.
+	mark.OutUntil = h.outUntil.UTC().Format(time.RFC3339Nano)
 	return mark
 }
 

@@ -66,6 +66,9 @@ type Election struct {
 	// StepDown is an operator's request, pending, that the holder step
 	// down (kubectl election step-down or handoff).
 	StepDown *StepDown `json:"stepDown,omitempty"`
+	// SteppedDown names the holder that stepped down at an operator's
+	// request and stays out of the election until the time given.
+	SteppedDown *SteppedDown `json:"steppedDown,omitempty"`
 	// Candidates are the LeaseCandidates naming this Lease, where the API
 	// server serves them.
 	Candidates []string `json:"candidates,omitempty"`
@@ -105,6 +108,13 @@ type StepDown struct {
 	// the machine that wrote it.
 	RequestedAt string `json:"requestedAt"`
 	ExpiresAt   string `json:"expiresAt"`
+}
+
+// SteppedDown is a holder that stepped down and stays out until Until (on
+// its own clock).
+type SteppedDown struct {
+	Identity string      `json:"identity"`
+	Until    metav1.Time `json:"until"`
 }
 
 // fromLease reads the election a Lease holds. Every Lease is one, even a
@@ -178,6 +188,9 @@ func fromRecord(kind string, meta metav1.ObjectMeta, r *rl.LeaderElectionRecord,
 	}
 	if step, pending := le.PendingStepDown(r, now); pending {
 		e.StepDown = &StepDown{To: step.To, ForSeconds: step.ForSeconds, RequestedAt: step.RequestedAt, ExpiresAt: step.ExpiresAt}
+	}
+	if who, until, out := le.SteppedDown(r, now); out {
+		e.SteppedDown = &SteppedDown{Identity: who, Until: metav1.NewTime(until)}
 	}
 	if request, pending := le.PendingHandoff(r); pending {
 		e.Handoff = &Handoff{To: request.HolderIdentity, ToKey: request.HolderKey}

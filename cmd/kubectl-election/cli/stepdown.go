@@ -198,6 +198,10 @@ func movable(elections []Election, to string) (Election, error) {
 		return first, fmt.Errorf("%s: holder %q makes no handoff offer (it runs client-go's or Istio's elector, or k8sleaderelection with DisableHandoff or Coordinated), so nobody would honour a step-down request; nothing written", where, first.Holder)
 	case to == first.Holder:
 		return first, fmt.Errorf("%s: %q already holds the lock", where, to)
+	case first.SteppedDown != nil:
+		out := first.SteppedDown
+		return first, fmt.Errorf("%s: %q stepped down and stays out until %s; the lock remembers one such holder, so a new request now would let %q back in early: ask again after that time",
+			where, out.Identity, out.Until.UTC().Format(time.RFC3339), out.Identity)
 	case first.Handoff != nil && to != "" && first.Handoff.To != to:
 		return first, fmt.Errorf("%s: candidate %q (key %q) has asked %q for the lock: its key outranks the holder's, so the holder hands over to it first, and it would not give the lock to %q; nothing written",
 			where, first.Handoff.To, first.Handoff.ToKey, first.Holder, to)

@@ -119,6 +119,14 @@ func TestStepDownRefusesWhatCouldNotStand(t *testing.T) {
 		{"holder without an offer", []string{"step-down", "upstream"}, nil, `holder "u" makes no handoff offer`},
 		{"coordinated", []string{"step-down", "coordinated"}, nil, "is a coordinated election (strategy OldestEmulationVersion)"},
 		{"no permission", []string{"step-down", "ours"}, forbidden, `no permission to update leases.coordination.k8s.io "ours" in namespace "ns"`},
+		{"a stepped-down holder still out", []string{"step-down", "ours"}, func(client *fake.Clientset) {
+			lease, _ := client.CoordinationV1().Leases("ns").Get(context.Background(), "ours", metav1.GetOptions{})
+			lease.Annotations[rl.StepDownAnnotationKey] = `{"holder":"z","term":2,"forSeconds":300,"requestedAt":"2026-12-06T11:58:00Z","expiresAt":"2026-12-06T11:59:00Z","outUntil":"2026-12-06T12:03:00Z"}`
+			if _, err := client.CoordinationV1().Leases("ns").Update(context.Background(), lease, metav1.UpdateOptions{}); err != nil {
+				panic(err)
+			}
+			client.ClearActions()
+		}, `"z" stepped down and stays out until 2026-12-06T12:03:00Z; the lock remembers one such holder, so a new request now would let "z" back in early`},
 		{"handoff without --to", []string{"handoff", "ours"}, nil, "handoff needs --to ID"},
 		{"handoff to the holder", []string{"handoff", "ours", "--to", "a"}, nil, `"a" already holds the lock`},
 		{"handoff past a higher request", []string{"handoff", "handing", "--to", "c"}, nil, `candidate "b" (key "9") has asked "h" for the lock`},
@@ -140,7 +148,7 @@ func TestStepDownRefusesWhatCouldNotStand(t *testing.T) {
 				t.Fatalf("%q: exit %d, stderr %q; want exit 1 and an error containing %q", tc.args, r.code, r.stderr, tc.want)
 			}
 			for _, name := range []string{"ours", "upstream", "free", "coordinated", "handing"} {
-				if got, ok := stepDownAnnotation(t, client, name); ok {
+				if got, ok := stepDownAnnotation(t, client, name); ok && got.Holder != "z" {
 					t.Errorf("%q wrote a step-down request into %s: %+v", tc.args, name, got)
 				}
 			}
