@@ -979,8 +979,8 @@ func TestStepDownRequestsThatDoNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(2 * time.Minute)
-		if !a.le.IsLeader() || f.history()[len(f.history())-1] != "a started" {
-			t.Fatalf("a stopped leading after a step-down request that should do nothing; history %q", f.history())
+		if want := []string{"a started"}; !a.le.IsLeader() || !slices.Equal(f.history(), want) {
+			t.Fatalf("a step-down request that should do nothing: history %q, want %q", f.history(), want)
 		}
 	})
 }

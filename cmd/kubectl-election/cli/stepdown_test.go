@@ -215,3 +215,50 @@ func TestStepDownWaitsForTheOutcome(t *testing.T) {
 		})
 	}
 }
+
+// TestStepDownWriteRereadsAfterAConflict: a write that conflicts (the
+// holder renewed meanwhile) is tried again over the object read anew; if the
+// lock changed hands meanwhile, nothing is written and the error says so.
+func TestStepDownWriteRereadsAfterAConflict(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		newOwner string
+		want     string
+	}{
+		{"renewed meanwhile", "a", ""},
+		{"changed hands meanwhile", "b", `election ns/ours changed hands while asking: Lease now names "b" in term 4, not "a" in term 3; nothing written`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client := fake.NewClientset(fixtures()...)
+			conflicted := false
+			client.PrependReactor("update", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+				if conflicted {
+					return false, nil, nil
+				}
+				conflicted = true
+				lease, _ := client.Tracker().Get(coordinationv1.SchemeGroupVersion.WithResource("leases"), "ns", "ours")
+				l := lease.(*coordinationv1.Lease).DeepCopy()
+				holder, transitions := tc.newOwner, int32(3)
+				if holder != "a" {
+					transitions = 4
+				}
+				l.Spec.HolderIdentity, l.Spec.LeaseTransitions = &holder, &transitions
+				if err := client.Tracker().Update(coordinationv1.SchemeGroupVersion.WithResource("leases"), l, "ns"); err != nil {
+					t.Fatal(err)
+				}
+				return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, "ours", nil)
+			})
+			r := runWith(t, context.Background(), client, "step-down", "ours", "--wait=false")
+			got, written := stepDownAnnotation(t, client, "ours")
+			if tc.want == "" {
+				if r.code != 0 || !written || got.Holder != "a" || got.Term != 3 {
+					t.Fatalf("after a conflict with a renewal: exit %d, stderr %q, request %+v (written %v); want a's term 3 request written", r.code, r.stderr, got, written)
+				}
+				return
+			}
+			if r.code != 1 || !strings.Contains(r.stderr, tc.want) || written {
+				t.Fatalf("after the lock changed hands: exit %d, stderr %q, request written %v; want exit 1, %q, nothing written", r.code, r.stderr, written, tc.want)
+			}
+		})
+	}
+}
