@@ -159,8 +159,9 @@ func renewal(s situation) verdict {
 // the lock has changed since its last write and it can no longer prove that
 // nobody else leads: it steps down. A holder that was asked to hand over
 // does so. A candidate that stepped down at an operator's request waits
-// until its time out has run. A candidate creates an absent lock, and takes one that names it,
-// names nobody, or has expired. One whose key outranks the holder's asks a
+// until its time out has run, unless the lock names it and another
+// candidate asks for it. A candidate creates an absent lock, and takes one
+// that names it, names nobody, or has expired. One whose key outranks the holder's asks a
 // holder that offers handoffs to hand over, and waits for it for as long as
 // the holder said it might take; it takes the lock from any other holder at
 // once. One an operator named asks for the lock whatever its key, but never
@@ -171,7 +172,9 @@ func decide(s situation) verdict {
 		return verdictStepDown
 	case s.coordinated:
 		return decideCoordinated(s)
-	case s.excluded && !s.ours:
+	case s.excluded && !s.leading && !(s.ours && s.handoffAsked):
+		// Even a lock that still names us (our handover or release
+		// failed) is left to run out, unless a candidate asks for it.
 		return verdictWait
 	case !s.exists:
 		return verdictCreate

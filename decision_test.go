@@ -54,6 +54,9 @@ func TestDecide(t *testing.T) {
 		{"stepped down, lock free: wait", situation{exists: true, excluded: true, free: true}, verdictWait},
 		{"stepped down, lock expired: wait", situation{exists: true, excluded: true, expired: true}, verdictWait},
 		{"stepped down, lock absent: wait", situation{excluded: true}, verdictWait},
+		{"stepped down, names us from before: wait, let it run out", situation{exists: true, ours: true, excluded: true, termed: true}, verdictWait},
+		{"stepped down, names us, asked to hand over: hand over", situation{exists: true, ours: true, excluded: true, handoffAsked: true}, verdictHandOver},
+		{"stepped down, still leading while the work stops: renew", situation{exists: true, ours: true, leading: true, excluded: true}, verdictRenew},
 		{"stepped down, leading, another holder: step down", situation{exists: true, excluded: true, leading: true}, verdictStepDown},
 		{"coordinated, given to us, end of term: hand over", situation{exists: true, ours: true, coordinated: true, termed: true, endOfTerm: true}, verdictHandOver},
 	}
