@@ -262,3 +262,16 @@ func TestStepDownWriteRereadsAfterAConflict(t *testing.T) {
 		})
 	}
 }
+
+// TestDescribeShowsWhoStaysOut: describe names the holder that stepped down
+// and until when it stays out, as the lock records it.
+func TestDescribeShowsWhoStaysOut(t *testing.T) {
+	client := fake.NewClientset(leaseObj("ns", "moved", heldSpec("b", 4, 15, time.Second), map[string]string{
+		rl.HandoffAnnotationKey:  `{"holder":"b","withinSeconds":12}`,
+		rl.StepDownAnnotationKey: `{"holder":"a","term":3,"forSeconds":300,"requestedAt":"2026-12-06T11:58:00Z","expiresAt":"2026-12-06T11:59:00Z","outUntil":"2026-12-06T12:03:00.5Z"}`,
+	}))
+	r := runWith(t, context.Background(), client, "describe", "moved")
+	if want := "Stepped down:   a stays out of the election until 2026-12-06T12:03:00Z\n"; r.code != 0 || !strings.Contains(r.stdout, want) || strings.Contains(r.stdout, "Step-down:") {
+		t.Fatalf("describe moved: exit %d, stderr %q; want %q and no pending step-down in\n%s", r.code, r.stderr, want, r.stdout)
+	}
+}
