@@ -140,8 +140,17 @@ func TestPluginStepDownAndHandoff(t *testing.T) {
 	if !strings.Contains(stdout, "high runs k8sleaderelection with handoffs (its offer stands)") {
 		t.Errorf("step-down does not say who honours the request:\n%s", stdout)
 	}
-	took, _ := e.rec.LeaderSince(asked)
-	addFigure("step-down: time until the next leader", took)
+	for _, tenure := range e.rec.All() {
+		if tenure.ID == "high" && tenure.End.After(asked) {
+			if next := e.rec.StartedAfter(asked); len(next) > 0 {
+				// Positive: nobody led in between; negative would be
+				// an overlap, which Overlaps below refuses.
+				addFigure("step-down: gap from the old leader's end to the next one's start", next[0].Start.Sub(tenure.End))
+				addFigure("step-down: request to the next leader's start", next[0].Start.Sub(asked))
+			}
+			break
+		}
+	}
 	// high stays out for --for, then asks mid for the lock back (its key
 	// outranks mid's) and mid hands it over.
 	waitFor(t, out+offered+maxAttemptWait+slack, "high leads again", func() bool { return strings.Join(e.rec.Leaders(), ",") == "high" })
