@@ -324,16 +324,30 @@ func explain(w io.Writer, el Election, request rl.StepDownRequest, out time.Dura
 // or ctx ends, and says what became of the request.
 func awaitOutcome(ctx context.Context, w io.Writer, r reader, before Election, request rl.StepDownRequest) error {
 	where := fmt.Sprintf("%s/%s", before.Namespace, before.Name)
+	var released *Election
 	for {
 		el, err := r.getOne(ctx, before.Kind, before.Namespace, before.Name, time.Time{})
 		switch {
 		case err != nil && ctx.Err() == nil:
 			return fmt.Errorf("read election %s to see the outcome: %w", where, err)
 		case err == nil && (el.Holder != before.Holder || el.Term != before.Term):
-			return outcome(w, where, el, request)
+			if el.Holder != "" || request.To != "" {
+				return outcome(w, where, el, request)
+			}
+			// Released: a follower takes it at once; wait a moment to
+			// say which.
+			if released == nil {
+				released = &el
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 2*pollEvery)
+				defer cancel()
+			}
 		}
 		select {
 		case <-ctx.Done():
+			if released != nil {
+				return outcome(w, where, *released, request)
+			}
 			if request.To != "" {
 				return fmt.Errorf("%s did not ask %s for the lock of %s before the request expired: it is not a live candidate of this election (or runs with DisableHandoff, or is not ready); nothing changed", request.To, request.Holder, where)
 			}
