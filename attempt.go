@@ -77,7 +77,10 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 
 		coordinated: le.config.Coordinated,
 	}
-	if holderKey, ok := le.seen.rankableKey(le.key()); ok && s.rankMatters() {
+	now := le.clock.Now()
+	s.excluded = le.handoff.excluded(&le.seen.record, now)
+	holderKey, rankable := le.seen.rankableKey(le.key())
+	if rankable && s.rankMatters() {
 		logger := klog.FromContext(ctx)
 		s.outranks = le.outranks(logger, holderKey)
 		if s.outranks {
@@ -86,10 +89,15 @@ func (le *LeaderElector) judge(ctx context.Context, leading bool) verdict {
 		if s.outranks && !le.readiness.isReady() {
 			s.outranks = false
 		}
-		s.asked, s.mayAsk = le.handoff.askState(&le.seen.record, le.clock.Now())
+	}
+	if s.rankMatters() {
+		s.nominated = le.handoff.nominated(&le.seen.record, now) && le.readiness.isReady()
+	}
+	if rankable && s.rankMatters() || s.nominated {
+		s.asked, s.mayAsk = le.handoff.askState(&le.seen.record, now)
 	}
 	if s.ours && !s.coordinated {
-		s.handoffAsked = le.handoff.askedOfUs(&le.seen.record)
+		s.handoffAsked = le.handoff.askedOfUs(&le.seen.record, now)
 	}
 	if s.ours && s.coordinated {
 		s.endOfTerm = le.endOfTerm()
@@ -150,6 +158,7 @@ func (le *LeaderElector) ourRecord(now time.Time) rl.LeaderElectionRecord {
 		Handoff:              le.offer(),
 		// Only while we honour a request does it stay in the lock.
 		HandoffRequest: le.handoff.honouring(),
+		StepDown:       le.handoff.carriedStepDown(&le.seen.record, now),
 	}
 	if le.config.Coordinated {
 		le.keepControlPlaneFields(&r)
@@ -233,13 +242,13 @@ func (le *LeaderElector) note(ctx context.Context, record *rl.LeaderElectionReco
 }
 
 // rawState is what tells a read state apart by its bytes: the record's
-// bytes, and its handoff offer and request, which live in annotations of
-// their own.
+// bytes, and its handoff offer and request and step-down request, which
+// live in annotations of their own.
 func rawState(raw []byte, record *rl.LeaderElectionRecord) string {
-	if record.Handoff == (rl.HandoffOffer{}) && record.HandoffRequest == (rl.HandoffRequest{}) {
+	if record.Handoff == (rl.HandoffOffer{}) && record.HandoffRequest == (rl.HandoffRequest{}) && record.StepDown == (rl.StepDownRequest{}) {
 		return string(raw)
 	}
-	return fmt.Sprintf("%s|%+v|%+v", raw, record.Handoff, record.HandoffRequest)
+	return fmt.Sprintf("%s|%+v|%+v|%+v", raw, record.Handoff, record.HandoffRequest, record.StepDown)
 }
 
 func (le *LeaderElector) resourceVersion() string {

@@ -122,6 +122,12 @@ type situation struct {
 	// handedToUs: the lock names us because the holder we asked handed it
 	// over, which started our term already.
 	handedToUs bool
+	// nominated: an operator asked the holder to hand the lock to us, and
+	// we are ready to lead: we ask for it whatever our key.
+	nominated bool
+	// excluded: we stepped down at an operator's request and stay out of
+	// the election for now, whatever our key.
+	excluded bool
 }
 
 // rankMatters reports whether the holder's rank can change the verdict, so
@@ -152,17 +158,24 @@ func renewal(s situation) verdict {
 // else (another holder, no holder, a record it cannot read, no lock at all),
 // the lock has changed since its last write and it can no longer prove that
 // nobody else leads: it steps down. A holder that was asked to hand over
-// does so. A candidate creates an absent lock, and takes one that names it,
-// names nobody, or has expired. One whose key outranks the holder's asks a
+// does so. A candidate that stepped down at an operator's request waits
+// until its time out has run, unless the lock names it and another
+// candidate asks for it. A candidate creates an absent lock, and takes one
+// that names it, names nobody, or has expired. One whose key outranks the holder's asks a
 // holder that offers handoffs to hand over, and waits for it for as long as
 // the holder said it might take; it takes the lock from any other holder at
-// once. Otherwise it waits.
+// once. One an operator named asks for the lock whatever its key, but never
+// takes it. Otherwise it waits.
 func decide(s situation) verdict {
 	switch {
 	case s.leading && !s.ours:
 		return verdictStepDown
 	case s.coordinated:
 		return decideCoordinated(s)
+	case s.excluded && !s.leading && !(s.ours && s.handoffAsked):
+		// Even a lock that still names us (our handover or release
+		// failed) is left to run out, unless a candidate asks for it.
+		return verdictWait
 	case !s.exists:
 		return verdictCreate
 	case s.ours && s.handoffAsked:
@@ -173,6 +186,8 @@ func decide(s situation) verdict {
 		return verdictTakeFree
 	case s.expired:
 		return verdictTakeExpired
+	case s.nominated && s.mayAsk && !s.asked:
+		return verdictRequestHandoff
 	case !s.outranks, s.asked:
 		return verdictWait
 	case s.mayAsk:

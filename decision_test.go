@@ -45,6 +45,19 @@ func TestDecide(t *testing.T) {
 		{"names us from before, asked to hand over: hand over", situation{exists: true, ours: true, termed: true, handoffAsked: true}, verdictHandOver},
 		{"coordinated, given to us: new term", situation{exists: true, ours: true, coordinated: true, termed: true}, verdictNewTerm},
 		{"coordinated, leading: renew", situation{exists: true, ours: true, coordinated: true, leading: true, termed: true}, verdictRenew},
+		// Operators' step-down requests.
+		{"named by an operator, holder offers: request handoff", situation{exists: true, nominated: true, mayAsk: true}, verdictRequestHandoff},
+		{"named, asked already: wait for the answer", situation{exists: true, nominated: true, mayAsk: true, asked: true}, verdictWait},
+		{"named, holder makes no offer: wait, never take", situation{exists: true, nominated: true}, verdictWait},
+		{"named, answer overdue: wait, never take", situation{exists: true, nominated: true, asked: false, mayAsk: false}, verdictWait},
+		{"stepped down, we outrank: wait", situation{exists: true, excluded: true, outranks: true}, verdictWait},
+		{"stepped down, lock free: wait", situation{exists: true, excluded: true, free: true}, verdictWait},
+		{"stepped down, lock expired: wait", situation{exists: true, excluded: true, expired: true}, verdictWait},
+		{"stepped down, lock absent: wait", situation{excluded: true}, verdictWait},
+		{"stepped down, names us from before: wait, let it run out", situation{exists: true, ours: true, excluded: true, termed: true}, verdictWait},
+		{"stepped down, names us, asked to hand over: hand over", situation{exists: true, ours: true, excluded: true, handoffAsked: true}, verdictHandOver},
+		{"stepped down, still leading while the work stops: renew", situation{exists: true, ours: true, leading: true, excluded: true}, verdictRenew},
+		{"stepped down, leading, another holder: step down", situation{exists: true, excluded: true, leading: true}, verdictStepDown},
 		{"coordinated, given to us, end of term: hand over", situation{exists: true, ours: true, coordinated: true, termed: true, endOfTerm: true}, verdictHandOver},
 	}
 	for _, tc := range cases {

@@ -23,6 +23,17 @@ import (
 // before its own write and honours it, a polling one cannot (the exception
 // the package doc states).
 //
+// An operator steps a holder down through the same protocol (kubectl
+// election step-down and handoff write a StepDownRequest into the lock). A
+// request that names no candidate is answered like a handoff request: the
+// holder stops its work, then hands the lock to the candidate whose request
+// is pending, or releases it if none is, so that the others take it at once.
+// A request that names a candidate makes that candidate ask for the lock,
+// whatever its key, and the holder answers its request as any other. Either
+// way the holder then stays out of the election for the time asked, so that
+// its key, however high, does not take the lock straight back. A request
+// lapses with the holder's term and at its expiry, by the holder's clock.
+//
 // handoff holds one candidate's state in that protocol, on both sides, and
 // the rules that read it; the elector's methods below do the reads and
 // writes it calls for.
@@ -45,6 +56,10 @@ type handoff struct {
 	// ends: every state of the lock seen meanwhile that another candidate
 	// wrote updates honoring (see follow).
 	handing bool
+	// leaving is the operator's step-down request we carry out, as a
+	// holder, and outUntil is when we may compete again after it.
+	leaving  rl.StepDownRequest
+	outUntil time.Time
 
 	// wrote is the record our last successful write left in the lock. A
 	// clientset that accepts stale writes (client-go's stock fake) gives no
@@ -113,6 +128,63 @@ func StandingOffer(record *rl.LeaderElectionRecord) (rl.HandoffOffer, bool) {
 	return record.Handoff, true
 }
 
+// MaxStepDownOut is the longest an elector stays out of the election after
+// stepping down at an operator's request; a request that asks for longer
+// gets this.
+const MaxStepDownOut = 24 * time.Hour
+
+// stepDownPending reports whether the record's step-down request asks its
+// holder, in the record's term, and has not expired at now. A request
+// without a readable expiry never acts.
+func stepDownPending(record *rl.LeaderElectionRecord, now time.Time) bool {
+	r := record.StepDown
+	if r.Holder == "" || r.Holder != record.HolderIdentity || r.Term != record.LeaderTransitions {
+		return false
+	}
+	expires, err := time.Parse(time.RFC3339, r.ExpiresAt)
+	return err == nil && now.Before(expires)
+}
+
+// PendingStepDown returns the operator's step-down request the record
+// carries, and whether it is pending at now by the elector's rule: it asks
+// the record's holder, in the record's term, and has not expired.
+func PendingStepDown(record *rl.LeaderElectionRecord, now time.Time) (rl.StepDownRequest, bool) {
+	if record == nil || !stepDownPending(record, now) {
+		return rl.StepDownRequest{}, false
+	}
+	return record.StepDown, true
+}
+
+// outStands reports whether r, a step-down request carried out, still
+// keeps its holder out at now. An OutUntil further ahead than
+// MaxStepDownOut was written by nobody who meant it, and keeps nobody out.
+func outStands(r rl.StepDownRequest, now time.Time) bool {
+	if r.Holder == "" || r.OutUntil == "" {
+		return false
+	}
+	until, err := time.Parse(time.RFC3339, r.OutUntil)
+	return err == nil && now.Before(until) && !until.After(now.Add(MaxStepDownOut))
+}
+
+// SteppedDown returns who stepped down at an operator's request and stays
+// out of the election until when, as the record says, if that time is
+// still ahead at now. The lock keeps one such note: a later step-down
+// request written over it lets that holder back in early (kubectl election
+// refuses to write one then).
+func SteppedDown(record *rl.LeaderElectionRecord, now time.Time) (identity string, until time.Time, ok bool) {
+	if record == nil || !outStands(record.StepDown, now) {
+		return "", time.Time{}, false
+	}
+	until, _ = time.Parse(time.RFC3339, record.StepDown.OutUntil)
+	return record.StepDown.Holder, until, true
+}
+
+// StepDownOut is how long a holder that carries out request stays out of
+// the election: ForSeconds, within zero and MaxStepDownOut.
+func StepDownOut(request rl.StepDownRequest) time.Duration {
+	return min(durations.Seconds(max(request.ForSeconds, 0)), MaxStepDownOut)
+}
+
 // rivalRequest reports whether the record carries a pending request of
 // another candidate's.
 func (h *handoff) rivalRequest(record *rl.LeaderElectionRecord) bool {
@@ -174,6 +246,22 @@ func (h *handoff) handedToUs(record *rl.LeaderElectionRecord) bool {
 // forgetAsk drops what we asked: we lead now, or campaign afresh.
 func (h *handoff) forgetAsk() { h.asked = handoffAsk{} }
 
+// nominated reports whether an operator asked the holder of record to hand
+// the lock to us, and we may ask for it whatever our key: the holder offers
+// handoffs, and no other candidate's request is pending (the holder answers
+// that one first).
+func (h *handoff) nominated(record *rl.LeaderElectionRecord, now time.Time) bool {
+	return !h.off && stepDownPending(record, now) && record.StepDown.To == h.me &&
+		offerStands(record) && !h.rivalRequest(record)
+}
+
+// excluded reports whether we stepped down at an operator's request and
+// stay out of the election at now: by our own note, or by the lock's, left
+// by an elector of ours before this one.
+func (h *handoff) excluded(record *rl.LeaderElectionRecord, now time.Time) bool {
+	return now.Before(h.outUntil) || record.StepDown.Holder == h.me && outStands(record.StepDown, now)
+}
+
 // withdrawal is the record to write, over the state seen, to take our
 // pending request out of the lock; false if there is none to take out.
 func (h *handoff) withdrawal(seen *observation) (rl.LeaderElectionRecord, bool) {
@@ -188,20 +276,60 @@ func (h *handoff) withdrawal(seen *observation) (rl.LeaderElectionRecord, bool) 
 // The holder's side.
 
 // askedOfUs reports whether the lock, which names us, carries a request
-// from another candidate that we have not begun to honour.
-func (h *handoff) askedOfUs(record *rl.LeaderElectionRecord) bool {
-	return !h.off && !h.stopping && h.rivalRequest(record)
+// from another candidate, or an operator's request that we step down in
+// favour of any candidate, that we have not begun to honour. A step-down
+// request that names a candidate waits for that candidate's own request.
+func (h *handoff) askedOfUs(record *rl.LeaderElectionRecord, now time.Time) bool {
+	if h.off || h.stopping {
+		return false
+	}
+	return h.rivalRequest(record) || stepDownPending(record, now) && record.StepDown.To == ""
 }
 
-// honour takes up the record's request: our writes carry it from now on,
-// so that the requester sees it is still pending.
-func (h *handoff) honour(record *rl.LeaderElectionRecord) rl.HandoffRequest {
+// honour takes up the record's request, if any: our writes carry it from
+// now on, so that the requester sees it is still pending. If an operator
+// asked us to step down (or to hand over to this very requester, which
+// answered in time by its clock), we stay out of the election from now for
+// the time asked.
+func (h *handoff) honour(record *rl.LeaderElectionRecord, now time.Time) rl.HandoffRequest {
 	h.honoring, h.handing = record.HandoffRequest, true
+	step := record.StepDown
+	named := step.Holder == h.me && step.Term == record.LeaderTransitions && step.To != "" && step.To == h.honoring.HolderIdentity
+	if stepDownPending(record, now) || named {
+		h.leaving, h.outUntil = step, now.Add(StepDownOut(step))
+	}
 	return h.honoring
 }
 
 // honoured ends a handoff of ours, whether done or given up.
-func (h *handoff) honoured() { h.honoring, h.handing = rl.HandoffRequest{}, false }
+func (h *handoff) honoured() {
+	h.honoring, h.handing, h.leaving = rl.HandoffRequest{}, false, rl.StepDownRequest{}
+}
+
+// carriedStepDown is the step-down request our writes over record keep in
+// the lock: a pending one, so that the candidate it names can still see
+// it, or one carried out whose holder stays out still, so that a new
+// elector of that holder's sees it; none once it has lapsed.
+func (h *handoff) carriedStepDown(record *rl.LeaderElectionRecord, now time.Time) rl.StepDownRequest {
+	if !stepDownPending(record, now) && !outStands(record.StepDown, now) {
+		return rl.StepDownRequest{}
+	}
+	return record.StepDown
+}
+
+// leftBehind is what our write that ends a step-down (handing the lock
+// over, or releasing it) leaves in the lock: the request, with the time we
+// stay out until; none when we are not stepping down.
+func (h *handoff) leftBehind() rl.StepDownRequest {
+	if h.leaving.Holder == "" {
+		return rl.StepDownRequest{}
+	}
+	mark := h.leaving
+	// To the nanosecond: a time cut to the second would let us back in
+	// up to a second early.
+	mark.OutUntil = h.outUntil.UTC().Format(time.RFC3339Nano)
+	return mark
+}
 
 // windDown marks the time our work stops before a handoff or a release;
 // the returned function ends it.
@@ -359,7 +487,11 @@ func (le *LeaderElector) requestHandoff(ctx context.Context) error {
 		return err
 	}
 	le.handoff.sent(&current, start)
-	klog.FromContext(ctx).Info("Asked the leader to hand the lease over: our key outranks its key",
+	why := "Asked the leader to hand the lease over: our key outranks its key"
+	if le.handoff.nominated(&current, start) {
+		why = "Asked the leader to hand the lease over: an operator named us"
+	}
+	klog.FromContext(ctx).Info(why,
 		"holder", current.HolderIdentity, "holderKey", current.HolderKey, "key", le.key(), "answerBy", le.handoff.asked.deadline)
 	return nil
 }
@@ -413,7 +545,15 @@ func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
 	if le.config.Coordinated {
 		return le.termEndedByControlPlane(logger)
 	}
-	request := le.handoff.honour(&le.seen.record)
+	request := le.handoff.honour(&le.seen.record, le.clock.Now())
+	if step := le.handoff.leaving; step.Holder != "" {
+		logger.Info("Asked by an operator to step down; stopping our work first",
+			"to", request.HolderIdentity, "key", request.HolderKey, "namedCandidate", step.To, "requestedAt", step.RequestedAt, "out", StepDownOut(step))
+		if request.HolderIdentity == "" {
+			return ending{why: "stepping down at an operator's request", handOver: true}
+		}
+		return ending{why: "stepping down at an operator's request, handing over to " + request.HolderIdentity, handOver: true}
+	}
 	logger.Info("Asked to hand the lease over; stopping our work first",
 		"to", request.HolderIdentity, "key", request.HolderKey)
 	return ending{why: "handing over to " + request.HolderIdentity, handOver: true}
@@ -455,6 +595,13 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 		}
 		current := le.seen.record
 		request, ok := le.handoff.answer(&current)
+		if !ok && le.handoff.leaving.Holder != "" {
+			// Stepping down with nobody asking: released, the lock
+			// goes at once to the first follower that sees it.
+			logger.Info("Stepping down: no candidate asked for the lock; releasing it", "out", StepDownOut(le.handoff.leaving))
+			le.release(logger)
+			return
+		}
 		if !ok {
 			// The requester withdrew: it stopped. Our work has
 			// stopped, so the next candidate need not wait out our
@@ -464,6 +611,7 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			return
 		}
 		next := successor(request, &current, le.clock.Now(), le.leaseSeconds)
+		next.StepDown = le.handoff.leftBehind()
 		err := le.write(ctx, lock.Update, next)
 		if err == nil {
 			logger.Info("Handed the lease over", "to", request.HolderIdentity, "transitions", next.LeaderTransitions)

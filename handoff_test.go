@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -712,7 +714,7 @@ func TestHolderHonoursTheLatestRequestSeen(t *testing.T) {
 	}
 	honouring := func() *handoff {
 		h := &handoff{me: "us"}
-		h.honour(&rl.LeaderElectionRecord{HandoffRequest: first})
+		h.honour(&rl.LeaderElectionRecord{HandoffRequest: first}, time.Time{})
 		return h
 	}
 	for _, tc := range []struct {
@@ -760,4 +762,271 @@ func TestHolderHonoursTheLatestRequestSeen(t *testing.T) {
 	if got := h.honouring(); got != (rl.HandoffRequest{}) {
 		t.Errorf("a holder honouring nothing writes %+v, want no request", got)
 	}
+}
+
+// askStepDown writes an operator's step-down request into the lock, as
+// kubectl election does: to the holder of the record as it reads it, in its
+// term, valid for valid from now.
+func askStepDown(t *testing.T, cs clientset, kind, to string, out, valid time.Duration) rl.StepDownRequest {
+	t.Helper()
+	// Into one object, as kubectl election writes it: a MultiLock holder
+	// reads it from either (here from its Lease).
+	one := kind
+	if kind == rl.ConfigMapsLeasesResourceLock || kind == rl.EndpointsLeasesResourceLock {
+		one = rl.LeasesResourceLock
+	}
+	lock := newTestLock(t, cs, one, "operator", "")
+	ctx := context.Background()
+	// Written while every candidate waits: a renewal in flight would
+	// write over the request on client-go's stock fake, which accepts
+	// stale writes (the exception the package doc states), and a
+	// MultiLock's two objects would be written in between.
+	synctest.Wait()
+	var asked *rl.LeaderElectionRecord
+	for range 10 {
+		rec, _, err := lock.Get(ctx)
+		if err != nil {
+			t.Fatalf("read %s lock: %v", kind, err)
+		}
+		if asked == nil {
+			asked = rec
+		}
+		if rec.HolderIdentity != asked.HolderIdentity || rec.LeaderTransitions != asked.LeaderTransitions {
+			t.Fatalf("the %s lock changed hands while asking: %+v", kind, rec)
+		}
+		now := time.Now()
+		rec.StepDown = rl.StepDownRequest{
+			Holder: rec.HolderIdentity, Term: rec.LeaderTransitions, To: to, ForSeconds: int(out / time.Second),
+			RequestedAt: now.UTC().Format(time.RFC3339), ExpiresAt: now.Add(valid).UTC().Format(time.RFC3339),
+		}
+		err = lock.Update(ctx, *rec)
+		if err == nil {
+			return rec.StepDown
+		}
+		if !apierrors.IsConflict(err) {
+			t.Fatalf("write the step-down request into the %s lock: %v", kind, err)
+		}
+	}
+	t.Fatalf("write the step-down request into the %s lock: ten conflicts in a row", kind)
+	return rl.StepDownRequest{}
+}
+
+// rejoining is a candidate that runs RunAndRejoin, so that it competes again
+// after each term; every term's start is sent on started.
+type rejoining struct {
+	le      *LeaderElector
+	started chan context.Context
+	done    chan struct{}
+}
+
+func startRejoining(t *testing.T, ctx context.Context, lec LeaderElectionConfig, f *fleet) *rejoining {
+	t.Helper()
+	c := &rejoining{started: make(chan context.Context, 8), done: make(chan struct{})}
+	id := lec.Lock.Identity()
+	lec.Callbacks.OnStartedLeading = func(workCtx context.Context) {
+		f.begin(id)
+		c.started <- workCtx
+		<-workCtx.Done()
+		f.end(id)
+	}
+	lec.Callbacks.OnStoppedLeading = func() { f.note(id + " stopped") }
+	c.le = newTestElector(t, lec, nil)
+	go func() {
+		defer close(c.done)
+		c.le.RunAndRejoin(ctx)
+	}()
+	return c
+}
+
+// stepDownFleet starts "a" (key stable, the highest) as a rejoining leader,
+// then the followers named by keys, each a plain candidate, all in mode.
+func stepDownFleet(t *testing.T, ctx context.Context, cs clientset, kind string, mode func(*LeaderElectionConfig), keys map[string]string) (*rejoining, map[string]*candidate, *fleet) {
+	t.Helper()
+	f := newFleet()
+	lec := testConfig(newTestLock(t, cs, kind, "a", "stable"))
+	lec.KeyComparison = outranksAllBut("stable")
+	mode(&lec)
+	a := startRejoining(t, ctx, lec, f)
+	receive(t, a.started, "a to lead")
+	followers := map[string]*candidate{}
+	for _, id := range slices.Sorted(maps.Keys(keys)) {
+		lec := testConfig(newTestLock(t, cs, kind, id, keys[id]))
+		lec.KeyComparison = outranksAllBut(keys[id])
+		mode(&lec)
+		followers[id] = runCandidate(t, ctx, lec, f)
+	}
+	time.Sleep(retryPeriod) // every follower has seen a lead
+	return a, followers, f
+}
+
+// TestStepDownHandsOverWithoutOverlapAndStaysOut: a leader asked to step
+// down, with no candidate asking for the lock, stops its work, then releases
+// the lock, which a follower takes at once (watching) or at its next look
+// (polling); the leader, whose key outranks everyone's, stays out for the
+// time asked, and then competes as before: it asks for the lock back.
+func TestStepDownHandsOverWithoutOverlapAndStaysOut(t *testing.T) {
+	const out = time.Minute
+	eachFakeModeAndCase(t, modes, lockKinds, itself, func(t *testing.T, fk fakeClientset, mode followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		a, followers, f := stepDownFleet(t, ctx, cs, kind, mode.apply, map[string]string{"b": "canary"})
+		asked := time.Now()
+		askStepDown(t, cs, kind, "", out, time.Minute)
+		followers["b"].leading(t)
+		took := time.Since(asked)
+		if limit := 2 * maxAcquireWait; mode.name == "poll" && took > limit || mode.name == "watch" && took != 0 {
+			t.Errorf("b led %v after the request; want at once watching, within %v polling", took, limit)
+		}
+		f.check(t)
+		if want := []string{"a started", "a ended", "a stopped", "b started"}; !slices.Equal(f.history(), want) {
+			t.Fatalf("history %q, want %q", f.history(), want)
+		}
+		rec := readRecord(t, cs, kind)
+		if _, pending := PendingStepDown(&rec, time.Now()); pending || rec.StepDown.Holder != "a" || rec.StepDown.OutUntil == "" {
+			t.Errorf("after the step-down the lock carries %+v (pending %v); want a's request, carried out, with the time a stays out until", rec.StepDown, pending)
+		}
+		select {
+		case <-a.started:
+			t.Fatalf("a led again %v after stepping down, within the %v it was asked to stay out", time.Since(asked), out)
+		case <-time.After(out - maxAcquireWait - time.Since(asked)):
+		}
+		receive(t, a.started, "a to ask for the lock back once its time out had run")
+		f.check(t)
+		if back := time.Since(asked); back > out+maxAcquireWait+leaseDuration {
+			t.Errorf("a led again %v after the request, want soon after the %v out", back, out)
+		}
+	})
+}
+
+// TestHandoffToTheNamedCandidate: a step-down request that names a
+// candidate moves the lock to it, not to another follower, with zero
+// overlap, even though its key is below the holder's; the holder stays out
+// for the time asked instead of taking the lock back at once, and then asks
+// for it back.
+func TestHandoffToTheNamedCandidate(t *testing.T) {
+	const out = time.Minute
+	eachFakeModeAndCase(t, modes, []string{rl.LeasesResourceLock, rl.ConfigMapsLeasesResourceLock}, itself, func(t *testing.T, fk fakeClientset, mode followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		a, followers, f := stepDownFleet(t, ctx, cs, kind, mode.apply, map[string]string{"b": "canary", "c": "old"})
+		asked := time.Now()
+		askStepDown(t, cs, kind, "b", out, time.Minute)
+		followers["b"].leading(t)
+		f.check(t)
+		// A MultiLock writes its two objects one after the other: b's
+		// request can reach the second after the holder read it, and
+		// the holder, finding the halves in disagreement, leaves the
+		// lock to expire; c may take it then, and b asks c for it. The
+		// move takes a lease longer, and never overlaps.
+		detour := kind != rl.LeasesResourceLock
+		if want := []string{"a started", "a ended", "a stopped", "b started"}; !slices.Equal(f.history(), want) && !detour {
+			t.Fatalf("history %q, want %q", f.history(), want)
+		}
+		select {
+		case <-a.started:
+			t.Fatalf("a led again %v after it was asked to stay out for %v", time.Since(asked), out)
+		case <-time.After(out - 2*maxAcquireWait - time.Since(asked)):
+		}
+		receive(t, a.started, "a to ask for the lock back once its time out had run")
+		f.check(t)
+		time.Sleep(2 * retryPeriod)
+		if rec := readRecord(t, cs, kind); rec.StepDown != (rl.StepDownRequest{}) {
+			t.Errorf("the lock still carries the step-down %+v once its time out has run", rec.StepDown)
+		}
+	})
+}
+
+// TestStepDownRequestsThatDoNothing: a step-down request that has expired,
+// that asks another term or holder, or that names a candidate that never
+// answers, leaves the leader leading; so does any request to a leader that
+// does not offer handoffs.
+func TestStepDownRequestsThatDoNothing(t *testing.T) {
+	type tc struct {
+		name    string
+		tweak   func(*LeaderElectionConfig)
+		request func(r *rl.StepDownRequest)
+	}
+	cases := []tc{
+		{"expired", nil, func(r *rl.StepDownRequest) { r.ExpiresAt = time.Now().Add(-time.Second).UTC().Format(time.RFC3339) }},
+		{"no expiry", nil, func(r *rl.StepDownRequest) { r.ExpiresAt = "" }},
+		{"another term", nil, func(r *rl.StepDownRequest) { r.Term-- }},
+		{"another holder", nil, func(r *rl.StepDownRequest) { r.Holder = "z" }},
+		{"no such candidate", nil, func(r *rl.StepDownRequest) { r.To = "nobody" }},
+		{"handoffs off", func(lec *LeaderElectionConfig) { lec.DisableHandoff = true }, func(*rl.StepDownRequest) {}},
+	}
+	eachFakeModeAndCase(t, modes, cases, func(c tc) string { return c.name }, func(t *testing.T, fk fakeClientset, mode followMode, c tc) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "stable"))
+		lec.KeyComparison = outranksAllBut("stable")
+		mode.apply(&lec)
+		if c.tweak != nil {
+			c.tweak(&lec)
+		}
+		a := startRejoining(t, ctx, lec, f)
+		receive(t, a.started, "a to lead")
+		lock := newTestLock(t, cs, rl.LeasesResourceLock, "operator", "")
+		rec, _, err := lock.Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		rec.StepDown = rl.StepDownRequest{Holder: "a", Term: rec.LeaderTransitions, ForSeconds: 60,
+			RequestedAt: now.UTC().Format(time.RFC3339), ExpiresAt: now.Add(time.Minute).UTC().Format(time.RFC3339)}
+		c.request(&rec.StepDown)
+		if err := lock.Update(ctx, *rec); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Minute)
+		if want := []string{"a started"}; !a.le.IsLeader() || !slices.Equal(f.history(), want) {
+			t.Fatalf("a step-down request that should do nothing: history %q, want %q", f.history(), want)
+		}
+	})
+}
+
+// TestSteppedDownIdentityStaysOutInANewElector: a controller that makes a
+// new elector for each Run (as Istio's does) stays out for the time asked
+// too: the lock carries, until then, who stepped down, and every holder's
+// writes keep it there.
+func TestSteppedDownIdentityStaysOutInANewElector(t *testing.T) {
+	const out = time.Minute
+	eachFakeModeAndCase(t, modes, []string{rl.LeasesResourceLock, rl.ConfigMapsResourceLock}, itself, func(t *testing.T, fk fakeClientset, mode followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		config := func(id, key string) LeaderElectionConfig {
+			lec := testConfig(newTestLock(t, cs, kind, id, key))
+			lec.KeyComparison = outranksAllBut(key)
+			mode.apply(&lec)
+			return lec
+		}
+		a := runCandidate(t, ctx, config("a", "stable"), f)
+		a.leading(t)
+		b := runCandidate(t, ctx, config("b", "canary"), f)
+		time.Sleep(retryPeriod)
+		asked := time.Now()
+		askStepDown(t, cs, kind, "", out, time.Minute)
+		b.leading(t)
+		a.finished(t)
+		again := runCandidate(t, ctx, config("a", "stable"), f)
+		select {
+		case <-again.started:
+			t.Fatalf("a new elector of a led %v after a stepped down, within the %v it was asked to stay out", time.Since(asked), out)
+		case <-time.After(out - maxAcquireWait - time.Since(asked)):
+		}
+		again.leading(t)
+		f.check(t)
+		if back := time.Since(asked); back > out+retryPeriod+3*maxAcquireWait {
+			t.Errorf("a led again %v after the request, want soon after the %v out", back, out)
+		}
+		time.Sleep(2 * retryPeriod)
+		if rec := readRecord(t, cs, kind); rec.StepDown != (rl.StepDownRequest{}) {
+			t.Errorf("the lock still carries the step-down %+v once its time out has run", rec.StepDown)
+		}
+	})
 }

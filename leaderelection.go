@@ -125,6 +125,17 @@
 // free again once that candidate's lease has run out (nobody leads
 // meanwhile).
 //
+// An operator may ask a holder that offers handoffs to step down (kubectl
+// election step-down and handoff write a k8sresourcelock.StepDownRequest
+// into the lock). The holder stops its work as for a handoff request, then
+// hands the lock to the candidate whose request is pending, or releases it
+// for the followers to take at once; a request that names a candidate makes
+// that candidate ask for the lock whatever its key, and never take it. The
+// holder then stays out of the election for the time asked, whatever its
+// key, and the lock says so until then, so that a new elector for the same
+// identity stays out too. A request lapses with the holder's term, and at
+// its expiry by the holder's clock. Other electors ignore it.
+//
 // A holder that makes no offer (Istio's fork, client-go's elector, or ours
 // with DisableHandoff), or does not hand over within the time its offer
 // states (its work hangs, or it is cut off), has the lock taken at once (a

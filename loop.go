@@ -39,7 +39,7 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 		case v == verdictHandOver:
 			// The lock names us from before, and a higher key asked for
 			// it: we run no work, so it goes over at once.
-			le.handoff.honour(&le.seen.record)
+			le.handoff.honour(&le.seen.record, le.clock.Now())
 			le.handOver(ctx)
 			le.handoff.honoured()
 			le.reportLeader()

@@ -46,6 +46,9 @@ func (le *LeaderElector) release(logger klog.Logger) bool {
 			LeaderTransitions:    current.LeaderTransitions,
 			// A coordinated election's strategy is the control plane's.
 			Strategy: current.Strategy,
+			// Stepping down, we stay out for a while: the lock says so to
+			// a new elector of ours.
+			StepDown: le.handoff.leftBehind(),
 		}
 		if le.config.Coordinated {
 			endCoordinatedTerm(&released)

@@ -44,6 +44,10 @@ const (
 	// HandoffRequestAnnotationKey is the annotation, on every lock kind,
 	// that holds a pending HandoffRequest as JSON.
 	HandoffRequestAnnotationKey = "k8sleaderelection.github.io/handoff-request"
+	// StepDownAnnotationKey is the annotation, on every lock kind, that
+	// holds an operator's StepDownRequest as JSON (kubectl election
+	// step-down and handoff write it).
+	StepDownAnnotationKey = "k8sleaderelection.github.io/step-down"
 
 	// EndpointsResourceLock selects an EndpointsLock in New.
 	EndpointsResourceLock = "endpoints"
@@ -99,6 +103,10 @@ type LeaderElectionRecord struct {
 	// HandoffRequest, when set, asks the holder to hand the lock over. Every
 	// lock kind keeps it in the HandoffRequestAnnotationKey annotation.
 	HandoffRequest HandoffRequest `json:"-"`
+	// StepDown, when set, is an operator's request that the holder give
+	// the lock up. Every lock kind keeps it in the StepDownAnnotationKey
+	// annotation; electors that know nothing of it leave it in place.
+	StepDown StepDownRequest `json:"-"`
 }
 
 // HandoffOffer says that a holder hands the lock over when a candidate that
@@ -130,6 +138,37 @@ type HandoffRequest struct {
 	// over, so that a candidate outranking the requester asks it for the
 	// lock from the first moment it holds it, instead of taking it.
 	OffersWithinSeconds int `json:"offersWithinSeconds,omitempty"`
+}
+
+// StepDownRequest asks the holder of one term to give the lock up: to the
+// candidate To, or, when To is empty, to the best other candidate it knows.
+// An operator writes it (kubectl election step-down and handoff); the
+// holder carries it out through the handoff protocol, so that its work
+// stops before anyone else's starts, and then stays out of the election
+// for ForSeconds.
+type StepDownRequest struct {
+	// Holder and Term are the holder asked and the record's
+	// LeaderTransitions when asked: the request lapses once the lock has
+	// changed hands.
+	Holder string `json:"holder"`
+	Term   int    `json:"term"`
+	// To is the candidate to hand the lock to; empty for any.
+	To string `json:"to,omitempty"`
+	// ForSeconds is how long the holder stays out of the election once
+	// it has taken the request up.
+	ForSeconds int `json:"forSeconds,omitempty"`
+	// RequestedAt and ExpiresAt are RFC 3339 times on the writer's clock:
+	// a holder that has not taken the request up by ExpiresAt, on its own
+	// clock, ignores it, so that a stale request never acts later.
+	RequestedAt string `json:"requestedAt"`
+	ExpiresAt   string `json:"expiresAt"`
+	// OutUntil is set by the holder that carried the request out, in the
+	// record that hands the lock over or releases it: until when, RFC 3339
+	// on its clock, Holder stays out of the election. Every elector of
+	// this package keeps the annotation in its writes until then, so that
+	// a new elector for Holder (a controller that makes one per Run)
+	// stays out too.
+	OutUntil string `json:"outUntil,omitempty"`
 }
 
 // EventRecorder records an event about a lock object. A

@@ -109,6 +109,10 @@ func (ml *MultiLock) combine() (*LeaderElectionRecord, []byte, error) {
 		// A candidate that uses the Secondary alone asks there.
 		record.HandoffRequest = s.record.HandoffRequest
 	}
+	if record.StepDown == (StepDownRequest{}) {
+		// An operator may have asked on the Lease alone.
+		record.StepDown = s.record.StepDown
+	}
 	if record.HolderIdentity != s.record.HolderIdentity {
 		// Nobody can tell whose lease counts, so the longer one does:
 		// a half just released (a one-second lease) must not cut short

@@ -40,10 +40,11 @@ func encodeRecord(r *LeaderElectionRecord) ([]byte, error) {
 }
 
 // putHandoff sets, or removes when they are empty, the annotations that hold
-// r's handoff offer and request, and returns the annotations.
+// r's handoff offer and request and its step-down request, and returns the
+// annotations.
 func putHandoff(annotations map[string]string, r *LeaderElectionRecord) map[string]string {
-	for key, value := range map[string]any{HandoffAnnotationKey: r.Handoff, HandoffRequestAnnotationKey: r.HandoffRequest} {
-		if value == (HandoffOffer{}) || value == (HandoffRequest{}) {
+	for key, value := range map[string]any{HandoffAnnotationKey: r.Handoff, HandoffRequestAnnotationKey: r.HandoffRequest, StepDownAnnotationKey: r.StepDown} {
+		if value == (HandoffOffer{}) || value == (HandoffRequest{}) || value == (StepDownRequest{}) {
 			delete(annotations, key)
 			continue
 		}
@@ -59,11 +60,12 @@ func putHandoff(annotations map[string]string, r *LeaderElectionRecord) map[stri
 	return annotations
 }
 
-// getHandoff reads the handoff offer and request annotations into r. One
-// that cannot be decoded is ignored: without an offer a candidate takes the
-// lock as it always could, and without a request nobody hands it over.
+// getHandoff reads the handoff offer and request and the step-down request
+// annotations into r. One that cannot be decoded is ignored: without an
+// offer a candidate takes the lock as it always could, and without a
+// request nobody hands it over or steps down.
 func getHandoff(annotations map[string]string, r *LeaderElectionRecord) {
-	r.Handoff, r.HandoffRequest = HandoffOffer{}, HandoffRequest{}
+	r.Handoff, r.HandoffRequest, r.StepDown = HandoffOffer{}, HandoffRequest{}, StepDownRequest{}
 	if raw, ok := annotations[HandoffAnnotationKey]; ok {
 		var offer HandoffOffer
 		if json.Unmarshal([]byte(raw), &offer) == nil {
@@ -74,6 +76,12 @@ func getHandoff(annotations map[string]string, r *LeaderElectionRecord) {
 		var request HandoffRequest
 		if json.Unmarshal([]byte(raw), &request) == nil {
 			r.HandoffRequest = request
+		}
+	}
+	if raw, ok := annotations[StepDownAnnotationKey]; ok {
+		var request StepDownRequest
+		if json.Unmarshal([]byte(raw), &request) == nil {
+			r.StepDown = request
 		}
 	}
 }

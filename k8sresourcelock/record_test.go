@@ -176,3 +176,67 @@ func TestHandoffWireFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestStepDownWireFormat: every lock kind keeps an operator's step-down
+// request in one annotation, with the names kubectl election writes, reads
+// it back, and drops the annotation once a record carries none. A MultiLock
+// reads it from the Lease when an operator asked there alone.
+func TestStepDownWireFormat(t *testing.T) {
+	if StepDownAnnotationKey != "k8sleaderelection.github.io/step-down" {
+		t.Errorf("StepDownAnnotationKey = %q", StepDownAnnotationKey)
+	}
+	ctx := context.Background()
+	request := StepDownRequest{Holder: "a", Term: 7, To: "b", ForSeconds: 300,
+		RequestedAt: "2026-12-06T08:00:00Z", ExpiresAt: "2026-12-06T08:01:00Z"}
+	const wire = `{"holder":"a","term":7,"to":"b","forSeconds":300,"requestedAt":"2026-12-06T08:00:00Z","expiresAt":"2026-12-06T08:01:00Z"}`
+	for _, kind := range []string{ConfigMapsResourceLock, EndpointsResourceLock, LeasesResourceLock} {
+		t.Run(kind, func(t *testing.T) {
+			cs := fakekube.New()
+			lock := newLock(t, cs, kind, "a", "canary")
+			rec := record("a", "canary", 7)
+			rec.StepDown = request
+			if err := lock.Create(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			obj, err := cs.Tracker().Get(groupVersionResource(kind), ns, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta, _ := metaOf(obj)
+			if got := meta.GetAnnotations()[StepDownAnnotationKey]; got != wire {
+				t.Errorf("annotation %q = %q, want %q", StepDownAnnotationKey, got, wire)
+			}
+			got, _, err := newLock(t, cs, kind, "x", "").Get(ctx)
+			if err != nil || got.StepDown != request {
+				t.Fatalf("Get = %+v, %v; want the step-down request %+v", got, err, request)
+			}
+			rec.StepDown = StepDownRequest{}
+			if err := lock.Update(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			obj, _ = cs.Tracker().Get(groupVersionResource(kind), ns, name)
+			meta, _ = metaOf(obj)
+			if v, ok := meta.GetAnnotations()[StepDownAnnotationKey]; ok {
+				t.Errorf("a record without a step-down request left annotation %q = %q", StepDownAnnotationKey, v)
+			}
+		})
+	}
+	t.Run("multilock", func(t *testing.T) {
+		cs := fakekube.New()
+		primary := newLock(t, cs, ConfigMapsResourceLock, "a", "canary")
+		secondary := newLock(t, cs, LeasesResourceLock, "a", "canary")
+		rec := record("a", "canary", 7)
+		if err := primary.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.StepDown = request
+		if err := secondary.Create(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		ml := &MultiLock{Primary: newLock(t, cs, ConfigMapsResourceLock, "x", ""), Secondary: newLock(t, cs, LeasesResourceLock, "x", "")}
+		got, _, err := ml.Get(ctx)
+		if err != nil || got.StepDown != request {
+			t.Fatalf("MultiLock Get = %+v, %v; want the Lease's step-down request %+v", got, err, request)
+		}
+	})
+}

@@ -63,6 +63,12 @@ type Election struct {
 	HandoffOffer *HandoffOffer `json:"handoffOffer,omitempty"`
 	// Handoff is a pending request for the holder to hand over.
 	Handoff *Handoff `json:"handoff,omitempty"`
+	// StepDown is an operator's request, pending, that the holder step
+	// down (kubectl election step-down or handoff).
+	StepDown *StepDown `json:"stepDown,omitempty"`
+	// SteppedDown names the holder that stepped down at an operator's
+	// request and stays out of the election until the time given.
+	SteppedDown *SteppedDown `json:"steppedDown,omitempty"`
 	// Candidates are the LeaseCandidates naming this Lease, where the API
 	// server serves them.
 	Candidates []string `json:"candidates,omitempty"`
@@ -90,6 +96,25 @@ type Handoff struct {
 	// Deadline is set by watch: the time it saw the request appear plus
 	// WithinSeconds, on this machine's clock.
 	Deadline *metav1.Time `json:"deadline,omitempty"`
+}
+
+// StepDown is an operator's pending request that the holder step down.
+type StepDown struct {
+	// To is the candidate to hand over to; empty for the best other one.
+	To string `json:"to,omitempty"`
+	// ForSeconds is how long the holder then stays out of the election.
+	ForSeconds int `json:"forSeconds"`
+	// RequestedAt and ExpiresAt are as the request says, on the clock of
+	// the machine that wrote it.
+	RequestedAt string `json:"requestedAt"`
+	ExpiresAt   string `json:"expiresAt"`
+}
+
+// SteppedDown is a holder that stepped down and stays out until Until (on
+// its own clock).
+type SteppedDown struct {
+	Identity string      `json:"identity"`
+	Until    metav1.Time `json:"until"`
 }
 
 // fromLease reads the election a Lease holds. Every Lease is one, even a
@@ -160,6 +185,12 @@ func fromRecord(kind string, meta metav1.ObjectMeta, r *rl.LeaderElectionRecord,
 	}
 	if offer, stands := le.StandingOffer(r); stands {
 		e.HandoffOffer = &HandoffOffer{WithinSeconds: offer.WithinSeconds}
+	}
+	if step, pending := le.PendingStepDown(r, now); pending {
+		e.StepDown = &StepDown{To: step.To, ForSeconds: step.ForSeconds, RequestedAt: step.RequestedAt, ExpiresAt: step.ExpiresAt}
+	}
+	if who, until, out := le.SteppedDown(r, now); out {
+		e.SteppedDown = &SteppedDown{Identity: who, Until: metav1.NewTime(until)}
 	}
 	if request, pending := le.PendingHandoff(r); pending {
 		e.Handoff = &Handoff{To: request.HolderIdentity, ToKey: request.HolderKey}

@@ -175,6 +175,16 @@ func describe(w io.Writer, e Election, now time.Time) error {
 		} else {
 			field("Handoff", "none pending")
 		}
+		if sd := e.StepDown; sd != nil {
+			to := "the best other candidate (one that asked, or the first to take the released lock)"
+			if sd.To != "" {
+				to = sd.To
+			}
+			field("Step-down", "requested at %s: hand over to %s, then stay out for %ds; expires at %s", sd.RequestedAt, to, sd.ForSeconds, sd.ExpiresAt)
+		}
+		if out := e.SteppedDown; out != nil {
+			field("Stepped down", "%s stays out of the election until %s", out.Identity, out.Until.UTC().Format(time.RFC3339))
+		}
 	}
 	if e.Kind == kindLease {
 		field("Candidates", "%s", orNone(strings.Join(e.Candidates, ", ")))

@@ -79,12 +79,13 @@ func (e *env) command() *cobra.Command {
 		// name it as the user typed it.
 		Use:         "kubectl-election",
 		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl election"},
-		Short:       "Show the leader elections of a cluster",
+		Short:       "Show the leader elections of a cluster, and move their leadership",
 		Long: `kubectl election shows leader elections: Leases, and the ConfigMap and
 Endpoints records (annotation control-plane.alpha.kubernetes.io/leader) that
 k8sleaderelection, client-go's and Istio's electors write. For each it shows
 the holder, its priority key, the term, the time left on the lease, a pending
-handoff and the known candidates.`,
+handoff and the known candidates. step-down and handoff ask a holder running
+k8sleaderelection to give leadership up, with zero overlap.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -92,7 +93,7 @@ handoff and the known candidates.`,
 	root.SetOut(e.streams.Out)
 	root.SetErr(e.streams.ErrOut)
 	e.flags.AddFlags(root.PersistentFlags())
-	root.AddCommand(e.listCommand(), e.describeCommand(), e.watchCommand(), e.fencePolicyCommand())
+	root.AddCommand(e.listCommand(), e.describeCommand(), e.watchCommand(), e.stepDownCommand(), e.handoffCommand(), e.fencePolicyCommand())
 	return root
 }
 
