@@ -460,7 +460,7 @@ func (f *fleet) check(t *testing.T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.overlaps) > 0 {
-		t.Fatalf("two leaders at once, %d times; first: %v", len(f.overlaps), f.overlaps[0])
+		t.Fatalf("two leaders at once, %d times; first: %v; history %v", len(f.overlaps), f.overlaps[0], f.events)
 	}
 }
 
