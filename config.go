@@ -59,13 +59,32 @@ func validate(lec *LeaderElectionConfig) error {
 	// wrapper that embeds Interface and so hides its lock's Key: run, it
 	// would hold the lock with the empty key and be preempted by
 	// candidates it outranks.
-	if _, keyed := lec.Lock.(rl.Keyed); lec.KeyComparison != nil && !keyed && !nilness.Is(lec.Lock) {
-		bad("KeyComparison is set but Lock (%T) has no Key: we would compete with the empty key; give Lock a Key method (embed k8sresourcelock.Keyed, not Interface, in a wrapper)", lec.Lock)
+	if name, keyless := keylessLock(lec.Lock); lec.KeyComparison != nil && keyless != nil {
+		bad("KeyComparison is set but %s (%T) has no Key: we would compete with the empty key; give %s a Key method (embed k8sresourcelock.Keyed, not Interface, in a wrapper)", name, keyless, name)
 	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return configError(errs)
+}
+
+// keylessLock names the lock whose Key the elector cannot reach: Lock
+// itself when it is not Keyed, or the Primary of a MultiLock, since a
+// MultiLock's Key is its Primary's. It returns a nil lock when the key is
+// reachable, and for a nil lock or half, which other checks report.
+func keylessLock(lock rl.Interface) (string, rl.Interface) {
+	name := "Lock"
+	for !nilness.Is(lock) {
+		ml, ok := lock.(*rl.MultiLock)
+		if !ok {
+			if _, keyed := lock.(rl.Keyed); !keyed {
+				return name, lock
+			}
+			return "", nil
+		}
+		name, lock = name+"'s Primary", ml.Primary
+	}
+	return "", nil
 }
 
 // validateLock checks that lock can be used: it is set, it says it is fully

@@ -53,6 +53,10 @@ func TestNewLeaderElectorRejectsBadConfig(t *testing.T) {
 		{"key comparison on a lock without a key", func(c *LeaderElectionConfig) {
 			c.Lock, c.KeyComparison = upstreamLock{c.Lock}, func(string) bool { return true }
 		}, []string{"KeyComparison is set but Lock (k8sleaderelection.upstreamLock) has no Key: we would compete with the empty key; give Lock a Key method (embed k8sresourcelock.Keyed, not Interface, in a wrapper)"}},
+		{"key comparison on a multilock whose primary has no key", func(c *LeaderElectionConfig) {
+			c.Lock = &rl.MultiLock{Primary: upstreamLock{c.Lock}, Secondary: newTestLock(t, fakekube.New(), rl.ConfigMapsResourceLock, "a", "stable")}
+			c.KeyComparison = func(string) bool { return true }
+		}, []string{"KeyComparison is set but Lock's Primary (k8sleaderelection.upstreamLock) has no Key: we would compete with the empty key; give Lock's Primary a Key method"}},
 		{"coordinated with a key comparison", func(c *LeaderElectionConfig) {
 			c.Coordinated, c.KeyComparison = true, func(string) bool { return true }
 		}, []string{"KeyComparison must be nil when Coordinated is set: the control plane picks the leader"}},

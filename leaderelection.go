@@ -212,8 +212,9 @@ type LeaderElectionConfig struct {
 	// holder need not have one. It is not asked about a holder whose key
 	// equals ours (equal keys never preempt), nor about a holder that
 	// cannot be known (an undecodable record, UnknownLeader). Nil means we
-	// never preempt. When it is set, Lock must be k8sresourcelock.Keyed:
-	// NewLeaderElector refuses a lock without a key to write.
+	// never preempt. When it is set, Lock must be k8sresourcelock.Keyed
+	// (for a MultiLock, its Primary): NewLeaderElector refuses a lock
+	// without a key to write.
 	//
 	// It is called from the election loop and must not block: the loop,
 	// and Run's return, wait for it. If it panics, the panic is logged as

@@ -43,9 +43,11 @@ func ApplyFencePolicy(ctx context.Context, client admissionv1client.Admissionreg
 // for opts are installed as fence.Policy builds them: it fails, naming each
 // difference, when either is missing or a field fence sets has another
 // value (a failurePolicy of Ignore, a binding that only warns, other
-// resources), since the API server would then let a deposed manager's
-// writes through. Fields fence leaves unset, which the API server fills in
-// with defaults, are not compared. It needs RBAC to get both kinds.
+// resources), or a field fence leaves unset holds other than the API
+// server's default for it (a match condition, a selector, an exclusion, a
+// rule's scope, any of which can leave the fenced writes unmatched), since
+// the API server would then let a deposed manager's writes through. It
+// needs RBAC to get both kinds.
 func CheckFencePolicy(ctx context.Context, client admissionv1client.AdmissionregistrationV1Interface, opts fence.PolicyOptions) error {
 	policy, binding, err := desiredPolicy(client, opts)
 	if err != nil {
@@ -160,18 +162,41 @@ func roundTrip(v any, into *any) error {
 	return json.Unmarshal(raw, into)
 }
 
+// serverDefaults are the values the API server gives the fields of a
+// policy and binding that fence leaves unset, by field name; an empty
+// value (a selector of {}) is a default too. Any other value of such a
+// field can narrow what the policy matches (a selector, an exclusion, a
+// match condition, a rule's scope), so it is a difference.
+var serverDefaults = map[string]any{
+	"matchPolicy":   string(admissionv1.Equivalent),
+	"scope":         string(admissionv1.AllScopes),
+	"failurePolicy": string(admissionv1.Fail),
+}
+
 // collectDifferences appends to diffs each place under path where have
-// lacks, or differs from, a value want sets.
+// lacks, or differs from, a value want sets, or sets a field want leaves
+// unset to other than the API server's default for it.
 func collectDifferences(path string, have, want any, diffs *[]string) {
 	switch w := want.(type) {
 	case map[string]any:
 		h, _ := have.(map[string]any)
-		keys := make([]string, 0, len(w))
+		keys := make([]string, 0, len(w)+len(h))
 		for k := range w {
 			keys = append(keys, k)
 		}
+		for k := range h {
+			if _, set := w[k]; !set {
+				keys = append(keys, k)
+			}
+		}
 		slices.Sort(keys)
 		for _, k := range keys {
+			if _, set := w[k]; !set {
+				if !isEmpty(h[k]) && !reflect.DeepEqual(h[k], serverDefaults[k]) {
+					*diffs = append(*diffs, fmt.Sprintf("%s.%s is %s, which fence leaves unset", path, k, compact(h[k])))
+				}
+				continue
+			}
 			collectDifferences(path+"."+k, h[k], w[k], diffs)
 		}
 	case []any:
@@ -190,6 +215,21 @@ func collectDifferences(path string, have, want any, diffs *[]string) {
 			*diffs = append(*diffs, fmt.Sprintf("%s is %s, want %s", path, compact(have), compact(want)))
 		}
 	}
+}
+
+// isEmpty reports a JSON value that sets nothing: null, "", {} or [].
+func isEmpty(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case string:
+		return v == ""
+	case map[string]any:
+		return len(v) == 0
+	case []any:
+		return len(v) == 0
+	}
+	return false
 }
 
 // compact is v as JSON, for a message.

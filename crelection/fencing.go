@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/k8sleaderelection/k8sleaderelection"
 	"github.com/k8sleaderelection/k8sleaderelection/fence"
@@ -36,10 +37,12 @@ type settings struct {
 // JSON, which stamping needs), is refused with an error, never sent
 // unfenced; so is one outside the Lease's namespace, which the policy does
 // not see. NewManager refuses WithFencing with a lock that is not a
-// *k8sresourcelock.LeaseLock (the policy reads the Lease), and resources
-// the policy cannot match (none, a subresource, a wildcard). Writes to a
-// subresource (status, scale) are not fenced: the API server keeps the
-// stored metadata on them, so no stamp can be checked there.
+// *k8sresourcelock.LeaseLock (the policy reads the Lease), with resources
+// the policy cannot match (none, a subresource, a wildcard), and with
+// options.Client.HTTPClient set (the manager's client would write through
+// it unstamped). Writes to a subresource (status, scale) are not fenced:
+// the API server keeps the stored metadata on them, so no stamp can be
+// checked there.
 func WithFencing(resources ...fence.Resource) Option {
 	return func(s *settings) {
 		s.fencing = true
@@ -62,21 +65,27 @@ func settingsOf(opts []Option) (settings, []string) {
 }
 
 // checkFencing names what keeps the manager's writes from being fenced:
-// a lock without a term, and resources the policy could not match (checked
-// by building the policy itself, as ApplyFencePolicy will).
-func checkFencing(s settings, election *k8sleaderelection.LeaderElectionConfig) []string {
+// a lock without a term, resources the policy could not match (checked by
+// building the policy itself, as ApplyFencePolicy will), and an HTTP client
+// of the caller's for the manager's client, which controller-runtime uses
+// instead of the fenced config's and so would send writes unstamped.
+func checkFencing(s settings, options *manager.Options, election *k8sleaderelection.LeaderElectionConfig) []string {
 	if !s.fencing {
 		return nil
 	}
+	var problems []string
+	if options.Client.HTTPClient != nil {
+		problems = append(problems, "options.Client.HTTPClient is set, but WithFencing stamps writes in the HTTP client it builds from config, and the manager's client would write through this one unstamped (leave it nil; wrap config's transport instead)")
+	}
 	lock, ok := election.Lock.(rl.TermLock)
 	if !ok || isNil(election.Lock) {
-		return []string{fmt.Sprintf("WithFencing needs a Lease lock (*k8sresourcelock.LeaseLock), not %T: the fencing policy compares each write's term with the Lease's", election.Lock)}
+		return append(problems, fmt.Sprintf("WithFencing needs a Lease lock (*k8sresourcelock.LeaseLock), not %T: the fencing policy compares each write's term with the Lease's", election.Lock))
 	}
 	namespace, name, _ := lock.TermObject()
 	if _, _, err := fence.Policy(fence.PolicyOptions{Namespace: namespace, Lease: name, Resources: s.fenced}); err != nil {
-		return []string{"WithFencing: " + err.Error()}
+		problems = append(problems, "WithFencing: "+err.Error())
 	}
-	return nil
+	return problems
 }
 
 // fencedConfig is config for a manager whose writes of s's resources carry

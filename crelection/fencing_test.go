@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -176,4 +177,39 @@ func TestWithFencingRejectsWhatCannotBeFenced(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWithFencingNeverSendsAWriteThroughAnUnfencedHTTPClient: a caller's
+// own HTTP client in the manager's options (options.Client.HTTPClient) is
+// what controller-runtime builds the manager's client on, instead of the
+// HTTP client of the fenced config; its writes would go out without a
+// stamp, which the default policy (StampedOnly) lets through. NewManager
+// must refuse it, or the write must still be refused before the manager
+// leads.
+func TestWithFencingNeverSendsAWriteThroughAnUnfencedHTTPClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		e := electiontest.New("ns", "lock")
+		api := &apiRecorder{writes: map[string][]byte{}}
+		config := &rest.Config{Host: "https://api.example", Transport: api}
+		options := testOptions()
+		options.Client.HTTPClient = &http.Client{Transport: api}
+		options.MapperProvider = func(*rest.Config, *http.Client) (meta.RESTMapper, error) {
+			mapper := meta.NewDefaultRESTMapper(nil)
+			mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
+			return mapper, nil
+		}
+		mgr, err := NewManager(config, options, electionConfig(e, "rev-1", "rev-1"), WithFencing(fence.Resource{Resource: "configmaps"}))
+		if err != nil {
+			if !strings.Contains(err.Error(), "options.Client.HTTPClient") {
+				t.Fatalf("NewManager with options.Client.HTTPClient: %v; want the error to name options.Client.HTTPClient", err)
+			}
+			return
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "x"}}
+		err = mgr.GetClient().Create(ctx, cm)
+		if stamp, sent := api.stamp(t, createPath); sent {
+			t.Fatalf("with options.Client.HTTPClient set, a write of a fenced resource by GetClient before the manager ever led reached the API server (stamp %q, error %v); want NewManager to refuse options.Client.HTTPClient, or the write refused with fence.ErrNoTerm", stamp, err)
+		}
+	})
 }

@@ -50,7 +50,7 @@ func NewManager(config *rest.Config, options manager.Options, election k8sleader
 	problems = append(problems, checkOptions(&options)...)
 	problems = append(problems, checkElection(&election)...)
 	problems = append(problems, checkGracePeriod(&options, &election)...)
-	problems = append(problems, checkFencing(s, &election)...)
+	problems = append(problems, checkFencing(s, &options, &election)...)
 	// Beyond the ceiling a StopTimeout means "as long as it takes" all the
 	// same, and the elector's sums with it stay far from overflowing.
 	election.StopTimeout = min(election.StopTimeout, maxStopTimeout)
