@@ -153,7 +153,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 		// Computed afresh on each turn: a watch that broke while we
 		// waited brings the next renewal forward to RetryPeriod after
 		// the last, since only a renewal can now show a steal.
-		wake := lastTry.Add(le.renewPace(failed))
+		wake := lastTry.Add(le.renewPace(failed, lastTry))
 		if deadline.Before(wake) {
 			wake = deadline
 		}

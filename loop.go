@@ -9,6 +9,12 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// maxAcquireAttempt bounds one attempt to acquire the lock: long enough for
+// an API server under a burst to answer (client-go's elector does not bound
+// its attempts at all), short enough that a request lost on a dead
+// connection does not keep a candidate out of the election for long.
+const maxAcquireAttempt = time.Minute
+
 // acquire tries to take the lock until it leads (true) or ctx is done
 // (false). It reads the lock, then, while a watch of the lock runs, decides
 // from what the watch delivers: it takes a released lock as soon as it sees
@@ -21,9 +27,13 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 	read := true
 	for ctx.Err() == nil {
 		start := le.clock.Now()
-		// One attempt may not outlast a renewal: a request the API server
-		// never answers must not hold up the next try.
-		attemptCtx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)
+		// An attempt takes as long as the API server needs: under a
+		// burst (every replica of a controller with many elections
+		// starting at once) cancelling a slow request only sends it
+		// again behind the same queue, and adds to the load that made
+		// it slow. It is bounded only so that a request the server never
+		// answers does not stop the candidate for good.
+		attemptCtx, cancel := le.withTimeout(ctx, max(maxAcquireAttempt, le.config.RenewDeadline))
 		var v verdict
 		var err error
 		if read || le.watch.relist {

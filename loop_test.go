@@ -135,7 +135,7 @@ func TestHungRequestsCannotKeepALeaderLeading(t *testing.T) {
 }
 
 // TestHungRequestDoesNotStallAcquiring: one attempt that never answers times
-// out, and the next attempt goes ahead.
+// out, at maxAcquireAttempt, and the next attempt goes ahead.
 func TestHungRequestDoesNotStallAcquiring(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var hung atomic.Bool
@@ -143,11 +143,51 @@ func TestHungRequestDoesNotStallAcquiring(t *testing.T) {
 		lock := hang(&hung)(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "us", ""))
 		ctx, cancel := context.WithCancel(t.Context())
 		c := runCandidate(t, ctx, testConfig(lock), nil)
-		time.Sleep(renewDeadline + time.Millisecond)
+		time.Sleep(maxAcquireAttempt + time.Millisecond)
 		hung.Store(false)
 		c.leading(t)
-		if waited := time.Since(c.startAt); waited > renewDeadline+maxAcquireWait {
+		if waited := time.Since(c.startAt); waited > maxAcquireAttempt+maxAcquireWait {
 			t.Fatalf("acquired after %v, want within one timed-out attempt and one retry", waited)
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
+// TestSlowAcquireAttemptIsNotCancelled: under a burst (every replica of a
+// controller with many elections starting at once) the API server answers
+// slowly. An attempt to acquire that takes longer than RenewDeadline is
+// waited for, not cancelled and sent again behind the same queue, which
+// would only add to the load: the candidate reads once and leads when the
+// answer comes, as client-go's elector does.
+func TestSlowAcquireAttemptIsNotCancelled(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		const answerAfter = renewDeadline + 2*time.Second
+		var gets atomic.Int32
+		lock := &hookedLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "us", ""),
+			beforeGet: func(ctx context.Context) error {
+				gets.Add(1)
+				select {
+				case <-time.After(answerAfter):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := runCandidate(t, ctx, testConfig(lock), nil)
+		select {
+		case <-c.started:
+		case <-time.After(3 * answerAfter):
+			t.Fatalf("not leading after %v with reads that take %v: %d reads sent, each cancelled before its answer",
+				3*answerAfter, answerAfter, gets.Load())
+		}
+		if n := gets.Load(); n != 1 {
+			t.Errorf("%d reads sent, want 1: the first was waited for", n)
+		}
+		if took := time.Since(c.startAt); took != answerAfter {
+			t.Errorf("led %v after starting, want when the first read answered (%v)", took, answerAfter)
 		}
 		cancel()
 		c.finished(t)
@@ -325,9 +365,10 @@ func TestLeaderStopsWithinRenewDeadline(t *testing.T) {
 		cutAt := time.Now()
 		cs.SetOutage(errors.New("connection refused"))
 		receive(t, leadCtx.Done(), "the cut-off leader to stop")
-		// The last renewal was at most one RetryPeriod before the cut.
-		if since := time.Since(cutAt); since > renewDeadline || since < renewDeadline-retryPeriod {
-			t.Fatalf("stopped %v after the cut, want between %v and %v", since, renewDeadline-retryPeriod, renewDeadline)
+		// The last renewal was at most one renewal period (5s; see
+		// pace.go) before the cut.
+		if since := time.Since(cutAt); since > renewDeadline || since < renewDeadline-corePeriod {
+			t.Fatalf("stopped %v after the cut, want between %v and %v", since, renewDeadline-corePeriod, renewDeadline)
 		}
 		a.finished(t)
 	})

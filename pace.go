@@ -61,14 +61,17 @@ func (le *LeaderElector) renewPeriod() time.Duration {
 	return maxRenewPeriod(le.config.LeaseDuration, le.config.RenewDeadline, le.config.RetryPeriod)
 }
 
-// renewPace is the wait from one renewal attempt to the next: RetryPeriod
-// after a failed one, while no watch would tell us that the lock changed
-// hands, and while our work winds down before a handoff or a release (the
+// renewPace is the wait from one renewal attempt, made at lastTry, to the
+// next: RetryPeriod after a failed one, while no watch would tell us that
+// the lock changed hands, until a renewal has been made since the watch
+// started (a clientset that does not replay what a watch missed, as
+// client-go's stock fake, shows nothing written between our last write and
+// the watch's start: that renewal does), and while our work winds down before a handoff or a release (the
 // renewals then carry the request we answer, at the pace the handoff
 // protocol was timed by; it lasts at most StopTimeout); renewPeriod
 // otherwise.
-func (le *LeaderElector) renewPace(failed bool) time.Duration {
-	if failed || !le.watch.watching() || le.handoff.windingDown() {
+func (le *LeaderElector) renewPace(failed bool, lastTry time.Time) time.Duration {
+	if failed || !le.watch.watchingSince(lastTry) || le.handoff.windingDown() {
 		return le.config.RetryPeriod
 	}
 	return le.renewPeriod()

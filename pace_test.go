@@ -268,7 +268,7 @@ func TestStealSeenByWatchStopsTheLeaderAtOnce(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		_, a, work := leadPaced(t, ctx, cs, modes[0])
-		time.Sleep(retryPeriod) // between two renewals, 3s before the next
+		time.Sleep(retryPeriod + time.Second) // between two renewals, 4s before the next
 		stolen := time.Now()
 		writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 1))
 		receive(t, work.Done(), "the leader's work to stop after the steal")
@@ -289,6 +289,10 @@ func TestFailedRenewalRetriesEveryRetryPeriod(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		lock, a, work := leadPaced(t, ctx, cs, modes[0])
+		// The first renewal after the watch starts comes RetryPeriod
+		// after leading; the pace from there.
+		time.Sleep(retryPeriod)
+		synctest.Wait()
 		start := time.Now()
 		lock.failFor(corePeriod + time.Second)
 		time.Sleep(3 * corePeriod)
@@ -321,7 +325,9 @@ func TestBrokenWatchFallsBackToRetryPeriod(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		lock, _, _ := leadPaced(t, ctx, cs, modes[0])
-		time.Sleep(corePeriod + time.Second) // a renewal at 5s; the next due at 10s
+		// Renewals at 2s (the first since the watch started) and 7s;
+		// the next due at 12s.
+		time.Sleep(retryPeriod + corePeriod + time.Second)
 		broken := time.Now()
 		lock.breakWatch()
 		time.Sleep(4 * retryPeriod)
