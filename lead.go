@@ -200,11 +200,13 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			// from a backup, re-applied) between two renewals. No write
 			// stamped in our term can pass a fence any more.
 			return ending{why: "the Lease was deleted and created again since our term began (its UID changed)", lost: true}
-		case !le.markRenewed(start):
+		case !le.markRenewed(le.seen.since):
 			return ending{why: fmt.Sprintf("the renewal returned after the renew deadline (%v)", le.config.RenewDeadline), lost: true}
 		default:
 			le.lastFailure = ""
-			lastRenewal = start
+			// From when the renewal's write was sent, as the term's
+			// start (see acquire).
+			lastRenewal = le.seen.since
 			logger.V(4).Info("Renewed the lease")
 		}
 	}

@@ -26,7 +26,6 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 	logger.Info("Trying to acquire the lease", "identity", le.config.Lock.Identity(), "key", le.config.Lock.Key())
 	read := true
 	for ctx.Err() == nil {
-		start := le.clock.Now()
 		// An attempt takes as long as the API server needs: under a
 		// burst (every replica of a controller with many elections
 		// starting at once) cancelling a slow request only sends it
@@ -54,7 +53,12 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			le.handoff.honoured()
 			le.reportLeader()
 		case v.writes():
-			le.startLeading(start)
+			// The term runs from when the write that took the lock
+			// was sent: no other candidate can have seen it earlier,
+			// so its lease on us runs from later still. A read before
+			// it that the API server was slow to answer (a burst)
+			// does not eat into the term.
+			le.startLeading(le.seen.since)
 			le.handoff.forgetAsk()
 			// The leader's watch starts from its own write, so that every
 			// event it sees comes after it.

@@ -194,6 +194,36 @@ func TestSlowAcquireAttemptIsNotCancelled(t *testing.T) {
 	})
 }
 
+// TestSlowReadBeforeAcquiringLeavesTheTermItsRenewDeadline: under a burst
+// the read before a candidate's write can take most of RenewDeadline. The
+// term's renew deadline runs from when the write that took the lock was
+// sent (no other candidate can have seen it earlier), not from when the
+// read was: the new leader has RenewDeadline to renew, and does, instead of
+// being cut off at once and competing again, which would add to the burst.
+func TestSlowReadBeforeAcquiringLeavesTheTermItsRenewDeadline(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		const slowRead = renewDeadline - time.Second
+		var reads atomic.Int32
+		lock := &hookedLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "us", ""),
+			beforeGet: func(ctx context.Context) error {
+				if reads.Add(1) == 1 {
+					time.Sleep(slowRead)
+				}
+				return ctx.Err()
+			}}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := runCandidate(t, ctx, testConfig(lock), nil)
+		work := c.leading(t)
+		time.Sleep(3 * leaseDuration)
+		if work.Err() != nil || !c.le.IsLeader() {
+			t.Fatalf("the leader stopped leading within 3 leases of acquiring; its read took %v before its write, and its term was counted from the read", slowRead)
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
 // TestAttemptTimeoutIsADeadline: an attempt cut short by its timeout says
 // so: its error wraps context.DeadlineExceeded.
 func TestAttemptTimeoutIsADeadline(t *testing.T) {
