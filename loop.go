@@ -71,14 +71,14 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			logger.V(4).Info("Lease is held by another candidate", "holder", le.GetLeader())
 		}
 
-		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(time.Time{}))
+		awaiting, deadline := le.handoff.awaiting(&le.seen.record)
+		le.watch.ensure(ctx, le.clock.Now(), le.followerWatchLimit(err == nil, awaiting))
 		pause := wait.Jitter(le.config.RetryPeriod, JitterFactor)
 		if err == nil && le.watch.watching() {
 			// Nothing to do until the watch shows a change, the lease runs
 			// out, or the holder's time to answer our request does.
 			pause = le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now())
 		}
-		awaiting, deadline := le.handoff.awaiting(&le.seen.record)
 		if answerBy := deadline.Sub(le.clock.Now()); awaiting && answerBy > 0 {
 			pause = min(pause, answerBy)
 		}
@@ -110,6 +110,24 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 		}
 	}
 	return false
+}
+
+// followerWatchLimit bounds how long a candidate that does not lead waits
+// for its watch to open. One that has just seen a running lease (seen) has
+// nothing to do until that lease runs out: it may wait that long. Under a
+// burst the shared watch of a namespace with many locks opens
+// slowly (its first list is long); a candidate that gave up after
+// RetryPeriod/2 would poll meanwhile and ask again, and the shared watch,
+// left by every lock waiting for it, would start its list over, adding to
+// the load that made it slow. Otherwise, and while it awaits a holder's
+// answer to its handoff request (which it also polls for), it waits
+// RetryPeriod/2, as a poll is due.
+func (le *LeaderElector) followerWatchLimit(seen, awaiting bool) time.Duration {
+	limit := le.watchStartLimit(time.Time{})
+	if !seen || awaiting {
+		return limit
+	}
+	return max(limit, le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now()))
 }
 
 // applyWatch notes every state the watch has delivered since it was last

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
@@ -218,6 +219,41 @@ func TestSlowReadBeforeAcquiringLeavesTheTermItsRenewDeadline(t *testing.T) {
 		time.Sleep(3 * leaseDuration)
 		if work.Err() != nil || !c.le.IsLeader() {
 			t.Fatalf("the leader stopped leading within 3 leases of acquiring; its read took %v before its write, and its term was counted from the read", slowRead)
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
+// TestFollowerWaitsForASlowWatchToOpen: under a burst the shared watch of
+// a namespace with many locks opens slowly (its first list is long). A
+// follower that has seen a running lease has nothing to do until it runs
+// out, so it waits for the watch that long instead of giving up after
+// RetryPeriod/2, polling, and asking for the watch again (which would make
+// the shared watch start its list over): one watch request, and no read
+// after the first, while the watch opens.
+func TestFollowerWaitsForASlowWatchToOpen(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		const opens = 3 * retryPeriod
+		cs := fk.new()
+		writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 0))
+		inner := newTestLock(t, cs, rl.LeasesResourceLock, "us", "")
+		lock := &countingLock{Interface: inner}
+		lock.watch = func(ctx context.Context) (watch.Interface, error) {
+			select {
+			case <-time.After(opens):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return inner.(rl.Watcher).Watch(ctx)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := runCandidate(t, ctx, testConfig(lock), nil)
+		time.Sleep(opens + retryPeriod)
+		if gets, writes, watches := lock.requests(); gets != 1 || writes != 0 || watches != 1 {
+			t.Fatalf("%d reads, %d writes and %d watch requests while a watch took %v to open under a running lease; want 1, 0 and 1",
+				gets, writes, watches, opens)
 		}
 		cancel()
 		c.finished(t)
