@@ -61,7 +61,9 @@
 // a watch) always does. The promises above do not change with the pace: a
 // leader stops within RenewDeadline of its last successful renewal, and a
 // follower that polls, as client-go's and Istio's fork's do, sees each
-// renewal before the lease it last saw runs out (see docs/renewal.md).
+// renewal before the lease it last saw runs out. The price is tolerance of
+// an API server that stalls: RenewDeadline minus RenewPeriod (5s), not minus
+// RetryPeriod (see docs/renewal.md).
 //
 // # Following
 //
