@@ -205,8 +205,10 @@ type LeaderElectionConfig struct {
 	// default, is the longest period the other timings allow: the shortest
 	// of LeaseDuration/3, RenewDeadline/2 and LeaseDuration minus
 	// (2+JitterFactor) times RetryPeriod, and at least RetryPeriod (5s at
-	// 15s/10s/2s). Set it lower only for followers that poll more slowly
-	// than our RetryPeriod (another elector with a longer RetryPeriod); set
+	// 15s/10s/2s). Set it lower for followers that poll more slowly than
+	// our RetryPeriod (another elector with a longer RetryPeriod), or for an
+	// API server that stalls for longer than RenewDeadline minus it (a
+	// leader then has that long left when a renewal is due); set
 	// it to RetryPeriod to renew at client-go's pace. If set, it must lie
 	// between RetryPeriod and that longest period. A leader without a
 	// watch (DisableWatch, a lock that cannot be watched, or a watch that
