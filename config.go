@@ -42,6 +42,9 @@ func validate(lec *LeaderElectionConfig) error {
 	if jittered := JitterFactor * float64(lec.RetryPeriod); float64(lec.RenewDeadline) <= jittered {
 		bad("renewDeadline (%v) must be greater than retryPeriod*JitterFactor (%v*%v)", lec.RenewDeadline, lec.RetryPeriod, JitterFactor)
 	}
+	if err := validateRenewPeriod(lec); err != nil {
+		errs = append(errs, err)
+	}
 	if lec.Callbacks.OnStartedLeading == nil {
 		bad("Callbacks.OnStartedLeading must not be nil")
 	}
@@ -85,6 +88,28 @@ func keylessLock(lock rl.Interface) (string, rl.Interface) {
 		name, lock = name+"'s Primary", ml.Primary
 	}
 	return "", nil
+}
+
+// validateRenewPeriod checks RenewPeriod against the other timings, once
+// they are valid themselves: a period shorter than RetryPeriod would renew
+// faster than a polling leader, and one longer than the timings allow would
+// let a polling follower see the lease expire under a live leader, or leave
+// no retry before RenewDeadline after a failed renewal.
+func validateRenewPeriod(lec *LeaderElectionConfig) error {
+	period := lec.RenewPeriod
+	if period < 0 {
+		return fmt.Errorf("renewPeriod (%v) must not be negative (zero derives it from the other timings)", period)
+	}
+	timingsValid := lec.RetryPeriod >= MinRetryPeriod && lec.LeaseDuration <= MaxLeaseDuration &&
+		lec.LeaseDuration > lec.RenewDeadline && float64(lec.RenewDeadline) > JitterFactor*float64(lec.RetryPeriod)
+	if period == 0 || !timingsValid {
+		return nil
+	}
+	longest := maxRenewPeriod(lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod)
+	if period < lec.RetryPeriod || period > longest {
+		return fmt.Errorf("renewPeriod (%v) must be between retryPeriod (%v) and %v, the shortest of leaseDuration/3, renewDeadline/2 and leaseDuration-(2+JitterFactor)*retryPeriod", period, lec.RetryPeriod, longest)
+	}
+	return nil
 }
 
 // validateLock checks that lock can be used: it is set, it says it is fully

@@ -33,6 +33,12 @@ func TestNewLeaderElectorRejectsBadConfig(t *testing.T) {
 			[]string{"leaseDuration (10s) must be greater than renewDeadline (10s)"}},
 		{"renew deadline not above jittered retry", func(c *LeaderElectionConfig) { c.RenewDeadline = 2400 * time.Millisecond },
 			[]string{"renewDeadline (2.4s) must be greater than retryPeriod*JitterFactor (2s*1.2)"}},
+		{"negative renew period", func(c *LeaderElectionConfig) { c.RenewPeriod = -time.Second },
+			[]string{"renewPeriod (-1s) must not be negative (zero derives it from the other timings)"}},
+		{"renew period below retry period", func(c *LeaderElectionConfig) { c.RenewPeriod = time.Second },
+			[]string{"renewPeriod (1s) must be between retryPeriod (2s) and 5s, the shortest of leaseDuration/3, renewDeadline/2 and leaseDuration-(2+JitterFactor)*retryPeriod"}},
+		{"renew period above what the timings allow", func(c *LeaderElectionConfig) { c.RenewPeriod = 6 * time.Second },
+			[]string{"renewPeriod (6s) must be between retryPeriod (2s) and 5s"}},
 		{"zero lease duration", func(c *LeaderElectionConfig) { c.LeaseDuration = 0 },
 			[]string{"leaseDuration (0s) must be greater than zero"}},
 		{"negative renew deadline", func(c *LeaderElectionConfig) { c.RenewDeadline = -time.Second },
@@ -147,6 +153,22 @@ func TestLimitsAreAccepted(t *testing.T) {
 	lec.LeaseDuration, lec.RenewDeadline, lec.RetryPeriod = MaxLeaseDuration, MaxLeaseDuration-time.Second, MinRetryPeriod
 	if _, err := NewLeaderElector(lec); err != nil {
 		t.Fatalf("config at the limits rejected: %v", err)
+	}
+}
+
+// TestRenewPeriodBoundsAreAccepted: RetryPeriod (client-go's pace) and the
+// longest period the timings allow are valid RenewPeriods.
+func TestRenewPeriodBoundsAreAccepted(t *testing.T) {
+	for _, period := range []time.Duration{retryPeriod, corePeriod} {
+		lec := testConfig(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "a", ""))
+		lec.RenewPeriod = period
+		le, err := NewLeaderElector(lec)
+		if err != nil {
+			t.Fatalf("renewPeriod %v rejected: %v", period, err)
+		}
+		if got := le.renewPeriod(); got != period {
+			t.Errorf("renewPeriod() = %v with RenewPeriod %v", got, period)
+		}
 	}
 }
 

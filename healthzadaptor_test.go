@@ -318,3 +318,46 @@ func TestHealthzFailsWhileWorkOutlivesItsTerm(t *testing.T) {
 		checkStays(t, adaptor, livenessLeaseDuration, "once the work returned")
 	})
 }
+
+// TestHealthzAtTheRenewalPace: a watching leader renews only every 5s at
+// 15s/10s/2s, and the check stays healthy all along, even with no timeout
+// beyond the lease. Once its renewals fail, it fails as client-go's does:
+// not before LeaseDuration has passed since the last successful renewal,
+// and at once after.
+func TestHealthzAtTheRenewalPace(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		lock := &pacedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", "")}
+		adaptor := NewLeaderHealthzAdaptor(0)
+		lec := testConfig(lock)
+		lec.Name = "cert-manager-controller"
+		lec.WatchDog = adaptor
+		started := make(chan struct{})
+		lec.Callbacks.OnStartedLeading = func(context.Context) { close(started) }
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			RunOrDie(t.Context(), lec)
+		}()
+		receive(t, started, "a to lead")
+		req := httptest.NewRequest("GET", "/livez/leaderElection", nil)
+		for range 3 * leaseDuration / time.Second {
+			if err := adaptor.Check(req); err != nil {
+				t.Fatalf("Check = %v while the leader renews every %v", err, corePeriod)
+			}
+			time.Sleep(time.Second)
+		}
+		synctest.Wait()
+		lock.failAfterLastFor(time.Hour)
+		lastRenewal := lock.lastRequest()
+		receive(t, done, "Run to return once its renewals failed for RenewDeadline")
+		time.Sleep(time.Until(lastRenewal.Add(leaseDuration)) - time.Millisecond)
+		if err := adaptor.Check(req); err != nil {
+			t.Fatalf("Check = %v %v after the last renewal; want healthy until LeaseDuration (%v)", err, time.Since(lastRenewal), leaseDuration)
+		}
+		time.Sleep(2 * time.Millisecond)
+		if err := adaptor.Check(req); err == nil || err.Error() != failedElection {
+			t.Fatalf("Check = %v %v after the last renewal; want upstream's %q", err, time.Since(lastRenewal), failedElection)
+		}
+	})
+}

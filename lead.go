@@ -137,18 +137,23 @@ func (le *LeaderElector) stopTimeout() time.Duration {
 	return le.config.StopTimeout
 }
 
-// hold keeps the lock: every RetryPeriod it writes the lock again. It
-// returns when ctx is done, when until is closed, when no renewal has
-// succeeded for RenewDeadline, as soon as the watch or a renewal shows the
-// lock in any state but ours, or when a candidate asks for the lock.
+// hold keeps the lock: it writes the lock again at the renewal pace (see
+// renewPace: every renewPeriod while its watch runs and renewals succeed,
+// every RetryPeriod otherwise). It returns when ctx is done, when until is
+// closed, when no renewal has succeeded for RenewDeadline, as soon as the
+// watch or a renewal shows the lock in any state but ours, or when a
+// candidate asks for the lock.
 func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending {
 	logger := klog.FromContext(ctx)
 	lastRenewal := le.renewalTime()
-	next := le.clock.Now().Add(le.config.RetryPeriod)
+	lastTry, failed := le.clock.Now(), false
 	for {
 		deadline := lastRenewal.Add(le.config.RenewDeadline)
 		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(deadline))
-		wake := next
+		// Computed afresh on each turn: a watch that broke while we
+		// waited brings the next renewal forward to RetryPeriod after
+		// the last, since only a renewal can now show a steal.
+		wake := lastTry.Add(le.renewPace(failed, lastTry))
 		if deadline.Before(wake) {
 			wake = deadline
 		}
@@ -181,7 +186,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			le.metrics.renewalAttempted(le.config.Name, le.clock.Since(start), err)
 		}
 		le.reportLeader()
-		next = le.clock.Now().Add(le.config.RetryPeriod)
+		lastTry, failed = le.clock.Now(), err != nil
 		switch {
 		case v == verdictStepDown:
 			return le.steppedDown(logger)
@@ -195,11 +200,13 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			// from a backup, re-applied) between two renewals. No write
 			// stamped in our term can pass a fence any more.
 			return ending{why: "the Lease was deleted and created again since our term began (its UID changed)", lost: true}
-		case !le.markRenewed(start):
+		case !le.markRenewed(le.seen.since):
 			return ending{why: fmt.Sprintf("the renewal returned after the renew deadline (%v)", le.config.RenewDeadline), lost: true}
 		default:
 			le.lastFailure = ""
-			lastRenewal = start
+			// From when the renewal's write was sent, as the term's
+			// start (see acquire).
+			lastRenewal = le.seen.since
 			logger.V(4).Info("Renewed the lease")
 		}
 	}

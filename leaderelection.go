@@ -56,6 +56,23 @@
 // implement k8sresourcelock.Versioned) an update would be unconditional and
 // could overwrite a new holder unseen, so the leader reads before it writes.
 //
+// # Renewal pace
+//
+// A leader that watches its lock learns of a steal, a release, a handoff
+// request or a deletion from its watch at once, so it renews only to keep
+// its lease running in the eyes of the others: every RenewPeriod, by default
+// the shortest of LeaseDuration/3, RenewDeadline/2 and LeaseDuration minus
+// (2+JitterFactor) times RetryPeriod (5s at 15s/10s/2s, where client-go's
+// elector renews every 2s). After a failed renewal, while its watch is
+// broken, and while its work winds down before a handoff or a release, it
+// tries every RetryPeriod; a leader that polls (DisableWatch, a lock without
+// a watch) always does. The promises above do not change with the pace: a
+// leader stops within RenewDeadline of its last successful renewal, and a
+// follower that polls, as client-go's and Istio's fork's do, sees each
+// renewal before the lease it last saw runs out. The price is tolerance of
+// an API server that stalls: RenewDeadline minus RenewPeriod (5s), not minus
+// RetryPeriod (see docs/renewal.md).
+//
 // # Following
 //
 // Every candidate watches its lock (unless DisableWatch is set, or the lock
@@ -202,7 +219,25 @@ type LeaderElectionConfig struct {
 	// RetryPeriod is the wait between a leader's renewals and between a
 	// candidate's attempts to acquire. Core components use 2s. At least
 	// MinRetryPeriod, and RenewDeadline must exceed JitterFactor times it.
+	// A leader that watches its lock renews at RenewPeriod instead, and
+	// retries every RetryPeriod only after a failed renewal.
 	RetryPeriod time.Duration
+	// RenewPeriod is how often a leader that watches its lock renews it
+	// while its renewals succeed. Its watch tells it at once when the lock
+	// changes hands, so it need only keep its lease running in the eyes of
+	// the other candidates, a few times per LeaseDuration. Zero, the
+	// default, is the longest period the other timings allow: the shortest
+	// of LeaseDuration/3, RenewDeadline/2 and LeaseDuration minus
+	// (2+JitterFactor) times RetryPeriod, and at least RetryPeriod (5s at
+	// 15s/10s/2s). Set it lower for followers that poll more slowly than
+	// our RetryPeriod (another elector with a longer RetryPeriod), or for an
+	// API server that stalls for longer than RenewDeadline minus it (a
+	// leader then has that long left when a renewal is due); set
+	// it to RetryPeriod to renew at client-go's pace. If set, it must lie
+	// between RetryPeriod and that longest period. A leader without a
+	// watch (DisableWatch, a lock that cannot be watched, or a watch that
+	// broke and is being started again) renews every RetryPeriod.
+	RenewPeriod time.Duration
 
 	// KeyComparison reports whether our key (Lock's Key) outranks the key
 	// of the current holder. When it does, we take the lock at once even

@@ -9,6 +9,12 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// maxAcquireAttempt bounds one attempt to acquire the lock: long enough for
+// an API server under a burst to answer (client-go's elector does not bound
+// its attempts at all), short enough that a request lost on a dead
+// connection does not keep a candidate out of the election for long.
+const maxAcquireAttempt = time.Minute
+
 // acquire tries to take the lock until it leads (true) or ctx is done
 // (false). It reads the lock, then, while a watch of the lock runs, decides
 // from what the watch delivers: it takes a released lock as soon as it sees
@@ -20,10 +26,13 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 	logger.Info("Trying to acquire the lease", "identity", le.config.Lock.Identity(), "key", le.key())
 	read := true
 	for ctx.Err() == nil {
-		start := le.clock.Now()
-		// One attempt may not outlast a renewal: a request the API server
-		// never answers must not hold up the next try.
-		attemptCtx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)
+		// An attempt takes as long as the API server needs: under a
+		// burst (every replica of a controller with many elections
+		// starting at once) cancelling a slow request only sends it
+		// again behind the same queue, and adds to the load that made
+		// it slow. It is bounded only so that a request the server never
+		// answers does not stop the candidate for good.
+		attemptCtx, cancel := le.withTimeout(ctx, max(maxAcquireAttempt, le.config.RenewDeadline))
 		var v verdict
 		var err error
 		if read || le.watch.relist {
@@ -44,7 +53,12 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			le.handoff.honoured()
 			le.reportLeader()
 		case v.writes():
-			le.startLeading(start)
+			// The term runs from when the write that took the lock
+			// was sent: no other candidate can have seen it earlier,
+			// so its lease on us runs from later still. A read before
+			// it that the API server was slow to answer (a burst)
+			// does not eat into the term.
+			le.startLeading(le.seen.since)
 			le.handoff.forgetAsk()
 			// The leader's watch starts from its own write, so that every
 			// event it sees comes after it.
@@ -57,14 +71,14 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			logger.V(4).Info("Lease is held by another candidate", "holder", le.GetLeader())
 		}
 
-		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(time.Time{}))
+		awaiting, deadline := le.handoff.awaiting(&le.seen.record)
+		le.watch.ensure(ctx, le.clock.Now(), le.followerWatchLimit(err == nil, awaiting))
 		pause := wait.Jitter(le.config.RetryPeriod, JitterFactor)
 		if err == nil && le.watch.watching() {
 			// Nothing to do until the watch shows a change, the lease runs
 			// out, or the holder's time to answer our request does.
 			pause = le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now())
 		}
-		awaiting, deadline := le.handoff.awaiting(&le.seen.record)
 		if answerBy := deadline.Sub(le.clock.Now()); awaiting && answerBy > 0 {
 			pause = min(pause, answerBy)
 		}
@@ -96,6 +110,24 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 		}
 	}
 	return false
+}
+
+// followerWatchLimit bounds how long a candidate that does not lead waits
+// for its watch to open. One that has just seen a running lease (seen) has
+// nothing to do until that lease runs out: it may wait that long. Under a
+// burst the shared watch of a namespace with many locks opens
+// slowly (its first list is long); a candidate that gave up after
+// RetryPeriod/2 would poll meanwhile and ask again, and the shared watch,
+// left by every lock waiting for it, would start its list over, adding to
+// the load that made it slow. Otherwise, and while it awaits a holder's
+// answer to its handoff request (which it also polls for), it waits
+// RetryPeriod/2, as a poll is due.
+func (le *LeaderElector) followerWatchLimit(seen, awaiting bool) time.Duration {
+	limit := le.watchStartLimit(time.Time{})
+	if !seen || awaiting {
+		return limit
+	}
+	return max(limit, le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now()))
 }
 
 // applyWatch notes every state the watch has delivered since it was last

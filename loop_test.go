@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
@@ -135,7 +136,7 @@ func TestHungRequestsCannotKeepALeaderLeading(t *testing.T) {
 }
 
 // TestHungRequestDoesNotStallAcquiring: one attempt that never answers times
-// out, and the next attempt goes ahead.
+// out, at maxAcquireAttempt, and the next attempt goes ahead.
 func TestHungRequestDoesNotStallAcquiring(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var hung atomic.Bool
@@ -143,11 +144,116 @@ func TestHungRequestDoesNotStallAcquiring(t *testing.T) {
 		lock := hang(&hung)(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "us", ""))
 		ctx, cancel := context.WithCancel(t.Context())
 		c := runCandidate(t, ctx, testConfig(lock), nil)
-		time.Sleep(renewDeadline + time.Millisecond)
+		time.Sleep(maxAcquireAttempt + time.Millisecond)
 		hung.Store(false)
 		c.leading(t)
-		if waited := time.Since(c.startAt); waited > renewDeadline+maxAcquireWait {
+		if waited := time.Since(c.startAt); waited > maxAcquireAttempt+maxAcquireWait {
 			t.Fatalf("acquired after %v, want within one timed-out attempt and one retry", waited)
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
+// TestSlowAcquireAttemptIsNotCancelled: under a burst (every replica of a
+// controller with many elections starting at once) the API server answers
+// slowly. An attempt to acquire that takes longer than RenewDeadline is
+// waited for, not cancelled and sent again behind the same queue, which
+// would only add to the load: the candidate reads once and leads when the
+// answer comes, as client-go's elector does.
+func TestSlowAcquireAttemptIsNotCancelled(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		const answerAfter = renewDeadline + 2*time.Second
+		var gets atomic.Int32
+		lock := &hookedLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "us", ""),
+			beforeGet: func(ctx context.Context) error {
+				gets.Add(1)
+				select {
+				case <-time.After(answerAfter):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := runCandidate(t, ctx, testConfig(lock), nil)
+		select {
+		case <-c.started:
+		case <-time.After(3 * answerAfter):
+			t.Fatalf("not leading after %v with reads that take %v: %d reads sent, each cancelled before its answer",
+				3*answerAfter, answerAfter, gets.Load())
+		}
+		if n := gets.Load(); n != 1 {
+			t.Errorf("%d reads sent, want 1: the first was waited for", n)
+		}
+		if took := time.Since(c.startAt); took != answerAfter {
+			t.Errorf("led %v after starting, want when the first read answered (%v)", took, answerAfter)
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
+// TestSlowReadBeforeAcquiringLeavesTheTermItsRenewDeadline: under a burst
+// the read before a candidate's write can take most of RenewDeadline. The
+// term's renew deadline runs from when the write that took the lock was
+// sent (no other candidate can have seen it earlier), not from when the
+// read was: the new leader has RenewDeadline to renew, and does, instead of
+// being cut off at once and competing again, which would add to the burst.
+func TestSlowReadBeforeAcquiringLeavesTheTermItsRenewDeadline(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		const slowRead = renewDeadline - time.Second
+		var reads atomic.Int32
+		lock := &hookedLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "us", ""),
+			beforeGet: func(ctx context.Context) error {
+				if reads.Add(1) == 1 {
+					time.Sleep(slowRead)
+				}
+				return ctx.Err()
+			}}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := runCandidate(t, ctx, testConfig(lock), nil)
+		work := c.leading(t)
+		time.Sleep(3 * leaseDuration)
+		if work.Err() != nil || !c.le.IsLeader() {
+			t.Fatalf("the leader stopped leading within 3 leases of acquiring; its read took %v before its write, and its term was counted from the read", slowRead)
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
+// TestFollowerWaitsForASlowWatchToOpen: under a burst the shared watch of
+// a namespace with many locks opens slowly (its first list is long). A
+// follower that has seen a running lease has nothing to do until it runs
+// out, so it waits for the watch that long instead of giving up after
+// RetryPeriod/2, polling, and asking for the watch again (which would make
+// the shared watch start its list over): one watch request, and no read
+// after the first, while the watch opens.
+func TestFollowerWaitsForASlowWatchToOpen(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		const opens = 3 * retryPeriod
+		cs := fk.new()
+		writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 0))
+		inner := newTestLock(t, cs, rl.LeasesResourceLock, "us", "")
+		lock := &countingLock{Interface: inner}
+		lock.watch = func(ctx context.Context) (watch.Interface, error) {
+			select {
+			case <-time.After(opens):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return inner.(rl.Watcher).Watch(ctx)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := runCandidate(t, ctx, testConfig(lock), nil)
+		time.Sleep(opens + retryPeriod)
+		if gets, writes, watches := lock.requests(); gets != 1 || writes != 0 || watches != 1 {
+			t.Fatalf("%d reads, %d writes and %d watch requests while a watch took %v to open under a running lease; want 1, 0 and 1",
+				gets, writes, watches, opens)
 		}
 		cancel()
 		c.finished(t)
@@ -325,9 +431,10 @@ func TestLeaderStopsWithinRenewDeadline(t *testing.T) {
 		cutAt := time.Now()
 		cs.SetOutage(errors.New("connection refused"))
 		receive(t, leadCtx.Done(), "the cut-off leader to stop")
-		// The last renewal was at most one RetryPeriod before the cut.
-		if since := time.Since(cutAt); since > renewDeadline || since < renewDeadline-retryPeriod {
-			t.Fatalf("stopped %v after the cut, want between %v and %v", since, renewDeadline-retryPeriod, renewDeadline)
+		// The last renewal was at most one renewal period (5s; see
+		// pace.go) before the cut.
+		if since := time.Since(cutAt); since > renewDeadline || since < renewDeadline-corePeriod {
+			t.Fatalf("stopped %v after the cut, want between %v and %v", since, renewDeadline-corePeriod, renewDeadline)
 		}
 		a.finished(t)
 	})

@@ -119,6 +119,11 @@ func newWatcher(lock rl.Interface, off bool, clk clock.WithDelayedExecution) *wa
 // watching reports whether a watch is running.
 func (w *watcher) watching() bool { return w.current != nil }
 
+// watchingSince reports whether a watch runs that started before t.
+func (w *watcher) watchingSince(t time.Time) bool {
+	return w.current != nil && w.current.started.Before(t)
+}
+
 // ready is the channel that has a token when the watch has news; nil (never
 // ready) without a watch.
 func (w *watcher) ready() <-chan struct{} {

@@ -54,3 +54,16 @@ func Seconds(n int) time.Duration {
 	}
 	return time.Duration(n) * time.Second
 }
+
+// Scale is d times f, saturated as Add is; f must not be negative. A
+// float product of a long Duration may not fit one.
+func Scale(d time.Duration, f float64) time.Duration {
+	p := float64(d) * f
+	switch {
+	case p >= float64(Max):
+		return Max
+	case p <= math.MinInt64:
+		return math.MinInt64
+	}
+	return time.Duration(p)
+}

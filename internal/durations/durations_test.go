@@ -62,3 +62,21 @@ func TestDurationArithmeticSaturates(t *testing.T) {
 		}
 	}
 }
+
+func TestScaleSaturatesInsteadOfWrapping(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		f    float64
+		want time.Duration
+	}{
+		{2 * time.Second, 2.2, 4400 * time.Millisecond},
+		{Max, 2.2, Max},
+		{Max / 2, 3, Max},
+		{math.MinInt64, 2, math.MinInt64},
+		{time.Second, 0, 0},
+	} {
+		if got := Scale(c.d, c.f); got != c.want {
+			t.Errorf("Scale(%v, %v) = %v, want %v", c.d, c.f, got, c.want)
+		}
+	}
+}

@@ -130,7 +130,7 @@ type memberOpts struct {
 	// ("upstream", Lease only, no key) or Istio's fork ("istio").
 	elector string
 	// timing, if set, replaces the suite's lease, renew deadline and retry
-	// period for our elector.
+	// period, for every kind of elector.
 	timing *timing
 	// disableHandoff and disableWatch switch those off in our elector.
 	disableHandoff, disableWatch bool
@@ -149,6 +149,14 @@ type timing struct{ lease, renew, retry time.Duration }
 
 // suiteTiming is the timing every election of the suite uses by default.
 var suiteTiming = timing{leaseDuration, renewDeadline, retryPeriod}
+
+// timingOrSuite is o's timing if it has one, else the suite's.
+func (o memberOpts) timingOrSuite() timing {
+	if o.timing != nil {
+		return *o.timing
+	}
+	return suiteTiming
+}
 
 // start launches a member called id.
 func (e *election) start(id string, o memberOpts) *member {
@@ -191,10 +199,7 @@ func (e *election) start(id string, o memberOpts) *member {
 
 // ourRun is one Run of our elector for m.
 func (e *election) ourRun(ctx context.Context, m *member, config *rest.Config, o memberOpts) error {
-	tm := suiteTiming
-	if o.timing != nil {
-		tm = *o.timing
-	}
+	tm := o.timingOrSuite()
 	lock, err := rl.NewFromKubeconfig(o.kind, e.ns, e.name, rl.ResourceLockConfig{Identity: m.id, Key: o.key}, config, tm.renew)
 	if err != nil {
 		return err
@@ -226,17 +231,18 @@ func (e *election) ourRun(ctx context.Context, m *member, config *rest.Config, o
 
 // upstreamRun is one Run of client-go's own elector for m, on a Lease.
 func (e *election) upstreamRun(ctx context.Context, m *member, config *rest.Config, o memberOpts) error {
+	tm := o.timingOrSuite()
 	lock, err := upstreamlock.NewFromKubeconfig(upstreamlock.LeasesResourceLock, e.ns, e.name,
-		upstreamlock.ResourceLockConfig{Identity: m.id}, config, renewDeadline)
+		upstreamlock.ResourceLockConfig{Identity: m.id}, config, tm.renew)
 	if err != nil {
 		return err
 	}
 	cb := e.rec.callbacks(m.id, "", o.windDown, e.hang)
 	elector, err := upstream.NewLeaderElector(upstream.LeaderElectionConfig{
 		Lock:            lock,
-		LeaseDuration:   leaseDuration,
-		RenewDeadline:   renewDeadline,
-		RetryPeriod:     retryPeriod,
+		LeaseDuration:   tm.lease,
+		RenewDeadline:   tm.renew,
+		RetryPeriod:     tm.retry,
 		ReleaseOnCancel: o.release,
 		Name:            e.ns,
 		Callbacks: upstream.LeaderCallbacks{
@@ -257,16 +263,17 @@ func (e *election) upstreamRun(ctx context.Context, m *member, config *rest.Conf
 // istioRun is one Run of Istio's fork of the elector for m: keys and
 // KeyComparison as ours, no watch, no handoff.
 func (e *election) istioRun(ctx context.Context, m *member, config *rest.Config, o memberOpts) error {
-	lock, err := istiolock.NewFromKubeconfig(o.kind, e.ns, e.name, istiolock.ResourceLockConfig{Identity: m.id, Key: o.key}, config, renewDeadline)
+	tm := o.timingOrSuite()
+	lock, err := istiolock.NewFromKubeconfig(o.kind, e.ns, e.name, istiolock.ResourceLockConfig{Identity: m.id, Key: o.key}, config, tm.renew)
 	if err != nil {
 		return err
 	}
 	cb := e.rec.callbacks(m.id, o.key, o.windDown, e.hang)
 	elector, err := istio.NewLeaderElector(istio.LeaderElectionConfig{
 		Lock:            lock,
-		LeaseDuration:   leaseDuration,
-		RenewDeadline:   renewDeadline,
-		RetryPeriod:     retryPeriod,
+		LeaseDuration:   tm.lease,
+		RenewDeadline:   tm.renew,
+		RetryPeriod:     tm.retry,
 		KeyComparison:   istio.KeyComparisonFunc(o.keyComparison),
 		ReleaseOnCancel: o.release,
 		Name:            e.ns,

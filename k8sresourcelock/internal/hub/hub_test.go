@@ -826,3 +826,36 @@ func TestHubRereadsWhenItsResumePointExpired(t *testing.T) {
 		})
 	}
 }
+
+// TestHubDeliversADeletionAtTheLastVersion: a clientset that deletes an
+// object without giving the deletion a version of its own (the fakes send
+// the object as last stored) still tells the subscribers of the deletion,
+// once; it is neither swallowed as a replay, nor taken for versions that
+// do not grow. A leader that renews at the lease's pace counts on its watch
+// to tell it at once.
+func TestHubDeliversADeletionAtTheLastVersion(t *testing.T) {
+	h := newHub(Key{}, Source{})
+	defer h.cancel()
+	sub, err := h.add("deleted", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "deleted", Namespace: ns, ResourceVersion: "7"}}
+	if !h.dispatch("deleted", "7", watch.Event{Type: watch.Modified, Object: lease}) {
+		t.Fatal("dispatch of the state gave the hub up")
+	}
+	if !h.dispatch("deleted", "7", watch.Event{Type: watch.Deleted, Object: lease.DeepCopy()}) {
+		t.Fatal("a deletion at the object's last version gave the hub up")
+	}
+	if ev, ok := next(t, sub); !ok || ev.Type != watch.Modified {
+		t.Fatalf("first event %v, %v; want the state", ev.Type, ok)
+	}
+	select {
+	case ev, ok := <-sub.ResultChan():
+		if !ok || ev.Type != watch.Deleted {
+			t.Fatalf("second event %v, %v; want the deletion", ev.Type, ok)
+		}
+	default:
+		t.Fatal("the deletion at the object's last version was not delivered")
+	}
+}
