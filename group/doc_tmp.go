@@ -1,0 +1,2 @@
+// Package group runs a group of elections.
+package group
