@@ -1,2 +1,0 @@
-// Package group runs a group of elections.
-package group
