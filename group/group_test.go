@@ -77,7 +77,11 @@ func TestSpreadJoinLeaveAndCrash(t *testing.T) {
 		mark = f.mark()
 		b.client.cut.Store(true)
 		start = time.Now()
-		took = waitFor(t, time.Minute, func() bool { _, unled := f.loads(elections); n, _ := f.loads(elections); return unled == 0 && n["b"] == 0 },
+		took = waitFor(t, time.Minute, func() bool {
+			_, unled := f.loads(elections)
+			n, _ := f.loads(elections)
+			return unled == 0 && n["b"] == 0
+		},
 			describe(f, elections))
 		t.Logf("b crashed: its elections led again after %v", took)
 		if limit := testLease + testRetry; took > limit {

@@ -340,4 +340,3 @@ func describe(f *fleet, elections []string) func() string {
 		return fmt.Sprintf("loads %v, %d elections without exactly one leader", n, unled)
 	}
 }
-
