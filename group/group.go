@@ -65,6 +65,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -432,16 +433,13 @@ func (g *member) reconcile(logger klog.Logger) time.Time {
 	if !g.leaving {
 		view = append(view, Member{Identity: g.config.Identity, Key: g.config.Key})
 	}
-	if key := viewKey(view); key != g.view {
-		g.view, g.stableSince = key, now
-		logger.V(2).Info("The group's members changed", "members", key)
-	}
 	g.mu.Lock()
-	holders := make(map[string]string, len(g.holders))
-	for e, id := range g.holders {
-		holders[e] = id
-	}
+	holders := maps.Clone(g.holders)
 	g.mu.Unlock()
+	if key := viewKey(view, holders); key != g.view {
+		g.view, g.stableSince = key, now
+		logger.V(4).Info("Our view of the group changed", "view", key)
+	}
 	names := make([]string, len(g.candidates))
 	for i, c := range g.candidates {
 		names[i] = c.name
@@ -488,11 +486,15 @@ func (g *member) setKey(logger klog.Logger, c *candidate, owner bool) {
 	}
 }
 
-// viewKey names a set of members, whatever their order.
-func viewKey(members []Member) string {
-	parts := make([]string, len(members))
-	for i, m := range members {
-		parts[i] = m.Identity + "=" + m.Key
+// viewKey names a view of the group: its members, whatever their order,
+// and who leads each election.
+func viewKey(members []Member, holders map[string]string) string {
+	parts := make([]string, 0, len(members)+len(holders))
+	for _, m := range members {
+		parts = append(parts, "member "+m.Identity+"="+m.Key)
+	}
+	for e, id := range holders {
+		parts = append(parts, "election "+e+"="+id)
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ",")

@@ -3,9 +3,13 @@ package group
 import (
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/kubernetes"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/clock"
 )
 
 // movesTo checks that the terms begun since mark are exactly the moves
@@ -62,12 +66,13 @@ func TestSpreadJoinLeaveAndCrash(t *testing.T) {
 		start := time.Now()
 		c.stop(t)
 		left := time.Since(start)
-		if !balanced(f, elections, map[string]int{"a": 4, "b": 4, "d": 4})() {
-			t.Errorf("after c left cleanly (%v): %s, want a, b and d to lead 4 each", left, describe(f, elections)())
-		}
 		if limit := testSettle + 2*testRetry + time.Second; left > limit {
 			t.Errorf("a clean leave took %v, want at most %v", left, limit)
 		}
+		// The successors start as they see the handoffs, a moment after
+		// c's Run returns.
+		took = waitFor(t, testRetry, balanced(f, elections, map[string]int{"a": 4, "b": 4, "d": 4}), describe(f, elections))
+		t.Logf("c left cleanly: its Run returned after %v, balanced %v later", left, took)
 		time.Sleep(3 * testLease)
 		movesTo(t, f, mark, 3, "a", "b", "d")
 		f.check(t)
@@ -97,5 +102,151 @@ func TestSpreadJoinLeaveAndCrash(t *testing.T) {
 		d.stop(t)
 		b.stop(t)
 		f.check(t)
+	})
+}
+
+// blind makes r not see the member named id, nor forget it if already seen.
+func (r *replica) blind(id string) {
+	m := r.member.members
+	m.mu.Lock()
+	m.blind = id
+	m.mu.Unlock()
+}
+
+// TestSpreadViewsThatDisagreeMoveEachElectionOnce lets a member join that
+// one of the others does not see for a while: the elections the two that
+// see it give up move to it, the one that does not see it keeps its own
+// (the newcomer's key equals its key: nobody asks it), and once it sees the
+// newcomer, its share moves too. Each election moves once, and no election
+// ever has two leaders.
+func TestSpreadViewsThatDisagreeMoveEachElectionOnce(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("shard-", 12)
+		f := newFleet(race)
+		startReplica(t, cs, f, "a", "default", elections)
+		startReplica(t, cs, f, "b", "default", elections)
+		c := startReplica(t, cs, f, "c", "default", elections)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4}), describe(f, elections))
+
+		mark := f.mark()
+		c.blind("d")
+		startReplica(t, cs, f, "d", "default", elections)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 3, "b": 3, "c": 4, "d": 2}), describe(f, elections))
+		time.Sleep(3 * testLease)
+		if !balanced(f, elections, map[string]int{"a": 3, "b": 3, "c": 4, "d": 2})() {
+			t.Fatalf("while c does not see d: %s, want a 3, b 3, c 4 (it keeps its own), d 2", describe(f, elections)())
+		}
+		movesTo(t, f, mark, 2, "d")
+
+		c.blind("")
+		took := waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 3, "b": 3, "c": 3, "d": 3}), describe(f, elections))
+		t.Logf("c saw d: balanced %v later (d's next renewal, then the settle)", took)
+		time.Sleep(3 * testLease)
+		movesTo(t, f, mark, 3, "d")
+		f.check(t)
+	})
+}
+
+// TestSpreadAMemberThatNeverAsksMovesNothing announces a member that runs
+// no elections, seen by some members and not by others: the holders give
+// up the elections the view gives it, but nobody asks for them, so they
+// stay where they are, led, and nothing moves when it goes away.
+func TestSpreadAMemberThatNeverAsksMovesNothing(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("shard-", 12)
+		f := newFleet(race)
+		startReplica(t, cs, f, "a", "default", elections)
+		startReplica(t, cs, f, "b", "default", elections)
+		c := startReplica(t, cs, f, "c", "default", elections)
+		want := map[string]int{"a": 4, "b": 4, "c": 4}
+		waitFor(t, time.Minute, balanced(f, elections, want), describe(f, elections))
+
+		mark := f.mark()
+		c.blind("ghost")
+		ghost := newMembership(&Config{Name: "istiod", Namespace: testNamespace, Client: cs.CoordinationV1(),
+			Identity: "ghost", Key: "default", MemberLeaseDuration: 2 * testLease, RetryPeriod: testRetry}, clock.RealClock{}, func() {})
+		if err := ghost.renew(t.Context()); err != nil {
+			t.Fatalf("announce ghost: %v", err)
+		}
+		time.Sleep(testLease)
+		ghost.withdraw(t.Context())
+		time.Sleep(3 * testLease)
+		if !balanced(f, elections, want)() {
+			t.Errorf("after a member that never asks came and went: %s, want %v", describe(f, elections)(), want)
+		}
+		movesTo(t, f, mark, 0)
+		f.check(t)
+	})
+}
+
+// TestSpreadOnlyTheHighestKeyLeads runs a canary member beside two of the
+// default revision: it leads nothing while they are there, leads all once
+// they have left, and hands everything to a default member that joins.
+func TestSpreadOnlyTheHighestKeyLeads(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("istio-", 11)
+		f := newFleet(race)
+		x := startReplica(t, cs, f, "x", "canary", elections)
+		a := startReplica(t, cs, f, "a", "default", elections)
+		b := startReplica(t, cs, f, "b", "default", elections)
+		waitFor(t, time.Minute, func() bool {
+			n, unled := f.loads(elections)
+			return unled == 0 && n["x"] == 0 && n["a"]+n["b"] == 11 && n["a"] >= 5 && n["b"] >= 5
+		}, describe(f, elections))
+
+		a.stop(t)
+		b.stop(t)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"x": 11}), describe(f, elections))
+
+		mark := f.mark()
+		startReplica(t, cs, f, "c", "default", elections)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"c": 11}), describe(f, elections))
+		time.Sleep(3 * testLease)
+		movesTo(t, f, mark, 11, "c")
+		x.stop(t)
+		f.check(t)
+	})
+}
+
+// TestSpreadMembershipCostsOneWritePerLease counts the requests for the
+// members' Leases in a steady group: each member writes its own at most
+// once per LeaseDuration, and nobody lists or reads them again.
+func TestSpreadMembershipCostsOneWritePerLease(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("shard-", 4)
+		f := newFleet(race)
+		for _, id := range []string{"a", "b", "c"} {
+			startReplica(t, cs, f, id, "default", elections)
+		}
+		waitFor(t, time.Minute, func() bool { _, unled := f.loads(elections); return unled == 0 }, describe(f, elections))
+		time.Sleep(2 * testLease)
+		actions := cs.(interface{ Actions() []k8stesting.Action })
+		count := func() (writes, reads int) {
+			for _, a := range actions.Actions() {
+				switch a := a.(type) {
+				case k8stesting.UpdateAction:
+					if l, ok := a.GetObject().(*coordinationv1.Lease); ok && l.Labels[GroupLabel] != "" {
+						writes++
+					}
+				case k8stesting.ListAction:
+					if a.GetListRestrictions().Labels.String() != "" {
+						reads++
+					}
+				}
+			}
+			return writes, reads
+		}
+		w0, r0 := count()
+		const periods = 10
+		time.Sleep(periods * testLease)
+		synctest.Wait()
+		w1, r1 := count()
+		if got, limit := w1-w0, 3*periods+3; got > limit {
+			t.Errorf("3 members wrote their Leases %d times in %d lease periods, want at most one per member per period (%d)", got, periods, limit)
+		}
+		if r1 != r0 {
+			t.Errorf("the members listed each other %d times in a steady group, want no polling", r1-r0)
+		}
+		t.Logf("membership: %d writes by 3 members in %d lease periods", w1-w0, periods)
 	})
 }

@@ -59,6 +59,9 @@ type membership struct {
 
 	mu   sync.Mutex
 	seen map[string]memberSeen // by Lease name
+	// blind, in tests, names a member whose Lease we do not see, so that
+	// views disagree.
+	blind string
 }
 
 // memberSeen is a member's Lease as we last saw it, and when we saw it
@@ -301,6 +304,10 @@ func (m *membership) saw(lease *coordinationv1.Lease) {
 		d = durations.Seconds(int(*s))
 	}
 	m.mu.Lock()
+	if m.blind != "" && m.blind == *lease.Spec.HolderIdentity {
+		m.mu.Unlock()
+		return
+	}
 	old, known := m.seen[lease.Name]
 	s := memberSeen{
 		Member:  Member{Identity: *lease.Spec.HolderIdentity, Key: lease.Annotations[rl.LeaseHolderKey]},
