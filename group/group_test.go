@@ -250,3 +250,30 @@ func TestSpreadMembershipCostsOneWritePerLease(t *testing.T) {
 		t.Logf("membership: %d writes by 3 members in %d lease periods", w1-w0, periods)
 	})
 }
+
+// TestSpreadAMemberGoneWithinTheSettleMovesNothing starts a member and
+// stops it before its view has settled: it never asks for anything, so
+// nothing moves, neither to it nor back.
+func TestSpreadAMemberGoneWithinTheSettleMovesNothing(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("shard-", 12)
+		f := newFleet(race)
+		for _, id := range []string{"a", "b", "c"} {
+			startReplica(t, cs, f, id, "default", elections)
+		}
+		want := map[string]int{"a": 4, "b": 4, "c": 4}
+		waitFor(t, time.Minute, balanced(f, elections, want), describe(f, elections))
+
+		mark := f.mark()
+		d := startReplica(t, cs, f, "d", "default", elections)
+		// The holders' next renewals carry their unmarked keys by then.
+		time.Sleep(testSettle - 100*time.Millisecond)
+		d.stop(t)
+		time.Sleep(3 * testLease)
+		if !balanced(f, elections, want)() {
+			t.Errorf("after a member came and went within the settle: %s, want %v", describe(f, elections)(), want)
+		}
+		movesTo(t, f, mark, 0)
+		f.check(t)
+	})
+}
