@@ -46,6 +46,11 @@ func TestSpreadJoinLeaveAndCrash(t *testing.T) {
 		c := startReplica(t, cs, f, "c", "default", elections)
 		took := waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4}), describe(f, elections))
 		t.Logf("three members balanced %v after they started", took)
+		// Each must see the others at once, not at their first renewals
+		// (one LeaseDuration on).
+		if limit := 3 * testSettle; took > limit {
+			t.Errorf("three members that started together balanced after %v, want at most %v", took, limit)
+		}
 		f.check(t)
 
 		// A fourth joins: it takes exactly three, one from each, by handoff.

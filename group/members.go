@@ -224,21 +224,17 @@ func (m *membership) follow(ctx context.Context) {
 	}
 }
 
-// listAndWatch lists the members' Leases, then applies the watch's events
-// until it ends: nil if the API server closed it, the error otherwise.
+// listAndWatch watches the members' Leases, then lists them, then applies
+// the watch's events until it ends: nil if the API server closed it, the
+// error otherwise. The watch starts first, from no resourceVersion, so that
+// nothing written between the list and the watch is missed, even by a
+// server that does not replay from a version (client-go's fake does not);
+// the events that the list already shows only renew what it showed.
 func (m *membership) listAndWatch(ctx context.Context) error {
 	leases := m.client.Leases(m.namespace)
-	listCtx, cancel := context.WithTimeout(ctx, m.retry)
-	list, err := leases.List(listCtx, metav1.ListOptions{LabelSelector: m.selector})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("list member leases in %s with %s: %w", m.namespace, m.selector, err)
-	}
-	m.replace(list.Items)
 	timeout := int64(rl.WatchTimeoutSeconds)
 	w, err := leases.Watch(ctx, metav1.ListOptions{
 		LabelSelector:       m.selector,
-		ResourceVersion:     list.ResourceVersion,
 		AllowWatchBookmarks: true,
 		TimeoutSeconds:      &timeout,
 	})
@@ -246,6 +242,13 @@ func (m *membership) listAndWatch(ctx context.Context) error {
 		return fmt.Errorf("watch member leases in %s with %s: %w", m.namespace, m.selector, err)
 	}
 	defer w.Stop()
+	listCtx, cancel := context.WithTimeout(ctx, m.retry)
+	list, err := leases.List(listCtx, metav1.ListOptions{LabelSelector: m.selector})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("list member leases in %s with %s: %w", m.namespace, m.selector, err)
+	}
+	m.replace(list.Items)
 	for {
 		select {
 		case <-ctx.Done():
