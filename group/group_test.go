@@ -2,12 +2,14 @@ package group
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/clock"
 )
@@ -281,4 +283,73 @@ func TestSpreadAMemberGoneWithinTheSettleMovesNothing(t *testing.T) {
 		movesTo(t, f, mark, 0)
 		f.check(t)
 	})
+}
+
+// TestSpreadLeaveIsBoundedWhenNobodyAsks leaves a group whose only other
+// member is cut off and so never asks for anything: Run waits at most
+// Settle plus the time a handoff may take, then releases what it leads.
+func TestSpreadLeaveIsBoundedWhenNobodyAsks(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("shard-", 4)
+		f := newFleet(race)
+		a := startReplica(t, cs, f, "a", "default", elections)
+		b := startReplica(t, cs, f, "b", "default", elections)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 2, "b": 2}), describe(f, elections))
+		b.client.cut.Store(true)
+		start := time.Now()
+		a.stop(t)
+		took := time.Since(start)
+		if limit := testSettle + 2*testRetry + 2*testRenew; took > limit {
+			t.Errorf("a leave that nobody answers took %v, want at most %v", took, limit)
+		}
+		if took < testSettle {
+			t.Errorf("a leave with another member alive took %v, want it to wait at least the settle (%v) for it to ask", took, testSettle)
+		}
+		n, _ := f.loads(elections)
+		if n["a"] != 0 {
+			t.Errorf("after its Run returned, a still leads %d elections", n["a"])
+		}
+		f.check(t)
+	})
+}
+
+func TestNewMemberNamesEveryWrongField(t *testing.T) {
+	var nilClient *cutClient
+	_, err := newMember(Config{
+		Name:                "Not_A_Name",
+		Client:              nilClient,
+		Key:                 "default" + OwnerMark,
+		Elections:           []Election{{Name: "x"}, {Name: "x"}, {}},
+		MemberLeaseDuration: time.Second,
+		Settle:              -time.Second,
+	})
+	if err == nil {
+		t.Fatal("newMember accepted a config with every field wrong")
+	}
+	for _, want := range []string{
+		`name ("Not_A_Name") must be a valid Lease name`,
+		"namespace must not be empty",
+		"client must not be nil",
+		"identity must not be empty",
+		`key ("default|group-owner") must not end in "|group-owner"`,
+		`elections[1].name ("x") names another election too`,
+		"elections[2].name must not be empty",
+		"memberLeaseDuration (1s) must be zero",
+		"settle (-1s) must not be negative",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestNewMemberChecksEachElection(t *testing.T) {
+	_, err := newMember(Config{
+		Name: "istiod", Namespace: testNamespace, Client: fake.NewClientset().CoordinationV1(), Identity: "a",
+		Elections:     []Election{{Name: "istio-leader"}},
+		LeaseDuration: testLease, RenewDeadline: testRenew, RetryPeriod: testRetry,
+	})
+	if err == nil || !strings.Contains(err.Error(), "election istio-leader") || !strings.Contains(err.Error(), "OnStartedLeading") {
+		t.Errorf("newMember with an election without callbacks: %v, want an error naming the election and the callback", err)
+	}
 }
