@@ -292,8 +292,10 @@ func TestSpreadLeaveIsBoundedWhenNobodyAsks(t *testing.T) {
 	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
 		elections := names("shard-", 4)
 		f := newFleet(race)
-		a := startReplica(t, cs, f, "a", "default", elections)
-		b := startReplica(t, cs, f, "b", "default", elections)
+		// b's member Lease outlives the leave: only the bound ends it.
+		long := func(c *Config) { c.MemberLeaseDuration = 10 * time.Minute }
+		a := startReplica(t, cs, f, "a", "default", elections, long)
+		b := startReplica(t, cs, f, "b", "default", elections, long)
 		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 2, "b": 2}), describe(f, elections))
 		b.client.cut.Store(true)
 		start := time.Now()
