@@ -293,7 +293,7 @@ func TestSpreadLeaveIsBoundedWhenNobodyAsks(t *testing.T) {
 		elections := names("shard-", 4)
 		f := newFleet(race)
 		// b's member Lease outlives the leave: only the bound ends it.
-		long := func(c *Config) { c.MemberLeaseDuration = 10 * time.Minute }
+		long := func(c *Config) { c.MemberLeaseDuration = 2 * time.Minute }
 		a := startReplica(t, cs, f, "a", "default", elections, long)
 		b := startReplica(t, cs, f, "b", "default", elections, long)
 		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 2, "b": 2}), describe(f, elections))
