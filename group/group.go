@@ -294,8 +294,8 @@ func (c *Config) validate() error {
 	if c.MemberLeaseDuration > le.MaxLeaseDuration {
 		bad("memberLeaseDuration (%v) must be at most MaxLeaseDuration (%v)", c.MemberLeaseDuration, le.MaxLeaseDuration)
 	}
-	if c.Settle < 0 {
-		bad("settle (%v) must not be negative", c.Settle)
+	if c.Settle < 0 || c.Settle > le.MaxLeaseDuration {
+		bad("settle (%v) must be between zero and MaxLeaseDuration (%v)", c.Settle, le.MaxLeaseDuration)
 	}
 	if nilness.Is(c.Clock) && c.Clock != nil {
 		bad("clock must not be a typed nil")
@@ -337,7 +337,8 @@ func (g *member) run(ctx context.Context) {
 	defer stopAnnouncing()
 
 	wg.Go(func() { g.members.follow(followCtx) })
-	wg.Go(func() { g.members.announce(announceCtx) })
+	var announcing sync.WaitGroup
+	announcing.Go(func() { g.members.announce(announceCtx) })
 	var electors sync.WaitGroup
 	for _, c := range g.candidates {
 		electors.Go(func() { c.elector.RunAndRejoin(electorsCtx) })
@@ -349,7 +350,10 @@ func (g *member) run(ctx context.Context) {
 		g.waitForChange(ctx, next)
 	}
 
+	// A renewal still in flight must not put our Lease back after we
+	// delete it.
 	stopAnnouncing()
+	announcing.Wait()
 	g.leave(ctx, logger)
 	stopElectors()
 	electors.Wait()
@@ -428,6 +432,17 @@ func minTime(a, b time.Time) time.Time {
 // out.
 func (g *member) reconcile(logger klog.Logger) time.Time {
 	now := g.clock.Now()
+	if !g.members.seeing() && !g.leaving {
+		// Without sight of the members, the others' Leases seem to run
+		// out and we would claim their elections: ask for nothing until
+		// we see them again and that view has settled. Dropping our marks
+		// moves nothing by itself: only an owner asks.
+		for _, c := range g.candidates {
+			g.setKey(logger, c, false)
+		}
+		g.view = ""
+		return time.Time{}
+	}
 	others, expiry := g.members.alive(now)
 	view := others
 	if !g.leaving {

@@ -337,7 +337,7 @@ func TestNewMemberNamesEveryWrongField(t *testing.T) {
 		`elections[1].name ("x") names another election too`,
 		"elections[2].name must not be empty",
 		"memberLeaseDuration (1s) must be zero",
-		"settle (-1s) must not be negative",
+		"settle (-1s) must be between zero and MaxLeaseDuration",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
@@ -354,4 +354,29 @@ func TestNewMemberChecksEachElection(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "election istio-leader") || !strings.Contains(err.Error(), "OnStartedLeading") {
 		t.Errorf("newMember with an election without callbacks: %v, want an error naming the election and the callback", err)
 	}
+}
+
+// TestSpreadAMemberThatLostSightOfTheOthersAsksForNothing makes one member's
+// list and watch of the members fail: to it, the others' Leases seem to run
+// out, but it claims none of their elections (it fails closed), so a member
+// that joins meanwhile is handed its share, from it too, each once.
+func TestSpreadAMemberThatLostSightOfTheOthersAsksForNothing(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("shard-", 12)
+		f := newFleet(race)
+		a := startReplica(t, cs, f, "a", "default", elections)
+		startReplica(t, cs, f, "b", "default", elections)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 6, "b": 6}), describe(f, elections))
+		time.Sleep(2 * testLease)
+
+		mark := f.mark()
+		a.client.loseSight()
+		// Long enough for b's member Lease to seem to have run out, to a.
+		time.Sleep(3 * testLease)
+		startReplica(t, cs, f, "c", "default", elections)
+		waitFor(t, 2*testLease, balanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4}), describe(f, elections))
+		time.Sleep(2 * testLease)
+		movesTo(t, f, mark, 4, "c")
+		f.check(t)
+	})
 }

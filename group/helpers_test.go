@@ -62,6 +62,23 @@ func eachFake(t *testing.T, body func(t *testing.T, cs kubernetes.Interface, rac
 type cutClient struct {
 	coordinationv1client.LeasesGetter
 	cut atomic.Bool
+	// blind, set, makes the members' list and watch (the label-selected
+	// ones) fail; watches holds those open, for the test to end them.
+	blind   atomic.Bool
+	mu      sync.Mutex
+	watches []watch.Interface
+}
+
+// loseSight makes the members' list and watch fail from now on, and ends
+// the watches open.
+func (c *cutClient) loseSight() {
+	c.blind.Store(true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.watches {
+		w.Stop()
+	}
+	c.watches = nil
 }
 
 var errCut = errors.New("replica cut off")
@@ -83,7 +100,7 @@ func (l *cutLeases) Get(ctx context.Context, name string, o metav1.GetOptions) (
 }
 
 func (l *cutLeases) List(ctx context.Context, o metav1.ListOptions) (*coordinationv1.LeaseList, error) {
-	if l.c.cut.Load() {
+	if l.c.cut.Load() || l.c.blind.Load() && o.LabelSelector != "" {
 		return nil, errCut
 	}
 	return l.LeaseInterface.List(ctx, o)
@@ -111,12 +128,18 @@ func (l *cutLeases) Delete(ctx context.Context, name string, o metav1.DeleteOpti
 }
 
 func (l *cutLeases) Watch(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-	if l.c.cut.Load() {
+	if l.c.cut.Load() || l.c.blind.Load() && o.LabelSelector != "" {
 		return nil, errCut
 	}
 	// A watch already open keeps delivering: what it shows a cut-off
 	// replica cannot act on, since its writes fail.
-	return l.LeaseInterface.Watch(ctx, o)
+	w, err := l.LeaseInterface.Watch(ctx, o)
+	if err == nil && o.LabelSelector != "" {
+		l.c.mu.Lock()
+		l.c.watches = append(l.c.watches, w)
+		l.c.mu.Unlock()
+	}
+	return w, err
 }
 
 // fleet records who leads each election, from the callbacks: it fails the

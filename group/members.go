@@ -59,6 +59,9 @@ type membership struct {
 
 	mu   sync.Mutex
 	seen map[string]memberSeen // by Lease name
+	// sighted is set from a successful list of the members until their
+	// list or watch fails: without it our view may be missing members.
+	sighted bool
 	// blind, in tests, names a member whose Lease we do not see, so that
 	// views disagree.
 	blind string
@@ -110,6 +113,14 @@ func (m *membership) alive(now time.Time) (members []Member, next time.Time) {
 		}
 	}
 	return members, next
+}
+
+// seeing reports whether our view of the members is whole: they have been
+// listed, and their watch has not failed since.
+func (m *membership) seeing() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sighted
 }
 
 // announce writes our Lease now and every half of its duration until ctx
@@ -215,6 +226,10 @@ func (m *membership) follow(ctx context.Context) {
 		if err == nil {
 			continue
 		}
+		m.mu.Lock()
+		m.sighted = false
+		m.mu.Unlock()
+		m.changed()
 		logger.Error(err, "Lost sight of the group's members; listing again", "group", m.group, "after", m.retry)
 		select {
 		case <-ctx.Done():
@@ -281,6 +296,7 @@ func (m *membership) replace(items []coordinationv1.Lease) {
 		m.saw(&items[i])
 	}
 	m.mu.Lock()
+	m.sighted = true
 	for name := range m.seen {
 		if !listed[name] {
 			delete(m.seen, name)
