@@ -13,7 +13,9 @@
 // (by default twice LeaseDuration, so at most one write per LeaseDuration),
 // and a member is alive while its Lease has changed within the duration it
 // wrote, by our clock, from when we saw it change. A member that leaves
-// deletes its Lease, and the others drop it at once.
+// deletes its Lease, and the others drop it at once. A member whose list
+// or watch of the others fails asks for nothing (it drops every mark) until
+// it sees them again: to it, their Leases would seem to run out.
 //
 // # Assignment
 //
