@@ -391,7 +391,11 @@ func (g *member) leave(ctx context.Context, logger klog.Logger) {
 	if stop == 0 {
 		stop = g.config.RenewDeadline
 	}
-	deadline := g.clock.Now().Add(durations.Add(g.config.Settle, g.config.RetryPeriod, g.config.RetryPeriod, max(stop, 0), g.config.RenewDeadline))
+	// A StopTimeout of "as long as it takes" must not keep a leaving member
+	// waiting for ever: after MaxLeaseDuration it stops waiting, and its
+	// electors release what they still lead once their work returns.
+	wait := min(durations.Add(g.config.Settle, g.config.RetryPeriod, g.config.RetryPeriod, max(stop, 0), g.config.RenewDeadline), le.MaxLeaseDuration)
+	deadline := g.clock.Now().Add(wait)
 	for {
 		others, _ := g.members.alive(g.clock.Now())
 		led := g.led()
