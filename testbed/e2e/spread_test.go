@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/group"
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/faults"
+)
+
+// spreadSettle is the groups' Settle in this suite.
+const spreadSettle = time.Second
+
+// spreadFleet records, from the callbacks, who leads each election of a
+// group: two leaders of one election at once is an overlap.
+type spreadFleet struct {
+	mu       sync.Mutex
+	leading  map[string]map[string]bool
+	terms    map[string][]string
+	overlaps []string
+}
+
+func newSpreadFleet() *spreadFleet {
+	return &spreadFleet{leading: map[string]map[string]bool{}, terms: map[string][]string{}}
+}
+
+func (f *spreadFleet) begin(election, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.leading[election] == nil {
+		f.leading[election] = map[string]bool{}
+	}
+	for other := range f.leading[election] {
+		f.overlaps = append(f.overlaps, fmt.Sprintf("%s started leading %s while %s led it", id, election, other))
+	}
+	f.leading[election][id] = true
+	f.terms[election] = append(f.terms[election], id)
+}
+
+func (f *spreadFleet) end(election, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.leading[election], id)
+}
+
+// loads returns how many elections each member leads, and how many have no
+// single leader.
+func (f *spreadFleet) loads(elections []string) (map[string]int, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, unled := map[string]int{}, 0
+	for _, e := range elections {
+		if len(f.leading[e]) != 1 {
+			unled++
+			continue
+		}
+		for id := range f.leading[e] {
+			n[id]++
+		}
+	}
+	return n, unled
+}
+
+func (f *spreadFleet) mark() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for e, ts := range f.terms {
+		out[e] = len(ts)
+	}
+	return out
+}
+
+// movesSince checks that the terms begun since mark are want moves, each
+// election moving at most once, each to one of to.
+func (f *spreadFleet) movesSince(t *testing.T, mark map[string]int, want int, to ...string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	got := 0
+	for e, ts := range f.terms {
+		moved := ts[mark[e]:]
+		if len(moved) > 1 {
+			t.Errorf("election %s moved %d times (%v), want at most once", e, len(moved), moved)
+		}
+		for _, id := range moved {
+			got++
+			if !slices.Contains(to, id) {
+				t.Errorf("election %s moved to %s, want only to %v", e, id, to)
+			}
+		}
+	}
+	if got != want {
+		t.Errorf("%d elections moved, want %d", got, want)
+	}
+}
+
+func (f *spreadFleet) check(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.overlaps) > 0 {
+		t.Fatalf("two leaders of one election at once, %d times; first: %s", len(f.overlaps), f.overlaps[0])
+	}
+}
+
+// spreadReplica is one member of a group, with its own client, which a
+// crash cuts off.
+type spreadReplica struct {
+	id     string
+	crash  *faults.Switch
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startSpreadReplica(t *testing.T, ns, id string, f *spreadFleet, elections []string) *spreadReplica {
+	t.Helper()
+	crash := &faults.Switch{}
+	// Each of the twelve leaders renews every RetryPeriod: more than
+	// client-go's default 5 requests per second.
+	restConfig := crash.Wrap(cp.Config())
+	restConfig.QPS, restConfig.Burst = 50, 100
+	client := kubernetes.NewForConfigOrDie(restConfig)
+	config := group.Config{
+		Name:          "istiod",
+		Namespace:     ns,
+		Client:        client.CoordinationV1(),
+		Identity:      id,
+		Key:           "default",
+		LeaseDuration: leaseDuration,
+		RenewDeadline: renewDeadline,
+		RetryPeriod:   retryPeriod,
+		Settle:        spreadSettle,
+	}
+	for _, name := range elections {
+		config.Elections = append(config.Elections, group.Election{Name: name, Callbacks: le.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				f.begin(name, id)
+				<-ctx.Done()
+				f.end(name, id)
+			},
+			OnStoppedLeading: func() {},
+		}})
+	}
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Background().WithValues("member", id)))
+	r := &spreadReplica{id: id, crash: crash, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := group.Run(ctx, config); err != nil {
+			t.Errorf("member %s: %v", id, err)
+		}
+	}()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *spreadReplica) stop(t *testing.T) time.Duration {
+	t.Helper()
+	start := time.Now()
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(time.Minute):
+		t.Errorf("member %s: Run did not return within a minute of its context ending", r.id)
+	}
+	return time.Since(start)
+}
+
+func spreadBalanced(f *spreadFleet, elections []string, want map[string]int) func() bool {
+	return func() bool {
+		n, unled := f.loads(elections)
+		return unled == 0 && maps.Equal(n, want)
+	}
+}
+
+// TestSpreadOnKubeAPIServer runs twelve elections over three members on
+// kube-apiserver; a fourth joins and takes exactly three; one leaves
+// cleanly and its three go to the others; one crashes and its elections
+// are led again within its lease and spread evenly. No election ever has
+// two leaders.
+func TestSpreadOnKubeAPIServer(t *testing.T) {
+	e := newElection(t)
+	// Runs after every replica's Run has returned (cleanups run last
+	// first).
+	t.Cleanup(func() { checkNoGroupLeaks(t) })
+	var elections []string
+	for i := range 12 {
+		elections = append(elections, fmt.Sprintf("shard-%02d", i))
+	}
+	f := newSpreadFleet()
+	startSpreadReplica(t, e.ns, "a", f, elections)
+	b := startSpreadReplica(t, e.ns, "b", f, elections)
+	c := startSpreadReplica(t, e.ns, "c", f, elections)
+	took := waitFor(t, 30*time.Second, "three members balanced", spreadBalanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4}))
+	addFigure("spread: 3 members start to balance", took)
+	time.Sleep(2 * leaseDuration)
+	f.check(t)
+
+	mark := f.mark()
+	startSpreadReplica(t, e.ns, "d", f, elections)
+	took = waitFor(t, 30*time.Second, "a fourth member balanced", spreadBalanced(f, elections, map[string]int{"a": 3, "b": 3, "c": 3, "d": 3}))
+	addFigure("spread: join to balance", took)
+	time.Sleep(2 * leaseDuration)
+	f.movesSince(t, mark, 3, "d")
+	f.check(t)
+
+	mark = f.mark()
+	start := time.Now()
+	left := c.stop(t)
+	waitFor(t, 30*time.Second, "balanced after a clean leave", spreadBalanced(f, elections, map[string]int{"a": 4, "b": 4, "d": 4}))
+	addFigure("spread: clean leave, Run returns", left)
+	addFigure("spread: clean leave to balance", time.Since(start))
+	time.Sleep(2 * leaseDuration)
+	f.movesSince(t, mark, 3, "a", "b", "d")
+	f.check(t)
+
+	b.crash.Crash()
+	start = time.Now()
+	took = waitFor(t, 30*time.Second, "a crashed member's elections led again", func() bool {
+		n, unled := f.loads(elections)
+		return unled == 0 && n["b"] == 0
+	})
+	addFigure("spread: crash to all led again", took)
+	if limit := leaseDuration + retryPeriod + slack; took > limit {
+		t.Errorf("a crashed member's elections were led again after %v, want at most %v", took, limit)
+	}
+	waitFor(t, 60*time.Second, "balanced after a crash", spreadBalanced(f, elections, map[string]int{"a": 6, "d": 6}))
+	addFigure("spread: crash to balance", time.Since(start))
+	f.check(t)
+}
+
+// checkNoGroupLeaks fails t if a goroutine of package group outlives the
+// Runs that started it.
+func checkNoGroupLeaks(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		buf := make([]byte, 16<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "k8sleaderelection/group.") && !strings.Contains(g, "checkNoGroupLeaks") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d goroutines of package group outlived their Run; first:\n%s", len(leaked), leaked[0])
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
