@@ -36,12 +36,13 @@ func TestRenewPeriodIsDerivedFromTheTimings(t *testing.T) {
 }
 
 // pacedLock wraps a lock, notes the time of every request it makes (reads
-// and writes) and can fail them all for a while, and lets a test break its
-// watch and keep it from starting again.
+// and writes) and of every write that succeeded, can fail them all for a
+// while, and lets a test break its watch and keep it from starting again.
 type pacedLock struct {
 	rl.Interface
 	mu        sync.Mutex
 	requests  []time.Time
+	writes    []time.Time
 	failUntil time.Time
 	noWatch   bool
 	current   *brokenWatch
@@ -70,14 +71,24 @@ func (l *pacedLock) Create(ctx context.Context, r rl.LeaderElectionRecord) error
 	if err := l.request(); err != nil {
 		return err
 	}
-	return l.Interface.Create(ctx, r)
+	return l.wrote(l.Interface.Create(ctx, r))
 }
 
 func (l *pacedLock) Update(ctx context.Context, r rl.LeaderElectionRecord) error {
 	if err := l.request(); err != nil {
 		return err
 	}
-	return l.Interface.Update(ctx, r)
+	return l.wrote(l.Interface.Update(ctx, r))
+}
+
+// wrote notes a write that succeeded, and passes err on.
+func (l *pacedLock) wrote(err error) error {
+	if err == nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.writes = append(l.writes, time.Now())
+	}
+	return err
 }
 
 func (l *pacedLock) ResourceVersion() string {
@@ -142,6 +153,30 @@ func (l *pacedLock) failAfterLastFor(d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.failUntil = l.requests[len(l.requests)-1].Add(d)
+}
+
+// failAfterLastWriteFor fails every request from now until d after the
+// last write that succeeded. Keyed to the last write rather than the last
+// request, a renewal caught between its read and its write (the stock fake
+// reads first) cannot stretch the outage: its read would otherwise start it,
+// and fail the very write that was to renew.
+func (l *pacedLock) failAfterLastWriteFor(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failUntil = l.writes[len(l.writes)-1].Add(d)
+}
+
+// longestWithoutWrite is the longest time between two writes that
+// succeeded, when the first of them was made, and when the last write was.
+func (l *pacedLock) longestWithoutWrite() (gap time.Duration, from, last time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := 1; i < len(l.writes); i++ {
+		if d := l.writes[i].Sub(l.writes[i-1]); d > gap {
+			gap, from = d, l.writes[i-1]
+		}
+	}
+	return gap, from, l.writes[len(l.writes)-1]
 }
 
 // attemptsAfter returns the distinct times of the requests after start, as
@@ -395,17 +430,31 @@ func TestPollingFollowersNeverSeeTheLeaseExpireUnderTheNewPace(t *testing.T) {
 		// retried RetryPeriod later), or the next two do: the next
 		// success then comes 9s after the last, 1s short of
 		// RenewDeadline, the worst case for a follower that polls.
+		// Every 15s the leader may be renewing at this very instant:
+		// wait until it has, so that the outage starts from a renewal
+		// that is done.
+		worst := corePeriod + 2*retryPeriod
 		for i := range 8 {
-			lock.failAfterLastFor(corePeriod + time.Duration(i%2)*retryPeriod + retryPeriod/2)
+			synctest.Wait()
+			lock.failAfterLastWriteFor(corePeriod + time.Duration(i%2)*retryPeriod + retryPeriod/2)
 			time.Sleep(leaseDuration)
+		}
+		// A follower is right to take a lease our leader lost: check
+		// that it held the lock throughout before judging the followers.
+		gap, from, last := lock.longestWithoutWrite()
+		if work.Err() != nil {
+			t.Fatalf("our leader stopped leading, its last renewal at %v; the outages must leave it a renewal within %v", last, worst)
+		}
+		if gap > worst {
+			t.Fatalf("our leader did not renew from %v for %v; the outages must leave it a renewal within %v", from, gap, worst)
 		}
 		select {
 		case why := <-expired:
 			t.Fatalf("a polling follower would take the lock from our live leader: %s", why)
 		default:
 		}
-		if work.Err() != nil {
-			t.Fatal("our leader stopped leading")
+		if gap != worst {
+			t.Fatalf("the longest time between two renewals was %v; want the outages to reach the worst case, %v", gap, worst)
 		}
 		cancel()
 		running.Wait()
