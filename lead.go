@@ -152,8 +152,16 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(deadline))
 		// Computed afresh on each turn: a watch that broke while we
 		// waited brings the next renewal forward to RetryPeriod after
-		// the last, since only a renewal can now show a steal.
-		wake := lastTry.Add(le.renewPace(failed, lastTry))
+		// the last, since only a renewal can now show a steal. After a
+		// success the pace runs from when its write was sent, as the
+		// deadline does: a write answered late (the one that took the
+		// lock may take up to a minute) must not push the next try
+		// past the deadline it set.
+		from := lastTry
+		if !failed {
+			from = lastRenewal
+		}
+		wake := from.Add(le.renewPace(failed, lastTry))
 		if deadline.Before(wake) {
 			wake = deadline
 		}
