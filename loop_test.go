@@ -263,6 +263,41 @@ func TestTermTakenByALateAnswerRenewsBeforeItsDeadline(t *testing.T) {
 	})
 }
 
+// TestWriteAnsweredAfterItsTermsDeadlineStartsNoWork: a write that took
+// the lock but was answered after RenewDeadline (an attempt to acquire may
+// wait up to a minute) began a term that is over by then: the candidate
+// starts no work in it, and renews the lock before leading,
+// instead of starting OnStartedLeading past its deadline and returning from
+// Run with the lock still naming it.
+func TestWriteAnsweredAfterItsTermsDeadlineStartsNoWork(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		const late = renewDeadline + time.Second
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := runCandidate(t, ctx, testConfig(lateFirstWrite(t, cs, late)), nil)
+		var work context.Context
+		select {
+		case work = <-c.started:
+		case <-c.done:
+			t.Fatalf("Run returned %v after starting: the write that took the lock was answered %v after it was sent, and the API server answered at once after that",
+				time.Since(c.startAt), late)
+		case <-time.After(patience):
+			t.Fatalf("not leading after %v", patience)
+		}
+		synctest.Wait()
+		if work.Err() != nil {
+			t.Fatalf("OnStartedLeading was started %v after the write that took the lock was sent, in a term already over", time.Since(c.startAt))
+		}
+		time.Sleep(3 * leaseDuration)
+		if work.Err() != nil || !c.le.IsLeader() {
+			t.Fatal("the leader stopped leading within 3 leases")
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
 // TestFollowerWaitsForASlowWatchToOpen: under a burst the shared watch of
 // a namespace with many locks opens slowly (its first list is long). A
 // follower that has seen a running lease has nothing to do until it runs
