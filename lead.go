@@ -147,6 +147,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 	logger := klog.FromContext(ctx)
 	lastRenewal := le.renewalTime()
 	lastTry, failed := le.clock.Now(), false
+	le.watch.awaitEcho("", nil)
 	for {
 		deadline := lastRenewal.Add(le.config.RenewDeadline)
 		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(deadline))
@@ -161,7 +162,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 		if !failed {
 			from = lastRenewal
 		}
-		wake := from.Add(le.renewPace(failed, lastTry))
+		wake := from.Add(le.renewPace(failed || !le.watch.echoed(), lastTry))
 		if deadline.Before(wake) {
 			wake = deadline
 		}
@@ -215,6 +216,8 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			// From when the renewal's write was sent, as the term's
 			// start (see acquire).
 			lastRenewal = le.seen.since
+			wrote := le.seen.record
+			le.watch.awaitEcho(le.resourceVersion(), &wrote)
 			logger.V(4).Info("Renewed the lease")
 		}
 	}

@@ -157,6 +157,7 @@ func (le *LeaderElector) applyWatch(ctx context.Context) (foreign bool) {
 			continue
 		}
 		le.handoff.sawDelivered(&le.seen)
+		le.watch.delivered(le.resourceVersion(), record)
 		if !le.seen.names(le.config.Lock.Identity()) {
 			foreign = true
 		}

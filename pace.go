@@ -62,7 +62,8 @@ func (le *LeaderElector) renewPeriod() time.Duration {
 }
 
 // renewPace is the wait from one renewal attempt, made at lastTry, to the
-// next: RetryPeriod after a failed one, while no watch would tell us that
+// next: RetryPeriod after a failed one (retry is set for it, and for a
+// renewal the watch has not shown back, see watcher.echoed), while no watch would tell us that
 // the lock changed hands, until a renewal has been made since the watch
 // started (a clientset that does not replay what a watch missed, as
 // client-go's stock fake, shows nothing written between our last write and
@@ -70,8 +71,8 @@ func (le *LeaderElector) renewPeriod() time.Duration {
 // renewals then carry the request we answer, at the pace the handoff
 // protocol was timed by; it lasts at most StopTimeout); renewPeriod
 // otherwise.
-func (le *LeaderElector) renewPace(failed bool, lastTry time.Time) time.Duration {
-	if failed || !le.watch.watchingSince(lastTry) || le.handoff.windingDown() {
+func (le *LeaderElector) renewPace(retry bool, lastTry time.Time) time.Duration {
+	if retry || !le.watch.watchingSince(lastTry) || le.handoff.windingDown() {
 		return le.config.RetryPeriod
 	}
 	return le.renewPeriod()
