@@ -57,7 +57,7 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			// term it began was over (an attempt may wait up to a
 			// minute): work started now would run past its renew
 			// deadline. The lock names us, so the next attempt, at
-			// once, renews it in a term of its own.
+			// once, renews it, and the term runs from that write.
 			logger.Info("Took the lock, but the answer came after the term's renew deadline; renewing it before leading",
 				"answeredAfter", le.clock.Since(le.seen.since), "renewDeadline", le.config.RenewDeadline)
 			read = true
