@@ -147,13 +147,22 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 	logger := klog.FromContext(ctx)
 	lastRenewal := le.renewalTime()
 	lastTry, failed := le.clock.Now(), false
+	le.watch.awaitEcho("", nil)
 	for {
 		deadline := lastRenewal.Add(le.config.RenewDeadline)
 		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(deadline))
 		// Computed afresh on each turn: a watch that broke while we
 		// waited brings the next renewal forward to RetryPeriod after
-		// the last, since only a renewal can now show a steal.
-		wake := lastTry.Add(le.renewPace(failed, lastTry))
+		// the last, since only a renewal can now show a steal. After a
+		// success the pace runs from when its write was sent, as the
+		// deadline does: a write answered late (the one that took the
+		// lock may take up to a minute) must not push the next try
+		// past the deadline it set.
+		from := lastTry
+		if !failed {
+			from = lastRenewal
+		}
+		wake := from.Add(le.renewPace(failed || !le.watch.echoed(), lastTry))
 		if deadline.Before(wake) {
 			wake = deadline
 		}
@@ -207,6 +216,8 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			// From when the renewal's write was sent, as the term's
 			// start (see acquire).
 			lastRenewal = le.seen.since
+			wrote := le.seen.record
+			le.watch.awaitEcho(le.resourceVersion(), &wrote)
 			logger.V(4).Info("Renewed the lease")
 		}
 	}

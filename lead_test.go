@@ -233,6 +233,13 @@ func (l *cutOffLock) wrote(ctx context.Context, op func(context.Context, rl.Lead
 		return err
 	}
 	if l.silent.Load() {
+		// The write landed as the connection went silent. Unless a
+		// hanging request goes through late, its answer hangs (or
+		// fails) as that of a request sent now would: it is no
+		// success of the elector's either.
+		if l.lateBy == 0 {
+			return l.hang(ctx, l.hangs.writes)
+		}
 		return nil
 	}
 	l.mu.Lock()

@@ -52,6 +52,16 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			le.handOver(ctx)
 			le.handoff.honoured()
 			le.reportLeader()
+		case v.writes() && !le.clock.Now().Before(le.seen.since.Add(le.config.RenewDeadline)):
+			// The write took the lock, but its answer came after the
+			// term it began was over (an attempt may wait up to a
+			// minute): work started now would run past its renew
+			// deadline. The lock names us, so the next attempt, at
+			// once, renews it, and the term runs from that write.
+			logger.Info("Took the lock, but the answer came after the term's renew deadline; renewing it before leading",
+				"answeredAfter", le.clock.Since(le.seen.since), "renewDeadline", le.config.RenewDeadline)
+			read = true
+			continue
 		case v.writes():
 			// The term runs from when the write that took the lock
 			// was sent: no other candidate can have seen it earlier,
@@ -147,6 +157,7 @@ func (le *LeaderElector) applyWatch(ctx context.Context) (foreign bool) {
 			continue
 		}
 		le.handoff.sawDelivered(&le.seen)
+		le.watch.delivered(le.resourceVersion(), record)
 		if !le.seen.names(le.config.Lock.Identity()) {
 			foreign = true
 		}

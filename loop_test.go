@@ -225,6 +225,79 @@ func TestSlowReadBeforeAcquiringLeavesTheTermItsRenewDeadline(t *testing.T) {
 	})
 }
 
+// lateFirstWrite is a watched lock of "us" on cs whose first write (the one
+// that takes the lock) is answered late, after it has been made; every
+// later request is answered at once.
+func lateFirstWrite(t *testing.T, cs clientset, late time.Duration) rl.Interface {
+	var writes atomic.Int32
+	return watchedHookedLock{&hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "us", ""),
+		beforeWrite: func(ctx context.Context, _ rl.LeaderElectionRecord) error {
+			if writes.Add(1) == 1 {
+				time.Sleep(late)
+			}
+			return ctx.Err()
+		}}}
+}
+
+// TestTermTakenByALateAnswerRenewsBeforeItsDeadline: the term runs from
+// when the write that took the lock was sent, so a write answered late
+// leaves the new leader less than RenewDeadline. It renews at once, while
+// it still can, instead of waiting RetryPeriod from the answer, past its
+// deadline, and being cut off without having tried (Run would return).
+func TestTermTakenByALateAnswerRenewsBeforeItsDeadline(t *testing.T) {
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		const late = renewDeadline - retryPeriod + time.Second
+		lec := testConfig(lateFirstWrite(t, fk.new(), late))
+		mode.apply(&lec)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := runCandidate(t, ctx, lec, nil)
+		work := c.leading(t)
+		time.Sleep(3 * leaseDuration)
+		if work.Err() != nil || !c.le.IsLeader() {
+			t.Fatalf("the leader stopped leading within 3 leases; the write that took the lock was answered %v after it was sent, leaving %v to renew, and the API server answered at once after that",
+				late, renewDeadline-late)
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
+// TestWriteAnsweredAfterItsTermsDeadlineStartsNoWork: a write that took
+// the lock but was answered after RenewDeadline (an attempt to acquire may
+// wait up to a minute) began a term that is over by then: the candidate
+// starts no work in it, and renews the lock before leading,
+// instead of starting OnStartedLeading past its deadline and returning from
+// Run with the lock still naming it.
+func TestWriteAnsweredAfterItsTermsDeadlineStartsNoWork(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		const late = renewDeadline + time.Second
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		c := runCandidate(t, ctx, testConfig(lateFirstWrite(t, cs, late)), nil)
+		var work context.Context
+		select {
+		case work = <-c.started:
+		case <-c.done:
+			t.Fatalf("Run returned %v after starting: the write that took the lock was answered %v after it was sent, and the API server answered at once after that",
+				time.Since(c.startAt), late)
+		case <-time.After(patience):
+			t.Fatalf("not leading after %v", patience)
+		}
+		synctest.Wait()
+		if work.Err() != nil {
+			t.Fatalf("OnStartedLeading was started %v after the write that took the lock was sent, in a term already over", time.Since(c.startAt))
+		}
+		time.Sleep(3 * leaseDuration)
+		if work.Err() != nil || !c.le.IsLeader() {
+			t.Fatal("the leader stopped leading within 3 leases")
+		}
+		cancel()
+		c.finished(t)
+	})
+}
+
 // TestFollowerWaitsForASlowWatchToOpen: under a burst the shared watch of
 // a namespace with many locks opens slowly (its first list is long). A
 // follower that has seen a running lease has nothing to do until it runs

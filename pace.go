@@ -16,8 +16,10 @@ import (
 // its watch the moment it happens, so only the first reason is left, and the
 // lease is measured in LeaseDurations, not RetryPeriods. So a watching leader
 // renews every renewPeriod, a few times per lease, and only after a failed
-// renewal, or while it has no watch (the watch broke, and is being started
-// again), does it try every RetryPeriod, as a polling leader always does.
+// renewal, while it has no watch (the watch broke, and is being started
+// again), or while its watch has not shown its last renewal back (it may
+// have died without a word), does it try every RetryPeriod, as a polling
+// leader always does.
 //
 // The longest period the timings allow, maxRenewPeriod, is the shortest of:
 //
@@ -62,16 +64,17 @@ func (le *LeaderElector) renewPeriod() time.Duration {
 }
 
 // renewPace is the wait from one renewal attempt, made at lastTry, to the
-// next: RetryPeriod after a failed one, while no watch would tell us that
-// the lock changed hands, until a renewal has been made since the watch
+// next: RetryPeriod after a failed one, or one the watch has not shown
+// back (retry; see watcher.echoed), while no watch would tell us that the
+// lock changed hands, until a renewal has been made since the watch
 // started (a clientset that does not replay what a watch missed, as
 // client-go's stock fake, shows nothing written between our last write and
 // the watch's start: that renewal does), and while our work winds down before a handoff or a release (the
 // renewals then carry the request we answer, at the pace the handoff
 // protocol was timed by; it lasts at most StopTimeout); renewPeriod
 // otherwise.
-func (le *LeaderElector) renewPace(failed bool, lastTry time.Time) time.Duration {
-	if failed || !le.watch.watchingSince(lastTry) || le.handoff.windingDown() {
+func (le *LeaderElector) renewPace(retry bool, lastTry time.Time) time.Duration {
+	if retry || !le.watch.watchingSince(lastTry) || le.handoff.windingDown() {
 		return le.config.RetryPeriod
 	}
 	return le.renewPeriod()

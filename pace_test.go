@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -459,5 +460,93 @@ func TestPollingFollowersNeverSeeTheLeaseExpireUnderTheNewPace(t *testing.T) {
 		cancel()
 		running.Wait()
 		synctest.Wait()
+	})
+}
+
+// silentWatchLock wraps a watchable lock whose watches, once silenced,
+// deliver nothing more and never end: a stream that died without the client
+// noticing (a load balancer that dropped it, an API server that went away
+// behind it) while new requests reach a live server.
+type silentWatchLock struct {
+	*hookedLock
+	silenced atomic.Bool
+}
+
+func (l *silentWatchLock) Watch(ctx context.Context) (watch.Interface, error) {
+	inner, err := l.Interface.(rl.Watcher).Watch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan watch.Event)
+	w := &relayWatch{inner: inner, out: out, stop: make(chan struct{})}
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-w.stop:
+				return
+			case ev, ok := <-inner.ResultChan():
+				if !ok {
+					<-w.stop // a dead stream does not end either
+					return
+				}
+				if l.silenced.Load() {
+					continue
+				}
+				select {
+				case out <- ev:
+				case <-w.stop:
+					return
+				}
+			}
+		}
+	}()
+	return w, nil
+}
+
+func (l *silentWatchLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
+	return l.Interface.(rl.Watcher).Apply(ev)
+}
+
+type relayWatch struct {
+	inner watch.Interface
+	out   chan watch.Event
+	stop  chan struct{}
+	once  atomic.Bool
+}
+
+func (w *relayWatch) ResultChan() <-chan watch.Event { return w.out }
+func (w *relayWatch) Stop() {
+	if w.once.CompareAndSwap(false, true) {
+		close(w.stop)
+		w.inner.Stop()
+	}
+}
+
+// TestLeaderWithADeadWatchFindsAStealWithinARetryPeriod: a watching
+// leader renews slowly only because its watch would show a steal at once.
+// A watch that died silently (no events, no error) shows nothing, and the
+// leader must then not lead beside the thief for longer than a polling
+// leader would: its own renewals not coming back on the watch show that it
+// is blind, and it renews every RetryPeriod until they do.
+func TestLeaderWithADeadWatchFindsAStealWithinARetryPeriod(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		lock := &silentWatchLock{hookedLock: &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", "")}}
+		a := runCandidate(t, ctx, testConfig(lock), nil)
+		work := a.leading(t)
+		time.Sleep(retryPeriod + time.Second) // past the first renewal
+		lock.silenced.Store(true)
+		time.Sleep(2 * corePeriod)
+		stolen := time.Now()
+		writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 1))
+		receive(t, work.Done(), "the leader's work to stop after the steal")
+		if took := time.Since(stolen); took > retryPeriod {
+			t.Fatalf("the leader's work stopped %v after the steal, while its watch had been dead for %v; want within RetryPeriod (%v), as a leader that polls",
+				took, 2*corePeriod, retryPeriod)
+		}
+		a.finished(t)
 	})
 }

@@ -91,6 +91,12 @@ type watcher struct {
 	// relist is set when the watch can no longer resume from the state
 	// last read (it expired): the next look must read the lock first.
 	relist bool
+	// echoRV and echoRecord are the state our last renewal left the lock
+	// in, and echoSeen whether the watch has delivered it since (see
+	// echoed).
+	echoRV     string
+	echoRecord *rl.LeaderElectionRecord
+	echoSeen   bool
 }
 
 const (
@@ -123,6 +129,35 @@ func (w *watcher) watching() bool { return w.current != nil }
 func (w *watcher) watchingSince(t time.Time) bool {
 	return w.current != nil && w.current.started.Before(t)
 }
+
+// awaitEcho notes that our write left the lock at resourceVersion rv,
+// holding record: the watch has not shown it back yet. A clientset that
+// does not version objects (client-go's stock fake) shows it by the record,
+// whose times differ at each renewal. Without a record (none written yet)
+// there is nothing to wait for.
+func (w *watcher) awaitEcho(rv string, record *rl.LeaderElectionRecord) {
+	w.echoRV, w.echoRecord, w.echoSeen = rv, record, record == nil
+}
+
+// delivered notes that the watch delivered the lock at resourceVersion rv,
+// holding record (nil if it held none).
+func (w *watcher) delivered(rv string, record *rl.LeaderElectionRecord) {
+	switch {
+	case w.echoSeen || w.echoRecord == nil:
+	case w.echoRV != "":
+		w.echoSeen = rv == w.echoRV
+	case record != nil:
+		w.echoSeen = sameRecord(*record, *w.echoRecord)
+	}
+}
+
+// echoed reports whether the watch has shown back the state our last
+// renewal left. A watch that has not may have died without a word (a
+// stream dropped on the way, an API server gone behind a load balancer)
+// while our requests reach a live server: it would not show a steal
+// either, so until it shows our write a leader renews at RetryPeriod, as
+// one that polls does.
+func (w *watcher) echoed() bool { return w.echoSeen }
 
 // ready is the channel that has a token when the watch has news; nil (never
 // ready) without a watch.
