@@ -3,7 +3,7 @@
 # embedded in the test process (or the cluster of $KUBECONFIG, if set).
 # The heavy module lives in testbed/: the control plane, the e2e suite, the
 # demo and the benchmarks.
-.PHONY: test lint unit e2e demo bench
+.PHONY: test lint unit e2e demo bench robustness
 
 test: lint unit e2e
 
@@ -23,6 +23,13 @@ demo:
 # Side-by-side figures against upstream client-go; prints a table of ratios.
 bench:
 	cd testbed && go run ./bench $(ARGS)
+
+# The robustness suite: random fault schedules, reproducible by seed, against
+# candidate processes on an embedded control plane, each history checked for
+# fencing, one leader, liveness and residue (docs/robustness.md). About ten
+# minutes by default; ARGS="-seed N", ARGS="-seeds A-B -duration 45s".
+robustness:
+	cd testbed && go run ./robustness/run $(ARGS)
 
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
