@@ -53,6 +53,9 @@ func (v Violation) String() string {
 // Measures are what the checker measured, violated or not.
 type Measures struct {
 	AcceptedWrites int `json:"acceptedWrites"`
+	// FencedWrites counts writes the fencing policy refused: the fence
+	// at work.
+	FencedWrites int `json:"fencedWrites"`
 	// DeposedAccepted counts writes of our elector accepted while the
 	// Lease had left their term; MaxDeposedWindow is the longest after
 	// the change one was accepted.
@@ -280,6 +283,11 @@ func (c *checker) writes() {
 			if n != 1 {
 				c.violate(PropWrites, fmt.Sprintf("write %s was accepted and is in the log %d times", e.WID, n), c.candidate(e))
 			}
+		case event.Fenced:
+			c.m.FencedWrites++
+			if n != 0 {
+				c.violate(PropWrites, fmt.Sprintf("write %s was refused (%s) yet is in the log %d times", e.WID, e.Result, n), c.candidate(e))
+			}
 		case event.Unknown:
 			if n > 1 {
 				c.violate(PropWrites, fmt.Sprintf("write %s is in the log %d times", e.WID, n), c.candidate(e))
@@ -373,10 +381,15 @@ func (c *checker) lastOf(pid int) int64 {
 }
 
 // beyond reports whether [from, to] meets a fault beyond the bounds, or the
-// time after one until a lease and a renew deadline have passed.
+// time after one until a lease and a renew deadline have passed (on a clock
+// slowed by the fault, the renew deadline its waits started with).
 func (c *checker) beyond(from, to int64) (Fault, bool) {
-	after := int64(c.h.Timing.LeaseDuration + c.h.Timing.RenewDeadline)
 	for _, f := range c.h.Faults {
+		deadline := c.h.Timing.RenewDeadline
+		if f.Kind == KindClock && f.Rate > 0 && f.Rate < 1 {
+			deadline = time.Duration(float64(deadline) / f.Rate)
+		}
+		after := int64(c.h.Timing.LeaseDuration + deadline)
 		if !f.InBounds && f.Start <= to && f.End+after >= from {
 			return f, true
 		}

@@ -1,6 +1,8 @@
 package robustness
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -205,5 +207,37 @@ func TestCheckCountsUpstreamWritesThatLandAfterDeposal(t *testing.T) {
 	}
 	if m.UpstreamDeposedLanded != 1 {
 		t.Fatalf("measures %+v; want 1 deposed upstream write landed", m)
+	}
+}
+
+// TestReportHoldsWhatReRunningASeedNeeds: a failing seed's report has the
+// schedule, the history, the violations and a timeline with the fault
+// windows shaded.
+func TestReportHoldsWhatReRunningASeedNeeds(t *testing.T) {
+	h := goodHistory()
+	h.Events[4].Mono = 9 * sec
+	vs, m := Check(h)
+	sched := Schedule{Seed: 1, Elector: "ours", Duration: time.Minute, Faults: []Planned{{At: 8 * time.Second, For: 4 * time.Second, Kind: KindBlackHole, Target: 0, InBounds: true}}}
+	dir, err := WriteReport(t.TempDir(), sched, h, vs, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"schedule.json", "history.json", "violations.json", "measures.json", "timeline.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("report: %v", err)
+		}
+	}
+	report, err := os.ReadFile(filepath.Join(dir, "report.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`make robustness ARGS="-seed 1 -duration 1m0s"`, "blackhole", PropOneLeader + ": c1 and c2 acted at once"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.txt lacks %q:\n%s", want, report)
+		}
+	}
+	svg, _ := os.ReadFile(filepath.Join(dir, "timeline.svg"))
+	if !strings.Contains(string(svg), `fill="#f5b041"`) || strings.Count(string(svg), `fill="#2e86c1"`) != 2 {
+		t.Errorf("the timeline lacks the shaded fault window or the two acting intervals:\n%s", svg)
 	}
 }

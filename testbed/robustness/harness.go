@@ -486,7 +486,7 @@ func (r *run) inject(ctx context.Context, planned Planned) error {
 			return err
 		}
 	case KindClock:
-		f.Param = fmt.Sprintf("rate %.2f for %v", planned.Rate, planned.For)
+		f.Param, f.Rate = fmt.Sprintf("rate %.2f for %v", planned.Rate, planned.For), planned.Rate
 		f.Start = event.Now()
 		p.setRate(planned.Rate)
 		wait()

@@ -59,6 +59,8 @@ type Fault struct {
 	// Param is the fault's size: a pause's or latency's duration, a
 	// clock rate.
 	Param string `json:"param,omitempty"`
+	// Rate is a clock fault's rate.
+	Rate float64 `json:"rate,omitempty"`
 	// Start and End bound the window; End equals Start for an instant
 	// fault (the Lease deleted, a foreign holder written).
 	Start int64 `json:"start"`

@@ -15,9 +15,9 @@ import (
 type Totals struct {
 	Schedules, Faults, Violations int
 	Kinds                         map[string]bool
-	// Measures holds the largest windows and overlaps seen, and the sums
-	// of the counts.
-	Measures Measures
+	// Ours and Upstream hold, for the schedules of each elector, the
+	// largest windows and overlaps seen and the sums of the counts.
+	Ours, Upstream Measures
 	// Failing lists the seeds with violations.
 	Failing []uint64
 }
@@ -36,8 +36,12 @@ func (t *Totals) Add(h *History, vs []Violation, m Measures) {
 	if len(vs) > 0 {
 		t.Failing = append(t.Failing, h.Seed)
 	}
-	a := &t.Measures
+	a := &t.Ours
+	if h.Elector == "upstream" {
+		a = &t.Upstream
+	}
 	a.AcceptedWrites += m.AcceptedWrites
+	a.FencedWrites += m.FencedWrites
 	a.DeposedAccepted += m.DeposedAccepted
 	a.MaxDeposedWindow = max(a.MaxDeposedWindow, m.MaxDeposedWindow)
 	a.StaleAfterNewer += m.StaleAfterNewer
@@ -56,21 +60,25 @@ func (t Totals) Line() string {
 
 // Summary describes the measures, one per line.
 func (t Totals) Summary() string {
-	m := t.Measures
 	kinds := make([]string, 0, len(t.Kinds))
 	for k := range t.Kinds {
 		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
+	o, u := t.Ours, t.Upstream
 	return fmt.Sprintf(`fault kinds: %s
-accepted writes: %d
-older term accepted after a newer one: %d
-deposed term's writes accepted (ours, fenced): %d, largest window after the change %v
-deposed leader's writes landed (client-go's, unfenced): %d
-overlapping acting intervals: %d; longest in bounds %v, beyond the bounds %v
-heals checked for liveness: %d; longest until a leader acted %v
-failing seeds: %v`, strings.Join(kinds, ", "), m.AcceptedWrites, m.StaleAfterNewer, m.DeposedAccepted, m.MaxDeposedWindow,
-		m.UpstreamDeposedLanded, m.Overlaps, m.MaxOverlapInBounds, m.MaxOverlapBeyond, m.Heals, m.MaxLeaderAfterHeal, t.Failing)
+ours: accepted writes %d, refused by the fence %d; older term accepted after a newer one %d
+ours: deposed term's writes accepted %d, largest window after the Lease moved on %v
+ours: overlapping acting intervals %d; longest in bounds %v, beyond the bounds %v
+ours: heals checked for liveness %d; longest until a leader acted %v
+client-go: accepted writes %d; deposed leader's writes landed %d (unfenced)
+client-go: overlapping acting intervals %d; longest in bounds %v, beyond the bounds %v
+client-go: heals checked for liveness %d; longest until a leader acted %v
+failing seeds: %v`, strings.Join(kinds, ", "),
+		o.AcceptedWrites, o.FencedWrites, o.StaleAfterNewer, o.DeposedAccepted, o.MaxDeposedWindow,
+		o.Overlaps, o.MaxOverlapInBounds, o.MaxOverlapBeyond, o.Heals, o.MaxLeaderAfterHeal,
+		u.AcceptedWrites, u.UpstreamDeposedLanded, u.Overlaps, u.MaxOverlapInBounds, u.MaxOverlapBeyond, u.Heals, u.MaxLeaderAfterHeal,
+		t.Failing)
 }
 
 // WriteReport writes what a failing seed needs to be understood and re-run

@@ -32,6 +32,7 @@ func main() {
 	duration := flag.Duration("duration", 40*time.Second, "length of each schedule")
 	budget := flag.Duration("budget", 10*time.Minute, "without -seed or -seeds: run seeds from 1 until this much time has passed")
 	reports := flag.String("reports", filepath.Join(os.TempDir(), "k8sleaderelection-robustness"), "where failing seeds write their reports, and the logs go")
+	keep := flag.Bool("keep", false, "write every seed's report, not only failing ones")
 	flag.Parse()
 
 	first, last := uint64(1), uint64(0)
@@ -96,8 +97,9 @@ func main() {
 		}
 		vs, m := robustness.Check(h)
 		totals.Add(h, vs, m)
-		fmt.Printf("seed %d (%s): %d faults, %d writes accepted, %d violations\n", s, sched.Elector, len(h.Faults), m.AcceptedWrites, len(vs))
-		if len(vs) > 0 || len(h.Gaps) > 0 {
+		fmt.Printf("seed %d (%s): %d faults, %d writes accepted, %d fenced, %d overlaps, %d violations\n",
+			s, sched.Elector, len(h.Faults), m.AcceptedWrites, m.FencedWrites, m.Overlaps, len(vs))
+		if len(vs) > 0 || len(h.Gaps) > 0 || *keep {
 			dir, err := robustness.WriteReport(*reports, sched, h, vs, m)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "write report:", err)
