@@ -46,8 +46,10 @@ unit:
 	@for m in $(SATELLITES); do echo "go test in $$m"; (cd $$m && go test -race -count=1 ./...) || exit 1; done
 
 # The testbed module's first build compiles kube-apiserver: minutes on a cold
-# cache. The timing-sensitive suite (testbed/e2e) runs alone, after the helper
-# packages' tests, so that no other API server competes with it for the CPU.
+# cache. The timing-sensitive suites (testbed/e2e, and the robustness suite's
+# short slice, about two minutes) run alone, after the helper packages'
+# tests, so that no other API server competes with them for the CPU.
 e2e:
-	cd testbed && go test -count=1 -timeout 10m $$(go list ./... | grep -v '/e2e$$')
+	cd testbed && go test -count=1 -timeout 10m $$(go list ./... | grep -v -e '/e2e$$' -e '/robustness$$')
+	cd testbed && go test -count=1 -timeout 10m ./robustness
 	cd testbed && go test -count=1 -timeout 30m ./e2e
