@@ -421,8 +421,7 @@ func (c *checker) oneLeader() {
 			from, to := b.start.Mono, min(a.until, b.until)
 			overlap := time.Duration(to - from)
 			c.m.Overlaps++
-			f, excused := c.beyond(from, to)
-			if excused {
+			if _, excused := c.beyond(from, to); excused {
 				c.m.MaxOverlapBeyond = max(c.m.MaxOverlapBeyond, overlap)
 				continue
 			}
@@ -442,7 +441,6 @@ func (c *checker) oneLeader() {
 					events = append(events, c.fault(g))
 				}
 			}
-			_ = f
 			c.violate(PropOneLeader, fmt.Sprintf("%s and %s acted at once for %v from %s, with every fault in bounds", a.start.ID, b.start.ID, overlap, c.at(from)), events...)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -395,7 +396,7 @@ func (r *run) onLog(ev watch.Event) string {
 		return cm.ResourceVersion
 	}
 	e := LogEvent{Recv: event.Now(), RV: rv, Stamp: cm.Annotations[fence.TermAnnotation]}
-	if len(now) >= len(r.logs) && equal(now[:len(r.logs)], r.logs) {
+	if len(now) >= len(r.logs) && slices.Equal(now[:len(r.logs)], r.logs) {
 		e.Added = now[len(r.logs):]
 	} else {
 		e.Added, e.Rewritten = now, true
@@ -403,18 +404,6 @@ func (r *run) onLog(ev watch.Event) string {
 	r.logs = now
 	r.h.Log = append(r.h.Log, e)
 	return cm.ResourceVersion
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // leader returns the index of the candidate that acts now, as far as its

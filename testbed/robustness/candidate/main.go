@@ -301,6 +301,9 @@ func classify(err error) string {
 	switch {
 	case err == nil:
 		return event.Accepted
+	case strings.Contains(err.Error(), "fence: "):
+		// The fencing transport refused to send it.
+		return event.Refused
 	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
 		return event.Conflict
 	case (apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) && strings.Contains(err.Error(), "fenced"):
