@@ -9,7 +9,7 @@ import (
 )
 
 // shortSeeds are the short slice's schedules, shortDuration each: between
-// them they kill, pause beyond the bounds, cut off, delay, black-hole, skew
+// them they kill, pause beyond the bounds, delay, black-hole, skew
 // a clock, delete the Lease, write a foreign holder and hand off.
 var shortSeeds = []uint64{5, 10, 11}
 

@@ -107,8 +107,14 @@ func NewSchedule(seed uint64, duration time.Duration, t Timing) Schedule {
 				// Shorter than LeaseDuration - RenewDeadline, with a
 				// margin for the scheduler.
 				p.For = between(margin/10, margin*8/10)
+			} else if r.IntN(3) == 0 {
+				// Beyond the bounds, but too short for another
+				// candidate to take over meanwhile.
+				p.For, p.InBounds = between(margin*3/2, t.LeaseDuration), false
 			} else {
-				p.For, p.InBounds = between(margin*3/2, t.LeaseDuration+t.RenewDeadline), false
+				// Long enough that another takes over while the
+				// leader is stopped: it wakes up believing it leads.
+				p.For, p.InBounds = between(t.LeaseDuration, 2*t.LeaseDuration), false
 			}
 		case KindLatency:
 			p.For = between(2*time.Second, 6*time.Second)
