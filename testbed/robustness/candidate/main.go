@@ -162,9 +162,14 @@ func (c *candidate) runOnce(ctx context.Context) error {
 		LeaseDuration: c.o.leaseDuration,
 		RenewDeadline: c.o.renew,
 		RetryPeriod:   c.o.retry,
+		// A holder without a number for a key (a third party's
+		// write) is not outranked: its lease is waited out, as for an
+		// equal key. Outranking it would be a steal, which may overlap
+		// with a leader the third party deposed and that has not seen
+		// it yet.
 		KeyComparison: func(holderKey string) bool {
 			theirs, err := strconv.Atoi(holderKey)
-			return err != nil || mine > theirs
+			return err == nil && mine > theirs
 		},
 		ReleaseOnCancel: true,
 		Clock:           c.clock,
