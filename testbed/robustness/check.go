@@ -33,6 +33,8 @@ const (
 	PropLiveness = "liveness"
 	// PropResidue: every candidate told to stop exits cleanly.
 	PropResidue = "no residue"
+	// PropExpected: a regression schedule's own check (History.Expect).
+	PropExpected = "regression"
 )
 
 // Violation is one broken property, with the events that break it.
@@ -88,6 +90,7 @@ func Check(h *History) ([]Violation, Measures) {
 	c.oneLeader()
 	c.liveness()
 	c.residue()
+	c.expected()
 	return c.violations, c.m
 }
 
@@ -498,5 +501,26 @@ func (c *checker) residue() {
 			}
 			c.violate(PropResidue, fmt.Sprintf("candidate %s (pid %d) %s", x.ID, x.PID, what))
 		}
+	}
+}
+
+// expected runs a regression schedule's own check.
+func (c *checker) expected() {
+	switch c.h.Expect {
+	case "":
+	case ExpectForeignHolderWaitedOut:
+		wait := int64(c.h.Timing.LeaseDuration - c.h.Timing.LivenessSlack)
+		for _, f := range c.h.Faults {
+			if f.Kind != KindForeignHolder {
+				continue
+			}
+			for _, e := range c.h.Events {
+				if e.Kind == event.Start && e.Mono > f.End && e.Mono < f.End+wait {
+					c.violate(PropExpected, fmt.Sprintf("%s took the Lease %v after a foreign holder's write, before its lease ran out: a steal", e.ID, time.Duration(e.Mono-f.End)), c.fault(f), c.candidate(e))
+				}
+			}
+		}
+	default:
+		c.violate(PropExpected, fmt.Sprintf("unknown check %q", c.h.Expect))
 	}
 }

@@ -148,6 +148,13 @@ func TestCheckNamesEachViolatedProperty(t *testing.T) {
 			h.Exits[1].Code, h.Exits[1].Took = -1, 8*time.Second
 		},
 		property: PropResidue, mention: "c2 (pid 200) did not exit within 8s of SIGTERM",
+	}, {
+		name: "a regression schedule's own check: a foreign holder stolen from",
+		mutate: func(h *History) {
+			h.Expect = ExpectForeignHolderWaitedOut
+			h.Faults = append(h.Faults, Fault{Kind: KindForeignHolder, Param: intruder, Start: 13 * sec, End: 13 * sec, InBounds: true})
+		},
+		property: PropExpected, mention: "c2 took the Lease 1s after a foreign holder's write",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := goodHistory()

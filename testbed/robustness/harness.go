@@ -139,7 +139,7 @@ func (s *Suite) Run(ctx context.Context, sched Schedule) (*History, error) {
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return nil, err
 	}
-	r.h = History{Seed: sched.Seed, Elector: sched.Elector, Timing: s.timing}
+	r.h = History{Seed: sched.Seed, Elector: sched.Elector, Timing: s.timing, Expect: sched.Expect}
 	if _, err := s.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: r.ns}}, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create namespace %s: %w", r.ns, err)
 	}

@@ -28,6 +28,8 @@ type History struct {
 	Seed    uint64 `json:"seed"`
 	Elector string `json:"elector"`
 	Timing  Timing `json:"timing"`
+	// Expect is the schedule's own check, if any (Schedule.Expect).
+	Expect string `json:"expect,omitempty"`
 	// Start and End bound the schedule: candidates start at Start, and are
 	// told to stop (SIGTERM) at End.
 	Start int64 `json:"start"`

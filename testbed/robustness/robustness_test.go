@@ -2,8 +2,10 @@ package robustness
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -17,7 +19,8 @@ const shortDuration = 30 * time.Second
 
 // TestEveryPropertyHoldsUnderRandomFaults is the robustness suite's short
 // slice: a few seeded schedules of faults against candidate processes on an
-// embedded control plane, each history held to every property. A failing
+// embedded control plane, and the named regression schedules
+// (Regressions), each history held to every property. A failing
 // seed writes its report and can be re-run alone with
 // make robustness ARGS="-seed N -duration 30s".
 func TestEveryPropertyHoldsUnderRandomFaults(t *testing.T) {
@@ -31,9 +34,16 @@ func TestEveryPropertyHoldsUnderRandomFaults(t *testing.T) {
 	}
 	defer suite.Close()
 	var totals Totals
+	var schedules []Schedule
 	for _, seed := range shortSeeds {
-		ctx, cancel := context.WithTimeout(context.Background(), shortDuration+time.Minute)
-		sched := NewSchedule(seed, shortDuration, DefaultTiming)
+		schedules = append(schedules, NewSchedule(seed, shortDuration, DefaultTiming))
+	}
+	for _, name := range slices.Sorted(maps.Keys(Regressions)) {
+		schedules = append(schedules, Regressions[name])
+	}
+	for _, sched := range schedules {
+		seed := sched.Seed
+		ctx, cancel := context.WithTimeout(context.Background(), sched.Duration+time.Minute)
 		h, err := suite.Run(ctx, sched)
 		cancel()
 		if err != nil {

@@ -75,7 +75,14 @@ type Schedule struct {
 	Elector  string        `json:"elector"`
 	Duration time.Duration `json:"duration"`
 	Faults   []Planned     `json:"faults"`
+	// Expect names a check of its own for a regression schedule
+	// (ExpectForeignHolderWaitedOut), on top of the properties.
+	Expect string `json:"expect,omitempty"`
 }
+
+// ExpectForeignHolderWaitedOut: no candidate starts leading within a lease
+// (less the liveness slack) of a foreign holder's write.
+const ExpectForeignHolderWaitedOut = "foreign holder waited out"
 
 // Candidates is how many candidates compete (besides a handoff's).
 const Candidates = 3
@@ -169,4 +176,16 @@ func NewSchedule(seed uint64, duration time.Duration, t Timing) Schedule {
 		}
 	}
 	return s
+}
+
+// Regressions are the schedules, by name, that once broke a property: each
+// re-runs the fault that found it on its own.
+var Regressions = map[string]Schedule{
+	// Seed 75: a third party wrote a holder without a key into the Lease;
+	// a candidate that outranked keyless holders stole the Lease 3 ms
+	// later, while the leader the write had deposed had not yet seen it.
+	// Candidates wait such a holder's lease out.
+	"foreign-holder-waited-out": {Seed: 75, Elector: "ours", Duration: 16 * time.Second, Faults: []Planned{
+		{At: 5 * time.Second, Kind: KindForeignHolder, Target: -1, InBounds: true},
+	}, Expect: ExpectForeignHolderWaitedOut},
 }

@@ -8,6 +8,7 @@
 //	go run ./robustness/run                       # seeds from 1 for -budget
 //	go run ./robustness/run -seed 7               # one seed
 //	go run ./robustness/run -seeds 1-200 -duration 45s
+//	go run ./robustness/run -regression foreign-holder-waited-out
 package main
 
 import (
@@ -32,6 +33,7 @@ func main() {
 	duration := flag.Duration("duration", 40*time.Second, "length of each schedule")
 	budget := flag.Duration("budget", 10*time.Minute, "without -seed or -seeds: run seeds from 1 until this much time has passed")
 	reports := flag.String("reports", filepath.Join(os.TempDir(), "k8sleaderelection-robustness"), "where failing seeds write their reports, and the logs go")
+	regression := flag.String("regression", "", "run the named regression schedule alone (see robustness.Regressions)")
 	keep := flag.Bool("keep", false, "write every seed's report, not only those of failing seeds (and of client-go's with overlaps)")
 	flag.Parse()
 
@@ -81,24 +83,17 @@ func main() {
 	}
 	defer suite.Close()
 	var totals robustness.Totals
-	for s := first; last == 0 || s <= last; s++ {
-		if last == 0 && time.Since(began)+*duration+10*time.Second > *budget {
-			break
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		sched := robustness.NewSchedule(s, *duration, robustness.DefaultTiming)
+	runOne := func(sched robustness.Schedule) {
 		h, err := suite.Run(ctx, sched)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "seed %d: %v\n", s, err)
+			fmt.Fprintf(os.Stderr, "seed %d: %v\n", sched.Seed, err)
 			suite.Close()
 			os.Exit(1)
 		}
 		vs, m := robustness.Check(h)
 		totals.Add(h, vs, m)
 		fmt.Printf("seed %d (%s): %d faults, %d writes accepted, %d fenced, %d overlaps, %d violations\n",
-			s, sched.Elector, len(h.Faults), m.AcceptedWrites, m.FencedWrites, m.Overlaps, len(vs))
+			sched.Seed, sched.Elector, len(h.Faults), m.AcceptedWrites, m.FencedWrites, m.Overlaps, len(vs))
 		// client-go's overlaps in bounds are measured, not violations:
 		// keep their reports to see which faults caused them.
 		if len(vs) > 0 || len(h.Gaps) > 0 || m.MaxOverlapInBounds > 0 || *keep {
@@ -114,6 +109,23 @@ func main() {
 			}
 			fmt.Printf("  report: %s\n", dir)
 		}
+	}
+	if *regression != "" {
+		sched, ok := robustness.Regressions[*regression]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "-regression %q: no such schedule\n", *regression)
+			os.Exit(2)
+		}
+		runOne(sched)
+	}
+	for s := first; *regression == "" && (last == 0 || s <= last); s++ {
+		if last == 0 && time.Since(began)+*duration+10*time.Second > *budget {
+			break
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		runOne(robustness.NewSchedule(s, *duration, robustness.DefaultTiming))
 	}
 	fmt.Println(totals.Summary())
 	fmt.Println(totals.Line())
