@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +68,11 @@ func NewSuite(dir string, timing Timing) (s *Suite, err error) {
 	}
 	s = &Suite{dir: dir, timing: timing, binary: filepath.Join(dir, "candidate")}
 	build := exec.Command("go", "build", "-o", s.binary, "github.com/k8sleaderelection/k8sleaderelection/testbed/robustness/candidate")
+	// Build inside the testbed module, wherever the harness was started
+	// from: this file's directory is in it.
+	if _, file, _, ok := runtime.Caller(0); ok {
+		build.Dir = filepath.Dir(file)
+	}
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build the candidate: %w\n%s", err, out)
 	}
