@@ -3,7 +3,7 @@
 # embedded in the test process (or the cluster of $KUBECONFIG, if set).
 # The heavy module lives in testbed/: the control plane, the e2e suite, the
 # demo and the benchmarks.
-.PHONY: test lint unit e2e demo bench
+.PHONY: test lint unit e2e demo bench robustness
 
 test: lint unit e2e
 
@@ -24,6 +24,13 @@ demo:
 bench:
 	cd testbed && go run ./bench $(ARGS)
 
+# The robustness suite: random fault schedules, reproducible by seed, against
+# candidate processes on an embedded control plane, each history checked for
+# fencing, one leader, liveness and residue (docs/robustness.md). About ten
+# minutes by default; ARGS="-seed N", ARGS="-seeds A-B -duration 45s".
+robustness:
+	cd testbed && go run ./robustness/run $(ARGS)
+
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
@@ -39,8 +46,10 @@ unit:
 	@for m in $(SATELLITES); do echo "go test in $$m"; (cd $$m && go test -race -count=1 ./...) || exit 1; done
 
 # The testbed module's first build compiles kube-apiserver: minutes on a cold
-# cache. The timing-sensitive suite (testbed/e2e) runs alone, after the helper
-# packages' tests, so that no other API server competes with it for the CPU.
+# cache. The timing-sensitive suites (testbed/e2e, and the robustness suite's
+# short slice, about two minutes) run alone, after the helper packages'
+# tests, so that no other API server competes with them for the CPU.
 e2e:
-	cd testbed && go test -count=1 -timeout 10m $$(go list ./... | grep -v '/e2e$$')
+	cd testbed && go test -count=1 -timeout 10m $$(go list ./... | grep -v -e '/e2e$$' -e '/robustness$$')
+	cd testbed && go test -count=1 -timeout 10m ./robustness
 	cd testbed && go test -count=1 -timeout 30m ./e2e

@@ -1,0 +1,526 @@
+package robustness
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/robustness/event"
+)
+
+// The properties the checker holds a history to.
+const (
+	// PropTerms: terms never repeat, and a Lease's transitions only grow;
+	// no two candidates lead in one term.
+	PropTerms = "fencing: terms"
+	// PropOrder: once a write of a newer term to the log is accepted, no
+	// write of an older term is accepted after it (in the API server's
+	// order).
+	PropOrder = "fencing: order"
+	// PropWindow: a write of a term the Lease has left is accepted only
+	// within the policy's cache window after the change.
+	PropWindow = "fencing: window"
+	// PropWrites: no accepted write is lost or applied twice, and no
+	// refused write is applied.
+	PropWrites = "fencing: writes"
+	// PropOneLeader: acting intervals never overlap while the faults stay
+	// inside the declared bounds.
+	PropOneLeader = "one leader"
+	// PropLiveness: a leader acts within LeaseDuration plus a slack after
+	// the faults heal.
+	PropLiveness = "liveness"
+	// PropResidue: every candidate told to stop exits cleanly.
+	PropResidue = "no residue"
+	// PropExpected: a regression schedule's own check (History.Expect).
+	PropExpected = "regression"
+)
+
+// Violation is one broken property, with the events that break it.
+type Violation struct {
+	Property string   `json:"property"`
+	Message  string   `json:"message"`
+	Events   []string `json:"events,omitempty"`
+}
+
+func (v Violation) String() string {
+	s := v.Property + ": " + v.Message
+	for _, e := range v.Events {
+		s += "\n\t" + e
+	}
+	return s
+}
+
+// Measures are what the checker measured, violated or not.
+type Measures struct {
+	AcceptedWrites int `json:"acceptedWrites"`
+	// FencedWrites counts writes the fencing policy refused: the fence
+	// at work.
+	FencedWrites int `json:"fencedWrites"`
+	// DeposedAccepted counts writes of our elector accepted while the
+	// Lease had left their term; MaxDeposedWindow is the longest after
+	// the change one was accepted.
+	DeposedAccepted  int           `json:"deposedAccepted"`
+	MaxDeposedWindow time.Duration `json:"maxDeposedWindow"`
+	// StaleAfterNewer counts writes of an older term accepted after a
+	// newer term's write.
+	StaleAfterNewer int `json:"staleAfterNewer"`
+	// UpstreamDeposedLanded counts writes of client-go's elector that
+	// landed while the Lease named another holder (or none).
+	UpstreamDeposedLanded int `json:"upstreamDeposedLanded"`
+	// Overlaps counts overlapping acting intervals; the longest in and
+	// out of the bounds.
+	Overlaps           int           `json:"overlaps"`
+	MaxOverlapInBounds time.Duration `json:"maxOverlapInBounds"`
+	MaxOverlapBeyond   time.Duration `json:"maxOverlapBeyond"`
+	// Heals counts the moments the faults healed with a quiet stretch
+	// after them; MaxLeaderAfterHeal is the longest until a leader acted.
+	Heals              int           `json:"heals"`
+	MaxLeaderAfterHeal time.Duration `json:"maxLeaderAfterHeal"`
+}
+
+// Check holds h to every property and returns what broke and what it
+// measured.
+func Check(h *History) ([]Violation, Measures) {
+	c := &checker{h: h}
+	c.terms()
+	c.order()
+	c.writes()
+	c.oneLeader()
+	c.liveness()
+	c.residue()
+	c.expected()
+	return c.violations, c.m
+}
+
+type checker struct {
+	h          *History
+	violations []Violation
+	m          Measures
+	// first is the index in h.Lease where each term first appeared.
+	first map[string]int
+}
+
+func (c *checker) violate(property, message string, events ...string) {
+	c.violations = append(c.violations, Violation{Property: property, Message: message, Events: events})
+}
+
+// at formats a monotonic time relative to the schedule's start.
+func (c *checker) at(t int64) string {
+	return fmt.Sprintf("+%.3fs", time.Duration(t-c.h.Start).Seconds())
+}
+
+func (c *checker) lease(i int) string {
+	l := c.h.Lease[i]
+	if l.Deleted {
+		return fmt.Sprintf("lease rv %d deleted, seen %s", l.RV, c.at(l.Recv))
+	}
+	return fmt.Sprintf("lease rv %d term %s, seen %s", l.RV, l.Term, c.at(l.Recv))
+}
+
+func (c *checker) candidate(e event.Event) string {
+	s := fmt.Sprintf("%s %s pid %d at %s", e.Kind, e.ID, e.PID, c.at(e.Mono))
+	if e.Term != "" {
+		s += " term " + e.Term
+	}
+	if e.Kind == event.Write {
+		s += fmt.Sprintf(" wid %s %s", e.WID, e.Result)
+		if e.RV != "" {
+			s += " rv " + e.RV
+		}
+		if e.Late {
+			s += " (late)"
+		}
+	}
+	return s
+}
+
+func (c *checker) ours() bool { return c.h.Elector != "upstream" }
+
+// terms checks that the Lease's terms never come back once left, that its
+// transitions only grow under one UID, and that no two candidates started
+// leading in one term.
+func (c *checker) terms() {
+	c.first = map[string]int{}
+	ended := map[string]int{}
+	transitions := map[string]int64{}
+	prev := -1
+	for i, l := range c.h.Lease {
+		if l.Deleted {
+			if prev >= 0 {
+				ended[c.h.Lease[prev].Term] = i
+			}
+			prev = -1
+			continue
+		}
+		if prev < 0 || c.h.Lease[prev].Term != l.Term {
+			if prev >= 0 {
+				ended[c.h.Lease[prev].Term] = i
+			}
+			if j, seen := c.first[l.Term]; seen {
+				c.violate(PropTerms, fmt.Sprintf("term %s came back after it had ended", l.Term), c.lease(j), c.lease(ended[l.Term]), c.lease(i))
+			} else {
+				c.first[l.Term] = i
+			}
+		}
+		uid, n, _ := splitTerm(l.Term)
+		if old, ok := transitions[uid]; ok && n < old {
+			c.violate(PropTerms, fmt.Sprintf("the Lease's transitions went down from %d to %d", old, n), c.lease(i))
+		}
+		transitions[uid] = max(transitions[uid], n)
+		prev = i
+	}
+	if !c.ours() {
+		return
+	}
+	leaders := map[string]event.Event{}
+	for _, e := range c.h.Events {
+		if e.Kind != event.Start {
+			continue
+		}
+		if other, ok := leaders[e.Term]; ok && other.ID != e.ID {
+			c.violate(PropTerms, fmt.Sprintf("two candidates started leading in term %s", e.Term), c.candidate(other), c.candidate(e))
+		}
+		leaders[e.Term] = e
+		if _, ok := c.first[e.Term]; !ok && len(c.h.Gaps) == 0 {
+			c.violate(PropTerms, fmt.Sprintf("a candidate started leading in term %s, which the Lease never held", e.Term), c.candidate(e))
+		}
+	}
+}
+
+// splitTerm reads "<uid>/<transitions>/<holder>".
+func splitTerm(term string) (uid string, transitions int64, holder string) {
+	parts := strings.SplitN(term, "/", 3)
+	if len(parts) != 3 {
+		return term, 0, ""
+	}
+	n, _ := strconv.ParseInt(parts[1], 10, 64)
+	return parts[0], n, parts[2]
+}
+
+// logLine reads a log line, "<wid> <term>".
+func logLine(line string) (wid, term string) {
+	wid, term, _ = strings.Cut(line, " ")
+	return wid, term
+}
+
+// order walks the log's versions in the API server's order beside the
+// Lease's: the terms of accepted writes never go back, and a write of a
+// term the Lease had left is accepted only within the fence window.
+func (c *checker) order() {
+	lease := c.h.Lease
+	li := -1
+	newest, newestAt := -1, ""
+	for _, v := range c.h.Log {
+		for li+1 < len(lease) && lease[li+1].RV < v.RV {
+			li++
+		}
+		for _, line := range v.Added {
+			wid, term := logLine(line)
+			here := fmt.Sprintf("log rv %d: %q, seen %s", v.RV, line, c.at(v.Recv))
+			if strings.HasPrefix(term, "upstream:") {
+				writer, _, _ := strings.Cut(wid, "/")
+				if li >= 0 && (lease[li].Deleted || lease[li].Holder != writer) {
+					c.m.UpstreamDeposedLanded++
+				}
+				continue
+			}
+			rank, held := c.first[term]
+			if !held {
+				c.violate(PropOrder, fmt.Sprintf("write %s of term %s accepted, a term the Lease never held", wid, term), here)
+				continue
+			}
+			if rank < newest {
+				c.m.StaleAfterNewer++
+				c.violate(PropOrder, fmt.Sprintf("write %s of term %s accepted after a write of the newer term %s", wid, term, lease[newest].Term), newestAt, c.lease(rank), c.lease(newest), here)
+			} else if rank > newest {
+				newest, newestAt = rank, here
+			}
+			if li >= 0 && (lease[li].Deleted || lease[li].Term != term) {
+				// The Lease had left the term: find when.
+				j := li
+				for j >= 0 && (lease[j].Deleted || lease[j].Term != term) {
+					j--
+				}
+				change := j + 1
+				window := time.Duration(v.Recv - lease[change].Recv)
+				c.m.DeposedAccepted++
+				c.m.MaxDeposedWindow = max(c.m.MaxDeposedWindow, window)
+				if window > c.h.Timing.FenceWindow {
+					c.violate(PropWindow, fmt.Sprintf("write %s of term %s accepted %v after the Lease left that term (the fence window is %v)", wid, term, window, c.h.Timing.FenceWindow), c.lease(change), c.lease(li), here)
+				}
+			}
+		}
+	}
+}
+
+// writes checks the log against what the candidates were told: every
+// accepted write in it exactly once, no refused one, nothing unknown.
+func (c *checker) writes() {
+	var all []string
+	for _, v := range c.h.Log {
+		if v.Rewritten {
+			c.violate(PropWrites, fmt.Sprintf("log version rv %d does not start with the lines before it: accepted writes were lost", v.RV))
+		}
+		all = append(all, v.Added...)
+	}
+	if len(c.h.Gaps) == 0 && !slices.Equal(all, c.h.FinalLog) {
+		c.violate(PropWrites, fmt.Sprintf("the final log (%d lines) is not the lines its versions appended (%d)", len(c.h.FinalLog), len(all)))
+	}
+	count := map[string]int{}
+	for _, line := range c.h.FinalLog {
+		wid, _ := logLine(line)
+		count[wid]++
+	}
+	reported := map[string]bool{}
+	for _, e := range c.h.Events {
+		if e.Kind != event.Write {
+			continue
+		}
+		reported[e.WID] = true
+		n := count[e.WID]
+		switch e.Result {
+		case event.Accepted:
+			c.m.AcceptedWrites++
+			if n != 1 {
+				c.violate(PropWrites, fmt.Sprintf("write %s was accepted and is in the log %d times", e.WID, n), c.candidate(e))
+			}
+		case event.Fenced:
+			c.m.FencedWrites++
+			if n != 0 {
+				c.violate(PropWrites, fmt.Sprintf("write %s was refused (%s) yet is in the log %d times", e.WID, e.Result, n), c.candidate(e))
+			}
+		case event.Unknown:
+			if n > 1 {
+				c.violate(PropWrites, fmt.Sprintf("write %s is in the log %d times", e.WID, n), c.candidate(e))
+			}
+		default:
+			if n != 0 {
+				c.violate(PropWrites, fmt.Sprintf("write %s was refused (%s) yet is in the log %d times", e.WID, e.Result, n), c.candidate(e))
+			}
+		}
+	}
+	killed := map[int]bool{}
+	for _, f := range c.h.Faults {
+		if f.Kind == KindKill {
+			killed[f.PID] = true
+		}
+	}
+	for _, line := range c.h.FinalLog {
+		wid, _ := logLine(line)
+		if reported[wid] {
+			continue
+		}
+		reported[wid] = true // once per wid
+		parts := strings.Split(wid, "/")
+		pid := 0
+		if len(parts) == 3 {
+			pid, _ = strconv.Atoi(parts[1])
+		}
+		// A process killed between its write and its report leaves a
+		// line nobody reported.
+		if !killed[pid] {
+			c.violate(PropWrites, fmt.Sprintf("write %s is in the log %d times, but its writer, which was not killed, never reported it", wid, count[wid]))
+		} else if count[wid] > 1 {
+			c.violate(PropWrites, fmt.Sprintf("write %s is in the log %d times", wid, count[wid]))
+		}
+	}
+}
+
+// interval is one tenure's acting, from OnStartedLeading until it returned.
+type interval struct {
+	start, end event.Event
+	// until is when it ended (end.Mono, or when the process died).
+	until int64
+}
+
+func (c *checker) intervals() []interval {
+	type tenure struct {
+		id     string
+		pid, n int
+	}
+	open := map[tenure]int{}
+	var out []interval
+	for _, e := range c.h.Events {
+		k := tenure{e.ID, e.PID, e.Tenure}
+		switch e.Kind {
+		case event.Start:
+			open[k] = len(out)
+			out = append(out, interval{start: e, until: -1})
+		case event.End:
+			if i, ok := open[k]; ok {
+				out[i].end, out[i].until = e, e.Mono
+				delete(open, k)
+			}
+		}
+	}
+	died := map[int]int64{}
+	for _, f := range c.h.Faults {
+		if f.Kind == KindKill {
+			died[f.PID] = f.Start
+		}
+	}
+	for _, i := range open {
+		if t, ok := died[out[i].start.PID]; ok {
+			out[i].until = t
+		} else {
+			// Never reported its end: it acted to the last.
+			out[i].until = c.lastOf(out[i].start.PID)
+		}
+	}
+	slices.SortFunc(out, func(a, b interval) int { return int(a.start.Mono - b.start.Mono) })
+	return out
+}
+
+func (c *checker) lastOf(pid int) int64 {
+	last := c.h.End
+	for _, e := range c.h.Events {
+		if e.PID == pid {
+			last = max(last, e.Mono)
+		}
+	}
+	return last
+}
+
+// beyond reports whether [from, to] meets a fault beyond the bounds, or the
+// time after one until a lease and a renew deadline have passed (on a clock
+// slowed by the fault, the renew deadline its waits started with).
+func (c *checker) beyond(from, to int64) (Fault, bool) {
+	for _, f := range c.h.Faults {
+		deadline := c.h.Timing.RenewDeadline
+		if f.Kind == KindClock && f.Rate > 0 && f.Rate < 1 {
+			deadline = time.Duration(float64(deadline) / f.Rate)
+		}
+		after := int64(c.h.Timing.LeaseDuration + deadline)
+		if !f.InBounds && f.Start <= to && f.End+after >= from {
+			return f, true
+		}
+	}
+	return Fault{}, false
+}
+
+func (c *checker) fault(f Fault) string {
+	bounds := "in bounds"
+	if !f.InBounds {
+		bounds = "beyond the bounds"
+	}
+	return fmt.Sprintf("fault %s %s %s (%s) from %s to %s", f.Kind, f.Target, f.Param, bounds, c.at(f.Start), c.at(f.End))
+}
+
+// oneLeader checks that no two processes act at once while the faults stay
+// in bounds, and measures the overlaps.
+func (c *checker) oneLeader() {
+	ivs := c.intervals()
+	for i := range ivs {
+		for j := i + 1; j < len(ivs); j++ {
+			a, b := ivs[i], ivs[j]
+			if b.start.Mono >= a.until {
+				continue
+			}
+			if a.start.PID == b.start.PID {
+				continue
+			}
+			from, to := b.start.Mono, min(a.until, b.until)
+			overlap := time.Duration(to - from)
+			c.m.Overlaps++
+			if _, excused := c.beyond(from, to); excused {
+				c.m.MaxOverlapBeyond = max(c.m.MaxOverlapBeyond, overlap)
+				continue
+			}
+			c.m.MaxOverlapInBounds = max(c.m.MaxOverlapInBounds, overlap)
+			if !c.ours() {
+				continue
+			}
+			events := []string{c.candidate(a.start), c.candidate(b.start)}
+			if a.end.Kind != "" {
+				events = append(events, c.candidate(a.end))
+			}
+			if b.end.Kind != "" {
+				events = append(events, c.candidate(b.end))
+			}
+			for _, g := range c.h.Faults {
+				if g.Start <= to && g.End+int64(c.h.Timing.LeaseDuration) >= from-int64(c.h.Timing.LeaseDuration) {
+					events = append(events, c.fault(g))
+				}
+			}
+			c.violate(PropOneLeader, fmt.Sprintf("%s and %s acted at once for %v from %s, with every fault in bounds", a.start.ID, b.start.ID, overlap, c.at(from)), events...)
+		}
+	}
+}
+
+// liveness checks that after each fault heals, with no other fault for a
+// lease and the slack, a leader acts within that time.
+func (c *checker) liveness() {
+	ivs := c.intervals()
+	bound := c.h.Timing.LeaseDuration + c.h.Timing.LivenessSlack
+	for i, f := range c.h.Faults {
+		healed := f.End
+		deadline := healed + int64(bound)
+		if deadline > c.h.End {
+			continue
+		}
+		quiet := true
+		for j, g := range c.h.Faults {
+			if j != i && g.Start <= deadline && g.End >= healed {
+				quiet = false
+			}
+		}
+		if !quiet {
+			continue
+		}
+		c.m.Heals++
+		leaderAt := int64(-1)
+		for _, iv := range ivs {
+			if iv.until > healed {
+				t := max(iv.start.Mono, healed)
+				if leaderAt < 0 || t < leaderAt {
+					leaderAt = t
+				}
+			}
+		}
+		if leaderAt < 0 || leaderAt > deadline {
+			c.m.MaxLeaderAfterHeal = max(c.m.MaxLeaderAfterHeal, time.Duration(c.h.End-healed))
+			c.violate(PropLiveness, fmt.Sprintf("no leader acted within %v after the faults healed at %s", bound, c.at(healed)), c.fault(f))
+			continue
+		}
+		c.m.MaxLeaderAfterHeal = max(c.m.MaxLeaderAfterHeal, time.Duration(leaderAt-healed))
+	}
+}
+
+// residue checks that every candidate told to stop exited 0.
+func (c *checker) residue() {
+	for _, x := range c.h.Exits {
+		if x.Killed {
+			continue
+		}
+		if x.Code != 0 {
+			what := fmt.Sprintf("exited with code %d", x.Code)
+			if x.Code < 0 {
+				what = fmt.Sprintf("did not exit within %v of SIGTERM and was killed", x.Took)
+			}
+			c.violate(PropResidue, fmt.Sprintf("candidate %s (pid %d) %s", x.ID, x.PID, what))
+		}
+	}
+}
+
+// expected runs a regression schedule's own check.
+func (c *checker) expected() {
+	switch c.h.Expect {
+	case "":
+	case ExpectForeignHolderWaitedOut:
+		wait := int64(c.h.Timing.LeaseDuration - c.h.Timing.LivenessSlack)
+		for _, f := range c.h.Faults {
+			if f.Kind != KindForeignHolder {
+				continue
+			}
+			for _, e := range c.h.Events {
+				if e.Kind == event.Start && e.Mono > f.End && e.Mono < f.End+wait {
+					c.violate(PropExpected, fmt.Sprintf("%s took the Lease %v after a foreign holder's write, before its lease ran out: a steal", e.ID, time.Duration(e.Mono-f.End)), c.fault(f), c.candidate(e))
+				}
+			}
+		}
+	default:
+		c.violate(PropExpected, fmt.Sprintf("unknown check %q", c.h.Expect))
+	}
+}

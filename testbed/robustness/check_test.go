@@ -1,0 +1,250 @@
+package robustness
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/robustness/event"
+)
+
+const sec = int64(time.Second)
+
+func ms(n int64) int64 { return n * int64(time.Millisecond) }
+
+func write(id string, pid int, wid string, result string, mono int64, term, rv string) event.Event {
+	return event.Event{Kind: event.Write, ID: id, PID: pid, WID: wid, Result: result, Mono: mono, Term: term, RV: rv, Tenure: 1}
+}
+
+// goodHistory is a run that keeps every property: c1 leads, is cut off
+// (black hole, in bounds) and steps down; c2 takes over one lease after
+// c1's last renewal. c1's late write in its old term lands 100 ms after the
+// Lease moved on, inside the fence window, and before any write of c2's.
+func goodHistory() *History {
+	return &History{
+		Seed: 1, Elector: "ours",
+		Timing: Timing{LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: time.Second,
+			FenceWindow: 500 * time.Millisecond, LivenessSlack: 500 * time.Millisecond},
+		Start: 0, End: 60 * sec,
+		Faults: []Fault{{Kind: KindBlackHole, Target: "c1", PID: 100, Start: 8 * sec, End: 12 * sec, InBounds: true}},
+		Events: []event.Event{
+			{Kind: event.Start, ID: "c1", PID: 100, Tenure: 1, Mono: 1 * sec, Term: "u/0/c1"},
+			write("c1", 100, "c1/100/1", event.Accepted, 2*sec, "u/0/c1", "12"),
+			write("c1", 100, "c1/100/2", event.Accepted, 3*sec, "u/0/c1", "13"),
+			{Kind: event.End, ID: "c1", PID: 100, Tenure: 1, Mono: 10 * sec, Term: "u/0/c1"},
+			{Kind: event.Start, ID: "c2", PID: 200, Tenure: 1, Mono: 14 * sec, Term: "u/1/c2"},
+			{Kind: event.Write, ID: "c1", PID: 100, WID: "c1/100/3", Result: event.Accepted, Mono: 14*sec + ms(100), Term: "u/0/c1", RV: "31", Late: true, Tenure: 1},
+			write("c2", 200, "c2/200/1", event.Accepted, 15*sec, "u/1/c2", "32"),
+			write("c2", 200, "c2/200/2", event.Fenced, 16*sec, "u/1/c2", ""),
+			{Kind: event.End, ID: "c2", PID: 200, Tenure: 1, Mono: 59 * sec, Term: "u/1/c2"},
+		},
+		Lease: []LeaseEvent{
+			{Recv: 1 * sec, RV: 10, Term: "u/0/c1", Holder: "c1"},
+			{Recv: 5 * sec, RV: 20, Term: "u/0/c1", Holder: "c1"},
+			{Recv: 14 * sec, RV: 30, Term: "u/1/c2", Holder: "c2"},
+		},
+		Log: []LogEvent{
+			{Recv: 2 * sec, RV: 12, Added: []string{"c1/100/1 u/0/c1"}},
+			{Recv: 3 * sec, RV: 13, Added: []string{"c1/100/2 u/0/c1"}},
+			{Recv: 14*sec + ms(100), RV: 31, Added: []string{"c1/100/3 u/0/c1"}},
+			{Recv: 15 * sec, RV: 32, Added: []string{"c2/200/1 u/1/c2"}},
+		},
+		FinalLog: []string{"c1/100/1 u/0/c1", "c1/100/2 u/0/c1", "c1/100/3 u/0/c1", "c2/200/1 u/1/c2"},
+		Exits:    []Exit{{ID: "c1", PID: 100}, {ID: "c2", PID: 200}},
+	}
+}
+
+// properties returns the distinct properties of vs.
+func properties(vs []Violation) []string {
+	var out []string
+	for _, v := range vs {
+		if !slices.Contains(out, v.Property) {
+			out = append(out, v.Property)
+		}
+	}
+	return out
+}
+
+func TestCheckPassesAHistoryThatKeepsEveryProperty(t *testing.T) {
+	vs, m := Check(goodHistory())
+	if len(vs) != 0 {
+		t.Fatalf("violations in a good history:\n%v", vs)
+	}
+	if m.AcceptedWrites != 4 || m.DeposedAccepted != 1 || m.MaxDeposedWindow != 100*time.Millisecond {
+		t.Errorf("measures %+v; want 4 accepted writes, 1 deposed write accepted 100ms after the change", m)
+	}
+	if m.Heals != 1 || m.MaxLeaderAfterHeal != 2*time.Second {
+		t.Errorf("measures %+v; want 1 heal, a leader 2s after it", m)
+	}
+}
+
+// TestCheckNamesEachViolatedProperty breaks the good history one property
+// at a time: the checker names that property, and only it, with the events
+// that break it.
+func TestCheckNamesEachViolatedProperty(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		mutate   func(h *History)
+		property string
+		// mention must appear in the violation's message or events.
+		mention string
+	}{{
+		name: "a term comes back after it ended",
+		mutate: func(h *History) {
+			h.Lease = append(h.Lease, LeaseEvent{Recv: 58 * sec, RV: 50, Term: "u/0/c1", Holder: "c1"})
+		},
+		property: PropTerms, mention: "lease rv 50 term u/0/c1",
+	}, {
+		name: "two candidates start in one term",
+		mutate: func(h *History) {
+			h.Events[4].Term = "u/0/c1"
+		},
+		property: PropTerms, mention: "two candidates started leading in term u/0/c1",
+	}, {
+		name: "an older term's write accepted after a newer term's",
+		mutate: func(h *History) {
+			h.Events = append(h.Events, write("c1", 100, "c1/100/4", event.Accepted, 14*sec+ms(150), "u/0/c1", "33"))
+			h.Log = append(h.Log, LogEvent{Recv: 14*sec + ms(200), RV: 33, Added: []string{"c1/100/4 u/0/c1"}})
+			h.FinalLog = append(h.FinalLog, "c1/100/4 u/0/c1")
+		},
+		property: PropOrder, mention: "log rv 33",
+	}, {
+		name: "a deposed term's write accepted beyond the fence window",
+		mutate: func(h *History) {
+			h.Log[2].Recv = 15*sec - ms(100)
+		},
+		property: PropWindow, mention: "900ms after the Lease left",
+	}, {
+		name: "an accepted write lost",
+		mutate: func(h *History) {
+			h.FinalLog = slices.Delete(h.FinalLog, 1, 2)
+		},
+		property: PropWrites, mention: "c1/100/2 was accepted and is in the log 0 times",
+	}, {
+		name: "a refused write applied",
+		mutate: func(h *History) {
+			h.Log = append(h.Log, LogEvent{Recv: 16 * sec, RV: 34, Added: []string{"c2/200/2 u/1/c2"}})
+			h.FinalLog = append(h.FinalLog, "c2/200/2 u/1/c2")
+		},
+		property: PropWrites, mention: "c2/200/2 was refused (fenced) yet is in the log 1 times",
+	}, {
+		name: "two leaders act at once, every fault in bounds",
+		mutate: func(h *History) {
+			h.Events[4].Mono = 9 * sec
+		},
+		property: PropOneLeader, mention: "c1 and c2 acted at once for 1s",
+	}, {
+		name: "no leader after the faults heal",
+		mutate: func(h *History) {
+			h.Events[4].Mono = 17 * sec
+		},
+		property: PropLiveness, mention: "no leader acted within 4.5s after the faults healed at +12.000s",
+	}, {
+		name: "a candidate does not exit on SIGTERM",
+		mutate: func(h *History) {
+			h.Exits[1].Code, h.Exits[1].Took = -1, 8*time.Second
+		},
+		property: PropResidue, mention: "c2 (pid 200) did not exit within 8s of SIGTERM",
+	}, {
+		name: "a regression schedule's own check: a foreign holder stolen from",
+		mutate: func(h *History) {
+			h.Expect = ExpectForeignHolderWaitedOut
+			h.Faults = append(h.Faults, Fault{Kind: KindForeignHolder, Param: intruder, Start: 13 * sec, End: 13 * sec, InBounds: true})
+		},
+		property: PropExpected, mention: "c2 took the Lease 1s after a foreign holder's write",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := goodHistory()
+			tc.mutate(h)
+			vs, _ := Check(h)
+			if got := properties(vs); !slices.Equal(got, []string{tc.property}) {
+				t.Fatalf("violated properties %q; want only %q:\n%v", got, tc.property, vs)
+			}
+			all := ""
+			for _, v := range vs {
+				all += v.String() + "\n"
+			}
+			if !strings.Contains(all, tc.mention) {
+				t.Fatalf("the violation does not mention %q:\n%s", tc.mention, all)
+			}
+		})
+	}
+}
+
+// TestCheckMeasuresOverlapBeyondTheBounds: an overlap during a pause longer
+// than LeaseDuration - RenewDeadline is measured, not a violation.
+func TestCheckMeasuresOverlapBeyondTheBounds(t *testing.T) {
+	h := goodHistory()
+	h.Events[4].Mono = 9 * sec
+	h.Faults = append(h.Faults, Fault{Kind: KindPause, Target: "c1", PID: 100, Param: "2s", Start: 6 * sec, End: 8 * sec})
+	vs, m := Check(h)
+	if len(vs) != 0 {
+		t.Fatalf("violations:\n%v", vs)
+	}
+	if m.Overlaps != 1 || m.MaxOverlapBeyond != time.Second || m.MaxOverlapInBounds != 0 {
+		t.Fatalf("measures %+v; want one overlap of 1s beyond the bounds", m)
+	}
+}
+
+// TestCheckCountsUpstreamWritesThatLandAfterDeposal: client-go's writes
+// carry no term; one that lands while the Lease names another holder is
+// counted.
+func TestCheckCountsUpstreamWritesThatLandAfterDeposal(t *testing.T) {
+	h := goodHistory()
+	h.Elector = "upstream"
+	for i, l := range h.Log {
+		for j, line := range l.Added {
+			wid, _ := logLine(line)
+			h.Log[i].Added[j] = wid + " upstream:" + wid
+		}
+	}
+	h.FinalLog = nil
+	for _, l := range h.Log {
+		h.FinalLog = append(h.FinalLog, l.Added...)
+	}
+	for i := range h.Events {
+		h.Events[i].Term = "upstream:x"
+	}
+	vs, m := Check(h)
+	if len(vs) != 0 {
+		t.Fatalf("violations:\n%v", vs)
+	}
+	if m.UpstreamDeposedLanded != 1 {
+		t.Fatalf("measures %+v; want 1 deposed upstream write landed", m)
+	}
+}
+
+// TestReportHoldsWhatReRunningASeedNeeds: a failing seed's report has the
+// schedule, the history, the violations and a timeline with the fault
+// windows shaded.
+func TestReportHoldsWhatReRunningASeedNeeds(t *testing.T) {
+	h := goodHistory()
+	h.Events[4].Mono = 9 * sec
+	vs, m := Check(h)
+	sched := Schedule{Seed: 1, Elector: "ours", Duration: time.Minute, Faults: []Planned{{At: 8 * time.Second, For: 4 * time.Second, Kind: KindBlackHole, Target: 0, InBounds: true}}}
+	dir, err := WriteReport(t.TempDir(), sched, h, vs, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"schedule.json", "history.json", "violations.json", "measures.json", "timeline.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("report: %v", err)
+		}
+	}
+	report, err := os.ReadFile(filepath.Join(dir, "report.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`make robustness ARGS="-seed 1 -duration 1m0s"`, "blackhole", PropOneLeader + ": c1 and c2 acted at once"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.txt lacks %q:\n%s", want, report)
+		}
+	}
+	svg, _ := os.ReadFile(filepath.Join(dir, "timeline.svg"))
+	if !strings.Contains(string(svg), `fill="#f5b041"`) || strings.Count(string(svg), `fill="#2e86c1"`) != 2 {
+		t.Errorf("the timeline lacks the shaded fault window or the two acting intervals:\n%s", svg)
+	}
+}

@@ -1,0 +1,49 @@
+package robustness
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestScheduleIsReproducibleBySeed(t *testing.T) {
+	a := NewSchedule(7, time.Minute, DefaultTiming)
+	b := NewSchedule(7, time.Minute, DefaultTiming)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("seed 7 drew two schedules:\n%v\n%v", a, b)
+	}
+	if c := NewSchedule(8, time.Minute, DefaultTiming); reflect.DeepEqual(a.Faults, c.Faults) {
+		t.Fatalf("seeds 7 and 8 drew the same faults: %v", a.Faults)
+	}
+}
+
+// TestSchedulesCoverEveryKindAndLeaveRoomToHeal: over a few seeds every
+// fault kind is drawn; in each schedule faults follow one another without
+// overlapping, and the last heals a lease and the liveness slack before the
+// end, so that liveness is checked after it.
+func TestSchedulesCoverEveryKindAndLeaveRoomToHeal(t *testing.T) {
+	timing := DefaultTiming
+	seen := map[string]bool{}
+	for seed := uint64(1); seed <= 20; seed++ {
+		s := NewSchedule(seed, 40*time.Second, timing)
+		if len(s.Faults) == 0 {
+			t.Fatalf("seed %d: no faults in 40s", seed)
+		}
+		var free time.Duration
+		for _, p := range s.Faults {
+			seen[p.Kind] = true
+			if p.At < free {
+				t.Fatalf("seed %d: fault %v starts before the one before it ends (%v)", seed, p, free)
+			}
+			free = p.At + p.For
+		}
+		if last := s.Duration - timing.LeaseDuration - timing.LivenessSlack; free > last {
+			t.Fatalf("seed %d: the last fault ends at %v, after %v", seed, free, last)
+		}
+	}
+	for _, k := range Kinds {
+		if !seen[k] {
+			t.Errorf("no schedule of seeds 1-20 draws fault kind %s", k)
+		}
+	}
+}
