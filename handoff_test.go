@@ -727,24 +727,39 @@ func TestHolderHonoursTheLatestRequestSeen(t *testing.T) {
 		{"withdrawn", func(h *handoff) { h.sawRead(seen(rl.HandoffRequest{}, false)) }, rl.HandoffRequest{}},
 		{"our own write, last seen", func(h *handoff) { h.sawRead(seen(higher, true)) }, first},
 		{"the lock as we last wrote it", func(h *handoff) {
-			h.wroteRecord(state(first))
+			h.wroteRecord(state(first), 0)
 			h.sawRead(seen(first, false))
 		}, first},
 		{"put back as we wrote it, after a request", func(h *handoff) {
-			h.wroteRecord(state(rl.HandoffRequest{}))
+			h.wroteRecord(state(rl.HandoffRequest{}), 0)
 			h.sawRead(seen(first, false))
 			h.sawRead(seen(rl.HandoffRequest{}, false))
 		}, rl.HandoffRequest{}},
 		{"delivered: a withdrawal, then our write's event", func(h *handoff) {
-			h.wroteRecord(state(first))
-			h.sawDelivered(seen(rl.HandoffRequest{}, false))
-			h.sawDelivered(seen(first, false))
+			h.wroteRecord(state(first), 1)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 1)
+			h.sawDelivered(seen(first, false), 1)
 		}, rl.HandoffRequest{}},
 		{"delivered: our write's event, then the same content again", func(h *handoff) {
-			h.wroteRecord(state(rl.HandoffRequest{}))
-			h.sawDelivered(seen(rl.HandoffRequest{}, false))
-			h.sawDelivered(seen(first, false))
-			h.sawDelivered(seen(rl.HandoffRequest{}, false))
+			h.wroteRecord(state(rl.HandoffRequest{}), 1)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 1)
+			h.sawDelivered(seen(first, false), 1)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 1)
+		}, rl.HandoffRequest{}},
+		{"delivered by a watch started after our write: a request, then withdrawn to our content", func(h *handoff) {
+			h.wroteRecord(state(rl.HandoffRequest{}), 0)
+			h.sawDelivered(seen(first, false), 1)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 1)
+		}, rl.HandoffRequest{}},
+		{"delivered by a later watch than the one running as we wrote", func(h *handoff) {
+			h.wroteRecord(state(rl.HandoffRequest{}), 1)
+			h.sawDelivered(seen(first, false), 2)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 2)
+		}, rl.HandoffRequest{}},
+		{"delivered after our write, then read back as we wrote it", func(h *handoff) {
+			h.wroteRecord(state(rl.HandoffRequest{}), 0)
+			h.sawDelivered(seen(first, false), 1)
+			h.sawRead(seen(rl.HandoffRequest{}, false))
 		}, rl.HandoffRequest{}},
 	} {
 		h := honouring()
@@ -1027,6 +1042,46 @@ func TestSteppedDownIdentityStaysOutInANewElector(t *testing.T) {
 		time.Sleep(2 * retryPeriod)
 		if rec := readRecord(t, cs, kind); rec.StepDown != (rl.StepDownRequest{}) {
 			t.Errorf("the lock still carries the step-down %+v once its time out has run", rec.StepDown)
+		}
+	})
+}
+
+// TestWithdrawalBeforeTheWindDownsFirstRenewalStands: a requester asks a
+// watching holder for the lock and withdraws at once, before the holder has
+// written the lock again. Its withdrawal puts back the very record the
+// holder last wrote, which the holder must not take for the echo of its own
+// write: the lock is released, never handed to the stopped requester. It
+// holds on both fakes.
+func TestWithdrawalBeforeTheWindDownsFirstRenewalStands(t *testing.T) {
+	const windDown = 5 * time.Second // the holder renews while it winds down
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		states := leaseStates(t, cs)
+		f := newFleet()
+		low := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"))
+		low.KeyComparison = outranksAllBut("canary")
+		a := startCandidate(t, ctx, low, f, windDown)
+		workCtx := a.leading(t)
+		time.Sleep(retryPeriod / 2)
+		bCtx, stopB := context.WithCancel(ctx)
+		high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+		high.KeyComparison = outranksAllBut("stable")
+		b := startCandidate(t, bCtx, high, f, 0)
+		// The holder takes the request up at once; b withdraws before
+		// the holder's first renewal of its wind-down.
+		receive(t, workCtx.Done(), "the holder to take b's request up")
+		stopB()
+		b.finished(t)
+		a.finished(t)
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" || rec.HandoffRequest != (rl.HandoffRequest{}) {
+			t.Errorf("record %+v once the holder stopped, want it released, with no request", rec)
+		}
+		for _, lease := range states() {
+			if holder := lease.Spec.HolderIdentity; holder != nil && *holder == "b" {
+				t.Fatalf("the lock was handed to b, which had withdrawn its request and stopped, at %v", lease.Spec.AcquireTime)
+			}
 		}
 	})
 }
