@@ -320,11 +320,16 @@ func (h *handoff) carriedStepDown(record *rl.LeaderElectionRecord, now time.Time
 	return record.StepDown
 }
 
-// leftBehind is what our write that ends a step-down (handing the lock
-// over, or releasing it) leaves in the lock: the request, with the time we
-// stay out until; none when we are not stepping down.
-func (h *handoff) leftBehind() rl.StepDownRequest {
+// leftBehind is what our write that ends our term (handing the lock over,
+// or releasing it) over current leaves in the lock at now: stepping down,
+// our request, with the time we stay out until; otherwise the note of an
+// earlier holder that still stays out, which the next holder's writes keep
+// in turn (a term that ends must not let that holder back in early).
+func (h *handoff) leftBehind(current *rl.LeaderElectionRecord, now time.Time) rl.StepDownRequest {
 	if h.leaving.Holder == "" {
+		if outStands(current.StepDown, now) {
+			return current.StepDown
+		}
 		return rl.StepDownRequest{}
 	}
 	mark := h.leaving
@@ -629,7 +634,7 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			return
 		}
 		next := successor(request, &current, le.clock.Now(), le.leaseSeconds)
-		next.StepDown = le.handoff.leftBehind()
+		next.StepDown = le.handoff.leftBehind(&current, le.clock.Now())
 		err := le.write(ctx, lock.Update, next)
 		if err == nil {
 			logger.Info("Handed the lease over", "to", request.HolderIdentity, "transitions", next.LeaderTransitions)

@@ -1085,3 +1085,53 @@ func TestWithdrawalBeforeTheWindDownsFirstRenewalStands(t *testing.T) {
 		}
 	})
 }
+
+// TestSteppedDownIdentityStaysOutWhateverTheNextHolderDoes: the lock keeps
+// who stepped down until its time out has run, not only through the next
+// holder's renewals but through whatever that holder does next: handing
+// the lock on to a higher requester, or releasing it. A new elector of the
+// identity that stepped down stays out either way.
+func TestSteppedDownIdentityStaysOutWhateverTheNextHolderDoes(t *testing.T) {
+	const out = 5 * time.Minute
+	cases := []string{"handed on", "released"}
+	eachFakeModeAndCase(t, byDefault, cases, itself, func(t *testing.T, fk fakeClientset, _ followMode, next string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		config := func(id, key string) LeaderElectionConfig {
+			lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, id, key))
+			lec.KeyComparison = outranksAllBut(key)
+			lec.ReleaseOnCancel = true
+			return lec
+		}
+		a := runCandidate(t, ctx, config("a", "stable"), f)
+		a.leading(t)
+		bCtx, stopB := context.WithCancel(ctx)
+		defer stopB()
+		b := runCandidate(t, bCtx, config("b", "old"), f)
+		time.Sleep(retryPeriod)
+		asked := time.Now()
+		askStepDown(t, cs, rl.LeasesResourceLock, "", out, time.Minute)
+		b.leading(t)
+		a.finished(t)
+		switch next {
+		case "handed on":
+			c := runCandidate(t, ctx, config("c", "canary"), f)
+			c.leading(t)
+		case "released":
+			stopB()
+			b.finished(t)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.StepDown.Holder != "a" {
+			t.Errorf("once b %s the lock, it carries the step-down %+v; want a's, with the time a stays out until", next, rec.StepDown)
+		}
+		again := runCandidate(t, ctx, config("a", "stable"), f)
+		select {
+		case <-again.started:
+			t.Fatalf("a new elector of a led %v after a stepped down, within the %v it was asked to stay out (b %s the lock)", time.Since(asked), out, next)
+		case <-time.After(out - maxAcquireWait - time.Since(asked)):
+		}
+		f.check(t)
+	})
+}
