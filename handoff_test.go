@@ -1135,3 +1135,43 @@ func TestSteppedDownIdentityStaysOutWhateverTheNextHolderDoes(t *testing.T) {
 		f.check(t)
 	})
 }
+
+// TestStepDownReachesAMigratingHolderOverALapsedNote: on a migration's two
+// objects, a step-down request written into one of them (as kubectl
+// election writes it) is taken up even when the other still carries the
+// note of an earlier step-down whose time out has just run, which the
+// holder has not yet written away.
+func TestStepDownReachesAMigratingHolderOverALapsedNote(t *testing.T) {
+	kinds := []string{rl.ConfigMapsLeasesResourceLock, rl.EndpointsLeasesResourceLock}
+	eachFakeModeAndCase(t, byDefault, kinds, itself, func(t *testing.T, fk fakeClientset, _ followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		_, followers, f := stepDownFleet(t, ctx, cs, kind, func(*LeaderElectionConfig) {}, map[string]string{"b": "canary"})
+		// An earlier holder x stepped down; its time out runs for one
+		// more second. Both objects carry the note, as every writer
+		// of ours leaves it.
+		synctest.Wait()
+		lock := newTestLock(t, cs, kind, "operator", "")
+		rec, _, err := lock.Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		earlier := time.Now().Add(-time.Minute)
+		rec.StepDown = rl.StepDownRequest{Holder: "x", Term: rec.LeaderTransitions - 1, ForSeconds: 61,
+			RequestedAt: earlier.UTC().Format(time.RFC3339), ExpiresAt: earlier.Add(time.Minute).UTC().Format(time.RFC3339),
+			OutUntil: time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)}
+		if err := lock.Update(ctx, *rec); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		askStepDown(t, cs, kind, "", time.Minute, time.Minute)
+		select {
+		case <-followers["b"].started:
+		case <-time.After(2 * time.Minute):
+			rec := readRecord(t, cs, kind)
+			t.Fatalf("a did not step down in 2m after a request written into the Lease while the %s carried x's lapsed note; the lock holds %+v", kind, rec)
+		}
+		f.check(t)
+	})
+}
