@@ -1175,3 +1175,45 @@ func TestStepDownReachesAMigratingHolderOverALapsedNote(t *testing.T) {
 		f.check(t)
 	})
 }
+
+// FuzzStepDownRequest: whatever a step-down annotation holds (a hand-written
+// or garbled request: any times, any numbers), reading it as the elector
+// does never panics, and neither keeps anyone out beyond MaxStepDownOut nor
+// lets a request act once it expired.
+func FuzzStepDownRequest(f *testing.F) {
+	f.Add("a", 3, 3, 60, "2026-12-06T08:00:00Z", "2026-12-06T08:01:00Z", "2026-12-06T08:05:00Z")
+	f.Add("a", 3, 3, -1, "", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z")
+	f.Add("a", 0, 0, math.MaxInt, "x", "0000-01-01T00:00:00Z", "2026-12-06T08:00:00.999999999+14:00")
+	f.Add("", math.MinInt, 0, math.MinInt, "\x00", "2026-13-40T99:99:99Z", "-")
+	f.Fuzz(func(t *testing.T, holder string, term, transitions, forSeconds int, requestedAt, expiresAt, outUntil string) {
+		now := time.Date(2026, 12, 6, 8, 0, 30, 0, time.UTC)
+		step := rl.StepDownRequest{Holder: holder, Term: term, ForSeconds: forSeconds,
+			RequestedAt: requestedAt, ExpiresAt: expiresAt, OutUntil: outUntil}
+		record := rl.LeaderElectionRecord{HolderIdentity: "a", LeaderTransitions: transitions, StepDown: step}
+		if out := StepDownOut(step); out < 0 || out > MaxStepDownOut {
+			t.Fatalf("StepDownOut(%+v) = %v, want within 0 and %v", step, out, MaxStepDownOut)
+		}
+		if _, pending := PendingStepDown(&record, now); pending {
+			expires, err := time.Parse(time.RFC3339, expiresAt)
+			if err != nil || !now.Before(expires) {
+				t.Fatalf("request %+v pending at %v though its expiry cannot be read or has passed", step, now)
+			}
+		}
+		if _, until, ok := SteppedDown(&record, now); ok && (!until.After(now) || until.After(now.Add(MaxStepDownOut))) {
+			t.Fatalf("note %+v keeps %q out until %v at %v: want within (now, now+%v]", step, holder, until, now, MaxStepDownOut)
+		}
+		h := &handoff{me: "a"}
+		h.honour(&record, now)
+		if h.outUntil.After(now.Add(MaxStepDownOut)) {
+			t.Fatalf("honouring %+v keeps us out until %v, beyond %v", step, h.outUntil, MaxStepDownOut)
+		}
+		left := h.leftBehind(&record, now)
+		if left.OutUntil != "" {
+			if _, err := time.Parse(time.RFC3339, left.OutUntil); err != nil {
+				t.Fatalf("the note left behind has an OutUntil %q nobody can read: %v", left.OutUntil, err)
+			}
+		}
+		_ = h.excluded(&record, now)
+		_ = h.carriedStepDown(&record, now)
+	})
+}
