@@ -325,7 +325,15 @@ func (h *handoff) carriedStepDown(record *rl.LeaderElectionRecord, now time.Time
 // our request, with the time we stay out until; otherwise the note of an
 // earlier holder that still stays out, which the next holder's writes keep
 // in turn (a term that ends must not let that holder back in early).
+//
+// A step-down request for us that we had not taken up (it came while our
+// work was already stopping for a requester, or while we release the lock
+// as Run ends) is carried out with this write: we stay out from now, as
+// the operator asked.
 func (h *handoff) leftBehind(current *rl.LeaderElectionRecord, now time.Time) rl.StepDownRequest {
+	if h.leaving.Holder == "" && current.HolderIdentity == h.me && stepDownPending(current, now) {
+		h.leaving, h.outUntil = current.StepDown, now.Add(StepDownOut(current.StepDown))
+	}
 	if h.leaving.Holder == "" {
 		if outStands(current.StepDown, now) {
 			return current.StepDown

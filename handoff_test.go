@@ -1217,3 +1217,47 @@ func FuzzStepDownRequest(f *testing.F) {
 		_ = h.carriedStepDown(&record, now)
 	})
 }
+
+// TestStepDownDuringAHandoffStillKeepsTheHolderOut: a step-down request
+// that reaches a holder already winding down to hand the lock to a
+// requester is carried out with that handoff: the holder stays out for the
+// time asked, so that when the lock comes free again (its new holder
+// releases it) a new elector of the old holder does not take it.
+func TestStepDownDuringAHandoffStillKeepsTheHolderOut(t *testing.T) {
+	const out = 5 * time.Minute
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		config := func(id, key string) LeaderElectionConfig {
+			lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, id, key))
+			lec.KeyComparison = outranksAllBut(key)
+			lec.ReleaseOnCancel = true
+			mode.apply(&lec)
+			return lec
+		}
+		a := startCandidate(t, ctx, config("a", "canary"), f, 5*time.Second)
+		workCtx := a.leading(t)
+		bCtx, stopB := context.WithCancel(ctx)
+		defer stopB()
+		b := runCandidate(t, bCtx, config("b", "stable"), f)
+		receive(t, workCtx.Done(), "a to take b's request up")
+		asked := time.Now()
+		askStepDown(t, cs, rl.LeasesResourceLock, "", out, time.Minute)
+		b.leading(t)
+		a.finished(t)
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.StepDown.Holder != "a" || rec.StepDown.OutUntil == "" {
+			t.Errorf("once a handed over to b, the lock carries the step-down %+v; want a's request, with the time a stays out until", rec.StepDown)
+		}
+		again := runCandidate(t, ctx, config("a", "canary"), f)
+		stopB()
+		b.finished(t)
+		select {
+		case <-again.started:
+			t.Fatalf("a new elector of a led %v after a was asked to step down for %v (b released the lock)", time.Since(asked), out)
+		case <-time.After(out - maxAcquireWait - time.Since(asked)):
+		}
+		f.check(t)
+	})
+}
