@@ -182,7 +182,7 @@ func (le *LeaderElector) write(ctx context.Context, op func(context.Context, rl.
 		return err
 	}
 	le.seen.wrote(le.resourceVersion(), before, record, start)
-	le.handoff.wroteRecord(record)
+	le.handoff.wroteRecord(record, le.watch.generation())
 	if le.watch != nil {
 		// The lock now holds a state a watch can resume from.
 		le.watch.relist = false

@@ -67,10 +67,13 @@ type handoff struct {
 	// does. away is set once a read showed the lock in another state since
 	// that write, so that the same content read again was put back by
 	// someone else (a requester withdrawing a request it wrote over that
-	// state); echo is set until the watch has delivered that write once.
+	// state). echo is the watch (see watcher.generation) that will deliver
+	// that write's own event, until it has: one that was running when we
+	// wrote; 0 when none will (a watch started after the write delivers
+	// only later states, or the state as it is then).
 	wrote rl.LeaderElectionRecord
 	away  bool
-	echo  bool
+	echo  int
 }
 
 // handoffAsk is a handoff this candidate asked a holder for: the holder and
@@ -317,11 +320,24 @@ func (h *handoff) carriedStepDown(record *rl.LeaderElectionRecord, now time.Time
 	return record.StepDown
 }
 
-// leftBehind is what our write that ends a step-down (handing the lock
-// over, or releasing it) leaves in the lock: the request, with the time we
-// stay out until; none when we are not stepping down.
-func (h *handoff) leftBehind() rl.StepDownRequest {
+// leftBehind is what our write that ends our term (handing the lock over,
+// or releasing it) over current leaves in the lock at now: stepping down,
+// our request, with the time we stay out until; otherwise the note of an
+// earlier holder that still stays out, which the next holder's writes keep
+// in turn (a term that ends must not let that holder back in early).
+//
+// A step-down request for us that we had not taken up (it came while our
+// work was already stopping for a requester, or while we release the lock
+// as Run ends) is carried out with this write: we stay out from now, as
+// the operator asked.
+func (h *handoff) leftBehind(current *rl.LeaderElectionRecord, now time.Time) rl.StepDownRequest {
+	if h.leaving.Holder == "" && current.HolderIdentity == h.me && stepDownPending(current, now) {
+		h.leaving, h.outUntil = current.StepDown, now.Add(StepDownOut(current.StepDown))
+	}
 	if h.leaving.Holder == "" {
+		if outStands(current.StepDown, now) {
+			return current.StepDown
+		}
 		return rl.StepDownRequest{}
 	}
 	mark := h.leaving
@@ -342,9 +358,11 @@ func (h *handoff) windDown() (done func()) {
 // release.
 func (h *handoff) windingDown() bool { return h.stopping }
 
-// wroteRecord notes the record our write left in the lock.
-func (h *handoff) wroteRecord(record rl.LeaderElectionRecord) {
-	h.wrote, h.away, h.echo = record, false, true
+// wroteRecord notes the record our write left in the lock; echo is the
+// watch that was running as we wrote, which will deliver the write's own
+// event (0 for none).
+func (h *handoff) wroteRecord(record rl.LeaderElectionRecord, echo int) {
+	h.wrote, h.away, h.echo = record, false, echo
 }
 
 // sawRead notes a state of the lock that a read returned, which is the
@@ -362,21 +380,34 @@ func (h *handoff) sawRead(seen *observation) {
 	}
 }
 
-// sawDelivered notes a state of the lock that the watch delivered. Events
-// come in the order the lock went through them, but possibly after a read
-// that showed a later state, so they say nothing about where the lock is
-// now; the first one that matches our last write is that write's own event.
-func (h *handoff) sawDelivered(seen *observation) {
+// sawDelivered notes a state of the lock that watch (its generation)
+// delivered. Events come in the order the lock went through them, but
+// possibly after a read that showed a later state, so they say nothing
+// about where the lock is now. From the watch that was running as we last
+// wrote, the first one that matches that write is its own event, and those
+// before it came before the write. Any other state delivered is a later
+// one: if it is not our write's, the lock has left that write, and the same
+// content seen again was put back by someone else (a requester withdrawing
+// a request it wrote over it, before we wrote again).
+func (h *handoff) sawDelivered(seen *observation, watch int) {
 	if !seen.known || seen.absent || seen.unreadable {
 		return
 	}
-	if h.echo && (seen.written || sameRecord(seen.record, h.wrote)) {
-		h.echo = false
+	pending := h.echo != 0 && h.echo == watch
+	if pending && (seen.written || sameRecord(seen.record, h.wrote)) {
+		h.echo = 0
 		return
 	}
-	if !seen.written {
-		h.follow(&seen.record)
+	if seen.written {
+		return
 	}
+	if !pending {
+		h.echo = 0
+		if !sameRecord(seen.record, h.wrote) {
+			h.away = true
+		}
+	}
+	h.follow(&seen.record)
 }
 
 // follow takes the request to honour from a state of the lock, naming us,
@@ -611,7 +642,7 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			return
 		}
 		next := successor(request, &current, le.clock.Now(), le.leaseSeconds)
-		next.StepDown = le.handoff.leftBehind()
+		next.StepDown = le.handoff.leftBehind(&current, le.clock.Now())
 		err := le.write(ctx, lock.Update, next)
 		if err == nil {
 			logger.Info("Handed the lease over", "to", request.HolderIdentity, "transitions", next.LeaderTransitions)

@@ -727,24 +727,39 @@ func TestHolderHonoursTheLatestRequestSeen(t *testing.T) {
 		{"withdrawn", func(h *handoff) { h.sawRead(seen(rl.HandoffRequest{}, false)) }, rl.HandoffRequest{}},
 		{"our own write, last seen", func(h *handoff) { h.sawRead(seen(higher, true)) }, first},
 		{"the lock as we last wrote it", func(h *handoff) {
-			h.wroteRecord(state(first))
+			h.wroteRecord(state(first), 0)
 			h.sawRead(seen(first, false))
 		}, first},
 		{"put back as we wrote it, after a request", func(h *handoff) {
-			h.wroteRecord(state(rl.HandoffRequest{}))
+			h.wroteRecord(state(rl.HandoffRequest{}), 0)
 			h.sawRead(seen(first, false))
 			h.sawRead(seen(rl.HandoffRequest{}, false))
 		}, rl.HandoffRequest{}},
 		{"delivered: a withdrawal, then our write's event", func(h *handoff) {
-			h.wroteRecord(state(first))
-			h.sawDelivered(seen(rl.HandoffRequest{}, false))
-			h.sawDelivered(seen(first, false))
+			h.wroteRecord(state(first), 1)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 1)
+			h.sawDelivered(seen(first, false), 1)
 		}, rl.HandoffRequest{}},
 		{"delivered: our write's event, then the same content again", func(h *handoff) {
-			h.wroteRecord(state(rl.HandoffRequest{}))
-			h.sawDelivered(seen(rl.HandoffRequest{}, false))
-			h.sawDelivered(seen(first, false))
-			h.sawDelivered(seen(rl.HandoffRequest{}, false))
+			h.wroteRecord(state(rl.HandoffRequest{}), 1)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 1)
+			h.sawDelivered(seen(first, false), 1)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 1)
+		}, rl.HandoffRequest{}},
+		{"delivered by a watch started after our write: a request, then withdrawn to our content", func(h *handoff) {
+			h.wroteRecord(state(rl.HandoffRequest{}), 0)
+			h.sawDelivered(seen(first, false), 1)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 1)
+		}, rl.HandoffRequest{}},
+		{"delivered by a later watch than the one running as we wrote", func(h *handoff) {
+			h.wroteRecord(state(rl.HandoffRequest{}), 1)
+			h.sawDelivered(seen(first, false), 2)
+			h.sawDelivered(seen(rl.HandoffRequest{}, false), 2)
+		}, rl.HandoffRequest{}},
+		{"delivered after our write, then read back as we wrote it", func(h *handoff) {
+			h.wroteRecord(state(rl.HandoffRequest{}), 0)
+			h.sawDelivered(seen(first, false), 1)
+			h.sawRead(seen(rl.HandoffRequest{}, false))
 		}, rl.HandoffRequest{}},
 	} {
 		h := honouring()
@@ -1028,5 +1043,221 @@ func TestSteppedDownIdentityStaysOutInANewElector(t *testing.T) {
 		if rec := readRecord(t, cs, kind); rec.StepDown != (rl.StepDownRequest{}) {
 			t.Errorf("the lock still carries the step-down %+v once its time out has run", rec.StepDown)
 		}
+	})
+}
+
+// TestWithdrawalBeforeTheWindDownsFirstRenewalStands: a requester asks a
+// watching holder for the lock and withdraws at once, before the holder has
+// written the lock again. Its withdrawal puts back the very record the
+// holder last wrote, which the holder must not take for the echo of its own
+// write: the lock is released, never handed to the stopped requester. It
+// holds on both fakes.
+func TestWithdrawalBeforeTheWindDownsFirstRenewalStands(t *testing.T) {
+	const windDown = 5 * time.Second // the holder renews while it winds down
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		states := leaseStates(t, cs)
+		f := newFleet()
+		low := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", "canary"))
+		low.KeyComparison = outranksAllBut("canary")
+		a := startCandidate(t, ctx, low, f, windDown)
+		workCtx := a.leading(t)
+		time.Sleep(retryPeriod / 2)
+		bCtx, stopB := context.WithCancel(ctx)
+		high := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"))
+		high.KeyComparison = outranksAllBut("stable")
+		b := startCandidate(t, bCtx, high, f, 0)
+		// The holder takes the request up at once; b withdraws before
+		// the holder's first renewal of its wind-down.
+		receive(t, workCtx.Done(), "the holder to take b's request up")
+		stopB()
+		b.finished(t)
+		a.finished(t)
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" || rec.HandoffRequest != (rl.HandoffRequest{}) {
+			t.Errorf("record %+v once the holder stopped, want it released, with no request", rec)
+		}
+		for _, lease := range states() {
+			if holder := lease.Spec.HolderIdentity; holder != nil && *holder == "b" {
+				t.Fatalf("the lock was handed to b, which had withdrawn its request and stopped, at %v", lease.Spec.AcquireTime)
+			}
+		}
+	})
+}
+
+// TestSteppedDownIdentityStaysOutWhateverTheNextHolderDoes: the lock keeps
+// who stepped down until its time out has run, not only through the next
+// holder's renewals but through whatever that holder does next: handing
+// the lock on to a higher requester, or releasing it. A new elector of the
+// identity that stepped down stays out either way.
+func TestSteppedDownIdentityStaysOutWhateverTheNextHolderDoes(t *testing.T) {
+	const out = 5 * time.Minute
+	cases := []string{"handed on", "released"}
+	eachFakeModeAndCase(t, byDefault, cases, itself, func(t *testing.T, fk fakeClientset, _ followMode, next string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		config := func(id, key string) LeaderElectionConfig {
+			lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, id, key))
+			lec.KeyComparison = outranksAllBut(key)
+			lec.ReleaseOnCancel = true
+			return lec
+		}
+		a := runCandidate(t, ctx, config("a", "stable"), f)
+		a.leading(t)
+		bCtx, stopB := context.WithCancel(ctx)
+		defer stopB()
+		b := runCandidate(t, bCtx, config("b", "old"), f)
+		time.Sleep(retryPeriod)
+		asked := time.Now()
+		askStepDown(t, cs, rl.LeasesResourceLock, "", out, time.Minute)
+		b.leading(t)
+		a.finished(t)
+		switch next {
+		case "handed on":
+			c := runCandidate(t, ctx, config("c", "canary"), f)
+			c.leading(t)
+		case "released":
+			stopB()
+			b.finished(t)
+		}
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.StepDown.Holder != "a" {
+			t.Errorf("once b %s the lock, it carries the step-down %+v; want a's, with the time a stays out until", next, rec.StepDown)
+		}
+		again := runCandidate(t, ctx, config("a", "stable"), f)
+		select {
+		case <-again.started:
+			t.Fatalf("a new elector of a led %v after a stepped down, within the %v it was asked to stay out (b %s the lock)", time.Since(asked), out, next)
+		case <-time.After(out - maxAcquireWait - time.Since(asked)):
+		}
+		f.check(t)
+	})
+}
+
+// TestStepDownReachesAMigratingHolderOverALapsedNote: on a migration's two
+// objects, a step-down request written into one of them (as kubectl
+// election writes it) is taken up even when the other still carries the
+// note of an earlier step-down whose time out has just run, which the
+// holder has not yet written away.
+func TestStepDownReachesAMigratingHolderOverALapsedNote(t *testing.T) {
+	kinds := []string{rl.ConfigMapsLeasesResourceLock, rl.EndpointsLeasesResourceLock}
+	eachFakeModeAndCase(t, byDefault, kinds, itself, func(t *testing.T, fk fakeClientset, _ followMode, kind string) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		_, followers, f := stepDownFleet(t, ctx, cs, kind, func(*LeaderElectionConfig) {}, map[string]string{"b": "canary"})
+		// An earlier holder x stepped down; its time out runs for one
+		// more second. Both objects carry the note, as every writer
+		// of ours leaves it.
+		synctest.Wait()
+		lock := newTestLock(t, cs, kind, "operator", "")
+		rec, _, err := lock.Get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		earlier := time.Now().Add(-time.Minute)
+		rec.StepDown = rl.StepDownRequest{Holder: "x", Term: rec.LeaderTransitions - 1, ForSeconds: 61,
+			RequestedAt: earlier.UTC().Format(time.RFC3339), ExpiresAt: earlier.Add(time.Minute).UTC().Format(time.RFC3339),
+			OutUntil: time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)}
+		if err := lock.Update(ctx, *rec); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		askStepDown(t, cs, kind, "", time.Minute, time.Minute)
+		select {
+		case <-followers["b"].started:
+		case <-time.After(2 * time.Minute):
+			rec := readRecord(t, cs, kind)
+			t.Fatalf("a did not step down in 2m after a request written into the Lease while the %s carried x's lapsed note; the lock holds %+v", kind, rec)
+		}
+		f.check(t)
+	})
+}
+
+// FuzzStepDownRequest: whatever a step-down annotation holds (a hand-written
+// or garbled request: any times, any numbers), reading it as the elector
+// does never panics, and neither keeps anyone out beyond MaxStepDownOut nor
+// lets a request act once it expired.
+func FuzzStepDownRequest(f *testing.F) {
+	f.Add("a", 3, 3, 60, "2026-12-06T08:00:00Z", "2026-12-06T08:01:00Z", "2026-12-06T08:05:00Z")
+	f.Add("a", 3, 3, -1, "", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z")
+	f.Add("a", 0, 0, math.MaxInt, "x", "0000-01-01T00:00:00Z", "2026-12-06T08:00:00.999999999+14:00")
+	f.Add("", math.MinInt, 0, math.MinInt, "\x00", "2026-13-40T99:99:99Z", "-")
+	f.Fuzz(func(t *testing.T, holder string, term, transitions, forSeconds int, requestedAt, expiresAt, outUntil string) {
+		now := time.Date(2026, 12, 6, 8, 0, 30, 0, time.UTC)
+		step := rl.StepDownRequest{Holder: holder, Term: term, ForSeconds: forSeconds,
+			RequestedAt: requestedAt, ExpiresAt: expiresAt, OutUntil: outUntil}
+		record := rl.LeaderElectionRecord{HolderIdentity: "a", LeaderTransitions: transitions, StepDown: step}
+		if out := StepDownOut(step); out < 0 || out > MaxStepDownOut {
+			t.Fatalf("StepDownOut(%+v) = %v, want within 0 and %v", step, out, MaxStepDownOut)
+		}
+		if _, pending := PendingStepDown(&record, now); pending {
+			expires, err := time.Parse(time.RFC3339, expiresAt)
+			if err != nil || !now.Before(expires) {
+				t.Fatalf("request %+v pending at %v though its expiry cannot be read or has passed", step, now)
+			}
+		}
+		if _, until, ok := SteppedDown(&record, now); ok && (!until.After(now) || until.After(now.Add(MaxStepDownOut))) {
+			t.Fatalf("note %+v keeps %q out until %v at %v: want within (now, now+%v]", step, holder, until, now, MaxStepDownOut)
+		}
+		h := &handoff{me: "a"}
+		h.honour(&record, now)
+		if h.outUntil.After(now.Add(MaxStepDownOut)) {
+			t.Fatalf("honouring %+v keeps us out until %v, beyond %v", step, h.outUntil, MaxStepDownOut)
+		}
+		left := h.leftBehind(&record, now)
+		if left.OutUntil != "" {
+			if _, err := time.Parse(time.RFC3339, left.OutUntil); err != nil {
+				t.Fatalf("the note left behind has an OutUntil %q nobody can read: %v", left.OutUntil, err)
+			}
+		}
+		_ = h.excluded(&record, now)
+		_ = h.carriedStepDown(&record, now)
+	})
+}
+
+// TestStepDownDuringAHandoffStillKeepsTheHolderOut: a step-down request
+// that reaches a holder already winding down to hand the lock to a
+// requester is carried out with that handoff: the holder stays out for the
+// time asked, so that when the lock comes free again (its new holder
+// releases it) a new elector of the old holder does not take it.
+func TestStepDownDuringAHandoffStillKeepsTheHolderOut(t *testing.T) {
+	const out = 5 * time.Minute
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFleet()
+		config := func(id, key string) LeaderElectionConfig {
+			lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, id, key))
+			lec.KeyComparison = outranksAllBut(key)
+			lec.ReleaseOnCancel = true
+			mode.apply(&lec)
+			return lec
+		}
+		a := startCandidate(t, ctx, config("a", "canary"), f, 5*time.Second)
+		workCtx := a.leading(t)
+		bCtx, stopB := context.WithCancel(ctx)
+		defer stopB()
+		b := runCandidate(t, bCtx, config("b", "stable"), f)
+		receive(t, workCtx.Done(), "a to take b's request up")
+		asked := time.Now()
+		askStepDown(t, cs, rl.LeasesResourceLock, "", out, time.Minute)
+		b.leading(t)
+		a.finished(t)
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.StepDown.Holder != "a" || rec.StepDown.OutUntil == "" {
+			t.Errorf("once a handed over to b, the lock carries the step-down %+v; want a's request, with the time a stays out until", rec.StepDown)
+		}
+		again := runCandidate(t, ctx, config("a", "canary"), f)
+		stopB()
+		b.finished(t)
+		select {
+		case <-again.started:
+			t.Fatalf("a new elector of a led %v after a was asked to step down for %v (b released the lock)", time.Since(asked), out)
+		case <-time.After(out - maxAcquireWait - time.Since(asked)):
+		}
+		f.check(t)
 	})
 }

@@ -146,6 +146,8 @@ func (le *LeaderElector) followerWatchLimit(seen, awaiting bool) time.Duration {
 // a later state names it again (a write of ours that landed over another's
 // on a clientset that does not version objects).
 func (le *LeaderElector) applyWatch(ctx context.Context) (foreign bool) {
+	// take forgets a watch that ended; its events are still its own.
+	gen := le.watch.generation()
 	events := le.watch.take(ctx, le.clock.Now())
 	for _, ev := range events {
 		if ev.Type == watch.Bookmark || le.watch.lock == nil {
@@ -156,7 +158,7 @@ func (le *LeaderElector) applyWatch(ctx context.Context) (foreign bool) {
 			klog.FromContext(ctx).V(4).Info("Ignoring a watch event", "type", ev.Type, "err", err)
 			continue
 		}
-		le.handoff.sawDelivered(&le.seen)
+		le.handoff.sawDelivered(&le.seen, gen)
 		le.watch.delivered(le.resourceVersion(), record)
 		if !le.seen.names(le.config.Lock.Identity()) {
 			foreign = true

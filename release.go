@@ -47,8 +47,9 @@ func (le *LeaderElector) release(logger klog.Logger) bool {
 			// A coordinated election's strategy is the control plane's.
 			Strategy: current.Strategy,
 			// Stepping down, we stay out for a while: the lock says so to
-			// a new elector of ours.
-			StepDown: le.handoff.leftBehind(),
+			// a new elector of ours (or, for an earlier holder that
+			// stepped down, to one of its).
+			StepDown: le.handoff.leftBehind(current, now.Time),
 		}
 		if le.config.Coordinated {
 			endCoordinatedTerm(&released)

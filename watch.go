@@ -20,6 +20,7 @@ import (
 // elector (client-go's stock fake panics when a watcher falls behind);
 // Run's goroutine takes them from the queue.
 type lockWatch struct {
+	gen     int
 	w       watch.Interface
 	cancel  context.CancelFunc // ends the watch's request
 	started time.Time
@@ -97,6 +98,9 @@ type watcher struct {
 	echoRV     string
 	echoRecord *rl.LeaderElectionRecord
 	echoSeen   bool
+	// started counts the watches started, so that each has a generation
+	// of its own (see generation).
+	started int
 }
 
 const (
@@ -124,6 +128,15 @@ func newWatcher(lock rl.Interface, off bool, clk clock.WithDelayedExecution) *wa
 
 // watching reports whether a watch is running.
 func (w *watcher) watching() bool { return w.current != nil }
+
+// generation names the watch running now, 0 if none: the events a write
+// made now brings are delivered by it alone, if by any.
+func (w *watcher) generation() int {
+	if w == nil || w.current == nil {
+		return 0
+	}
+	return w.current.gen
+}
 
 // watchingSince reports whether a watch runs that started before t.
 func (w *watcher) watchingSince(t time.Time) bool {
@@ -191,6 +204,8 @@ func (w *watcher) ensure(ctx context.Context, now time.Time, limit time.Duration
 	}
 	if err == nil {
 		w.current = startLockWatch(wi, cancel, now)
+		w.started++
+		w.current.gen = w.started
 		return
 	}
 	cancel()

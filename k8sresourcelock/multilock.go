@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/watch"
@@ -109,10 +110,8 @@ func (ml *MultiLock) combine() (*LeaderElectionRecord, []byte, error) {
 		// A candidate that uses the Secondary alone asks there.
 		record.HandoffRequest = s.record.HandoffRequest
 	}
-	if record.StepDown == (StepDownRequest{}) {
-		// An operator may have asked on the Lease alone.
-		record.StepDown = s.record.StepDown
-	}
+	// An operator may have asked on the Lease alone.
+	record.StepDown = laterStepDown(record.StepDown, s.record.StepDown)
 	if record.HolderIdentity != s.record.HolderIdentity {
 		// Nobody can tell whose lease counts, so the longer one does:
 		// a half just released (a one-second lease) must not cut short
@@ -293,4 +292,31 @@ func (ml *MultiLock) usable() error {
 // one value its Get returns.
 func ConcatRawRecord(primaryRaw, secondaryRaw []byte) []byte {
 	return bytes.Join([][]byte{primaryRaw, secondaryRaw}, []byte(","))
+}
+
+// laterStepDown is the step-down request of the two halves to act on: the
+// one requested later. Every writer of the elector writes both halves alike;
+// an operator's tool writes its request into one of them, over whatever an
+// earlier one left there (a note whose time out has run, which the other
+// half still carries until the holder writes again), and that older note
+// must not hide the newer request. A time that cannot be read counts as the
+// earliest; on a tie the Primary's stands.
+func laterStepDown(primary, secondary StepDownRequest) StepDownRequest {
+	if secondary == (StepDownRequest{}) {
+		return primary
+	}
+	if primary == (StepDownRequest{}) {
+		return secondary
+	}
+	requested := func(r StepDownRequest) time.Time {
+		t, err := time.Parse(time.RFC3339, r.RequestedAt)
+		if err != nil {
+			return time.Time{}
+		}
+		return t
+	}
+	if requested(secondary).After(requested(primary)) {
+		return secondary
+	}
+	return primary
 }

@@ -377,3 +377,29 @@ func TestMultiLockKeyIsThePrimarysOrEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiLockStepDownIsTheLaterOfTheHalves: when the halves carry
+// different step-down requests (an operator wrote a new one into one half,
+// over a note the other still carries), Get returns the one requested
+// later, and the Primary's when that cannot be told.
+func TestMultiLockStepDownIsTheLaterOfTheHalves(t *testing.T) {
+	older := StepDownRequest{Holder: "x", RequestedAt: "2026-12-06T08:00:00Z", OutUntil: "2026-12-06T08:06:00Z"}
+	newer := StepDownRequest{Holder: "a", RequestedAt: "2026-12-06T08:06:01Z", ExpiresAt: "2026-12-06T08:07:01Z"}
+	garbage := StepDownRequest{Holder: "a", RequestedAt: "soon"}
+	for _, tc := range []struct {
+		name                     string
+		primary, secondary, want StepDownRequest
+	}{
+		{"newer in the Secondary", older, newer, newer},
+		{"newer in the Primary", newer, older, newer},
+		{"Secondary alone", StepDownRequest{}, newer, newer},
+		{"Primary alone", older, StepDownRequest{}, older},
+		{"unreadable time in the Secondary", older, garbage, older},
+		{"unreadable time in the Primary", garbage, older, older},
+		{"same time", older, StepDownRequest{Holder: "y", RequestedAt: older.RequestedAt}, older},
+	} {
+		if got := laterStepDown(tc.primary, tc.secondary); got != tc.want {
+			t.Errorf("%s: step-down %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
