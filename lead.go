@@ -147,6 +147,7 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 	logger := klog.FromContext(ctx)
 	lastRenewal := le.renewalTime()
 	lastTry, failed := le.clock.Now(), false
+	tryStart := lastTry
 	le.watch.awaitEcho("", nil)
 	for {
 		deadline := lastRenewal.Add(le.config.RenewDeadline)
@@ -158,7 +159,10 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 		// deadline does: a write answered late (the one that took the
 		// lock may take up to a minute) must not push the next try
 		// past the deadline it set.
-		from := lastTry
+		// After a failure it runs from when that attempt began, so that
+		// one cut off at its limit (see attemptLimit) is retried at once
+		// and the retry still finds the time its limit left it.
+		from := tryStart
 		if !failed {
 			from = lastRenewal
 		}
@@ -188,14 +192,14 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 		if !start.Before(deadline) {
 			return ending{why: fmt.Sprintf("no successful renewal for renewDeadline (%v)", le.config.RenewDeadline), lost: true}
 		}
-		attemptCtx, cancel := le.withTimeout(ctx, deadline.Sub(start))
+		attemptCtx, cancel := le.withTimeout(ctx, attemptLimit(deadline.Sub(start), le.config.RetryPeriod))
 		v, err := le.tryAcquireOrRenew(attemptCtx, true)
 		cancel()
 		if v == verdictRenew || err != nil {
 			le.metrics.renewalAttempted(le.config.Name, le.clock.Since(start), err)
 		}
 		le.reportLeader()
-		lastTry, failed = le.clock.Now(), err != nil
+		tryStart, lastTry, failed = start, le.clock.Now(), err != nil
 		switch {
 		case v == verdictStepDown:
 			return le.steppedDown(logger)

@@ -25,10 +25,16 @@ import (
 //
 //   - LeaseDuration/3: the lease clock of every follower restarts at least
 //     three times per lease, as node heartbeats (10s of a 40s lease) do.
-//   - RenewDeadline/2: a renewal that fails leaves at least half of
-//     RenewDeadline for retries at RetryPeriod (RenewDeadline exceeds
-//     JitterFactor*RetryPeriod, so at least one), and the leader still stops
-//     within RenewDeadline of its last successful renewal, as it always did.
+//   - RenewDeadline/2: a renewal due at this period has at least half of
+//     RenewDeadline left before the leader must stop (within RenewDeadline
+//     of its last successful renewal, as it always did). That is room for a
+//     retry only because no attempt may take all of it: a request that
+//     hangs until the client's timeout (RenewDeadline/2 from
+//     NewFromKubeconfig, all that is left at this period) would otherwise
+//     end the term with no retry. So each attempt is cut off RetryPeriod
+//     before the deadline (see attemptLimit), and a failed one is retried
+//     RetryPeriod after it began, at once if it took longer: at 15s/10s/2s
+//     the renewal due at 5s hangs until 8s and is retried at 8s.
 //   - LeaseDuration - (2+JitterFactor)*RetryPeriod: a follower that polls
 //     (client-go's elector, Istio's fork, ours with DisableWatch) sees a
 //     renewal up to (1+JitterFactor)*RetryPeriod after it was written, and
@@ -78,4 +84,17 @@ func (le *LeaderElector) renewPace(retry bool, lastTry time.Time) time.Duration 
 		return le.config.RetryPeriod
 	}
 	return le.renewPeriod()
+}
+
+// attemptLimit is how long a renewal attempt made left before the renew
+// deadline may take: left less retry, so that a retry still fits after
+// it, but never less than retry, since a failed attempt is retried retry
+// after it began (at once, if it took longer) and cutting it any sooner
+// would only take time from it, not give any to the retry; and never more
+// than left. The one request it cuts off is a hung one, as a stalled API
+// server leaves until the client's timeout (RenewDeadline/2 from
+// NewFromKubeconfig): waited out, it would take the rest of a paced
+// leader's time.
+func attemptLimit(left, retry time.Duration) time.Duration {
+	return min(max(durations.Add(left, -retry), retry), left)
 }

@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/k8sleaderelection/k8sleaderelection/internal/durations"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -32,6 +33,29 @@ func TestRenewPeriodIsDerivedFromTheTimings(t *testing.T) {
 	} {
 		if got := maxRenewPeriod(c.lease, c.renew, c.retry); got != c.want {
 			t.Errorf("maxRenewPeriod(%v, %v, %v) = %v, want %v", c.lease, c.renew, c.retry, got, c.want)
+		}
+	}
+}
+
+// TestRenewalAttemptLeavesRoomForARetry: an attempt made with left before
+// the renew deadline may take left less RetryPeriod, so that a retry fits
+// after it; never less than RetryPeriod (a retry waits that long from the
+// attempt's start anyway), never more than left, and huge values saturate
+// instead of wrapping around.
+func TestRenewalAttemptLeavesRoomForARetry(t *testing.T) {
+	for _, c := range []struct {
+		left, retry, want time.Duration
+	}{
+		{5 * time.Second, 2 * time.Second, 3 * time.Second}, // paced, at 15s/10s/2s
+		{8 * time.Second, 2 * time.Second, 6 * time.Second}, // at RetryPeriod
+		{3 * time.Second, 2 * time.Second, 2 * time.Second}, // a retry gets the 1s left
+		{time.Second, 2 * time.Second, time.Second},         // the last try gets it all
+		{durations.Max, time.Second, durations.Max - time.Second},
+		{durations.Max, durations.Max, durations.Max},
+		{time.Nanosecond, durations.Max, time.Nanosecond},
+	} {
+		if got := attemptLimit(c.left, c.retry); got != c.want {
+			t.Errorf("attemptLimit(%v, %v) = %v, want %v", c.left, c.retry, got, c.want)
 		}
 	}
 }
@@ -548,5 +572,52 @@ func TestLeaderWithADeadWatchFindsAStealWithinARetryPeriod(t *testing.T) {
 				took, 2*corePeriod, retryPeriod)
 		}
 		a.finished(t)
+	})
+}
+
+// TestHungRenewalLeavesTimeForARetry: a renewal request that would hang
+// until the client's timeout (NewFromKubeconfig sets it to RenewDeadline/2)
+// is cut off in time for a retry before the renew deadline, so a leader at
+// the derived pace (5s at 15s/10s/2s, the hung request due 5s before its
+// deadline) keeps its term through one hung request, as it does at
+// client-go's pace. The API server answers at once again after that one
+// request.
+func TestHungRenewalLeavesTimeForARetry(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		const clientTimeout = renewDeadline / 2
+		var hang atomic.Bool
+		lock := watchedHookedLock{&hookedLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "a", ""),
+			// As a real client does, and the fakes do not: a request
+			// whose context is done fails at once.
+			beforeGet: func(ctx context.Context) error { return ctx.Err() },
+			beforeWrite: func(ctx context.Context, _ rl.LeaderElectionRecord) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if !hang.CompareAndSwap(true, false) {
+					return nil
+				}
+				select {
+				case <-time.After(clientTimeout):
+					return context.DeadlineExceeded
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}}}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		lec := testConfig(lock)
+		c := runCandidate(t, ctx, lec, nil)
+		work := c.leading(t)
+		time.Sleep(retryPeriod + time.Second) // past the first renewal
+		synctest.Wait()
+		hang.Store(true) // the next renewal, at the pace, hangs
+		time.Sleep(3 * leaseDuration)
+		if work.Err() != nil {
+			t.Fatalf("the leader stopped leading after one renewal request hung for the client's timeout (%v); RenewDeadline is %v",
+				clientTimeout, renewDeadline)
+		}
+		cancel()
+		c.finished(t)
 	})
 }
