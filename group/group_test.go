@@ -1,6 +1,7 @@
 package group
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -379,4 +380,44 @@ func TestSpreadAMemberThatLostSightOfTheOthersAsksForNothing(t *testing.T) {
 		movesTo(t, f, mark, 4, "c")
 		f.check(t)
 	})
+}
+
+// TestSpreadMembersThatStartTogetherMoveEachElectionOnce starts four
+// members in the same instant, or each within the settle of the one before
+// (one change of the group, as its views see it): each election is first
+// led by whoever takes it, and then moves at most once while the views
+// converge, never back and forth.
+func TestSpreadMembersThatStartTogetherMoveEachElectionOnce(t *testing.T) {
+	for _, tc := range []struct {
+		n   int
+		gap time.Duration
+	}{{11, 0}, {12, 0}, {12, 100 * time.Millisecond}, {11, 300 * time.Millisecond}} {
+		n := tc.n
+		t.Run(fmt.Sprint(n, "/", tc.gap), func(t *testing.T) {
+			eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+				elections := names("shard-", n)
+				f := newFleet(race)
+				ids := []string{"a", "b", "c", "d"}
+				for _, id := range ids {
+					startReplica(t, cs, f, id, "default", elections)
+					time.Sleep(tc.gap)
+				}
+				waitFor(t, time.Minute, func() bool {
+					loads, unled := f.loads(elections)
+					lo, hi := n, 0
+					for _, id := range ids {
+						lo, hi = min(lo, loads[id]), max(hi, loads[id])
+					}
+					return unled == 0 && hi-lo <= 1
+				}, describe(f, elections))
+				time.Sleep(5 * testLease)
+				for e, ids := range f.termsSince(nil) {
+					if len(ids) > 2 {
+						t.Errorf("election %s was led by %v in turn after four members started together, want its first leader and at most one move", e, ids)
+					}
+				}
+				f.check(t)
+			})
+		})
+	}
 }
