@@ -38,9 +38,11 @@
 // So an owner asks a holder with the same key for the lock only when the
 // holder has dropped the mark, that is when the holder too sees that it
 // does not own the election; the holder then stops its work and hands the
-// lock over, by the elector's handoff protocol, with no overlap. The
-// members' own keys still come first: a higher key (a new default revision)
-// preempts whatever the assignment says.
+// lock over, by the elector's handoff protocol, with no overlap. Only an
+// owner asks, and the members' own keys still come first: an owner asks a
+// holder with a lower key (a canary, while a new default revision joins)
+// whatever that holder's view says, so each election goes straight from the
+// lower key to the higher-key member that owns it, within Settle.
 //
 // A member drops its mark at once when its view says it no longer owns an
 // election, and puts a mark on only after its view of the members has not

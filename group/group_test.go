@@ -421,3 +421,28 @@ func TestSpreadMembersThatStartTogetherMoveEachElectionOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestSpreadHigherKeysThatJoinTogetherMoveEachElectionOnce runs a canary
+// member that leads every election, then starts two members of the default
+// revision together: each election moves once, from the canary to the
+// default member that owns it, and not on from one default member to the
+// other.
+func TestSpreadHigherKeysThatJoinTogetherMoveEachElectionOnce(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("istio-", 11)
+		f := newFleet(race)
+		startReplica(t, cs, f, "x", "canary", elections)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"x": 11}), describe(f, elections))
+
+		mark := f.mark()
+		startReplica(t, cs, f, "a", "default", elections)
+		startReplica(t, cs, f, "b", "default", elections)
+		waitFor(t, time.Minute, func() bool {
+			n, unled := f.loads(elections)
+			return unled == 0 && n["x"] == 0 && n["a"]+n["b"] == 11 && n["a"] >= 5 && n["b"] >= 5
+		}, describe(f, elections))
+		time.Sleep(3 * testLease)
+		movesTo(t, f, mark, 11, "a", "b")
+		f.check(t)
+	})
+}
