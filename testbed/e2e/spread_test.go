@@ -211,7 +211,13 @@ func TestSpreadOnKubeAPIServer(t *testing.T) {
 	c := startSpreadReplica(t, e.ns, "c", f, elections)
 	took := waitFor(t, 30*time.Second, "three members balanced", spreadBalanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4}))
 	addFigure("spread: 3 members start to balance", took)
-	time.Sleep(2 * leaseDuration)
+	// Membership costs at most one write per member per lease period.
+	const periods = 3
+	writes := memberWrites(t, e.ns, periods*leaseDuration)
+	t.Logf("membership: %d writes of the member Leases by 3 members in %d lease periods", writes, periods)
+	if limit := 3*periods + 3; writes > limit {
+		t.Errorf("3 members wrote their Leases %d times in %d lease periods, want at most one per member per period (%d)", writes, periods, limit)
+	}
 	f.check(t)
 
 	mark := f.mark()
@@ -377,6 +383,39 @@ func TestSpreadViewsThatDisagreeOnKubeAPIServer(t *testing.T) {
 	time.Sleep(2 * leaseDuration)
 	f.movesSince(t, mark, 3, "a", "b", "c")
 	f.check(t)
+}
+
+// memberWrites counts the writes to the group's member Leases that the API
+// server makes over the next d, by a watch from now.
+func memberWrites(t *testing.T, ns string, d time.Duration) int {
+	t.Helper()
+	leases := kubernetes.NewForConfigOrDie(cp.Config()).CoordinationV1().Leases(ns)
+	selector := metav1.ListOptions{LabelSelector: group.GroupLabel + "=istiod"}
+	list, err := leases.List(context.Background(), selector)
+	if err != nil {
+		t.Fatalf("list the member Leases: %v", err)
+	}
+	selector.ResourceVersion = list.ResourceVersion
+	w, err := leases.Watch(context.Background(), selector)
+	if err != nil {
+		t.Fatalf("watch the member Leases: %v", err)
+	}
+	defer w.Stop()
+	writes := 0
+	end := time.After(d)
+	for {
+		select {
+		case <-end:
+			return writes
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatalf("the watch of the member Leases ended early, after %d writes", writes)
+			}
+			if ev.Type == watch.Added || ev.Type == watch.Modified {
+				writes++
+			}
+		}
+	}
 }
 
 // checkNoGroupLeaks fails t if a goroutine of package group outlives the
