@@ -125,9 +125,9 @@ func (l *groupLog) loads() (map[string]int, int) {
 
 // waitBalanced waits, at most limit, until every election is led, once,
 // by one of live, and the loads differ by at most one, and have stayed so
-// for twice the settle; then it prints them.
-func (l *groupLog) waitBalanced(ctx context.Context, step string, live []string, limit time.Duration) {
-	start := time.Now()
+// for twice the settle; then it prints them, and how long after start they
+// came to be.
+func (l *groupLog) waitBalanced(ctx context.Context, step string, start time.Time, live []string, limit time.Duration) {
 	var since time.Time
 	var last string
 	for time.Since(start) < limit && ctx.Err() == nil {
@@ -154,6 +154,20 @@ func (l *groupLog) waitBalanced(ctx context.Context, step string, live []string,
 	}
 	n, unled := l.loads()
 	l.say("NOT BALANCED %v after %s: %v, %d elections without one leader", limit, step, n, unled)
+}
+
+// waitLed waits, at most limit, until every election is led again, and
+// says when.
+func (l *groupLog) waitLed(ctx context.Context, step string, start time.Time, limit time.Duration) {
+	for time.Since(start) < limit && ctx.Err() == nil {
+		if _, unled := l.loads(); unled == 0 {
+			l.say("every election led again, %.1fs after %s", time.Since(start).Seconds(), step)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, unled := l.loads()
+	l.say("%d elections NOT LED %v after %s", unled, limit, step)
 }
 
 // timeline prints, per election, who led it when.
@@ -263,26 +277,29 @@ func runGroups(ctx context.Context, config *rest.Config, namespace string, out i
 			r.stop()
 		}
 	}()
-	l.waitBalanced(ctx, "a, b and c started", live, 30*time.Second)
+	l.waitBalanced(ctx, "a, b and c started", time.Now(), live, 30*time.Second)
 
 	l.say("d joins")
+	start := time.Now()
 	replicas["d"] = startGroupReplica(config, namespace, "d", l, logger)
 	live = append(live, "d")
-	l.waitBalanced(ctx, "d joined", live, 30*time.Second)
+	l.waitBalanced(ctx, "d joined", start, live, 30*time.Second)
 
 	l.say("b CRASHES (its leases run out; its member Lease after %v)", 2*leaseDuration)
+	start = time.Now()
 	replicas["b"].crash.Crash()
 	l.crash("b")
+	l.waitLed(ctx, "b crashed", start, 30*time.Second)
 	live = slices.DeleteFunc(live, func(id string) bool { return id == "b" })
-	l.waitBalanced(ctx, "b crashed", live, 60*time.Second)
+	l.waitBalanced(ctx, "b crashed", start, live, 60*time.Second)
 
 	l.say("c leaves cleanly")
-	start := time.Now()
+	start = time.Now()
 	replicas["c"].stop()
 	delete(replicas, "c")
 	l.say("c's Run returned after %.1fs, its elections handed over", time.Since(start).Seconds())
 	live = slices.DeleteFunc(live, func(id string) bool { return id == "c" })
-	l.waitBalanced(ctx, "c left", live, 30*time.Second)
+	l.waitBalanced(ctx, "c left", start, live, 30*time.Second)
 	if ctx.Err() != nil {
 		l.say("interrupted")
 	}
