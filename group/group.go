@@ -119,7 +119,8 @@ type Config struct {
 	Key string
 	// Outranks orders the members' keys, as KeyComparison does for one
 	// election: only the members whose key no other member's key outranks
-	// own elections. Nil means all keys rank alike.
+	// own elections. Nil means all keys rank alike; a call that panics is
+	// logged and read as false.
 	Outranks OutranksFunc
 	// Elections are the elections of the group. Every member must run the
 	// same set.
@@ -208,6 +209,7 @@ func newMember(config Config) (*member, error) {
 	if config.Settle == 0 {
 		config.Settle = DefaultSettle
 	}
+	config.Outranks = recovering(config.Outranks)
 	var clk clock.WithDelayedExecution = clock.RealClock{}
 	if config.Clock != nil {
 		clk = config.Clock
@@ -251,6 +253,26 @@ func newMember(config Config) (*member, error) {
 		g.candidates = append(g.candidates, c)
 	}
 	return g, nil
+}
+
+// recovering returns outranks, made to read a panic as "does not outrank",
+// as an elector reads a panicking KeyComparison: a faulty comparison must
+// not end the group's loop (and with it the process), only leave the keys
+// unranked. Nil stays nil.
+func recovering(outranks OutranksFunc) OutranksFunc {
+	if outranks == nil {
+		return nil
+	}
+	return func(key, other string) (ok bool) {
+		defer func() {
+			if r := recover(); r != nil {
+				klog.Background().Error(fmt.Errorf("panic: %v", r), "Outranks panicked; ranking neither key above the other",
+					"key", key, "other", other)
+				ok = false
+			}
+		}()
+		return outranks(key, other)
+	}
 }
 
 // validate names every field of the config that is wrong; the electors'

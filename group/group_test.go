@@ -446,3 +446,25 @@ func TestSpreadHigherKeysThatJoinTogetherMoveEachElectionOnce(t *testing.T) {
 		f.check(t)
 	})
 }
+
+// TestSpreadOutranksThatPanicsRanksNoKeyAbove runs a canary and a default
+// member whose Outranks panics: the group reads the panic as "does not
+// outrank", as an elector reads a panicking KeyComparison, so Run goes on,
+// every election stays led, and Run returns when asked.
+func TestSpreadOutranksThatPanicsRanksNoKeyAbove(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("istio-", 6)
+		f := newFleet(race)
+		broken := func(c *Config) { c.Outranks = func(key, other string) bool { panic("outranks is broken") } }
+		x := startReplica(t, cs, f, "x", "canary", elections, broken)
+		a := startReplica(t, cs, f, "a", "default", elections, broken)
+		waitFor(t, time.Minute, func() bool { _, unled := f.loads(elections); return unled == 0 }, describe(f, elections))
+		time.Sleep(3 * testLease)
+		if _, unled := f.loads(elections); unled != 0 {
+			t.Errorf("with an Outranks that panics, %d elections without one leader, want none", unled)
+		}
+		a.stop(t)
+		x.stop(t)
+		f.check(t)
+	})
+}
