@@ -468,3 +468,36 @@ func TestSpreadOutranksThatPanicsRanksNoKeyAbove(t *testing.T) {
 		f.check(t)
 	})
 }
+
+// TestSpreadAHigherKeyTakesEveryElectionFromALowerOne runs a canary member
+// that leads every election, and a default member that never asks for any
+// (one that lost sight of the others, or runs no electors), then starts a
+// default member: it takes every election from the canary, the ones the
+// assignment gives the silent member too, so that no lower key leads while
+// a higher-key member that asks is there.
+func TestSpreadAHigherKeyTakesEveryElectionFromALowerOne(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("istio-", 6)
+		f := newFleet(race)
+		startReplica(t, cs, f, "x", "canary", elections)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"x": 6}), describe(f, elections))
+		silent := newMembership(&Config{Name: "istiod", Namespace: testNamespace, Client: cs.CoordinationV1(),
+			Identity: "silent", Key: "default", MemberLeaseDuration: 2 * time.Minute, RetryPeriod: testRetry}, clock.RealClock{}, func() {})
+		if err := silent.renew(t.Context()); err != nil {
+			t.Fatalf("announce a silent member: %v", err)
+		}
+		mark := f.mark()
+		startReplica(t, cs, f, "a", "default", elections)
+		took := waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 6}), describe(f, elections))
+		t.Logf("a took every election from the canary %v after it started", took)
+		// Its own share, after the settle; then, once the view has stayed
+		// the same for the settle and the time a handoff takes, the rest.
+		handoff := 2*testRetry + 2*testRenew
+		if limit := 2 * (testSettle + handoff); took > limit {
+			t.Errorf("a took every election from a lower key %v after it started, want at most %v", took, limit)
+		}
+		time.Sleep(3 * testLease)
+		movesTo(t, f, mark, 6, "a")
+		f.check(t)
+	})
+}
