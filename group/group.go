@@ -515,8 +515,9 @@ func (g *member) reconcile(logger klog.Logger) time.Time {
 		keys[m.Identity] = m.Key
 	}
 	var waitUntil time.Time
+	// A time already past must not wake us at once, again and again.
 	wake := func(t time.Time) {
-		if waitUntil.IsZero() || t.Before(waitUntil) {
+		if t.After(now) && (waitUntil.IsZero() || t.Before(waitUntil)) {
 			waitUntil = t
 		}
 	}
