@@ -16,7 +16,8 @@ test: lint unit e2e
 SATELLITES := $(patsubst %/go.mod,%,$(filter-out testbed/%,$(wildcard */go.mod */*/go.mod)))
 
 # The demo: three revisions of a controller compete on an embedded control
-# plane (or the cluster of $KUBECONFIG). Pass flags with ARGS="-duration 60s".
+# plane (or the cluster of $KUBECONFIG). Pass flags with ARGS="-duration 60s";
+# ARGS=-groups instead spreads istiod's eleven elections over its replicas.
 demo:
 	cd testbed && go run ./demo -svg ../demo-timeline.svg $(ARGS)
 

@@ -38,9 +38,14 @@
 // So an owner asks a holder with the same key for the lock only when the
 // holder has dropped the mark, that is when the holder too sees that it
 // does not own the election; the holder then stops its work and hands the
-// lock over, by the elector's handoff protocol, with no overlap. The
-// members' own keys still come first: a higher key (a new default revision)
-// preempts whatever the assignment says.
+// lock over, by the elector's handoff protocol, with no overlap. Only an
+// owner asks, and the members' own keys still come first: an owner asks a
+// holder with a lower key (a canary, while a new default revision joins)
+// whatever that holder's view says, so each election goes straight from the
+// lower key to the higher-key member that owns it, within Settle. Should
+// the owner never ask, any member with a higher key than the holder's asks
+// too, once its view has stayed the same for Settle and the time a handoff
+// takes.
 //
 // A member drops its mark at once when its view says it no longer owns an
 // election, and puts a mark on only after its view of the members has not
@@ -117,7 +122,8 @@ type Config struct {
 	Key string
 	// Outranks orders the members' keys, as KeyComparison does for one
 	// election: only the members whose key no other member's key outranks
-	// own elections. Nil means all keys rank alike.
+	// own elections. Nil means all keys rank alike; a call that panics is
+	// logged and read as false.
 	Outranks OutranksFunc
 	// Elections are the elections of the group. Every member must run the
 	// same set.
@@ -206,6 +212,7 @@ func newMember(config Config) (*member, error) {
 	if config.Settle == 0 {
 		config.Settle = DefaultSettle
 	}
+	config.Outranks = recovering(config.Outranks)
 	var clk clock.WithDelayedExecution = clock.RealClock{}
 	if config.Clock != nil {
 		clk = config.Clock
@@ -249,6 +256,26 @@ func newMember(config Config) (*member, error) {
 		g.candidates = append(g.candidates, c)
 	}
 	return g, nil
+}
+
+// recovering returns outranks, made to read a panic as "does not outrank",
+// as an elector reads a panicking KeyComparison: a faulty comparison must
+// not end the group's loop (and with it the process), only leave the keys
+// unranked. Nil stays nil.
+func recovering(outranks OutranksFunc) OutranksFunc {
+	if outranks == nil {
+		return nil
+	}
+	return func(key, other string) (ok bool) {
+		defer func() {
+			if r := recover(); r != nil {
+				klog.Background().Error(fmt.Errorf("panic: %v", r), "Outranks panicked; ranking neither key above the other",
+					"key", key, "other", other)
+				ok = false
+			}
+		}()
+		return outranks(key, other)
+	}
 }
 
 // validate names every field of the config that is wrong; the electors'
@@ -387,14 +414,7 @@ func (g *member) leave(ctx context.Context, logger klog.Logger) {
 	g.leaving = true
 	g.reconcile(logger)
 	g.members.withdraw(ctx)
-	stop := g.config.StopTimeout
-	if stop == 0 {
-		stop = g.config.RenewDeadline
-	}
-	// A StopTimeout of "as long as it takes" must not keep a leaving member
-	// waiting for ever: after MaxLeaseDuration it stops waiting, and its
-	// electors release what they still lead once their work returns.
-	wait := min(durations.Add(g.config.Settle, g.config.RetryPeriod, g.config.RetryPeriod, max(stop, 0), g.config.RenewDeadline), le.MaxLeaseDuration)
+	wait := durations.Add(g.config.Settle, g.handoffTime())
 	deadline := g.clock.Now().Add(wait)
 	for {
 		others, _ := g.members.alive(g.clock.Now())
@@ -411,6 +431,19 @@ func (g *member) leave(ctx context.Context, logger klog.Logger) {
 		// period bounds the wait should a call come late.
 		g.waitForChange(context.Background(), minTime(deadline, g.clock.Now().Add(g.config.RetryPeriod)))
 	}
+}
+
+// handoffTime is the longest a handoff may take: the holder's next
+// renewal and its offer (RetryPeriod each), its work stopping (StopTimeout,
+// or RenewDeadline where that is zero), and its write (RenewDeadline). A
+// StopTimeout of "as long as it takes" must not keep us waiting for ever:
+// it is at most MaxLeaseDuration.
+func (g *member) handoffTime() time.Duration {
+	stop := g.config.StopTimeout
+	if stop == 0 {
+		stop = g.config.RenewDeadline
+	}
+	return min(durations.Add(g.config.RetryPeriod, g.config.RetryPeriod, max(stop, 0), g.config.RenewDeadline), le.MaxLeaseDuration)
 }
 
 // led returns the elections we lead, as their electors say.
@@ -469,21 +502,47 @@ func (g *member) reconcile(logger klog.Logger) time.Time {
 
 	settledAt := g.stableSince.Add(g.config.Settle)
 	settled := !now.Before(settledAt)
-	waiting := false
+	// An election that a member with a lower key still leads, once the
+	// view has stayed the same long enough for its owner to have taken it,
+	// has an owner that does not ask (it lost sight of the others, or runs
+	// no electors): we ask for it too, so that no lower key leads while a
+	// higher key is there to. We keep asking until we lead it, whatever
+	// the view does meanwhile.
+	rescueAt := settledAt.Add(g.handoffTime())
+	rescue := !now.Before(rescueAt) && !g.leaving
+	keys := make(map[string]string, len(view))
+	for _, m := range view {
+		keys[m.Identity] = m.Key
+	}
+	var waitUntil time.Time
+	// A time already past must not wake us at once, again and again.
+	wake := func(t time.Time) {
+		if t.After(now) && (waitUntil.IsZero() || t.Before(waitUntil)) {
+			waitUntil = t
+		}
+	}
 	for _, c := range g.candidates {
 		mine := owner[c.name] == g.config.Identity && !g.leaving
+		holderKey, outranked := keys[holders[c.name]]
+		outranked = outranked && holders[c.name] != g.config.Identity && !g.leaving &&
+			g.config.Outranks != nil && holderKey != g.config.Key && g.config.Outranks(g.config.Key, holderKey)
 		switch {
-		case !mine:
-			g.setKey(logger, c, false)
-		case settled:
+		case mine && settled, !mine && outranked && (rescue || g.marked(c)):
 			g.setKey(logger, c, true)
-		case !g.marked(c):
-			waiting = true
+		case mine:
+			if !g.marked(c) {
+				wake(settledAt)
+			}
+		default:
+			g.setKey(logger, c, false)
+			if outranked {
+				wake(rescueAt)
+			}
 		}
 	}
 	next := expiry
-	if waiting && (next.IsZero() || settledAt.Before(next)) {
-		next = settledAt
+	if !waitUntil.IsZero() && (next.IsZero() || waitUntil.Before(next)) {
+		next = waitUntil
 	}
 	return next
 }

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -377,6 +378,126 @@ func TestSpreadAMemberThatLostSightOfTheOthersAsksForNothing(t *testing.T) {
 		waitFor(t, 2*testLease, balanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4}), describe(f, elections))
 		time.Sleep(2 * testLease)
 		movesTo(t, f, mark, 4, "c")
+		f.check(t)
+	})
+}
+
+// TestSpreadMembersThatStartTogetherMoveEachElectionOnce starts four
+// members in the same instant, or each within the settle of the one before
+// (one change of the group, as its views see it): each election is first
+// led by whoever takes it, and then moves at most once while the views
+// converge, never back and forth.
+func TestSpreadMembersThatStartTogetherMoveEachElectionOnce(t *testing.T) {
+	for _, tc := range []struct {
+		n   int
+		gap time.Duration
+	}{{11, 0}, {12, 0}, {12, 100 * time.Millisecond}, {11, 300 * time.Millisecond}} {
+		n := tc.n
+		t.Run(fmt.Sprint(n, "/", tc.gap), func(t *testing.T) {
+			eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+				elections := names("shard-", n)
+				f := newFleet(race)
+				ids := []string{"a", "b", "c", "d"}
+				for _, id := range ids {
+					startReplica(t, cs, f, id, "default", elections)
+					time.Sleep(tc.gap)
+				}
+				waitFor(t, time.Minute, func() bool {
+					loads, unled := f.loads(elections)
+					lo, hi := n, 0
+					for _, id := range ids {
+						lo, hi = min(lo, loads[id]), max(hi, loads[id])
+					}
+					return unled == 0 && hi-lo <= 1
+				}, describe(f, elections))
+				time.Sleep(5 * testLease)
+				for e, ids := range f.termsSince(nil) {
+					if len(ids) > 2 {
+						t.Errorf("election %s was led by %v in turn after four members started together, want its first leader and at most one move", e, ids)
+					}
+				}
+				f.check(t)
+			})
+		})
+	}
+}
+
+// TestSpreadHigherKeysThatJoinTogetherMoveEachElectionOnce runs a canary
+// member that leads every election, then starts two members of the default
+// revision together: each election moves once, from the canary to the
+// default member that owns it, and not on from one default member to the
+// other.
+func TestSpreadHigherKeysThatJoinTogetherMoveEachElectionOnce(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("istio-", 11)
+		f := newFleet(race)
+		startReplica(t, cs, f, "x", "canary", elections)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"x": 11}), describe(f, elections))
+
+		mark := f.mark()
+		startReplica(t, cs, f, "a", "default", elections)
+		startReplica(t, cs, f, "b", "default", elections)
+		waitFor(t, time.Minute, func() bool {
+			n, unled := f.loads(elections)
+			return unled == 0 && n["x"] == 0 && n["a"]+n["b"] == 11 && n["a"] >= 5 && n["b"] >= 5
+		}, describe(f, elections))
+		time.Sleep(3 * testLease)
+		movesTo(t, f, mark, 11, "a", "b")
+		f.check(t)
+	})
+}
+
+// TestSpreadOutranksThatPanicsRanksNoKeyAbove runs a canary and a default
+// member whose Outranks panics: the group reads the panic as "does not
+// outrank", as an elector reads a panicking KeyComparison, so Run goes on,
+// every election stays led, and Run returns when asked.
+func TestSpreadOutranksThatPanicsRanksNoKeyAbove(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("istio-", 6)
+		f := newFleet(race)
+		broken := func(c *Config) { c.Outranks = func(key, other string) bool { panic("outranks is broken") } }
+		x := startReplica(t, cs, f, "x", "canary", elections, broken)
+		a := startReplica(t, cs, f, "a", "default", elections, broken)
+		waitFor(t, time.Minute, func() bool { _, unled := f.loads(elections); return unled == 0 }, describe(f, elections))
+		time.Sleep(3 * testLease)
+		if _, unled := f.loads(elections); unled != 0 {
+			t.Errorf("with an Outranks that panics, %d elections without one leader, want none", unled)
+		}
+		a.stop(t)
+		x.stop(t)
+		f.check(t)
+	})
+}
+
+// TestSpreadAHigherKeyTakesEveryElectionFromALowerOne runs a canary member
+// that leads every election, and a default member that never asks for any
+// (one that lost sight of the others, or runs no electors), then starts a
+// default member: it takes every election from the canary, the ones the
+// assignment gives the silent member too, so that no lower key leads while
+// a higher-key member that asks is there.
+func TestSpreadAHigherKeyTakesEveryElectionFromALowerOne(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("istio-", 6)
+		f := newFleet(race)
+		startReplica(t, cs, f, "x", "canary", elections)
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"x": 6}), describe(f, elections))
+		silent := newMembership(&Config{Name: "istiod", Namespace: testNamespace, Client: cs.CoordinationV1(),
+			Identity: "silent", Key: "default", MemberLeaseDuration: 2 * time.Minute, RetryPeriod: testRetry}, clock.RealClock{}, func() {})
+		if err := silent.renew(t.Context()); err != nil {
+			t.Fatalf("announce a silent member: %v", err)
+		}
+		mark := f.mark()
+		startReplica(t, cs, f, "a", "default", elections)
+		took := waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 6}), describe(f, elections))
+		t.Logf("a took every election from the canary %v after it started", took)
+		// Its own share, after the settle; then, once the view has stayed
+		// the same for the settle and the time a handoff takes, the rest.
+		handoff := 2*testRetry + 2*testRenew
+		if limit := 2 * (testSettle + handoff); took > limit {
+			t.Errorf("a took every election from a lower key %v after it started, want at most %v", took, limit)
+		}
+		time.Sleep(3 * testLease)
+		movesTo(t, f, mark, 6, "a")
 		f.check(t)
 	})
 }

@@ -25,17 +25,24 @@ func splitKey(ranked string) (key string, owner bool) {
 	return key, owner
 }
 
-// keyOutranks is the KeyComparison of a member whose ranked key is ours:
-// the members' keys come first, as outranks orders them; between equal keys
-// the owner's outranks the others', and nothing else does. So the owner asks
-// a holder for the lock only when the holder has the same key and does not
-// own it by its own view (its key is unmarked), and a higher key (a new
-// default revision) still preempts whatever the assignment says.
+// keyOutranks is the KeyComparison of a member whose ranked key is ours.
+// Only an owner ever asks: one whose settled view gives it the election.
+// It asks a holder with a lower key (as outranks orders the members' keys)
+// whether or not the holder owns it, and a holder with the same key only
+// when the holder does not own it by its own view (its key is unmarked).
+// So a higher key (a new default revision) still preempts the lower ones,
+// and since only the highest keys present own elections, it takes every
+// election within Settle; but each election goes straight to the member
+// that owns it, not first to whichever higher-key member asks first and
+// then on to its owner.
 func keyOutranks(outranks OutranksFunc, ours, existing string) bool {
 	ourKey, ourOwner := splitKey(ours)
 	theirKey, theirOwner := splitKey(existing)
+	if !ourOwner {
+		return false
+	}
 	if ourKey != theirKey {
 		return outranks != nil && outranks(ourKey, theirKey)
 	}
-	return ourOwner && !theirOwner
+	return !theirOwner
 }

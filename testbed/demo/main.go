@@ -19,6 +19,11 @@
 // ends, the deposed leader sends a late write in its old term, as a paused
 // process would, and the demo prints the refusal.
 //
+// With -groups it shows package group instead: istiod's eleven elections
+// over three replicas, then a fourth joins, one crashes and one leaves
+// cleanly; it prints each move, the balance after each step, and who led
+// each election when.
+//
 // Without -kubeconfig (or $KUBECONFIG) it starts its own etcd and
 // kube-apiserver in this process.
 package main
@@ -55,15 +60,16 @@ func main() {
 		svgPath    = flag.String("svg", "demo-timeline.svg", "where to write the timeline picture")
 		logDir     = flag.String("logs", filepath.Join(os.TempDir(), "k8sleaderelection-demo"), "directory for the control plane's and electors' logs")
 		namespace  = flag.String("namespace", "k8sleaderelection-demo", "namespace of the lock")
+		groups     = flag.Bool("groups", false, "instead, run istiod's eleven elections over its replicas with package group: a replica joins, one crashes, one leaves")
 	)
 	flag.Parse()
-	if err := run(*kubeconfig, *duration, *svgPath, *logDir, *namespace, os.Stdout); err != nil {
+	if err := run(*kubeconfig, *duration, *svgPath, *logDir, *namespace, *groups, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stdout, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace string, out io.Writer) error {
+func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace string, groups bool, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
@@ -95,6 +101,9 @@ func run(kubeconfig string, duration time.Duration, svgPath, logDir, namespace s
 	config := cp.Config()
 	if err := ensureNamespace(ctx, config, namespace); err != nil {
 		return err
+	}
+	if groups {
+		return runGroups(ctx, config, namespace, out)
 	}
 	const lockName = "demo-lock"
 	admin := kubernetes.NewForConfigOrDie(config)

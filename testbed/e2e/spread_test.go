@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/klog/v2"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
@@ -124,7 +127,7 @@ type spreadReplica struct {
 	done   chan struct{}
 }
 
-func startSpreadReplica(t *testing.T, ns, id string, f *spreadFleet, elections []string) *spreadReplica {
+func startSpreadReplica(t *testing.T, ns, id string, f *spreadFleet, elections []string, wrap ...func(coordinationv1client.LeasesGetter) coordinationv1client.LeasesGetter) *spreadReplica {
 	t.Helper()
 	crash := &faults.Switch{}
 	// Each of the twelve leaders renews every RetryPeriod: more than
@@ -132,10 +135,14 @@ func startSpreadReplica(t *testing.T, ns, id string, f *spreadFleet, elections [
 	restConfig := crash.Wrap(cp.Config())
 	restConfig.QPS, restConfig.Burst = 50, 100
 	client := kubernetes.NewForConfigOrDie(restConfig)
+	var leases coordinationv1client.LeasesGetter = client.CoordinationV1()
+	for _, w := range wrap {
+		leases = w(leases)
+	}
 	config := group.Config{
 		Name:          "istiod",
 		Namespace:     ns,
-		Client:        client.CoordinationV1(),
+		Client:        leases,
 		Identity:      id,
 		Key:           "default",
 		LeaseDuration: leaseDuration,
@@ -204,7 +211,13 @@ func TestSpreadOnKubeAPIServer(t *testing.T) {
 	c := startSpreadReplica(t, e.ns, "c", f, elections)
 	took := waitFor(t, 30*time.Second, "three members balanced", spreadBalanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4}))
 	addFigure("spread: 3 members start to balance", took)
-	time.Sleep(2 * leaseDuration)
+	// Membership costs at most one write per member per lease period.
+	const periods = 3
+	writes := memberWrites(t, e.ns, periods*leaseDuration)
+	t.Logf("membership: %d writes of the member Leases by 3 members in %d lease periods", writes, periods)
+	if limit := 3*periods + 3; writes > limit {
+		t.Errorf("3 members wrote their Leases %d times in %d lease periods, want at most one per member per period (%d)", writes, periods, limit)
+	}
 	f.check(t)
 
 	mark := f.mark()
@@ -238,6 +251,171 @@ func TestSpreadOnKubeAPIServer(t *testing.T) {
 	waitFor(t, 60*time.Second, "balanced after a crash", spreadBalanced(f, elections, map[string]int{"a": 6, "d": 6}))
 	addFigure("spread: crash to balance", time.Since(start))
 	f.check(t)
+}
+
+// laggingView delays the events of the members' watch (the label-selected
+// one) by lag, so that this replica sees members come, renew and go lag
+// later than the others do: views that disagree. Its elections' Leases are
+// seen as fast as the others see them.
+func laggingView(lag time.Duration) func(coordinationv1client.LeasesGetter) coordinationv1client.LeasesGetter {
+	return func(g coordinationv1client.LeasesGetter) coordinationv1client.LeasesGetter {
+		return laggingLeases{LeasesGetter: g, lag: lag}
+	}
+}
+
+type laggingLeases struct {
+	coordinationv1client.LeasesGetter
+	lag time.Duration
+}
+
+func (l laggingLeases) Leases(ns string) coordinationv1client.LeaseInterface {
+	return laggingLeaseInterface{LeaseInterface: l.LeasesGetter.Leases(ns), lag: l.lag}
+}
+
+type laggingLeaseInterface struct {
+	coordinationv1client.LeaseInterface
+	lag time.Duration
+}
+
+func (l laggingLeaseInterface) Watch(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	w, err := l.LeaseInterface.Watch(ctx, o)
+	if err != nil || o.LabelSelector == "" {
+		return w, err
+	}
+	lw := &laggingWatch{inner: w, out: make(chan watch.Event), stop: make(chan struct{})}
+	go lw.relay(l.lag)
+	return lw, nil
+}
+
+// laggingWatch hands on each event of inner lag after it came.
+type laggingWatch struct {
+	inner    watch.Interface
+	out      chan watch.Event
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+func (w *laggingWatch) Stop() {
+	w.stopOnce.Do(func() {
+		close(w.stop)
+		w.inner.Stop()
+	})
+}
+
+func (w *laggingWatch) ResultChan() <-chan watch.Event { return w.out }
+
+func (w *laggingWatch) relay(lag time.Duration) {
+	defer close(w.out)
+	type timed struct {
+		ev watch.Event
+		at time.Time
+	}
+	queue := make(chan timed, 1024)
+	go func() {
+		defer close(queue)
+		for ev := range w.inner.ResultChan() {
+			select {
+			case queue <- timed{ev, time.Now().Add(lag)}:
+			case <-w.stop:
+				return
+			}
+		}
+	}()
+	for item := range queue {
+		select {
+		case <-time.After(time.Until(item.at)):
+		case <-w.stop:
+			return
+		}
+		select {
+		case w.out <- item.ev:
+		case <-w.stop:
+			return
+		}
+	}
+}
+
+// TestSpreadViewsThatDisagreeOnKubeAPIServer runs twelve elections over
+// three members, one of which (c) sees the members' Leases change three
+// seconds after the others do. A fourth member joins, then leaves cleanly:
+// while c's view lags the others', no election has two leaders, and each
+// moves at most once per change, to the member the change gives it.
+func TestSpreadViewsThatDisagreeOnKubeAPIServer(t *testing.T) {
+	e := newElection(t)
+	t.Cleanup(func() { checkNoGroupLeaks(t) })
+	const lag = 3 * time.Second
+	var elections []string
+	for i := range 12 {
+		elections = append(elections, fmt.Sprintf("shard-%02d", i))
+	}
+	f := newSpreadFleet()
+	startSpreadReplica(t, e.ns, "a", f, elections)
+	startSpreadReplica(t, e.ns, "b", f, elections)
+	startSpreadReplica(t, e.ns, "c", f, elections, laggingView(lag))
+	waitFor(t, 30*time.Second, "three members balanced", spreadBalanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4}))
+	time.Sleep(2 * leaseDuration)
+	f.check(t)
+
+	// d joins: a and b hand it one each at once; c, which sees d lag
+	// later, hands its one over then.
+	mark := f.mark()
+	d := startSpreadReplica(t, e.ns, "d", f, elections)
+	took := waitFor(t, 30*time.Second, "a fourth member balanced, one view lagging",
+		spreadBalanced(f, elections, map[string]int{"a": 3, "b": 3, "c": 3, "d": 3}))
+	addFigure("spread: join to balance, one view 3s behind", took)
+	if took < lag {
+		t.Errorf("balanced %v after d joined, before c (whose view lags %v) could have seen it: the test shows nothing", took, lag)
+	}
+	time.Sleep(2 * leaseDuration)
+	f.movesSince(t, mark, 3, "d")
+	f.check(t)
+
+	// d leaves cleanly: a and b ask for its elections at once; c, which
+	// still sees d for lag, asks for its share once it sees d gone, while
+	// d still waits to hand it over.
+	mark = f.mark()
+	start := time.Now()
+	left := d.stop(t)
+	waitFor(t, 30*time.Second, "balanced after a clean leave, one view lagging",
+		spreadBalanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4}))
+	addFigure("spread: clean leave, Run returns, one view 3s behind", left)
+	addFigure("spread: clean leave to balance, one view 3s behind", time.Since(start))
+	time.Sleep(2 * leaseDuration)
+	f.movesSince(t, mark, 3, "a", "b", "c")
+	f.check(t)
+}
+
+// memberWrites counts the writes to the group's member Leases that the API
+// server makes over the next d, by a watch from now.
+func memberWrites(t *testing.T, ns string, d time.Duration) int {
+	t.Helper()
+	leases := kubernetes.NewForConfigOrDie(cp.Config()).CoordinationV1().Leases(ns)
+	selector := metav1.ListOptions{LabelSelector: group.GroupLabel + "=istiod"}
+	list, err := leases.List(context.Background(), selector)
+	if err != nil {
+		t.Fatalf("list the member Leases: %v", err)
+	}
+	selector.ResourceVersion = list.ResourceVersion
+	w, err := leases.Watch(context.Background(), selector)
+	if err != nil {
+		t.Fatalf("watch the member Leases: %v", err)
+	}
+	defer w.Stop()
+	writes := 0
+	end := time.After(d)
+	for {
+		select {
+		case <-end:
+			return writes
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatalf("the watch of the member Leases ended early, after %d writes", writes)
+			}
+			if ev.Type == watch.Added || ev.Type == watch.Modified {
+				writes++
+			}
+		}
+	}
 }
 
 // checkNoGroupLeaks fails t if a goroutine of package group outlives the
