@@ -19,7 +19,11 @@ import (
 // mid-term ends our term without waiting for our work (decide steps down):
 // the Lease is not ours to create, so nothing holds the control plane's next
 // pick off while our work stops, and only a fence keeps that work's writes
-// out (the new Lease has a new UID).
+// out (the new Lease has a new UID). A candidate reads the Lease again each
+// time a watch of it opens: it writes nothing before it leads, so a change
+// between its last read and the watch's start, which a watch need not show
+// (client-go's stock fake replays nothing), would otherwise go unseen for
+// good.
 
 // validateCoordinated reports what a coordinated election cannot work with.
 // The control plane picks the leader among LeaseCandidates, so nothing of

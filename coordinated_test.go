@@ -406,3 +406,40 @@ func TestCoordinatedLeaseDeletedMidTerm(t *testing.T) {
 		b.finished(t)
 	})
 }
+
+// TestCoordinatedCandidateLeadsWhenTheLeaseAppearsAsItStarts: a coordinated
+// candidate whose first read found no Lease, because the control plane
+// created it just after that read was answered, still sees the Lease name
+// it and leads at once (watching) or at its next poll. It writes nothing
+// before it leads, so no conflict tells it of the Lease, and the watch it
+// opens after that read may not show it: client-go's stock fake (before
+// v0.36) replays nothing to a new watch.
+func TestCoordinatedCandidateLeadsWhenTheLeaseAppearsAsItStarts(t *testing.T) {
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		cp := controlPlane{t, cs}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		cp.elect("a")
+		// The candidate's first read is answered as of just before the
+		// control plane created the Lease.
+		var answered atomic.Bool
+		cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if answered.Swap(true) {
+				return false, nil, nil
+			}
+			return true, nil, apierrors.NewNotFound(coordinationv1.Resource("leases"), testLockName)
+		})
+		lec := coordinatedConfig(t, cs, "a")
+		mode.apply(&lec)
+		a := runCandidate(t, ctx, lec, nil)
+		select {
+		case <-a.started:
+		case <-time.After(maxAcquireWait + time.Millisecond):
+			t.Fatalf("a does not lead %v after it started, though the Lease names %q: the Lease created just after a's first read never reached it",
+				maxAcquireWait+time.Millisecond, readRecord(t, cs, rl.LeasesResourceLock).HolderIdentity)
+		}
+		cancel()
+		a.finished(t)
+	})
+}

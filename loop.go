@@ -82,7 +82,18 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 		}
 
 		awaiting, deadline := le.handoff.awaiting(&le.seen.record)
+		gen := le.watch.generation()
 		le.watch.ensure(ctx, le.clock.Now(), le.followerWatchLimit(err == nil, awaiting))
+		if le.config.Coordinated && le.watch.watching() && le.watch.generation() != gen {
+			// A watch that opened after our read may not show what
+			// changed in between (client-go's stock fake replays
+			// nothing), and a coordinated candidate writes nothing
+			// until the lock names it, so no conflict would tell it:
+			// a Lease the control plane created or gave us meanwhile
+			// would go unseen for good. One read now closes the gap.
+			read = true
+			continue
+		}
 		pause := wait.Jitter(le.config.RetryPeriod, JitterFactor)
 		if err == nil && le.watch.watching() {
 			// Nothing to do until the watch shows a change, the lease runs

@@ -587,7 +587,11 @@ func (h *hub) add(name string, since uint64) (watch.Interface, error) {
 		h.subs[name] = map[*subscription]bool{}
 	}
 	h.subs[name][s] = true
-	if ev, ok := h.latest[name]; ok && versionOf(ev) > since {
+	// A lock that read nothing (since 0) takes any state as news, even
+	// one without a version (client-go's stock fake keeps objects as
+	// written): its object may have been created after its read, and
+	// nothing else would tell it.
+	if ev, ok := h.latest[name]; ok && (since == 0 || versionOf(ev) > since) {
 		s.deliverLocked(ev)
 	}
 	return s, nil

@@ -273,6 +273,36 @@ func changedLeaseEvent(name, rv string) watch.Event {
 	return ev
 }
 
+// TestHubGivesALockThatReadNothingTheStateItHas: a lock that found no
+// object subscribes from "nothing read", so whatever state of its object
+// the hub already has is news to it, and is its first event, even one
+// without a resourceVersion (client-go's stock fake stores objects as they
+// were written). The object may have been created between the lock's read
+// and the hub's list: nothing else would ever tell the lock of it.
+func TestHubGivesALockThatReadNothingTheStateItHas(t *testing.T) {
+	key := Key{Client: new(struct{ int }), Namespace: ns, Resource: "leases"}
+	created := coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"}}
+	src := Source{
+		List: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			return &coordinationv1.LeaseList{ListMeta: metav1.ListMeta{ResourceVersion: "2"}, Items: []coordinationv1.Lease{created}}, nil
+		},
+		Watch: func(context.Context, metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
+	}
+	w, err := Subscribe(t.Context(), key, "mine", SinceVersion(false, ""), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if got, isLease := ev.Object.(*coordinationv1.Lease); !ok || !isLease || got.Name != "mine" {
+			t.Fatalf("first event %v (open %v); want the state of mine the hub listed", ev, ok)
+		}
+	default:
+		t.Fatal("a lock that read nothing subscribed and was not given the state of its object the hub listed (it has no resourceVersion): it would wait for a change that may never come")
+	}
+}
+
 // TestHubDeliversOnlyNewerStatesOfTheName: a subscription gets the states
 // of its own name newer than the one its lock read, in order, and nothing
 // else; a version that does not grow ends it.
