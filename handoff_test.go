@@ -226,11 +226,17 @@ func TestHandoffToADeadRequester(t *testing.T) {
 		low.KeyComparison = outranksAllBut("canary")
 		member(t, ctx, &wg, low, f)
 		time.Sleep(retryPeriod / 2)
-		// b asks, and is gone before it sees the answer (it polls).
+		// b asks, and is gone before it sees the answer (it polls). A
+		// dead process sends nothing more, not even the withdrawal a
+		// candidate that stops campaigning makes, so every write after
+		// its request fails.
 		bCtx, killB := context.WithCancel(ctx)
 		var asked atomic.Bool
 		high := testConfig(&hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "b", "stable"),
 			beforeWrite: func(_ context.Context, r rl.LeaderElectionRecord) error {
+				if asked.Load() {
+					return errors.New("b is dead")
+				}
 				asked.Store(r.HandoffRequest.HolderIdentity == "b")
 				return nil
 			}})
