@@ -31,7 +31,9 @@ const (
 	// PropLiveness: a leader acts within LeaseDuration plus a slack after
 	// the faults heal.
 	PropLiveness = "liveness"
-	// PropResidue: every candidate told to stop exits cleanly.
+	// PropResidue: every candidate told to stop exits cleanly, with no
+	// more goroutines than it had before its first elector ran and no
+	// watch left open.
 	PropResidue = "no residue"
 	// PropExpected: a regression schedule's own check (History.Expect).
 	PropExpected = "regression"
@@ -69,14 +71,27 @@ type Measures struct {
 	// UpstreamDeposedLanded counts writes of client-go's elector that
 	// landed while the Lease named another holder (or none).
 	UpstreamDeposedLanded int `json:"upstreamDeposedLanded"`
+	// IstioDeposedLanded counts the same for Istio's fork.
+	IstioDeposedLanded int `json:"istioDeposedLanded"`
 	// Overlaps counts overlapping acting intervals; the longest in and
 	// out of the bounds.
 	Overlaps           int           `json:"overlaps"`
 	MaxOverlapInBounds time.Duration `json:"maxOverlapInBounds"`
 	MaxOverlapBeyond   time.Duration `json:"maxOverlapBeyond"`
+	// UnpromisedOverlaps counts, in a schedule of mixed electors, the
+	// overlaps of two candidates not both ours, where one leader is not
+	// promised, by pair ("istio+ours"); MaxUnpromisedOverlap is the
+	// longest, in bounds or not.
+	UnpromisedOverlaps   map[string]int `json:"unpromisedOverlaps,omitempty"`
+	MaxUnpromisedOverlap time.Duration  `json:"maxUnpromisedOverlap,omitempty"`
 	// Heals counts the moments the faults healed with a quiet stretch
 	// after them; MaxLeaderAfterHeal is the longest until a leader acted.
-	Heals              int           `json:"heals"`
+	Heals int `json:"heals"`
+	// ResidueChecked counts candidates whose goroutines were counted at
+	// exit; MaxGoroutineGrowth is the most any ran beyond its count at
+	// start.
+	ResidueChecked     int           `json:"residueChecked"`
+	MaxGoroutineGrowth int           `json:"maxGoroutineGrowth"`
 	MaxLeaderAfterHeal time.Duration `json:"maxLeaderAfterHeal"`
 }
 
@@ -121,6 +136,9 @@ func (c *checker) lease(i int) string {
 
 func (c *checker) candidate(e event.Event) string {
 	s := fmt.Sprintf("%s %s pid %d at %s", e.Kind, e.ID, e.PID, c.at(e.Mono))
+	if e.Kind == event.Ready || e.Kind == event.Exit {
+		s += fmt.Sprintf(" goroutines %d watches %d", e.Goroutines, e.Watches)
+	}
 	if e.Term != "" {
 		s += " term " + e.Term
 	}
@@ -136,7 +154,17 @@ func (c *checker) candidate(e event.Event) string {
 	return s
 }
 
-func (c *checker) ours() bool { return c.h.Elector != "upstream" }
+// electorOf is the elector candidate id runs.
+func (c *checker) electorOf(id string) string {
+	if e, ok := c.h.Electors[id]; ok {
+		return e
+	}
+	return c.h.Elector
+}
+
+// ours reports whether candidate id runs our elector: only its starts carry
+// terms, and only between two of ours is one leader promised.
+func (c *checker) ours(id string) bool { return c.electorOf(id) == ElectorOurs }
 
 // terms checks that the Lease's terms never come back once left, that its
 // transitions only grow under one UID, and that no two candidates started
@@ -171,12 +199,9 @@ func (c *checker) terms() {
 		transitions[uid] = max(transitions[uid], n)
 		prev = i
 	}
-	if !c.ours() {
-		return
-	}
 	leaders := map[string]event.Event{}
 	for _, e := range c.h.Events {
-		if e.Kind != event.Start {
+		if e.Kind != event.Start || !c.ours(e.ID) {
 			continue
 		}
 		if other, ok := leaders[e.Term]; ok && other.ID != e.ID {
@@ -219,10 +244,14 @@ func (c *checker) order() {
 		for _, line := range v.Added {
 			wid, term := logLine(line)
 			here := fmt.Sprintf("log rv %d: %q, seen %s", v.RV, line, c.at(v.Recv))
-			if strings.HasPrefix(term, "upstream:") {
+			if elector, _, unfenced := strings.Cut(term, ":"); unfenced {
 				writer, _, _ := strings.Cut(wid, "/")
 				if li >= 0 && (lease[li].Deleted || lease[li].Holder != writer) {
-					c.m.UpstreamDeposedLanded++
+					if elector == ElectorIstio {
+						c.m.IstioDeposedLanded++
+					} else {
+						c.m.UpstreamDeposedLanded++
+					}
 				}
 				continue
 			}
@@ -408,8 +437,9 @@ func (c *checker) fault(f Fault) string {
 	return fmt.Sprintf("fault %s %s %s (%s) from %s to %s", f.Kind, f.Target, f.Param, bounds, c.at(f.Start), c.at(f.End))
 }
 
-// oneLeader checks that no two processes act at once while the faults stay
-// in bounds, and measures the overlaps.
+// oneLeader checks that no two processes running our elector act at once
+// while the faults stay in bounds, and measures the overlaps, those of other
+// electors too.
 func (c *checker) oneLeader() {
 	ivs := c.intervals()
 	for i := range ivs {
@@ -423,13 +453,24 @@ func (c *checker) oneLeader() {
 			}
 			from, to := b.start.Mono, min(a.until, b.until)
 			overlap := time.Duration(to - from)
+			promised := c.ours(a.start.ID) && c.ours(b.start.ID)
+			if c.h.Elector == ElectorMixed && !promised {
+				pair := []string{c.electorOf(a.start.ID), c.electorOf(b.start.ID)}
+				slices.Sort(pair)
+				if c.m.UnpromisedOverlaps == nil {
+					c.m.UnpromisedOverlaps = map[string]int{}
+				}
+				c.m.UnpromisedOverlaps[pair[0]+"+"+pair[1]]++
+				c.m.MaxUnpromisedOverlap = max(c.m.MaxUnpromisedOverlap, overlap)
+				continue
+			}
 			c.m.Overlaps++
 			if _, excused := c.beyond(from, to); excused {
 				c.m.MaxOverlapBeyond = max(c.m.MaxOverlapBeyond, overlap)
 				continue
 			}
 			c.m.MaxOverlapInBounds = max(c.m.MaxOverlapInBounds, overlap)
-			if !c.ours() {
+			if !promised {
 				continue
 			}
 			events := []string{c.candidate(a.start), c.candidate(b.start)}
@@ -488,8 +529,30 @@ func (c *checker) liveness() {
 	}
 }
 
-// residue checks that every candidate told to stop exited 0.
+// residue checks that every candidate told to stop exited 0, and that
+// once its last elector returned it ran no more goroutines than before its
+// first one ran, and no watch.
 func (c *checker) residue() {
+	ready := map[int]event.Event{}
+	for _, e := range c.h.Events {
+		switch e.Kind {
+		case event.Ready:
+			ready[e.PID] = e
+		case event.Exit:
+			c.m.ResidueChecked++
+			stacks := e.Message
+			if len(stacks) > 4000 {
+				stacks = stacks[:4000] + "\n..."
+			}
+			if e.Watches > 0 {
+				c.violate(PropResidue, fmt.Sprintf("candidate %s (pid %d) left %d watch goroutines running after its elector stopped", e.ID, e.PID, e.Watches), c.candidate(e), stacks)
+			}
+			if r, ok := ready[e.PID]; ok && e.Goroutines > r.Goroutines {
+				c.m.MaxGoroutineGrowth = max(c.m.MaxGoroutineGrowth, e.Goroutines-r.Goroutines)
+				c.violate(PropResidue, fmt.Sprintf("candidate %s (pid %d) ran %d goroutines after its elector stopped, %d before it started", e.ID, e.PID, e.Goroutines, r.Goroutines), c.candidate(r), c.candidate(e), stacks)
+			}
+		}
+	}
 	for _, x := range c.h.Exits {
 		if x.Killed {
 			continue

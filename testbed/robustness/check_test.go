@@ -31,6 +31,8 @@ func goodHistory() *History {
 		Start: 0, End: 60 * sec,
 		Faults: []Fault{{Kind: KindBlackHole, Target: "c1", PID: 100, Start: 8 * sec, End: 12 * sec, InBounds: true}},
 		Events: []event.Event{
+			{Kind: event.Ready, ID: "c1", PID: 100, Mono: ms(500), Goroutines: 5},
+			{Kind: event.Ready, ID: "c2", PID: 200, Mono: ms(500), Goroutines: 5},
 			{Kind: event.Start, ID: "c1", PID: 100, Tenure: 1, Mono: 1 * sec, Term: "u/0/c1"},
 			write("c1", 100, "c1/100/1", event.Accepted, 2*sec, "u/0/c1", "12"),
 			write("c1", 100, "c1/100/2", event.Accepted, 3*sec, "u/0/c1", "13"),
@@ -40,6 +42,7 @@ func goodHistory() *History {
 			write("c2", 200, "c2/200/1", event.Accepted, 15*sec, "u/1/c2", "32"),
 			write("c2", 200, "c2/200/2", event.Fenced, 16*sec, "u/1/c2", ""),
 			{Kind: event.End, ID: "c2", PID: 200, Tenure: 1, Mono: 59 * sec, Term: "u/1/c2"},
+			{Kind: event.Exit, ID: "c1", PID: 100, Mono: 61 * sec, Goroutines: 5},
 		},
 		Lease: []LeaseEvent{
 			{Recv: 1 * sec, RV: 10, Term: "u/0/c1", Holder: "c1"},
@@ -100,7 +103,7 @@ func TestCheckNamesEachViolatedProperty(t *testing.T) {
 	}, {
 		name: "two candidates start in one term",
 		mutate: func(h *History) {
-			h.Events[4].Term = "u/0/c1"
+			h.Events[6].Term = "u/0/c1"
 		},
 		property: PropTerms, mention: "two candidates started leading in term u/0/c1",
 	}, {
@@ -133,13 +136,13 @@ func TestCheckNamesEachViolatedProperty(t *testing.T) {
 	}, {
 		name: "two leaders act at once, every fault in bounds",
 		mutate: func(h *History) {
-			h.Events[4].Mono = 9 * sec
+			h.Events[6].Mono = 9 * sec
 		},
 		property: PropOneLeader, mention: "c1 and c2 acted at once for 1s",
 	}, {
 		name: "no leader after the faults heal",
 		mutate: func(h *History) {
-			h.Events[4].Mono = 17 * sec
+			h.Events[6].Mono = 17 * sec
 		},
 		property: PropLiveness, mention: "no leader acted within 4.5s after the faults healed at +12.000s",
 	}, {
@@ -148,6 +151,20 @@ func TestCheckNamesEachViolatedProperty(t *testing.T) {
 			h.Exits[1].Code, h.Exits[1].Took = -1, 8*time.Second
 		},
 		property: PropResidue, mention: "c2 (pid 200) did not exit within 8s of SIGTERM",
+	}, {
+		name: "a candidate leaves a watch open after its elector stopped",
+		mutate: func(h *History) {
+			h.Events = append(h.Events, event.Event{Kind: event.Exit, ID: "c2", PID: 200, Mono: 61 * sec, Goroutines: 5, Watches: 1,
+				Message: "goroutine 42 [select]:\nk8s.io/apimachinery/pkg/watch.(*StreamWatcher).receive"})
+		},
+		property: PropResidue, mention: "c2 (pid 200) left 1 watch goroutines running after its elector stopped",
+	}, {
+		name: "a candidate's goroutines grow across the run",
+		mutate: func(h *History) {
+			h.Events = append(h.Events, event.Event{Kind: event.Exit, ID: "c1", PID: 100, Mono: 61 * sec, Goroutines: 9,
+				Message: "goroutine 77 [chan receive]:\nmain.leftBehind"})
+		},
+		property: PropResidue, mention: "main.leftBehind",
 	}, {
 		name: "a regression schedule's own check: a foreign holder stolen from",
 		mutate: func(h *History) {
@@ -178,7 +195,7 @@ func TestCheckNamesEachViolatedProperty(t *testing.T) {
 // than LeaseDuration - RenewDeadline is measured, not a violation.
 func TestCheckMeasuresOverlapBeyondTheBounds(t *testing.T) {
 	h := goodHistory()
-	h.Events[4].Mono = 9 * sec
+	h.Events[6].Mono = 9 * sec
 	h.Faults = append(h.Faults, Fault{Kind: KindPause, Target: "c1", PID: 100, Param: "2s", Start: 6 * sec, End: 8 * sec})
 	vs, m := Check(h)
 	if len(vs) != 0 {
@@ -222,7 +239,7 @@ func TestCheckCountsUpstreamWritesThatLandAfterDeposal(t *testing.T) {
 // windows shaded.
 func TestReportHoldsWhatReRunningASeedNeeds(t *testing.T) {
 	h := goodHistory()
-	h.Events[4].Mono = 9 * sec
+	h.Events[6].Mono = 9 * sec
 	vs, m := Check(h)
 	sched := Schedule{Seed: 1, Elector: "ours", Duration: time.Minute, Faults: []Planned{{At: 8 * time.Second, For: 4 * time.Second, Kind: KindBlackHole, Target: 0, InBounds: true}}}
 	dir, err := WriteReport(t.TempDir(), sched, h, vs, m)
@@ -246,5 +263,69 @@ func TestReportHoldsWhatReRunningASeedNeeds(t *testing.T) {
 	svg, _ := os.ReadFile(filepath.Join(dir, "timeline.svg"))
 	if !strings.Contains(string(svg), `fill="#f5b041"`) || strings.Count(string(svg), `fill="#2e86c1"`) != 2 {
 		t.Errorf("the timeline lacks the shaded fault window or the two acting intervals:\n%s", svg)
+	}
+}
+
+// mixedHistory is goodHistory with c2 running elector (c1 runs ours): c2's
+// start and writes carry no term, as neither client-go's elector nor
+// Istio's gives one.
+func mixedHistory(elector string) *History {
+	h := goodHistory()
+	h.Elector = ElectorMixed
+	h.Electors = map[string]string{"c1": ElectorOurs, "c2": elector, "c3": ElectorOurs}
+	if elector == ElectorOurs {
+		return h
+	}
+	unfenced := elector + ":c2/200/1"
+	for i, e := range h.Events {
+		if e.ID == "c2" {
+			h.Events[i].Term = unfenced
+		}
+	}
+	h.Log[3].Added = []string{"c2/200/1 " + unfenced}
+	h.FinalLog[3] = "c2/200/1 " + unfenced
+	return h
+}
+
+// TestCheckHoldsOnlyOursToOneLeaderInMixedSchedules: in a schedule of mixed
+// electors, an overlap in bounds of ours and Istio's (or client-go's) is
+// measured by pair, not a violation, since one leader is promised only
+// between two of ours; two of ours overlapping still are.
+func TestCheckHoldsOnlyOursToOneLeaderInMixedSchedules(t *testing.T) {
+	for _, elector := range []string{ElectorIstio, ElectorUpstream} {
+		h := mixedHistory(elector)
+		if vs, _ := Check(h); len(vs) != 0 {
+			t.Fatalf("%s: violations in a mixed history without overlap:\n%v", elector, vs)
+		}
+		h.Events[6].Mono = 9 * sec
+		vs, m := Check(h)
+		if len(vs) != 0 {
+			t.Fatalf("%s: an overlap of ours and %s was held to one leader:\n%v", elector, elector, vs)
+		}
+		pair := map[string]string{ElectorIstio: "istio+ours", ElectorUpstream: "ours+upstream"}[elector]
+		if m.UnpromisedOverlaps[pair] != 1 || m.MaxUnpromisedOverlap != time.Second || m.Overlaps != 0 {
+			t.Fatalf("%s: measures %+v; want one unpromised %s overlap of 1s and no promised one", elector, m, pair)
+		}
+	}
+	h := mixedHistory(ElectorOurs)
+	h.Events[6].Mono = 9 * sec
+	vs, _ := Check(h)
+	if got := properties(vs); !slices.Equal(got, []string{PropOneLeader}) {
+		t.Fatalf("two of ours overlapping in a mixed schedule: violated %q, want only %q:\n%v", got, PropOneLeader, vs)
+	}
+}
+
+// TestCheckCountsIstioWritesThatLandAfterDeposal: Istio's writes carry no
+// term either; one that lands while the Lease names another holder is
+// counted apart from client-go's.
+func TestCheckCountsIstioWritesThatLandAfterDeposal(t *testing.T) {
+	h := mixedHistory(ElectorIstio)
+	h.Lease = append(h.Lease, LeaseEvent{Recv: 14*sec + ms(500), RV: 31, Term: "u/2/c3", Holder: "c3"})
+	vs, m := Check(h)
+	if len(vs) != 0 {
+		t.Fatalf("violations:\n%v", vs)
+	}
+	if m.IstioDeposedLanded != 1 || m.UpstreamDeposedLanded != 0 {
+		t.Fatalf("measures %+v; want 1 deposed Istio write landed", m)
 	}
 }

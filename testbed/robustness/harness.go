@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -22,7 +23,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
@@ -146,6 +149,12 @@ func (s *Suite) Run(ctx context.Context, sched Schedule) (*History, error) {
 		return nil, err
 	}
 	r.h = History{Seed: sched.Seed, Elector: sched.Elector, Timing: s.timing, Expect: sched.Expect}
+	if sched.Elector == ElectorMixed {
+		r.h.Electors = map[string]string{}
+		for i := 0; i <= Candidates; i++ {
+			r.h.Electors[candidateID(i)] = sched.ElectorOf(i)
+		}
+	}
 	if _, err := s.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: r.ns}}, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create namespace %s: %w", r.ns, err)
 	}
@@ -179,7 +188,7 @@ func (s *Suite) Run(ctx context.Context, sched Schedule) (*History, error) {
 	r.h.Start = event.Now()
 	began := time.Now()
 	for i := 0; i < Candidates; i++ {
-		p, err := r.spawn(candidateID(i), "1", r.proxies[i])
+		p, err := r.spawn(candidateID(i), "1", sched.ElectorOf(i), r.proxies[i])
 		if err != nil {
 			r.stopAll()
 			return nil, err
@@ -323,16 +332,52 @@ func (r *run) watch(ctx context.Context, wg *sync.WaitGroup) error {
 	selector := func(name string) metav1.ListOptions {
 		return metav1.ListOptions{FieldSelector: "metadata.name=" + name}
 	}
-	follow := func(what, from string, open func(metav1.ListOptions) (watch.Interface, error), handle func(watch.Event) string) {
+	follow := func(what, from string, open func(metav1.ListOptions) (watch.Interface, error), list func(metav1.ListOptions) (string, []kruntime.Object, error), handle func(watch.Event) string) {
 		defer wg.Done()
 		rv := from
+		// resume lists the object when its watch cannot resume from
+		// rv (too old: a restarted API server's watch cache starts at
+		// the revision it started at). If the object is still at rv,
+		// nothing was missed; otherwise its versions in between may
+		// have been, which is a gap.
+		// resume goes on when the watch cannot resume from rv (too
+		// old: a restarted API server's watch cache starts at the
+		// revision it started at, which the error names). It reads
+		// the object as it was at that revision, from etcd: if it is
+		// still the version last seen, nothing was missed and the
+		// watch resumes from there; otherwise versions were missed,
+		// which is a gap.
+		resume := func(cause error) {
+			opts := selector(what)
+			if m := oldestRV.FindStringSubmatch(cause.Error()); m != nil {
+				opts.ResourceVersion, opts.ResourceVersionMatch = m[1], metav1.ResourceVersionMatchExact
+			}
+			listRV, items, err := list(opts)
+			if err != nil {
+				return
+			}
+			for _, o := range items {
+				meta, err := apimeta.Accessor(o)
+				if err != nil || meta.GetResourceVersion() == rv {
+					continue
+				}
+				r.gap(fmt.Sprintf("watch %s: could not resume from rv %s (%v); versions before rv %s may be missing", what, rv, cause, meta.GetResourceVersion()))
+				handle(watch.Event{Type: watch.Modified, Object: o})
+			}
+			rv = listRV
+		}
 		for ctx.Err() == nil {
 			opts := selector(what)
 			opts.ResourceVersion = rv
 			w, err := open(opts)
 			if err != nil {
+				// A watch that cannot open (the API server
+				// restarting) resumes from rv later and loses
+				// nothing, unless rv is too old by then.
+				if ctx.Err() == nil && (apierrors.IsResourceExpired(err) || apierrors.IsGone(err)) {
+					resume(err)
+				}
 				if ctx.Err() == nil {
-					r.gap(fmt.Sprintf("watch %s: %v", what, err))
 					time.Sleep(100 * time.Millisecond)
 				}
 				continue
@@ -342,7 +387,12 @@ func (r *run) watch(ctx context.Context, wg *sync.WaitGroup) error {
 					if ctx.Err() != nil {
 						break
 					}
-					r.gap(fmt.Sprintf("watch %s: %v", what, apierrors.FromObject(ev.Object)))
+					err := apierrors.FromObject(ev.Object)
+					if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+						resume(err)
+					} else {
+						r.gap(fmt.Sprintf("watch %s: %v", what, err))
+					}
 					break
 				}
 				rv = handle(ev)
@@ -351,8 +401,30 @@ func (r *run) watch(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 	}
 	wg.Add(2)
-	go follow(leaseName, leaseList.ResourceVersion, func(o metav1.ListOptions) (watch.Interface, error) { return leases.Watch(ctx, o) }, r.onLease)
-	go follow(logName, cmList.ResourceVersion, func(o metav1.ListOptions) (watch.Interface, error) { return cms.Watch(ctx, o) }, r.onLog)
+	go follow(leaseName, leaseList.ResourceVersion, func(o metav1.ListOptions) (watch.Interface, error) { return leases.Watch(ctx, o) },
+		func(o metav1.ListOptions) (string, []kruntime.Object, error) {
+			l, err := leases.List(ctx, o)
+			if err != nil {
+				return "", nil, err
+			}
+			items := make([]kruntime.Object, len(l.Items))
+			for i := range l.Items {
+				items[i] = &l.Items[i]
+			}
+			return l.ResourceVersion, items, nil
+		}, r.onLease)
+	go follow(logName, cmList.ResourceVersion, func(o metav1.ListOptions) (watch.Interface, error) { return cms.Watch(ctx, o) },
+		func(o metav1.ListOptions) (string, []kruntime.Object, error) {
+			l, err := cms.List(ctx, o)
+			if err != nil {
+				return "", nil, err
+			}
+			items := make([]kruntime.Object, len(l.Items))
+			for i := range l.Items {
+				items[i] = &l.Items[i]
+			}
+			return l.ResourceVersion, items, nil
+		}, r.onLog)
 	return nil
 }
 
@@ -450,7 +522,7 @@ func (r *run) inject(ctx context.Context, planned Planned) error {
 		f.Start = event.Now()
 		r.exited(p.kill())
 		wait()
-		restarted, err := r.spawn(p.id, "1", r.proxies[target])
+		restarted, err := r.spawn(p.id, "1", r.sched.ElectorOf(target), r.proxies[target])
 		if err != nil {
 			return err
 		}
@@ -499,10 +571,27 @@ func (r *run) inject(ctx context.Context, planned Planned) error {
 		if err := r.writeForeignHolder(ctx); err != nil {
 			return err
 		}
+	case KindAPIServerRestart:
+		f.Target, f.PID, f.Param = "", 0, "down "+planned.For.String()
+		f.Start = event.Now()
+		if err := r.suite.cp.StopAPIServer(); err != nil {
+			return err
+		}
+		wait()
+		// Heal even if the run's context ended: the next schedule
+		// needs the API server.
+		if err := r.suite.cp.StartAPIServer(); err != nil {
+			return fmt.Errorf("start kube-apiserver again: %w", err)
+		}
+	case KindConflictStorm:
+		f.Target, f.PID = "", 0
+		f.Start = event.Now()
+		n, conflicts := r.conflictStorm(ctx, planned.For)
+		f.Param = fmt.Sprintf("%d writes (%d conflicted) in %v", n, conflicts, planned.For)
 	case KindHandoff:
 		f.Target, f.Param = candidateID(Candidates), "key 2 for "+planned.For.String()
 		f.Start = event.Now()
-		joiner, err := r.spawn(candidateID(Candidates), "2", r.proxies[Candidates])
+		joiner, err := r.spawn(candidateID(Candidates), "2", r.sched.ElectorOf(Candidates), r.proxies[Candidates])
 		if err != nil {
 			return err
 		}
@@ -543,6 +632,43 @@ func (r *run) writeForeignHolder(ctx context.Context) error {
 	}
 	return errors.New("the Lease kept changing: 5 conflicts")
 }
+
+// conflictStorm rewrites the Lease's annotation and label stormAnnotation,
+// conditional on the version it read, as fast as it can with a pause of
+// 5–30 ms, for d: every candidate's write that read a version before one of
+// these conflicts. It leaves the holder, the times and the transitions as
+// they are. It returns how many writes it made and how many conflicted.
+func (r *run) conflictStorm(ctx context.Context, d time.Duration) (writes, conflicts int) {
+	leases := r.suite.admin.CoordinationV1().Leases(r.ns)
+	deadline := time.Now().Add(d)
+	for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+		lease, err := leases.Get(ctx, leaseName, metav1.GetOptions{})
+		if err == nil {
+			if lease.Annotations == nil {
+				lease.Annotations = map[string]string{}
+			}
+			if lease.Labels == nil {
+				lease.Labels = map[string]string{}
+			}
+			lease.Annotations[stormAnnotation] = strconv.Itoa(n)
+			lease.Labels[stormAnnotation] = strconv.Itoa(n)
+			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+			writes++
+			if apierrors.IsConflict(err) {
+				conflicts++
+			}
+		}
+		sleepUntil(ctx, time.Now().Add(5*time.Millisecond+time.Duration(r.rng.Int64N(int64(25*time.Millisecond)))))
+	}
+	return writes, conflicts
+}
+
+// oldestRV reads the oldest revision a watch cache serves from its "too old
+// resource version" error.
+var oldestRV = regexp.MustCompile(`too old resource version: \d+ \((\d+)\)`)
+
+// stormAnnotation is the annotation and label a conflict storm rewrites.
+const stormAnnotation = "robustness.k8sleaderelection.io/storm"
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -27,7 +27,10 @@ type Timing struct {
 type History struct {
 	Seed    uint64 `json:"seed"`
 	Elector string `json:"elector"`
-	Timing  Timing `json:"timing"`
+	// Electors names each candidate's elector by identity when Elector
+	// is ElectorMixed.
+	Electors map[string]string `json:"electors,omitempty"`
+	Timing   Timing            `json:"timing"`
 	// Expect is the schedule's own check, if any (Schedule.Expect).
 	Expect string `json:"expect,omitempty"`
 	// Start and End bound the schedule: candidates start at Start, and are

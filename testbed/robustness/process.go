@@ -33,13 +33,13 @@ func (p *process) pid() int { return p.cmd.Process.Pid }
 // spawn starts candidate id with key, reaching the API server through
 // proxy. Its events go to r's history; its stderr to a file in r's
 // directory.
-func (r *run) spawn(id, key string, proxy *faults.Proxy) (*process, error) {
+func (r *run) spawn(id, key, elector string, proxy *faults.Proxy) (*process, error) {
 	config := proxy.Config(r.suite.cp.Config())
 	t := r.timing
 	cmd := exec.Command(r.suite.binary,
 		"-server", config.Host, "-token", config.BearerToken,
 		"-namespace", r.ns, "-lease", leaseName, "-log", logName,
-		"-id", id, "-key", key, "-elector", r.sched.Elector,
+		"-id", id, "-key", key, "-elector", elector,
 		"-lease-duration", t.LeaseDuration.String(), "-renew-deadline", t.RenewDeadline.String(),
 		"-retry-period", t.RetryPeriod.String())
 	stderr, err := os.OpenFile(filepath.Join(r.dir, id+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

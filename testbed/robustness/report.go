@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,9 +16,10 @@ import (
 type Totals struct {
 	Schedules, Faults, Violations int
 	Kinds                         map[string]bool
-	// Ours and Upstream hold, for the schedules of each elector, the
-	// largest windows and overlaps seen and the sums of the counts.
-	Ours, Upstream Measures
+	// Ours, Upstream, Istio and Mixed hold, for the schedules of each
+	// elector (Mixed: of mixed electors), the largest windows and
+	// overlaps seen and the sums of the counts.
+	Ours, Upstream, Istio, Mixed Measures
 	// Failing lists the seeds with violations.
 	Failing []uint64
 }
@@ -37,8 +39,13 @@ func (t *Totals) Add(h *History, vs []Violation, m Measures) {
 		t.Failing = append(t.Failing, h.Seed)
 	}
 	a := &t.Ours
-	if h.Elector == "upstream" {
+	switch h.Elector {
+	case ElectorUpstream:
 		a = &t.Upstream
+	case ElectorIstio:
+		a = &t.Istio
+	case ElectorMixed:
+		a = &t.Mixed
 	}
 	a.AcceptedWrites += m.AcceptedWrites
 	a.FencedWrites += m.FencedWrites
@@ -46,9 +53,17 @@ func (t *Totals) Add(h *History, vs []Violation, m Measures) {
 	a.MaxDeposedWindow = max(a.MaxDeposedWindow, m.MaxDeposedWindow)
 	a.StaleAfterNewer += m.StaleAfterNewer
 	a.UpstreamDeposedLanded += m.UpstreamDeposedLanded
+	a.IstioDeposedLanded += m.IstioDeposedLanded
 	a.Overlaps += m.Overlaps
 	a.MaxOverlapInBounds = max(a.MaxOverlapInBounds, m.MaxOverlapInBounds)
 	a.MaxOverlapBeyond = max(a.MaxOverlapBeyond, m.MaxOverlapBeyond)
+	for pair, n := range m.UnpromisedOverlaps {
+		if a.UnpromisedOverlaps == nil {
+			a.UnpromisedOverlaps = map[string]int{}
+		}
+		a.UnpromisedOverlaps[pair] += n
+	}
+	a.MaxUnpromisedOverlap = max(a.MaxUnpromisedOverlap, m.MaxUnpromisedOverlap)
 	a.Heals += m.Heals
 	a.MaxLeaderAfterHeal = max(a.MaxLeaderAfterHeal, m.MaxLeaderAfterHeal)
 }
@@ -65,7 +80,11 @@ func (t Totals) Summary() string {
 		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
-	o, u := t.Ours, t.Upstream
+	o, u, i, x := t.Ours, t.Upstream, t.Istio, t.Mixed
+	pairs := make([]string, 0, len(x.UnpromisedOverlaps))
+	for _, p := range slices.Sorted(maps.Keys(x.UnpromisedOverlaps)) {
+		pairs = append(pairs, fmt.Sprintf("%s %d", p, x.UnpromisedOverlaps[p]))
+	}
 	return fmt.Sprintf(`fault kinds: %s
 ours: accepted writes %d, refused by the fence %d; older term accepted after a newer one %d
 ours: deposed term's writes accepted %d, largest window after the Lease moved on %v
@@ -74,10 +93,21 @@ ours: heals checked for liveness %d; longest until a leader acted %v
 client-go: accepted writes %d; deposed leader's writes landed %d (unfenced)
 client-go: overlapping acting intervals %d; longest in bounds %v, beyond the bounds %v
 client-go: heals checked for liveness %d; longest until a leader acted %v
+istio: accepted writes %d; deposed leader's writes landed %d (unfenced)
+istio: overlapping acting intervals %d; longest in bounds %v, beyond the bounds %v
+istio: heals checked for liveness %d; longest until a leader acted %v
+mixed: accepted writes %d, refused by the fence %d; older term accepted after a newer one %d; deposed writes landed: client-go's %d, istio's %d
+mixed: ours with ours: overlapping acting intervals %d; longest in bounds %v, beyond the bounds %v
+mixed: others (not promised): overlaps [%s]; longest %v
+mixed: heals checked for liveness %d; longest until a leader acted %v
 failing seeds: %v`, strings.Join(kinds, ", "),
 		o.AcceptedWrites, o.FencedWrites, o.StaleAfterNewer, o.DeposedAccepted, o.MaxDeposedWindow,
 		o.Overlaps, o.MaxOverlapInBounds, o.MaxOverlapBeyond, o.Heals, o.MaxLeaderAfterHeal,
 		u.AcceptedWrites, u.UpstreamDeposedLanded, u.Overlaps, u.MaxOverlapInBounds, u.MaxOverlapBeyond, u.Heals, u.MaxLeaderAfterHeal,
+		i.AcceptedWrites, i.IstioDeposedLanded, i.Overlaps, i.MaxOverlapInBounds, i.MaxOverlapBeyond, i.Heals, i.MaxLeaderAfterHeal,
+		x.AcceptedWrites, x.FencedWrites, x.StaleAfterNewer, x.UpstreamDeposedLanded, x.IstioDeposedLanded,
+		x.Overlaps, x.MaxOverlapInBounds, x.MaxOverlapBeyond, strings.Join(pairs, ", "), x.MaxUnpromisedOverlap,
+		x.Heals, x.MaxLeaderAfterHeal,
 		t.Failing)
 }
 
@@ -90,7 +120,11 @@ func WriteReport(dir string, sched Schedule, h *History, vs []Violation, m Measu
 		return "", err
 	}
 	var text strings.Builder
-	fmt.Fprintf(&text, "seed %d, elector %s, %v; re-run: make robustness ARGS=\"-seed %d -duration %v\"\n\n", sched.Seed, sched.Elector, sched.Duration, sched.Seed, sched.Duration)
+	elector := sched.Elector
+	if len(sched.Electors) > 0 {
+		elector += " " + strings.Join(sched.Electors, ",")
+	}
+	fmt.Fprintf(&text, "seed %d, elector %s, %v; re-run: make robustness ARGS=\"-seed %d -duration %v\"\n\n", sched.Seed, elector, sched.Duration, sched.Seed, sched.Duration)
 	for _, p := range sched.Faults {
 		fmt.Fprintln(&text, p)
 	}

@@ -11,9 +11,11 @@ import (
 )
 
 // shortSeeds are the short slice's schedules, shortDuration each: between
-// them they kill, pause beyond the bounds, delay, black-hole, skew
-// a clock, delete the Lease, write a foreign holder and hand off.
-var shortSeeds = []uint64{5, 10, 11}
+// them they kill, pause beyond the bounds, delay, black-hole, skew a clock,
+// delete the Lease, write a foreign holder, hand off, restart the API
+// server and storm the Lease with conflicting writes; seed 14 mixes ours,
+// Istio's and client-go's electors.
+var shortSeeds = []uint64{5, 11, 14, 29}
 
 const shortDuration = 30 * time.Second
 

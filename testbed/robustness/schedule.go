@@ -29,10 +29,18 @@ const (
 	KindForeignHolder = "foreign-holder"
 	// KindHandoff: a candidate with a higher key joins, then leaves.
 	KindHandoff = "handoff"
+	// KindAPIServerRestart: kube-apiserver stops, and starts again on
+	// the same etcd data after a while.
+	KindAPIServerRestart = "apiserver-restart"
+	// KindConflictStorm: a third party rewrites the Lease's annotations
+	// and labels many times a second, so that the candidates' writes,
+	// conditional on the version they read, conflict.
+	KindConflictStorm = "conflict-storm"
 )
 
 // Kinds are every fault kind, in the order the schedule draws them from.
-var Kinds = []string{KindKill, KindPause, KindLatency, KindBlackHole, KindReset, KindClock, KindLeaseDeleted, KindForeignHolder, KindHandoff}
+var Kinds = []string{KindKill, KindPause, KindLatency, KindBlackHole, KindReset, KindClock, KindLeaseDeleted, KindForeignHolder, KindHandoff,
+	KindAPIServerRestart, KindConflictStorm}
 
 // Planned is one fault of a schedule, before it runs.
 type Planned struct {
@@ -68,11 +76,27 @@ func (p Planned) String() string {
 	return s
 }
 
+// Electors a schedule's candidates run.
+const (
+	// ElectorOurs is this library's elector.
+	ElectorOurs = "ours"
+	// ElectorUpstream is client-go's.
+	ElectorUpstream = "upstream"
+	// ElectorIstio is Istio's fork of client-go's.
+	ElectorIstio = "istio"
+	// ElectorMixed: each candidate runs the elector Schedule.Electors
+	// names.
+	ElectorMixed = "mixed"
+)
+
 // Schedule is one run: which elector the candidates run and the faults, in
 // the order they start. Faults do not overlap.
 type Schedule struct {
-	Seed     uint64        `json:"seed"`
-	Elector  string        `json:"elector"`
+	Seed    uint64 `json:"seed"`
+	Elector string `json:"elector"`
+	// Electors names each candidate's elector when Elector is
+	// ElectorMixed; a handoff's candidate runs ours.
+	Electors []string      `json:"electors,omitempty"`
 	Duration time.Duration `json:"duration"`
 	Faults   []Planned     `json:"faults"`
 	// Expect names a check of its own for a regression schedule
@@ -87,14 +111,38 @@ const ExpectForeignHolderWaitedOut = "foreign holder waited out"
 // Candidates is how many candidates compete (besides a handoff's).
 const Candidates = 3
 
+// ElectorOf is the elector candidate i runs (i == Candidates: a handoff's).
+func (s Schedule) ElectorOf(i int) string {
+	if s.Elector != ElectorMixed {
+		return s.Elector
+	}
+	if i < len(s.Electors) {
+		return s.Electors[i]
+	}
+	return ElectorOurs
+}
+
 // NewSchedule draws the schedule of seed: the same seed and timing give the
-// same schedule. Every fourth seed runs client-go's elector, whose writes
-// are not fenced, to compare with.
+// same schedule. Every fourth seed runs client-go's elector and seeds 7
+// modulo 8 Istio's fork, whose writes are not fenced, to compare with; seeds
+// 6 modulo 8 mix electors: c1 runs ours, c2 any of the three, c3 one of the
+// other two (drawn from a source of their own, so that the faults are those
+// the seed would draw anyway).
 func NewSchedule(seed uint64, duration time.Duration, t Timing) Schedule {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	s := Schedule{Seed: seed, Elector: "ours", Duration: duration}
-	if seed%4 == 0 {
-		s.Elector = "upstream"
+	s := Schedule{Seed: seed, Elector: ElectorOurs, Duration: duration}
+	switch {
+	case seed%4 == 0:
+		s.Elector = ElectorUpstream
+	case seed%8 == 7:
+		s.Elector = ElectorIstio
+	case seed%8 == 6:
+		s.Elector = ElectorMixed
+		er := rand.New(rand.NewPCG(seed, 2))
+		others := []string{ElectorUpstream, ElectorIstio}
+		s.Electors = []string{ElectorOurs,
+			[]string{ElectorOurs, ElectorUpstream, ElectorIstio}[er.IntN(3)],
+			others[er.IntN(2)]}
 	}
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(r.Int64N(int64(hi-lo)+1)) }
 	margin := t.LeaseDuration - t.RenewDeadline
@@ -133,8 +181,8 @@ func NewSchedule(seed uint64, duration time.Duration, t Timing) Schedule {
 		case KindBlackHole, KindReset:
 			p.For = between(time.Second, 6*time.Second)
 		case KindClock:
-			if s.Elector == "upstream" {
-				// client-go's elector takes no clock.
+			if s.Elector == ElectorUpstream || s.Elector == ElectorIstio {
+				// client-go's elector and Istio's take no clock.
 				p.Kind, p.For = KindReset, between(time.Second, 6*time.Second)
 				break
 			}
@@ -152,8 +200,13 @@ func NewSchedule(seed uint64, duration time.Duration, t Timing) Schedule {
 			}
 		case KindLeaseDeleted, KindForeignHolder:
 			p.Target = -1
+		case KindAPIServerRestart:
+			// Down for this long, then as long as a start takes.
+			p.Target, p.For = -1, between(0, 3*time.Second)
+		case KindConflictStorm:
+			p.Target, p.For = -1, between(2*time.Second, 8*time.Second)
 		case KindHandoff:
-			if s.Elector == "upstream" {
+			if s.Elector == ElectorUpstream {
 				// client-go's elector has no keys.
 				p.Kind, p.For = KindBlackHole, between(time.Second, 6*time.Second)
 				break
@@ -185,7 +238,7 @@ var Regressions = map[string]Schedule{
 	// a candidate that outranked keyless holders stole the Lease 3 ms
 	// later, while the leader the write had deposed had not yet seen it.
 	// Candidates wait such a holder's lease out.
-	"foreign-holder-waited-out": {Seed: 75, Elector: "ours", Duration: 16 * time.Second, Faults: []Planned{
+	"foreign-holder-waited-out": {Seed: 75, Elector: ElectorOurs, Duration: 16 * time.Second, Faults: []Planned{
 		{At: 5 * time.Second, Kind: KindForeignHolder, Target: -1, InBounds: true},
 	}, Expect: ExpectForeignHolderWaitedOut},
 }

@@ -47,3 +47,36 @@ func TestSchedulesCoverEveryKindAndLeaveRoomToHeal(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulesMixElectorsAndKeepTheirFaults: seeds 6 modulo 8 mix
+// electors, c1 always ours and c3 never, a handoff's candidate ours; seeds 7
+// modulo 8 run Istio's fork, with no clock faults (it takes no clock).
+func TestSchedulesMixElectorsAndKeepTheirFaults(t *testing.T) {
+	kinds := map[string]bool{}
+	for seed := uint64(6); seed <= 200; seed += 8 {
+		s := NewSchedule(seed, 40*time.Second, DefaultTiming)
+		if s.Elector != ElectorMixed || len(s.Electors) != Candidates {
+			t.Fatalf("seed %d: elector %s %v, want mixed, one per candidate", seed, s.Elector, s.Electors)
+		}
+		if s.ElectorOf(0) != ElectorOurs || s.ElectorOf(2) == ElectorOurs || s.ElectorOf(Candidates) != ElectorOurs {
+			t.Fatalf("seed %d: electors %v, handoff's %s; want c1 ours, c3 another, the handoff's ours", seed, s.Electors, s.ElectorOf(Candidates))
+		}
+		for _, e := range s.Electors {
+			kinds[e] = true
+		}
+	}
+	if len(kinds) != 3 {
+		t.Fatalf("mixed schedules of seeds 6-200 run only %v", kinds)
+	}
+	for seed := uint64(7); seed <= 200; seed += 8 {
+		s := NewSchedule(seed, 40*time.Second, DefaultTiming)
+		if s.Elector != ElectorIstio || s.ElectorOf(1) != ElectorIstio {
+			t.Fatalf("seed %d: elector %s, want istio", seed, s.Elector)
+		}
+		for _, p := range s.Faults {
+			if p.Kind == KindClock {
+				t.Fatalf("seed %d: a clock fault for Istio's fork, which takes no clock: %v", seed, p)
+			}
+		}
+	}
+}

@@ -5,9 +5,10 @@
 // reads commands from stdin ("rate <r>" sets its clock's rate). SIGTERM
 // makes it stop competing, release the Lease and exit 0.
 //
-// With -elector upstream it runs client-go's elector instead, whose writes
-// carry no term (nothing fences them), to count how many of a deposed
-// leader's writes land.
+// With -elector upstream it runs client-go's elector instead, and with
+// -elector istio Istio's fork of it; neither gives its leader a term, so
+// their writes carry none (nothing fences them), to count how many of a
+// deposed leader's writes land.
 package main
 
 import (
@@ -26,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	istio "istio.io/istio/pilot/pkg/leaderelection/k8sleaderelection"
+	istiolock "istio.io/istio/pilot/pkg/leaderelection/k8sleaderelection/k8sresourcelock"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,7 +61,7 @@ func main() {
 	flag.StringVar(&o.log, "log", "log", "log ConfigMap name")
 	flag.StringVar(&o.id, "id", "", "identity")
 	flag.StringVar(&o.key, "key", "1", "priority key: a number, higher outranks")
-	flag.StringVar(&o.elector, "elector", "ours", "ours or upstream")
+	flag.StringVar(&o.elector, "elector", "ours", "ours, upstream or istio")
 	flag.DurationVar(&o.leaseDuration, "lease-duration", 4*time.Second, "LeaseDuration")
 	flag.DurationVar(&o.renew, "renew-deadline", 3*time.Second, "RenewDeadline")
 	flag.DurationVar(&o.retry, "retry-period", time.Second, "RetryPeriod")
@@ -77,7 +80,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	go c.readCommands()
-	c.emit(event.Event{Kind: event.Ready})
+	baseline, _, _ := residue()
+	c.emit(event.Event{Kind: event.Ready, Goroutines: baseline})
 	for ctx.Err() == nil {
 		if err := c.runOnce(ctx); err != nil {
 			c.emit(event.Event{Kind: event.Problem, Message: err.Error()})
@@ -85,7 +89,51 @@ func main() {
 		}
 	}
 	c.late.Wait()
-	c.emit(event.Event{Kind: event.Exit, Goroutines: runtime.NumGoroutine()})
+	// What an elector left running would still run a moment after its
+	// Run returned; what is ending on its own (a connection's reader)
+	// may take that moment.
+	left, watches, stacks := residue()
+	for deadline := time.Now().Add(time.Second); (left > baseline || watches > 0) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		left, watches, stacks = residue()
+	}
+	x := event.Event{Kind: event.Exit, Goroutines: left, Watches: watches}
+	if left > baseline || watches > 0 {
+		x.Message = stacks
+	}
+	c.emit(x)
+}
+
+// watchFrames are functions only a goroutine reading a watch runs:
+// client-go's decoder and the library's readers of a lock's watch.
+var watchFrames = []string{
+	"watch.(*StreamWatcher).receive",
+	"k8sleaderelection.startLockWatch",
+	"k8sresourcelock.newRelay",
+}
+
+// residue counts the goroutines running, less those of idle HTTP
+// connections (kept for reuse, not left behind by anyone) and this
+// function's own, and those among them reading a watch; it returns their
+// stacks too.
+func residue() (goroutines, watches int, stacks string) {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var kept []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "net/http.(*persistConn)") || strings.Contains(g, "main.residue(") {
+			continue
+		}
+		goroutines++
+		for _, frame := range watchFrames {
+			if strings.Contains(g, frame) {
+				watches++
+				break
+			}
+		}
+		kept = append(kept, g)
+	}
+	return goroutines, watches, strings.Join(kept, "\n\n")
 }
 
 type candidate struct {
@@ -112,8 +160,8 @@ func newCandidate(o options) (*candidate, error) {
 	writes := config
 	if o.elector == "ours" {
 		writes = fence.Config(config, fence.Resource{Resource: "configmaps"})
-	} else if o.elector != "upstream" {
-		return nil, fmt.Errorf("-elector %q: want ours or upstream", o.elector)
+	} else if o.elector != "upstream" && o.elector != "istio" {
+		return nil, fmt.Errorf("-elector %q: want ours, upstream or istio", o.elector)
 	}
 	var err error
 	if c.client, err = kubernetes.NewForConfig(writes); err != nil {
@@ -148,29 +196,23 @@ func (c *candidate) readCommands() {
 }
 
 func (c *candidate) runOnce(ctx context.Context) error {
-	if c.o.elector == "upstream" {
+	switch c.o.elector {
+	case "upstream":
 		return c.runUpstream(ctx)
+	case "istio":
+		return c.runIstio(ctx)
 	}
 	lock, err := rl.NewFromKubeconfig(rl.LeasesResourceLock, c.o.namespace, c.o.lease,
 		rl.ResourceLockConfig{Identity: c.o.id, Key: c.o.key}, c.config, c.o.renew)
 	if err != nil {
 		return err
 	}
-	mine, _ := strconv.Atoi(c.o.key)
 	elector, err := le.NewLeaderElector(le.LeaderElectionConfig{
-		Lock:          lock,
-		LeaseDuration: c.o.leaseDuration,
-		RenewDeadline: c.o.renew,
-		RetryPeriod:   c.o.retry,
-		// A holder without a number for a key (a third party's
-		// write) is not outranked: its lease is waited out, as for an
-		// equal key. Outranking it would be a steal, which may overlap
-		// with a leader the third party deposed and that has not seen
-		// it yet.
-		KeyComparison: func(holderKey string) bool {
-			theirs, err := strconv.Atoi(holderKey)
-			return err == nil && mine > theirs
-		},
+		Lock:            lock,
+		LeaseDuration:   c.o.leaseDuration,
+		RenewDeadline:   c.o.renew,
+		RetryPeriod:     c.o.retry,
+		KeyComparison:   c.outranks,
 		ReleaseOnCancel: true,
 		Clock:           c.clock,
 		Name:            c.o.id,
@@ -224,6 +266,50 @@ func (c *candidate) runUpstream(ctx context.Context) error {
 	}
 	elector.Run(ctx)
 	return nil
+}
+
+// runIstio runs Istio's fork: keys compared as ours compares them, no
+// clock, no term.
+func (c *candidate) runIstio(ctx context.Context) error {
+	lock, err := istiolock.NewFromKubeconfig(istiolock.LeasesResourceLock, c.o.namespace, c.o.lease,
+		istiolock.ResourceLockConfig{Identity: c.o.id, Key: c.o.key}, c.config, c.o.renew)
+	if err != nil {
+		return err
+	}
+	elector, err := istio.NewLeaderElector(istio.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   c.o.leaseDuration,
+		RenewDeadline:   c.o.renew,
+		RetryPeriod:     c.o.retry,
+		KeyComparison:   c.outranks,
+		ReleaseOnCancel: true,
+		Name:            c.o.id,
+		Callbacks: istio.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				c.mu.Lock()
+				term := fmt.Sprintf("istio:%s/%d/%d", c.o.id, c.pid, c.tenure+1)
+				c.mu.Unlock()
+				c.work(ctx, term)
+			},
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	elector.Run(ctx)
+	return nil
+}
+
+// outranks reports whether this candidate's key outranks a holder's. A
+// holder without a number for a key (a third party's write) is not
+// outranked: its lease is waited out, as for an equal key. Outranking it
+// would be a steal, which may overlap with a leader the third party deposed
+// and that has not seen it yet.
+func (c *candidate) outranks(holderKey string) bool {
+	mine, _ := strconv.Atoi(c.o.key)
+	theirs, err := strconv.Atoi(holderKey)
+	return err == nil && mine > theirs
 }
 
 // work is the leader's job: append to the log until its context ends, then
@@ -280,7 +366,7 @@ func (c *candidate) write(ctx context.Context, term string, tenure int, late boo
 			current.Data = map[string]string{}
 		}
 		current.Data["log"] += line
-		if c.o.elector == "upstream" {
+		if c.o.elector != "ours" {
 			// Unfenced: no stamp, not even the one the last fenced
 			// writer left on the object.
 			delete(current.Annotations, fence.TermAnnotation)

@@ -71,9 +71,16 @@ type Event struct {
 	// returned, in its old term, as a paused process would.
 	Late bool `json:"late,omitempty"`
 	// Rate is the clock rate of a Rate event.
-	Rate       float64 `json:"rate,omitempty"`
-	Goroutines int     `json:"goroutines,omitempty"`
-	Message    string  `json:"message,omitempty"`
+	Rate float64 `json:"rate,omitempty"`
+	// Goroutines counts, at Ready (before any elector runs) and at Exit
+	// (after the last one returned), the candidate's goroutines other
+	// than idle HTTP connections'; Watches, at Exit, those still
+	// reading a watch.
+	Goroutines int `json:"goroutines,omitempty"`
+	Watches    int `json:"watches,omitempty"`
+	// Message is a problem's text, or at Exit the stacks of the
+	// goroutines left when there are more than at Ready.
+	Message string `json:"message,omitempty"`
 }
 
 // Now reads the system's monotonic clock.

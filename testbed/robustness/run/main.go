@@ -92,11 +92,19 @@ func main() {
 		}
 		vs, m := robustness.Check(h)
 		totals.Add(h, vs, m)
+		elector := sched.Elector
+		if len(sched.Electors) > 0 {
+			elector += " " + strings.Join(sched.Electors, ",")
+		}
 		fmt.Printf("seed %d (%s): %d faults, %d writes accepted, %d fenced, %d overlaps, %d violations\n",
-			sched.Seed, sched.Elector, len(h.Faults), m.AcceptedWrites, m.FencedWrites, m.Overlaps, len(vs))
-		// client-go's overlaps in bounds are measured, not violations:
-		// keep their reports to see which faults caused them.
-		if len(vs) > 0 || len(h.Gaps) > 0 || m.MaxOverlapInBounds > 0 || *keep {
+			sched.Seed, elector, len(h.Faults), m.AcceptedWrites, m.FencedWrites, m.Overlaps, len(vs))
+		if len(m.UnpromisedOverlaps) > 0 {
+			fmt.Printf("  overlaps where one leader is not promised: %v, longest %v\n", m.UnpromisedOverlaps, m.MaxUnpromisedOverlap)
+		}
+		// Other electors' overlaps in bounds are measured, not
+		// violations: keep their reports to see which faults caused
+		// them.
+		if len(vs) > 0 || len(h.Gaps) > 0 || m.MaxOverlapInBounds > 0 || m.MaxUnpromisedOverlap > 0 || *keep {
 			dir, err := robustness.WriteReport(*reports, sched, h, vs, m)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "write report:", err)
