@@ -59,7 +59,12 @@ func TestLeadRenewAndRelease(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		e := electiontest.New("ns", "lead")
-		r := start(t, ctx, e, "a", "", leadA, func(lec *k8sleaderelection.LeaderElectionConfig) { lec.ReleaseOnCancel = true })
+		// Renewing every RetryPeriod, so that each step of the clock
+		// below is one renewal, whatever pace a watching leader keeps.
+		r := start(t, ctx, e, "a", "", leadA, func(lec *k8sleaderelection.LeaderElectionConfig) {
+			lec.ReleaseOnCancel = true
+			lec.RenewPeriod = lec.RetryPeriod
+		})
 		if _, err := r.WaitLeading(ctx, 1); err != nil {
 			t.Fatal(err)
 		}
