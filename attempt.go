@@ -237,6 +237,7 @@ func (le *LeaderElector) note(ctx context.Context, record *rl.LeaderElectionReco
 	default:
 		return err
 	}
+	le.noteEndMark()
 	le.publishLeader()
 	return nil
 }

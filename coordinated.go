@@ -62,26 +62,62 @@ func decideCoordinated(s situation) verdict {
 	}
 }
 
+// endMark is the control plane's mark on a term of ours: the holder it
+// prefers, and the term (the lock's transitions) it marked.
+type endMark struct {
+	preferred   string
+	transitions int
+}
+
+// noteEndMark remembers the end of our term in any state of the lock that
+// shows it. The control plane never takes its mark back while the Lease
+// names the holder it marked, so once seen the term is over, even if the
+// state we judge by lacks the mark: on a clientset that does not check
+// resourceVersions (client-go's stock fake) a renewal that read the Lease
+// just before the mark writes it away, and only the watch's earlier event
+// still shows it.
+func (le *LeaderElector) noteEndMark() {
+	id := le.config.Lock.Identity()
+	if preferred := le.seen.record.PreferredHolder; le.config.Coordinated && le.seen.names(id) && preferred != "" && preferred != id {
+		le.endMark = endMark{preferred: preferred, transitions: le.seen.record.LeaderTransitions}
+	}
+}
+
+// preferredHolder is the holder the control plane prefers to us in the
+// term the lock shows, or "" if it has not ended that term.
+func (le *LeaderElector) preferredHolder() string {
+	id := le.config.Lock.Identity()
+	if preferred := le.seen.record.PreferredHolder; preferred != "" && preferred != id {
+		return preferred
+	}
+	if le.seen.names(id) && le.endMark.transitions == le.seen.record.LeaderTransitions {
+		return le.endMark.preferred
+	}
+	return ""
+}
+
 // endOfTerm reports whether the control plane ended our term: the Lease,
 // which names us, prefers another holder. While our work stops we keep
 // renewing; the end of term is already being answered then.
 func (le *LeaderElector) endOfTerm() bool {
-	preferred := le.seen.record.PreferredHolder
-	return preferred != "" && preferred != le.config.Lock.Identity() && !le.handoff.windingDown()
+	return le.preferredHolder() != "" && !le.handoff.windingDown()
 }
 
 // keepControlPlaneFields copies into r, a record of ours, the fields that
 // are the control plane's: written away, the strategy would be written
 // back, and the preferred holder is the end of our term, which our renewals
-// while our work stops must not undo.
+// while our work stops must not undo (nor one that wrote it away unseen).
 func (le *LeaderElector) keepControlPlaneFields(r *rl.LeaderElectionRecord) {
 	r.Strategy, r.PreferredHolder = le.seen.record.Strategy, le.seen.record.PreferredHolder
+	if r.PreferredHolder == "" && le.seen.names(le.config.Lock.Identity()) {
+		r.PreferredHolder = le.preferredHolder()
+	}
 }
 
 // termEndedByControlPlane is the end of a term the control plane ended by
 // preferring another holder.
 func (le *LeaderElector) termEndedByControlPlane(logger klog.Logger) ending {
-	preferred := le.seen.record.PreferredHolder
+	preferred := le.preferredHolder()
 	logger.Info("The control plane ended our term; stopping our work, then releasing the lease", "preferredHolder", preferred)
 	return ending{why: "the control plane prefers " + preferred, handOver: true}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -170,10 +172,11 @@ func TestCoordinatedCandidatesFollowTheControlPlane(t *testing.T) {
 			t.Fatal("b leads though the control plane named a")
 		}
 
-		// Between two renewals: on the stock fake a renewal that
-		// read the Lease just before the mark would write it
-		// away unseen (the real control plane marks again on
-		// its next pass).
+		// Between two renewals of a polling leader: on the stock
+		// fake a renewal that read the Lease just before the mark
+		// writes it away unseen (the real control plane marks
+		// again on its next pass). A watching leader sees it all
+		// the same (TestCoordinatedMarkWrittenAwayStillEndsTheTerm).
 		time.Sleep(retryPeriod / 2)
 		cp.prefer("b")
 		receive(t, a.stopped, "a to stop leading at the end of its term")
@@ -195,6 +198,54 @@ func TestCoordinatedCandidatesFollowTheControlPlane(t *testing.T) {
 		}
 		cancel()
 		b.finished(t)
+	})
+}
+
+// TestCoordinatedMarkWrittenAwayStillEndsTheTerm: the control plane marks
+// the end of our term between the leader's read and its renewal, which a
+// clientset that does not check resourceVersions (client-go's stock fake)
+// lets write the mark away. The watch showed the mark before our write, so
+// the term ends all the same. (An API server refuses that renewal as a
+// conflict, and the leader reads the mark.)
+func TestCoordinatedMarkWrittenAwayStillEndsTheTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fake.NewClientset()
+		cp := controlPlane{t, cs}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		tracker := cs.Tracker()
+		var markNext atomic.Bool
+		var marked atomic.Int32
+		cs.PrependReactor("update", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+			if !markNext.CompareAndSwap(true, false) {
+				return false, nil, nil
+			}
+			gvr := coordinationv1.SchemeGroupVersion.WithResource("leases")
+			obj, err := tracker.Get(gvr, testNamespace, testLockName)
+			if err != nil {
+				t.Errorf("control plane: get lease: %v", err)
+				return false, nil, nil
+			}
+			lease := obj.(*coordinationv1.Lease)
+			lease.Spec.PreferredHolder = ptr.To("b")
+			if err := tracker.Update(gvr, lease, testNamespace); err != nil {
+				t.Errorf("control plane: mark the end of the term: %v", err)
+			}
+			marked.Add(1)
+			return false, nil, nil
+		})
+		a := startCandidate(t, ctx, coordinatedConfig(t, cs, "a"), nil, 0)
+		cp.elect("a")
+		a.leading(t)
+		markNext.Store(true)
+		receive(t, a.stopped, "a to stop leading after a renewal wrote the mark away")
+		if marked.Load() != 1 {
+			t.Fatalf("the mark went in %d times, want once", marked.Load())
+		}
+		a.finished(t)
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "" {
+			t.Fatalf("record after a's term: %+v; want it released", rec)
+		}
 	})
 }
 

@@ -444,6 +444,9 @@ type LeaderElector struct {
 	// toldNoLease is set once a coordinated candidate has said that its
 	// Lease does not exist, so that it says so once.
 	toldNoLease bool
+	// endMark is the control plane's end of a coordinated term of ours,
+	// as a state of the lock showed it (see noteEndMark).
+	endMark endMark
 	// termUID is the UID of the lock's object (a Lease's) when our term
 	// began; "" for a lock without one.
 	termUID types.UID

@@ -564,6 +564,11 @@ func TestLeaderWithADeadWatchFindsAStealWithinARetryPeriod(t *testing.T) {
 		time.Sleep(retryPeriod + time.Second) // past the first renewal
 		lock.silenced.Store(true)
 		time.Sleep(2 * corePeriod)
+		// A renewal falls due at this very instant: let it finish, so
+		// that the steal lands after it (on the stock fake a renewal
+		// that read the lock first would write the steal away, and on
+		// ours the steal would conflict with it).
+		synctest.Wait()
 		stolen := time.Now()
 		writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 1))
 		receive(t, work.Done(), "the leader's work to stop after the steal")
