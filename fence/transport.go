@@ -23,6 +23,9 @@ import (
 // Host with a path (https://rancher.example/k8s/clusters/c-m-abc, an API
 // proxy's prefix) is fenced as one without.
 func Config(config *rest.Config, resources ...Resource) *rest.Config {
+	if config == nil {
+		return refuseAll("fence.Config")
+	}
 	fenced := rest.CopyConfig(config)
 	fenced.ContentType = "application/json"
 	fenced.Wrap(wrap(apiRootOf(config), resources))
@@ -44,6 +47,9 @@ func ConfigForTerm(config *rest.Config, termOf func(context.Context) (le.Term, b
 		// No source of terms: every fenced write is refused.
 		termOf = func(context.Context) (le.Term, bool) { return le.Term{}, false }
 	}
+	if config == nil {
+		return refuseAll("fence.ConfigForTerm")
+	}
 	fenced := rest.CopyConfig(config)
 	fenced.ContentType = "application/json"
 	fenced.Wrap(func(next http.RoundTripper) http.RoundTripper {
@@ -53,6 +59,26 @@ func ConfigForTerm(config *rest.Config, termOf func(context.Context) (le.Term, b
 	})
 	return fenced
 }
+
+// refuseAll is what Config and ConfigForTerm give for a nil config: a
+// config whose every request fails, saying so, since there is no server to
+// send it to nor settings to copy, and a panic or an unfenced client would
+// be worse.
+func refuseAll(fn string) *rest.Config {
+	err := fmt.Errorf("%s was given a nil *rest.Config: no request is sent", fn)
+	return &rest.Config{
+		ContentConfig: rest.ContentConfig{ContentType: "application/json"},
+		WrapTransport: func(http.RoundTripper) http.RoundTripper {
+			return roundTripperFunc(func(*http.Request) (*http.Response, error) { return nil, err })
+		},
+	}
+}
+
+// roundTripperFunc is a function that is an http.RoundTripper.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+// RoundTrip calls f.
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // WrapTransport returns a wrapper for rest.Config.Wrap: every create,
 // update and patch of resources sent with a context that carries a term

@@ -304,10 +304,6 @@ func sentBody(t *testing.T, method, path, contentType, body string, resources ..
 	return string(got)
 }
 
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // TestStampingKeepsLargeIntegers: stamping changes nothing in a body but the
 // term annotation: an integer above 2^53 reaches the API server as the client
 // wrote it.
@@ -408,6 +404,25 @@ func TestNamespacesAreStampedLikeAnyResource(t *testing.T) {
 	}
 	if got := rec.stampOf(t, "PUT /api/v1/namespaces/ns1"); got != termText {
 		t.Errorf("an update of a fenced Namespace was stamped %q, want %q: it goes out unfenced", got, termText)
+	}
+}
+
+// TestNilConfigRefusesEveryRequest: a nil *rest.Config gives no panic and
+// no client that sends anything, only errors naming what was nil.
+func TestNilConfigRefusesEveryRequest(t *testing.T) {
+	termOf := func(context.Context) (le.Term, bool) { return le.Term{}, false }
+	for name, config := range map[string]*rest.Config{
+		"fence.Config":        Config(nil, Resource{Resource: "configmaps"}),
+		"fence.ConfigForTerm": ConfigForTerm(nil, termOf, Resource{Resource: "configmaps"}),
+	} {
+		client, err := kubernetes.NewForConfig(config)
+		if err != nil {
+			t.Fatalf("%s(nil): a client from its config: %v; want one whose requests fail", name, err)
+		}
+		_, err = client.CoreV1().ConfigMaps("ns1").Get(context.Background(), "x", metav1.GetOptions{})
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "nil *rest.Config") {
+			t.Fatalf("%s(nil): a read returned %v; want an error naming %s and the nil config", name, err, name)
+		}
 	}
 }
 
