@@ -61,11 +61,19 @@
 // A member whose Run's context ends leaves cleanly: it deletes its Lease,
 // drops every mark, and waits (at most Settle plus the time a handoff may
 // take) for the others to ask for its elections, handing each over; it then
-// stops its electors, which release whatever is left. A member that crashes
-// stops renewing: its elections are taken by the other members as their
-// leases run out (each by whoever sees it first), and once its member Lease
-// has run out too, the assignment moves the surplus by handoff, so that the
-// survivors are balanced again.
+// stops its electors, which release whatever is left.
+//
+// A member that crashes stops renewing. As soon as one of its elections'
+// leases runs out unrenewed, the others treat it as gone for the
+// assignment, without waiting for its member Lease to run out, and each of
+// its elections is taken by the member that the assignment without it
+// names: the others hold off taking it for one RetryPeriod, by when the
+// owner, which sees the lease run out when they do, has taken it. So each
+// election moves once, and the survivors are balanced the moment all are
+// led again. Should the owner not take it (it is dead or slow too), the
+// others take it once the hold-off is over, a jittered RetryPeriod later
+// at most. A member so treated as gone is back as soon as its member Lease
+// is seen to change.
 package group
 
 import (
@@ -169,15 +177,18 @@ type member struct {
 	clock      clock.WithDelayedExecution
 	members    *membership
 	candidates []*candidate
+	names      []string // the elections' names, in the order of candidates
 	wake       chan struct{}
 
 	mu      sync.Mutex
 	holders map[string]string
 
+	// leaving is set once this member leaves; the electors read it.
+	leaving atomic.Bool
+
 	// Only run's goroutine touches the fields below.
 	view        string
 	stableSince time.Time
-	leaving     bool
 }
 
 // candidate is this member's elector of one election, and the key it
@@ -189,18 +200,6 @@ type candidate struct {
 }
 
 func (c *candidate) currentKey() string { return *c.key.Load() }
-
-// rankedLock is a Lease lock whose key is the candidate's current one: the
-// elector reads Key() for each write and each comparison, so a change of
-// the mark reaches the lock with the holder's next renewal, and its
-// follower's next decision, with no restart.
-type rankedLock struct {
-	*rl.LeaseLock
-	candidate *candidate
-}
-
-// Key returns the key the candidate campaigns with now.
-func (l *rankedLock) Key() string { return l.candidate.currentKey() }
 
 func newMember(config Config) (*member, error) {
 	if err := config.validate(); err != nil {
@@ -232,7 +231,7 @@ func newMember(config Config) (*member, error) {
 				userNewLeader(identity)
 			}
 		}
-		lock := &rankedLock{candidate: c, LeaseLock: &rl.LeaseLock{
+		lock := &rankedLock{candidate: c, group: g, LeaseLock: &rl.LeaseLock{
 			LeaseMeta:  metaOf(config.Namespace, e.Name),
 			Client:     config.Client,
 			LockConfig: rl.ResourceLockConfig{Identity: config.Identity, Key: config.Key},
@@ -254,6 +253,7 @@ func newMember(config Config) (*member, error) {
 		}
 		c.elector = elector
 		g.candidates = append(g.candidates, c)
+		g.names = append(g.names, e.Name)
 	}
 	return g, nil
 }
@@ -411,7 +411,7 @@ func (g *member) waitForChange(ctx context.Context, next time.Time) {
 // renewal, its offer: RetryPeriod, StopTimeout, RenewDeadline), unless no
 // other member is left to ask.
 func (g *member) leave(ctx context.Context, logger klog.Logger) {
-	g.leaving = true
+	g.leaving.Store(true)
 	g.reconcile(logger)
 	g.members.withdraw(ctx)
 	wait := durations.Add(g.config.Settle, g.handoffTime())
@@ -464,6 +464,31 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
+// currentView returns the members alive in our view (us among them unless
+// we are leaving), who leads each election as far as we know, and when the
+// first of the others' Leases runs out.
+func (g *member) currentView(now time.Time) (view []Member, holders map[string]string, expiry time.Time) {
+	view, expiry = g.members.alive(now)
+	if !g.leaving.Load() {
+		view = append(view, Member{Identity: g.config.Identity, Key: g.config.Key})
+	}
+	g.mu.Lock()
+	holders = maps.Clone(g.holders)
+	g.mu.Unlock()
+	return view, holders, expiry
+}
+
+// assignment returns the owner of each election by our view now, or nil
+// while we do not see the members (our view may be missing some). The
+// electors call it; it reads only what is safe to share.
+func (g *member) assignment(now time.Time) map[string]string {
+	if !g.members.seeing() {
+		return nil
+	}
+	view, holders, _ := g.currentView(now)
+	return Assign(g.names, view, holders, g.config.Outranks)
+}
+
 // reconcile computes the assignment from our view and sets each
 // candidate's key: unmarked at once where we do not own the election,
 // marked where we do once the view has settled. It returns when it must run
@@ -471,7 +496,7 @@ func minTime(a, b time.Time) time.Time {
 // out.
 func (g *member) reconcile(logger klog.Logger) time.Time {
 	now := g.clock.Now()
-	if !g.members.seeing() && !g.leaving {
+	if !g.members.seeing() && !g.leaving.Load() {
 		// Without sight of the members, the others' Leases seem to run
 		// out and we would claim their elections: ask for nothing until
 		// we see them again and that view has settled. Dropping our marks
@@ -482,23 +507,12 @@ func (g *member) reconcile(logger klog.Logger) time.Time {
 		g.view = ""
 		return time.Time{}
 	}
-	others, expiry := g.members.alive(now)
-	view := others
-	if !g.leaving {
-		view = append(view, Member{Identity: g.config.Identity, Key: g.config.Key})
-	}
-	g.mu.Lock()
-	holders := maps.Clone(g.holders)
-	g.mu.Unlock()
+	view, holders, expiry := g.currentView(now)
 	if key := viewKey(view, holders); key != g.view {
 		g.view, g.stableSince = key, now
 		logger.V(4).Info("Our view of the group changed", "view", key)
 	}
-	names := make([]string, len(g.candidates))
-	for i, c := range g.candidates {
-		names[i] = c.name
-	}
-	owner := Assign(names, view, holders, g.config.Outranks)
+	owner := Assign(g.names, view, holders, g.config.Outranks)
 
 	settledAt := g.stableSince.Add(g.config.Settle)
 	settled := !now.Before(settledAt)
@@ -509,7 +523,7 @@ func (g *member) reconcile(logger klog.Logger) time.Time {
 	// higher key is there to. We keep asking until we lead it, whatever
 	// the view does meanwhile.
 	rescueAt := settledAt.Add(g.handoffTime())
-	rescue := !now.Before(rescueAt) && !g.leaving
+	rescue := !now.Before(rescueAt) && !g.leaving.Load()
 	keys := make(map[string]string, len(view))
 	for _, m := range view {
 		keys[m.Identity] = m.Key
@@ -522,9 +536,9 @@ func (g *member) reconcile(logger klog.Logger) time.Time {
 		}
 	}
 	for _, c := range g.candidates {
-		mine := owner[c.name] == g.config.Identity && !g.leaving
+		mine := owner[c.name] == g.config.Identity && !g.leaving.Load()
 		holderKey, outranked := keys[holders[c.name]]
-		outranked = outranked && holders[c.name] != g.config.Identity && !g.leaving &&
+		outranked = outranked && holders[c.name] != g.config.Identity && !g.leaving.Load() &&
 			g.config.Outranks != nil && holderKey != g.config.Key && g.config.Outranks(g.config.Key, holderKey)
 		switch {
 		case mine && settled, !mine && outranked && (rescue || g.marked(c)):

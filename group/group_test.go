@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/clock"
+
+	le "github.com/k8sleaderelection/k8sleaderelection"
 )
 
 // movesTo checks that the terms begun since mark are exactly the moves
@@ -39,7 +41,8 @@ func movesTo(t *testing.T, f *fleet, mark map[string]int, want int, to ...string
 // TestSpreadJoinLeaveAndCrash runs twelve elections over three members,
 // then a fourth joins, then one leaves cleanly, then one crashes: after
 // each, the members are balanced (max − min ≤ 1), the fewest elections
-// moved, each once, and no election ever had two leaders.
+// moved, each once (a crashed member's too), and no election ever had two
+// leaders.
 func TestSpreadJoinLeaveAndCrash(t *testing.T) {
 	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
 		elections := names("shard-", 12)
@@ -85,8 +88,9 @@ func TestSpreadJoinLeaveAndCrash(t *testing.T) {
 		movesTo(t, f, mark, 3, "a", "b", "d")
 		f.check(t)
 
-		// b crashes: its elections are led again as their leases run out,
-		// and spread evenly once its member Lease has run out too.
+		// b crashes: each of its elections goes, as its lease runs out,
+		// to the survivor the assignment without b names: once, and
+		// balanced at once.
 		mark = f.mark()
 		b.client.cut.Store(true)
 		start = time.Now()
@@ -100,12 +104,12 @@ func TestSpreadJoinLeaveAndCrash(t *testing.T) {
 		if limit := testLease + testRetry; took > limit {
 			t.Errorf("b's elections were led again %v after it crashed, want at most its lease and a retry, %v", took, limit)
 		}
-		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 6, "d": 6}), describe(f, elections))
-		t.Logf("b crashed: balanced again after %v", time.Since(start))
-		f.check(t)
-		if got := len(f.termsSince(mark)); got > 4+2 {
-			t.Errorf("%d elections began a term after b crashed, want b's four and at most the two the balance moves", got)
+		if !balanced(f, elections, map[string]int{"a": 6, "d": 6})() {
+			t.Errorf("when b's elections were all led again: %s, want a 6, d 6", describe(f, elections)())
 		}
+		time.Sleep(3 * testLease)
+		movesTo(t, f, mark, 4, "a", "d")
+		f.check(t)
 		a.stop(t)
 		d.stop(t)
 		b.stop(t)
@@ -498,6 +502,103 @@ func TestSpreadAHigherKeyTakesEveryElectionFromALowerOne(t *testing.T) {
 		}
 		time.Sleep(3 * testLease)
 		movesTo(t, f, mark, 6, "a")
+		f.check(t)
+	})
+}
+
+// TestSpreadCrashMovesEachElectionOnce crashes one of four members that
+// share twelve elections: each of its elections is taken by the survivor
+// that the assignment without it names, so that each moves once, the
+// survivors are balanced (max − min ≤ 1) the moment all are led again, and
+// that moment comes within LeaseDuration and half a second of the crash.
+// Nothing moves when its member Lease runs out later.
+func TestSpreadCrashMovesEachElectionOnce(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("shard-", 12)
+		f := newFleet(race)
+		var replicas []*replica
+		for _, id := range []string{"a", "b", "c", "d"} {
+			replicas = append(replicas, startReplica(t, cs, f, id, "default", elections))
+		}
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 3, "b": 3, "c": 3, "d": 3}), describe(f, elections))
+		time.Sleep(2 * testLease)
+
+		mark := f.mark()
+		crashed := replicas[3]
+		crashed.client.cut.Store(true)
+		took := waitFor(t, 2*testLease, func() bool {
+			n, unled := f.loads(elections)
+			return unled == 0 && n["d"] == 0
+		}, describe(f, elections))
+		n, _ := f.loads(elections)
+		t.Logf("d crashed: its elections led again after %v, loads %v", took, n)
+		if limit := testLease + 500*time.Millisecond; took > limit {
+			t.Errorf("d's elections were led again %v after it crashed, want at most %v (LeaseDuration + 0.5s)", took, limit)
+		}
+		lo, hi := len(elections), 0
+		for _, id := range []string{"a", "b", "c"} {
+			lo, hi = min(lo, n[id]), max(hi, n[id])
+		}
+		if hi-lo > 1 {
+			t.Errorf("when d's elections were all led again the survivors led %v: max − min %d, want ≤ 1", n, hi-lo)
+		}
+
+		// Past the crashed member's own Lease: nothing more moves.
+		time.Sleep(3 * testLease)
+		movesTo(t, f, mark, 3, "a", "b", "c")
+		if !balanced(f, elections, map[string]int{"a": 4, "b": 4, "c": 4})() {
+			t.Errorf("after d's member Lease ran out: %s, want 4 each", describe(f, elections)())
+		}
+		f.check(t)
+	})
+}
+
+// TestSpreadCrashedElectionsAreLedWhenTheirOwnerCannotTakeThem crashes one
+// of four members, and just before its leases run out makes a second one
+// unable to write any election's Lease (too slow to take one) while it
+// still renews its member Lease: the others hold off the crashed member's
+// elections that the slow one owns for the hold-off (RetryPeriod), then
+// take them, so that every election is led again within LeaseDuration, the
+// hold-off and one jittered retry, and never by two members at once.
+func TestSpreadCrashedElectionsAreLedWhenTheirOwnerCannotTakeThem(t *testing.T) {
+	eachFake(t, func(t *testing.T, cs kubernetes.Interface, race time.Duration) {
+		elections := names("shard-", 12)
+		f := newFleet(race)
+		var replicas []*replica
+		for _, id := range []string{"a", "b", "c", "d"} {
+			replicas = append(replicas, startReplica(t, cs, f, id, "default", elections))
+		}
+		waitFor(t, time.Minute, balanced(f, elections, map[string]int{"a": 3, "b": 3, "c": 3, "d": 3}), describe(f, elections))
+		time.Sleep(2 * testLease)
+
+		var ds []string
+		for _, e := range elections {
+			f.mu.Lock()
+			if _, ok := f.leading[e]["d"]; ok {
+				ds = append(ds, e)
+			}
+			f.mu.Unlock()
+		}
+		replicas[3].client.cut.Store(true)
+		start := time.Now()
+		time.Sleep(testLease - 200*time.Millisecond)
+		replicas[2].client.electionWritesCut.Store(true)
+		limit := testLease + time.Duration((1+le.JitterFactor)*float64(testRetry))
+		waitFor(t, limit-time.Since(start), func() bool {
+			for _, e := range ds {
+				f.mu.Lock()
+				_, byD := f.leading[e]["d"]
+				n := len(f.leading[e])
+				f.mu.Unlock()
+				if byD || n != 1 {
+					return false
+				}
+			}
+			return true
+		}, func() string {
+			return fmt.Sprintf("d's elections %v not all led again within %v of its crash (LeaseDuration, the hold-off and a jittered retry): %s", ds, limit, describe(f, elections)())
+		})
+		t.Logf("d crashed and c could not take its share: d's elections led again after %v", time.Since(start))
 		f.check(t)
 	})
 }

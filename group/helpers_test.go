@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,6 +63,10 @@ func eachFake(t *testing.T, body func(t *testing.T, cs kubernetes.Interface, rac
 type cutClient struct {
 	coordinationv1client.LeasesGetter
 	cut atomic.Bool
+	// electionWritesCut, set, makes every write to an election's Lease
+	// fail, as for a replica too slow to take one, while its member Lease
+	// and its watches go on.
+	electionWritesCut atomic.Bool
 	// blind, set, makes the members' list and watch (the label-selected
 	// ones) fail; watches holds those open, for the test to end them.
 	blind   atomic.Bool
@@ -106,15 +111,20 @@ func (l *cutLeases) List(ctx context.Context, o metav1.ListOptions) (*coordinati
 	return l.LeaseInterface.List(ctx, o)
 }
 
+// writeCut reports whether a write to the Lease named name fails.
+func (l *cutLeases) writeCut(name string) bool {
+	return l.c.cut.Load() || l.c.electionWritesCut.Load() && !strings.Contains(name, ".member.")
+}
+
 func (l *cutLeases) Create(ctx context.Context, lease *coordinationv1.Lease, o metav1.CreateOptions) (*coordinationv1.Lease, error) {
-	if l.c.cut.Load() {
+	if l.writeCut(lease.Name) {
 		return nil, errCut
 	}
 	return l.LeaseInterface.Create(ctx, lease, o)
 }
 
 func (l *cutLeases) Update(ctx context.Context, lease *coordinationv1.Lease, o metav1.UpdateOptions) (*coordinationv1.Lease, error) {
-	if l.c.cut.Load() {
+	if l.writeCut(lease.Name) {
 		return nil, errCut
 	}
 	return l.LeaseInterface.Update(ctx, lease, o)

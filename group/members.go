@@ -59,6 +59,10 @@ type membership struct {
 
 	mu   sync.Mutex
 	seen map[string]memberSeen // by Lease name
+	// ranOutAt holds, by identity, when we found a lease of one of its
+	// elections run out unrenewed: it is gone for the assignment until we
+	// see its member Lease change after that.
+	ranOutAt map[string]time.Time
 	// sighted is set from a successful list of the members until their
 	// list or watch fails: without it our view may be missing members.
 	sighted bool
@@ -91,6 +95,7 @@ func newMembership(c *Config, clk clock.WithDelayedExecution, changed func()) *m
 		changed:   changed,
 		selector:  labels.Set{GroupLabel: c.Name}.String(),
 		seen:      map[string]memberSeen{},
+		ranOutAt:  map[string]time.Time{},
 	}
 }
 
@@ -107,12 +112,33 @@ func (m *membership) alive(now time.Time) (members []Member, next time.Time) {
 		if !now.Before(end) {
 			continue
 		}
+		if at, ok := m.ranOutAt[s.Identity]; ok && !s.since.After(at) {
+			continue
+		}
 		members = append(members, s.Member)
 		if next.IsZero() || end.Before(next) {
 			next = end
 		}
 	}
 	return members, next
+}
+
+// ranOut notes that a lease of an election held by identity ran out
+// unrenewed at now: a member that stopped renewing one lease has most
+// likely stopped renewing all (it crashed, or lost the API server), and
+// treating it as gone at once, rather than when its member Lease runs out,
+// lets its elections go straight to the owners the assignment without it
+// names. It comes back as soon as its member Lease is seen to change.
+func (m *membership) ranOut(identity string, now time.Time) {
+	m.mu.Lock()
+	_, known := m.ranOutAt[identity]
+	if !known {
+		m.ranOutAt[identity] = now
+	}
+	m.mu.Unlock()
+	if !known {
+		m.changed()
+	}
 }
 
 // seeing reports whether our view of the members is whole: they have been
@@ -341,8 +367,13 @@ func (m *membership) saw(lease *coordinationv1.Lease) {
 		s.since = old.since
 	}
 	m.seen[lease.Name] = s
+	back := false
+	if at, ok := m.ranOutAt[s.Identity]; ok && s.since.After(at) {
+		delete(m.ranOutAt, s.Identity)
+		back = true
+	}
 	m.mu.Unlock()
-	if !known || old.Member != s.Member || s.since != old.since {
+	if !known || old.Member != s.Member || s.since != old.since || back {
 		m.changed()
 	}
 }

@@ -25,7 +25,10 @@ func startAPIServer(etcdURL, prefix, tokenFile string, extraFlags []string, log 
 	storage := storagebackend.NewDefaultConfig(prefix, nil)
 	storage.Transport.ServerList = []string{etcdURL}
 	// RBAC, so that a test can withhold a verb (watch) from a user.
-	flags := append([]string{"--token-auth-file=" + tokenFile, "--authorization-mode=RBAC"}, extraFlags...)
+	// ShardedListAndWatch (alpha in 1.36), so that lists and watches
+	// honour ListOptions.ShardSelector.
+	flags := append([]string{"--token-auth-file=" + tokenFile, "--authorization-mode=RBAC",
+		"--feature-gates=ShardedListAndWatch=true"}, extraFlags...)
 	opts := kubeapiservertesting.NewDefaultTestServerOptions()
 	// Its invariant check scrapes metrics at shutdown; a server we stop on
 	// purpose mid-test has nothing to prove there.
