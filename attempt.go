@@ -186,6 +186,7 @@ func (le *LeaderElector) write(ctx context.Context, op func(context.Context, rl.
 	if le.watch != nil {
 		// The lock now holds a state a watch can resume from.
 		le.watch.relist = false
+		le.watch.sawState()
 	}
 	le.publishLeader()
 	return nil
@@ -212,6 +213,7 @@ func (le *LeaderElector) read(ctx context.Context) (exists bool, err error) {
 	le.handoff.sawRead(&le.seen)
 	if le.watch != nil {
 		le.watch.relist = false
+		le.watch.sawState()
 	}
 	return !le.seen.absent, nil
 }

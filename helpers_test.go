@@ -517,12 +517,16 @@ func (l *hookedLock) ResourceVersion() string {
 }
 
 // countingLock wraps a lock, counts its requests, and passes on everything
-// the elector may ask of a lock (its resourceVersion, its watch). watch, if
-// set, replaces the inner lock's Watch.
+// the elector may ask of a lock (its resourceVersion, its watch, opened off
+// Run's goroutine unless syncWatch is set). watch, if set, replaces the inner
+// lock's Watch; beforeWatch, if set, runs before the inner lock's watch
+// request, which is not sent if it fails.
 type countingLock struct {
 	rl.Interface
 	gets, writes, watches atomic.Int32
 	watch                 func(ctx context.Context) (watch.Interface, error)
+	beforeWatch           func(ctx context.Context) error
+	syncWatch             bool
 }
 
 // Key passes the lock's key on, so that the elector competes with it.
@@ -555,7 +559,37 @@ func (l *countingLock) Watch(ctx context.Context) (watch.Interface, error) {
 	if l.watch != nil {
 		return l.watch(ctx)
 	}
+	if l.beforeWatch != nil {
+		if err := l.beforeWatch(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return l.Interface.(rl.Watcher).Watch(ctx)
+}
+
+func (l *countingLock) PrepareWatch() func(ctx context.Context) (watch.Interface, error) {
+	if l.syncWatch {
+		return nil
+	}
+	open := l.watch
+	if open == nil {
+		starter, ok := l.Interface.(rl.WatchStarter)
+		if !ok {
+			return nil
+		}
+		if open = starter.PrepareWatch(); open == nil {
+			return nil
+		}
+	}
+	return func(ctx context.Context) (watch.Interface, error) {
+		l.watches.Add(1)
+		if l.beforeWatch != nil && l.watch == nil {
+			if err := l.beforeWatch(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return open(ctx)
+	}
 }
 
 func (l *countingLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
@@ -600,6 +634,13 @@ type watchedHookedLock struct{ *hookedLock }
 
 func (l watchedHookedLock) Watch(ctx context.Context) (watch.Interface, error) {
 	return l.Interface.(rl.Watcher).Watch(ctx)
+}
+
+func (l watchedHookedLock) PrepareWatch() func(ctx context.Context) (watch.Interface, error) {
+	if starter, ok := l.Interface.(rl.WatchStarter); ok {
+		return starter.PrepareWatch()
+	}
+	return nil
 }
 
 func (l watchedHookedLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {

@@ -81,10 +81,11 @@
 // it takes a released lock the moment it sees the release, takes an expired
 // one the moment the lease runs out, and sends no request while nothing
 // changes. A broken watch is replaced, with backoff, and the follower polls
-// until it is, except while a new watch is slow to open: a follower that has
-// seen a running lease then waits for it, sending nothing, until it opens or
-// that lease runs out, so a release written meanwhile may be taken up to a
-// LeaseDuration late (see docs/promises.md).
+// every jittered RetryPeriod until the new one is open. A watch is opened on
+// a goroutine of its own (for every lock kind of package k8sresourcelock),
+// so a watch request that never returns holds up neither a follower, which
+// polls meanwhile and takes a release within a RetryPeriod, nor a leader,
+// which renews every RetryPeriod meanwhile (see docs/promises.md).
 //
 // # Leases
 //

@@ -83,14 +83,8 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 
 		awaiting, deadline := le.handoff.awaiting(&le.seen.record)
 		gen := le.watch.generation()
-		le.watch.ensure(ctx, le.clock.Now(), le.followerWatchLimit(err == nil, awaiting))
-		if le.config.Coordinated && le.watch.watching() && le.watch.generation() != gen {
-			// A watch that opened after our read may not show what
-			// changed in between (client-go's stock fake replays
-			// nothing), and a coordinated candidate writes nothing
-			// until the lock names it, so no conflict would tell it:
-			// a Lease the control plane created or gave us meanwhile
-			// would go unseen for good. One read now closes the gap.
+		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(time.Time{}))
+		if le.newWatchNeedsARead(gen) {
 			read = true
 			continue
 		}
@@ -122,8 +116,9 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 		case wokeByContext:
 			return false
 		case wokeByWatch:
+			gen := le.watch.generation()
 			le.applyWatch(ctx)
-			read = false
+			read = le.newWatchNeedsARead(gen)
 		case wokeByOther:
 			read = !le.watch.watching()
 		case wokeByTimer:
@@ -133,22 +128,15 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 	return false
 }
 
-// followerWatchLimit bounds how long a candidate that does not lead waits
-// for its watch to open. One that has just seen a running lease (seen) has
-// nothing to do until that lease runs out: it may wait that long. Under a
-// burst the shared watch of a namespace with many locks opens
-// slowly (its first list is long); a candidate that gave up after
-// RetryPeriod/2 would poll meanwhile and ask again, and the shared watch,
-// left by every lock waiting for it, would start its list over, adding to
-// the load that made it slow. Otherwise, and while it awaits a holder's
-// answer to its handoff request (which it also polls for), it waits
-// RetryPeriod/2, as a poll is due.
-func (le *LeaderElector) followerWatchLimit(seen, awaiting bool) time.Duration {
-	limit := le.watchStartLimit(time.Time{})
-	if !seen || awaiting {
-		return limit
-	}
-	return max(limit, le.seen.since.Add(le.seen.lease()).Sub(le.clock.Now()))
+// newWatchNeedsARead reports whether a watch opened since the watch of
+// generation gen ran, where a coordinated candidate must read the lock once
+// more: a watch that opened after our read may not show what changed in
+// between (a clientset that replays nothing to a new watch), and a
+// coordinated candidate writes nothing until the lock names it, so no
+// conflict would tell it: a Lease the control plane created or gave us
+// meanwhile would go unseen for good. One read closes the gap.
+func (le *LeaderElector) newWatchNeedsARead(gen int) bool {
+	return le.config.Coordinated && le.watch.watching() && le.watch.generation() != gen
 }
 
 // applyWatch notes every state the watch has delivered since it was last

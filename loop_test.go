@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
@@ -298,35 +297,44 @@ func TestWriteAnsweredAfterItsTermsDeadlineStartsNoWork(t *testing.T) {
 	})
 }
 
-// TestFollowerWaitsForASlowWatchToOpen: under a burst the shared watch of
-// a namespace with many locks opens slowly (its first list is long). A
-// follower that has seen a running lease has nothing to do until it runs
-// out, so it waits for the watch that long instead of giving up after
-// RetryPeriod/2, polling, and asking for the watch again (which would make
-// the shared watch start its list over): one watch request, and no read
-// after the first, while the watch opens.
-func TestFollowerWaitsForASlowWatchToOpen(t *testing.T) {
+// TestFollowerPollsWhileItsWatchOpensAndAsksForItOnce: under a burst the
+// shared watch of a namespace with many locks opens slowly (its first list
+// is long). Meanwhile the follower polls at a jittered RetryPeriod, as one
+// that cannot watch does, so that a release written meanwhile is seen
+// within a poll; it does not ask for the watch again (which would make the
+// shared watch start its list over); and once the watch is open it sends
+// nothing more.
+func TestFollowerPollsWhileItsWatchOpensAndAsksForItOnce(t *testing.T) {
 	eachFake(t, func(t *testing.T, fk fakeClientset) {
 		const opens = 3 * retryPeriod
 		cs := fk.new()
-		writeRecord(t, cs, rl.LeasesResourceLock, otherHolds("", 0))
-		inner := newTestLock(t, cs, rl.LeasesResourceLock, "us", "")
-		lock := &countingLock{Interface: inner}
-		lock.watch = func(ctx context.Context) (watch.Interface, error) {
-			select {
-			case <-time.After(opens):
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			return inner.(rl.Watcher).Watch(ctx)
-		}
+		holder := otherHolds("", 0)
+		holder.LeaseDurationSeconds = 3600
+		writeRecord(t, cs, rl.LeasesResourceLock, holder)
+		lock := &countingLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "us", ""),
+			beforeWatch: func(ctx context.Context) error {
+				select {
+				case <-time.After(opens):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}}
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		c := runCandidate(t, ctx, testConfig(lock), nil)
-		time.Sleep(opens + retryPeriod)
-		if gets, writes, watches := lock.requests(); gets != 1 || writes != 0 || watches != 1 {
-			t.Fatalf("%d reads, %d writes and %d watch requests while a watch took %v to open under a running lease; want 1, 0 and 1",
-				gets, writes, watches, opens)
+		time.Sleep(opens - time.Millisecond)
+		// A read at the start, then one every jittered RetryPeriod.
+		minReads, maxReads := 1+int32(opens/maxAcquireWait), 1+int32(opens/retryPeriod)
+		if gets, writes, watches := lock.requests(); gets < minReads || gets > maxReads || writes != 0 || watches != 1 {
+			t.Fatalf("%d reads, %d writes and %d watch requests while a watch took %v to open; want %d to %d, 0 and 1",
+				gets, writes, watches, opens, minReads, maxReads)
+		}
+		gets, _, _ := lock.requests()
+		time.Sleep(10 * time.Minute)
+		if after, writes, watches := lock.requests(); after != gets || writes != 0 || watches != 1 {
+			t.Fatalf("%d reads, %d writes and %d watch requests in ten minutes after the watch opened; want 0, 0 and 1",
+				after-gets, writes, watches)
 		}
 		cancel()
 		c.finished(t)

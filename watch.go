@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -24,6 +28,11 @@ type lockWatch struct {
 	w       watch.Interface
 	cancel  context.CancelFunc // ends the watch's request
 	started time.Time
+	// skipBelow, when not zero, is the resourceVersion of the state read
+	// or written after the watch was asked for: an event of an older
+	// version is one the candidate has already seen surpassed (see
+	// watcher.settle), and is dropped.
+	skipBelow uint64
 
 	mu     sync.Mutex
 	queue  []watch.Event
@@ -81,9 +90,16 @@ func (lw *lockWatch) stop() {
 // saying so once, where the lock or the API server cannot be watched. Only
 // Run's goroutine uses it.
 type watcher struct {
-	lock     rl.Watcher // nil: never watch
-	clock    clock.WithDelayedExecution
-	current  *lockWatch
+	lock    rl.Watcher // nil: never watch
+	clock   clock.WithDelayedExecution
+	current *lockWatch
+	// pending is the watch being opened, if any: at most one at a time.
+	pending *pendingWatch
+	// looks counts the reads and writes of the lock, so that a watch that
+	// opens late can tell whether the candidate has seen newer states than
+	// the one it starts from. Only Run's goroutine adds to it; a watch
+	// being opened reads it as its request returns.
+	looks    atomic.Int64
 	failures int
 	// early counts watches in a row that ended soon after they started,
 	// without an error: the sign of a client whose timeout ends them.
@@ -114,7 +130,36 @@ const (
 	// maxEarlyEnds is how many watches in a row may end early, without an
 	// error, before the candidate gives up watching and polls.
 	maxEarlyEnds = 5
+	// maxWatchStart bounds how long a watch may take to open before it
+	// is called off and, after backoff, asked for again: long enough for
+	// a shared watch's first list of many locks under a burst, short
+	// enough that a request lost on a dead connection is not waited for
+	// for good. The candidate polls meanwhile.
+	maxWatchStart = time.Minute
 )
+
+// pendingWatch is a watch being opened on a goroutine of its own, so that
+// Run's goroutine goes on polling, or renewing, while the API server (or
+// something on the way) is slow to answer. The watcher that started it
+// waits for the goroutine when it stops.
+type pendingWatch struct {
+	// cancel ends the request, and the watch's stream once it is open.
+	cancel context.CancelFunc
+	// done is closed when the request has returned, with w or err.
+	done chan struct{}
+	w    watch.Interface
+	err  error
+	// looks is watcher.looks when the watch was asked for, and
+	// looksAtOpen when its request returned.
+	looks, looksAtOpen int64
+	// fromNow: the lock had no resourceVersion to resume from (none read
+	// yet, or a clientset that versions nothing, as client-go's stock
+	// fake), so the watch starts from the state current when it opens.
+	fromNow bool
+	// abandoned: the watcher no longer wants it (it restarted or
+	// stopped); its watch, if it opens, is stopped unread.
+	abandoned bool
+}
 
 // newWatcher returns a watcher for lock, or one that never watches if the
 // lock cannot be watched or watching is switched off.
@@ -172,23 +217,49 @@ func (w *watcher) delivered(rv string, record *rl.LeaderElectionRecord) {
 // one that polls does.
 func (w *watcher) echoed() bool { return w.echoSeen }
 
-// ready is the channel that has a token when the watch has news; nil (never
-// ready) without a watch.
+// ready is the channel that has a token when the watch has news, or that is
+// closed when a watch being opened has opened or failed; nil (never ready)
+// with neither.
 func (w *watcher) ready() <-chan struct{} {
-	if w.current == nil {
-		return nil
+	switch {
+	case w.current != nil:
+		return w.current.ready
+	case w.pending != nil:
+		return w.pending.done
 	}
-	return w.current.ready
+	return nil
 }
 
-// ensure starts a watch if none runs, the lock can be watched and the
-// backoff allows. Starting one may take at most limit, and is not tried
-// when limit is not positive: client-go retries a watch request that times
-// out, and a leader must not be held past its renew deadline by a watch it
-// merely wanted. It logs, once, when watching is impossible and the elector
-// polls instead.
+// sawState notes that the lock was read or written.
+func (w *watcher) sawState() {
+	if w != nil {
+		w.looks.Add(1)
+	}
+}
+
+// ensure starts a watch if none runs or is being opened, the lock can be
+// watched and the backoff allows. A lock that is a WatchStarter (every lock
+// kind of package k8sresourcelock) has its watch opened on a goroutine of
+// its own: the candidate polls, or renews, at RetryPeriod meanwhile, as one
+// that cannot watch does, and never waits for a request that may hang (a
+// proxy that accepts the connection and never answers). Another lock's Watch
+// must be called from Run's goroutine: it may take at most limit, and is not
+// tried when limit is not positive, since client-go retries a watch request
+// that times out, and a leader must not be held past its renew deadline by a
+// watch it merely wanted. It logs, once, when watching is impossible and the
+// elector polls instead.
 func (w *watcher) ensure(ctx context.Context, now time.Time, limit time.Duration) {
-	if w.lock == nil || w.current != nil || now.Before(w.retryAt) || w.relist || limit <= 0 {
+	w.settle(ctx, now)
+	if w.lock == nil || w.current != nil || w.pending != nil || now.Before(w.retryAt) || w.relist {
+		return
+	}
+	if starter, ok := w.lock.(rl.WatchStarter); ok {
+		if open := starter.PrepareWatch(); open != nil {
+			w.begin(ctx, open, versionOf(w.lock) == "")
+			return
+		}
+	}
+	if limit <= 0 {
 		return
 	}
 	// The context outlives the call (it carries the watch's stream), so
@@ -202,10 +273,87 @@ func (w *watcher) ensure(ctx context.Context, now time.Time, limit time.Duration
 		}
 		err = fmt.Errorf("starting a watch took longer than %v: %w", limit, context.DeadlineExceeded)
 	}
+	w.opened(ctx, now, wi, cancel, err, 0)
+}
+
+// begin opens a watch with open on a goroutine of its own, bounded by
+// maxWatchStart and by ctx.
+func (w *watcher) begin(ctx context.Context, open func(context.Context) (watch.Interface, error), fromNow bool) {
+	startCtx, cancel := context.WithCancelCause(ctx)
+	p := &pendingWatch{cancel: func() { cancel(context.Canceled) }, done: make(chan struct{}), looks: w.looks.Load(), fromNow: fromNow}
+	timer := w.clock.AfterFunc(maxWatchStart, func() {
+		cancel(fmt.Errorf("starting a watch took longer than %v: %w", maxWatchStart, context.DeadlineExceeded))
+	})
+	w.pending = p
+	go func() {
+		defer close(p.done)
+		p.w, p.err = open(startCtx)
+		p.looksAtOpen = w.looks.Load()
+		if !timer.Stop() {
+			// Called off at its bound: an open watch would be one
+			// whose stream is already cancelled.
+			if p.err == nil {
+				p.w.Stop()
+				p.w = nil
+			}
+			p.err = context.Cause(startCtx)
+		}
+	}()
+}
+
+// settle takes the outcome of the watch being opened, if its request has
+// returned. A watch that resumes from a state older than one the candidate
+// has read or written since (it polled, or renewed, while the watch opened)
+// would replay the states in between as news: another holder come back, a
+// lease restarted, a write over an old version. Where the lock's
+// resourceVersions order its states, events older than the last one seen
+// are dropped. A watch that starts from the state current when it opens
+// (the lock had no version: client-go's stock fake versions nothing) is
+// stale only if a read or write ended after it opened. Otherwise (such a
+// read, or a MultiLock, whose two versions do not order its events) the
+// watch is stopped and another asked for at once, from the state last
+// seen.
+func (w *watcher) settle(ctx context.Context, now time.Time) {
+	p := w.pending
+	if p == nil {
+		return
+	}
+	select {
+	case <-p.done:
+	default:
+		return
+	}
+	w.pending = nil
+	if p.abandoned {
+		if p.err == nil {
+			p.w.Stop()
+		}
+		p.cancel()
+		return
+	}
+	var skipBelow uint64
+	looks := w.looks.Load()
+	if p.err == nil && (p.fromNow && p.looksAtOpen != looks || !p.fromNow && p.looks != looks) {
+		var ordered bool
+		if skipBelow, ordered = orderedVersion(w.lock); p.fromNow || !ordered {
+			klog.FromContext(ctx).V(4).Info("Watch of the lock opened after newer states were read; asking for another from the latest")
+			p.w.Stop()
+			p.cancel()
+			return
+		}
+	}
+	w.opened(ctx, now, p.w, p.cancel, p.err, skipBelow)
+}
+
+// opened takes the outcome of a watch request: the watch runs from now on,
+// or the error is logged and the watch asked for again after backoff, or
+// never if it cannot succeed.
+func (w *watcher) opened(ctx context.Context, now time.Time, wi watch.Interface, cancel context.CancelFunc, err error, skipBelow uint64) {
 	if err == nil {
 		w.current = startLockWatch(wi, cancel, now)
 		w.started++
 		w.current.gen = w.started
+		w.current.skipBelow = skipBelow
 		return
 	}
 	cancel()
@@ -223,6 +371,36 @@ func (w *watcher) ensure(ctx context.Context, now time.Time, limit time.Duration
 	}
 }
 
+// orderedVersion returns the lock's resourceVersion as a number, and
+// whether it is one: the versions an API server gives one object grow with
+// each change (the shared watch relies on it too). A MultiLock's joins two,
+// and client-go's stock fake gives none.
+func orderedVersion(lock rl.Watcher) (uint64, bool) {
+	n, err := strconv.ParseUint(versionOf(lock), 10, 64)
+	return n, err == nil && n > 0
+}
+
+// versionOf is the lock's resourceVersion, "" if it has none.
+func versionOf(lock rl.Watcher) string {
+	if v, ok := lock.(rl.Versioned); ok {
+		return v.ResourceVersion()
+	}
+	return ""
+}
+
+// stale reports whether ev is about a state older than below (0: none is).
+func stale(ev watch.Event, below uint64) bool {
+	if below == 0 {
+		return false
+	}
+	m, err := meta.Accessor(ev.Object)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.ParseUint(m.GetResourceVersion(), 10, 64)
+	return err == nil && n < below
+}
+
 // failed notes a failed or short-lived watch and backs off.
 func (w *watcher) failed(now time.Time) {
 	w.failures++
@@ -233,10 +411,14 @@ func (w *watcher) failed(now time.Time) {
 // take returns the events the watch queued. If the watch has ended it is
 // stopped, and started again later by ensure.
 func (w *watcher) take(ctx context.Context, now time.Time) []watch.Event {
+	w.settle(ctx, now)
 	if w.current == nil {
 		return nil
 	}
 	events, ended := w.current.take()
+	if skip := w.current.skipBelow; skip != 0 {
+		events = slices.DeleteFunc(events, func(ev watch.Event) bool { return stale(ev, skip) })
+	}
 	broke := false
 	for i, ev := range events {
 		if ev.Type != watch.Error {
@@ -275,17 +457,28 @@ func (w *watcher) take(ctx context.Context, now time.Time) []watch.Event {
 }
 
 // restart ends the current watch, if any, so that the next ensure starts
-// one from the state last read or written.
+// one from the state last read or written. A watch being opened is called
+// off without waiting for its request to return (a leader must not wait for
+// it); no other is asked for until it has.
 func (w *watcher) restart() {
 	if w.current != nil {
 		w.current.stop()
 		w.current = nil
 	}
+	if w.pending != nil && !w.pending.abandoned {
+		w.pending.abandoned = true
+		w.pending.cancel()
+	}
 }
 
-// stop ends the watch for good.
+// stop ends the watch for good, and waits for the request of one being
+// opened to return.
 func (w *watcher) stop() {
 	w.restart()
+	if p := w.pending; p != nil {
+		<-p.done
+		w.settle(context.Background(), time.Time{})
+	}
 }
 
 // unwatchable reports errors that will not go away by retrying: the lock or
@@ -294,8 +487,8 @@ func unwatchable(err error) bool {
 	return errors.Is(err, errors.ErrUnsupported) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err)
 }
 
-// watchStartLimit bounds how long starting a watch may take: half a
-// RetryPeriod, so that a leader's next renewal is never late for it, and
+// watchStartLimit bounds how long starting the watch of a lock that is not
+// a WatchStarter may take, on Run's goroutine: half a RetryPeriod, so that a leader's next renewal is never late for it, and
 // for a leader never past until, its renew deadline (zero: no deadline).
 func (le *LeaderElector) watchStartLimit(until time.Time) time.Duration {
 	limit := le.config.RetryPeriod / 2

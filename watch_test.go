@@ -10,11 +10,16 @@ import (
 	"testing/synctest"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
@@ -245,35 +250,43 @@ func TestExpiredWatchMakesTheCandidateRead(t *testing.T) {
 }
 
 // TestHangingWatchStartDoesNotDelayTheLeader: starting a watch that never
-// answers (client-go retries one that times out, for many seconds) takes at
-// most half a RetryPeriod, so a leader whose requests fail still stops
-// within its RenewDeadline.
+// answers (client-go retries one that times out, for many seconds) never
+// holds a leader up: a lock kind of ours opens it off Run's goroutine, and a
+// lock that must be watched from Run's goroutine (a custom one) takes at
+// most half a RetryPeriod to give up. So a leader whose requests fail still
+// stops within its RenewDeadline.
 func TestHangingWatchStartDoesNotDelayTheLeader(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cs := fakekube.New()
-		var failing atomic.Bool
-		inner := &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", ""),
-			beforeWrite: func(context.Context, rl.LeaderElectionRecord) error {
-				if failing.Load() {
-					return errors.New("connection refused")
-				}
-				return nil
-			}}
-		lock := &countingLock{Interface: inner, watch: func(ctx context.Context) (watch.Interface, error) {
-			<-ctx.Done()
-			return nil, ctx.Err()
+	for _, sync := range []bool{false, true} {
+		t.Run(map[bool]string{false: "opened aside", true: "opened in the loop"}[sync], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { checkHangingWatchStart(t, sync) })
+		})
+	}
+}
+
+func checkHangingWatchStart(t *testing.T, syncWatch bool) {
+	cs := fakekube.New()
+	var failing atomic.Bool
+	inner := &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "a", ""),
+		beforeWrite: func(context.Context, rl.LeaderElectionRecord) error {
+			if failing.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
 		}}
-		c := runCandidate(t, t.Context(), testConfig(lock), nil)
-		leadCtx := c.leading(t)
-		time.Sleep(retryPeriod + retryPeriod/2)
-		failing.Store(true)
-		failedAt := time.Now()
-		receive(t, leadCtx.Done(), "the leader to stop")
-		if took := time.Since(failedAt); took > renewDeadline {
-			t.Fatalf("stopped %v after its renewals began to fail, want within RenewDeadline (%v)", took, renewDeadline)
-		}
-		c.finished(t)
-	})
+	lock := &countingLock{Interface: inner, syncWatch: syncWatch, watch: func(ctx context.Context) (watch.Interface, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	c := runCandidate(t, t.Context(), testConfig(lock), nil)
+	leadCtx := c.leading(t)
+	time.Sleep(retryPeriod + retryPeriod/2)
+	failing.Store(true)
+	failedAt := time.Now()
+	receive(t, leadCtx.Done(), "the leader to stop")
+	if took := time.Since(failedAt); took > renewDeadline {
+		t.Fatalf("stopped %v after its renewals began to fail, want within RenewDeadline (%v)", took, renewDeadline)
+	}
+	c.finished(t)
 }
 
 // TestWatchesThatEndAtOnceFallBackToPolling: a client with a request
@@ -405,4 +418,264 @@ func checkWatchesThatEndAtOnce(t *testing.T) {
 			"(a polling candidate takes it within %v)", watches, (time.Second + waited).Round(time.Millisecond),
 			waited.Round(time.Millisecond), time.Duration(JitterFactor*float64(lec.RetryPeriod))+lec.RetryPeriod)
 	}
+}
+
+// hangingWatches are clients whose watches of lock objects never open: each
+// watch request blocks until its context ends, as one through a proxy that
+// accepts the connection and never answers, or to an API server that
+// stalls only watches. Reads and writes pass. It counts the watch requests
+// pending, and the most ever pending at once.
+type hangingWatches struct {
+	pending, most atomic.Int32
+	// alone forbids listing the namespace's Leases, so that no shared
+	// watch starts and each Lease lock watches its name alone.
+	alone bool
+}
+
+func (h *hangingWatches) hang(ctx context.Context) (watch.Interface, error) {
+	n := h.pending.Add(1)
+	defer h.pending.Add(-1)
+	for most := h.most.Load(); n > most && !h.most.CompareAndSwap(most, n); most = h.most.Load() {
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// lock is a lock of kind on cs whose watches hang.
+func (h *hangingWatches) lock(t *testing.T, cs kubernetes.Interface, kind, identity string) rl.Interface {
+	t.Helper()
+	lock, err := rl.New(kind, testNamespace, testLockName, &hangingCore{cs.CoreV1(), h},
+		&hangingCoordination{cs.CoordinationV1(), h}, rl.ResourceLockConfig{Identity: identity})
+	if err != nil {
+		t.Fatalf("new %s lock: %v", kind, err)
+	}
+	return lock
+}
+
+type hangingCore struct {
+	corev1client.CoreV1Interface
+	h *hangingWatches
+}
+
+func (c *hangingCore) ConfigMaps(ns string) corev1client.ConfigMapInterface {
+	return hangingConfigMaps{c.CoreV1Interface.ConfigMaps(ns), c.h}
+}
+
+func (c *hangingCore) Endpoints(ns string) corev1client.EndpointsInterface {
+	return hangingEndpoints{c.CoreV1Interface.Endpoints(ns), c.h}
+}
+
+type hangingConfigMaps struct {
+	corev1client.ConfigMapInterface
+	h *hangingWatches
+}
+
+func (c hangingConfigMaps) Watch(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+	return c.h.hang(ctx)
+}
+
+type hangingEndpoints struct {
+	corev1client.EndpointsInterface
+	h *hangingWatches
+}
+
+func (e hangingEndpoints) Watch(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+	return e.h.hang(ctx)
+}
+
+type hangingCoordination struct {
+	coordinationv1client.CoordinationV1Interface
+	h *hangingWatches
+}
+
+func (c *hangingCoordination) Leases(ns string) coordinationv1client.LeaseInterface {
+	return hangingLeases{c.CoordinationV1Interface.Leases(ns), c.h}
+}
+
+type hangingLeases struct {
+	coordinationv1client.LeaseInterface
+	h *hangingWatches
+}
+
+func (l hangingLeases) Watch(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+	return l.h.hang(ctx)
+}
+
+func (l hangingLeases) List(ctx context.Context, opts metav1.ListOptions) (*coordinationv1.LeaseList, error) {
+	if l.h.alone {
+		return nil, apierrors.NewForbidden(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, "", errors.New("cannot list"))
+	}
+	return l.LeaseInterface.List(ctx, opts)
+}
+
+// hangCase is a lock kind whose watch hangs, and whether a Lease lock
+// watches its name alone (on a clientset with resourceVersions, a Lease
+// lock otherwise goes through the shared watch of its namespace).
+type hangCase struct {
+	kind  string
+	alone bool
+}
+
+func (c hangCase) String() string {
+	if c.alone {
+		return c.kind + "-alone"
+	}
+	return c.kind
+}
+
+// hangCases are every lock kind that can watch, and the Lease lock's two
+// ways of watching.
+var hangCases = []hangCase{
+	{kind: rl.LeasesResourceLock}, {kind: rl.LeasesResourceLock, alone: true},
+	{kind: rl.ConfigMapsResourceLock}, {kind: rl.EndpointsResourceLock},
+	{kind: rl.ConfigMapsLeasesResourceLock}, {kind: rl.EndpointsLeasesResourceLock},
+}
+
+// TestFollowerWhoseWatchNeverOpensSeesAReleaseWithinARetryPeriod: a
+// follower whose watch request never returns (a proxy that accepts the
+// connection and never answers, an API server that stalls only watches)
+// polls meanwhile, as a follower that cannot watch does: it takes a
+// released lock within a jittered RetryPeriod, not when the lease it saw
+// runs out. It never has two watch requests pending at once, and leaves
+// none behind when it stops.
+func TestFollowerWhoseWatchNeverOpensSeesAReleaseWithinARetryPeriod(t *testing.T) {
+	eachFakeModeAndCase(t, byDefault, hangCases, hangCase.String, func(t *testing.T, fk fakeClientset, _ followMode, hc hangCase) {
+		cs := fk.new()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		aCtx, stopA := context.WithCancel(ctx)
+		lec := testConfig(newTestLock(t, cs, hc.kind, "a", ""))
+		lec.ReleaseOnCancel = true
+		a := runCandidate(t, aCtx, lec, nil)
+		a.leading(t)
+		hung := &hangingWatches{alone: hc.alone}
+		b := runCandidate(t, ctx, testConfig(hung.lock(t, cs, hc.kind, "b")), nil)
+		time.Sleep(leaseDuration / 3)
+		stopA()
+		a.finished(t)
+		releasedAt := time.Now()
+		const margin = 10 * time.Millisecond
+		select {
+		case <-b.started:
+		case <-time.After(maxAcquireWait + margin):
+			t.Fatalf("a follower whose watch never opens had not taken a lock released %v ago; a polling follower takes it within %v",
+				time.Since(releasedAt), maxAcquireWait)
+		}
+		if most := hung.most.Load(); most != 1 {
+			t.Fatalf("%d watch requests pending at once, want 1", most)
+		}
+		cancel()
+		b.finished(t)
+		synctest.Wait()
+		if left := hung.pending.Load(); left != 0 {
+			t.Fatalf("%d watch requests still pending after Run returned, want none", left)
+		}
+	})
+}
+
+// TestLeaderWhoseWatchNeverOpensRenewsEveryRetryPeriod: a leader whose
+// watch request never returns cannot learn of a steal from it, so it renews
+// every RetryPeriod, as a leader that polls does, not at the lease's pace;
+// and once its renewals fail it stops within RenewDeadline, never held up by
+// the watch request.
+func TestLeaderWhoseWatchNeverOpensRenewsEveryRetryPeriod(t *testing.T) {
+	eachFakeModeAndCase(t, byDefault, hangCases, hangCase.String, func(t *testing.T, fk fakeClientset, _ followMode, hc hangCase) {
+		cs := fk.new()
+		var failing atomic.Bool
+		cs.PrependReactor("update", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if failing.Load() {
+				return true, nil, errors.New("connection refused")
+			}
+			return false, nil, nil
+		})
+		hung := &hangingWatches{alone: hc.alone}
+		a := runCandidate(t, t.Context(), testConfig(hung.lock(t, cs, hc.kind, "a")), nil)
+		leadCtx := a.leading(t)
+		time.Sleep(retryPeriod / 2)
+		cs.ClearActions()
+		const window = 10 * retryPeriod
+		time.Sleep(window)
+		if renewals := count(cs, "update", "") / objectsPerLock(hc.kind); renewals < int(window/retryPeriod)-1 {
+			t.Fatalf("%d renewals in %v by a leader whose watch never opens, want one every RetryPeriod (%v)", renewals, window, retryPeriod)
+		}
+		failing.Store(true)
+		failedAt := time.Now()
+		select {
+		case <-leadCtx.Done():
+		case <-time.After(renewDeadline):
+			t.Fatalf("still leading %v after its renewals began to fail, want stopped within RenewDeadline", time.Since(failedAt))
+		}
+		a.finished(t)
+		if most := hung.most.Load(); most != 1 {
+			t.Fatalf("%d watch requests pending at once, want 1", most)
+		}
+	})
+}
+
+// TestWatchThatOpensLateReplaysNoStaleState: a watch asked for while the
+// lock held one state, and opened only after the follower polled a newer
+// one, resumes from the old state, and an API server replays every change
+// since: states the follower has already seen surpassed. They are dropped,
+// not taken as news: here another holder that came and went before the
+// poll is never reported as the leader. (A clientset that replays history
+// to a watch is needed, so the watch below replays it as an API server
+// does, on the fake that versions objects; client-go's stock fake versions
+// nothing and replays only the current state.)
+func TestWatchThatOpensLateReplaysNoStaleState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const opens = 3 * retryPeriod
+		cs := fakekube.New()
+		holder := otherHolds("", 0)
+		holder.LeaseDurationSeconds = 3600
+		writeRecord(t, cs, rl.LeasesResourceLock, holder)
+		replay := watch.NewFakeWithChanSize(10, false)
+		lock := &countingLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "b", ""),
+			watch: func(ctx context.Context) (watch.Interface, error) {
+				select {
+				case <-time.After(opens):
+					return replay, nil
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}}
+		var mu sync.Mutex
+		var leaders []string
+		lec := testConfig(lock)
+		lec.Callbacks.OnNewLeader = func(id string) {
+			mu.Lock()
+			defer mu.Unlock()
+			leaders = append(leaders, id)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		b := runCandidate(t, ctx, lec, nil)
+		time.Sleep(time.Second)
+		// Two other holders in turn, faster than the follower polls.
+		var states []*coordinationv1.Lease
+		for _, id := range []string{"c", "d"} {
+			rec := holder
+			rec.HolderIdentity = id
+			writeRecord(t, cs, rl.LeasesResourceLock, rec)
+			lease, err := cs.CoordinationV1().Leases(testNamespace).Get(ctx, testLockName, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			states = append(states, lease)
+		}
+		time.Sleep(opens)
+		// The watch opened from the first state: it replays both changes,
+		// which the follower may take in turn.
+		for _, lease := range states {
+			replay.Modify(lease)
+			synctest.Wait()
+		}
+		time.Sleep(retryPeriod)
+		cancel()
+		b.finished(t)
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []string{"other", "d"}; !slices.Equal(leaders, want) {
+			t.Fatalf("OnNewLeader saw %v, want %v: a watch that opened late replayed a state older than the one last read", leaders, want)
+		}
+	})
 }

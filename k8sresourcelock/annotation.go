@@ -156,14 +156,24 @@ func (s annotationStore[T]) resourceVersion() string {
 
 // Watch watches the object; see Watcher.
 func (s annotationStore[T]) Watch(ctx context.Context) (watch.Interface, error) {
+	return s.prepareWatch()(ctx)
+}
+
+// prepareWatch notes the state the object's watch resumes from and returns
+// what opens it; see WatchStarter.
+func (s annotationStore[T]) prepareWatch() func(ctx context.Context) (watch.Interface, error) {
 	if s.watch == nil {
-		return nil, fmt.Errorf("%s: Client must not be nil", s.describe)
+		err := fmt.Errorf("%s: Client must not be nil", s.describe)
+		return func(context.Context) (watch.Interface, error) { return nil, err }
 	}
-	w, err := s.watch(ctx, watchOptions(s.meta.Name, s.resourceVersion()))
-	if err != nil {
-		return nil, err
+	open, meta, rv := s.watch, s.meta, s.resourceVersion()
+	return func(ctx context.Context) (watch.Interface, error) {
+		w, err := open(ctx, watchOptions(meta.Name, rv))
+		if err != nil {
+			return nil, err
+		}
+		return onlyNamed(w, meta.Namespace, meta.Name), nil
 	}
-	return onlyNamed(w, s.meta.Namespace, s.meta.Name), nil
 }
 
 // Apply takes an event of Watch as the object's latest state; see Watcher.

@@ -74,6 +74,12 @@ func (cml *ConfigMapLock) Watch(ctx context.Context) (watch.Interface, error) {
 	return cml.store().Watch(ctx)
 }
 
+// PrepareWatch notes the state the ConfigMap object's watch resumes from and returns
+// what opens it; see WatchStarter.
+func (cml *ConfigMapLock) PrepareWatch() func(ctx context.Context) (watch.Interface, error) {
+	return cml.store().prepareWatch()
+}
+
 // Apply takes an event of Watch as the ConfigMap object's latest state; see
 // Watcher.
 func (cml *ConfigMapLock) Apply(ev watch.Event) (*LeaderElectionRecord, []byte, error) {

@@ -76,6 +76,12 @@ func (el *EndpointsLock) Watch(ctx context.Context) (watch.Interface, error) {
 	return el.store().Watch(ctx)
 }
 
+// PrepareWatch notes the state the Endpoints object's watch resumes from and returns
+// what opens it; see WatchStarter.
+func (el *EndpointsLock) PrepareWatch() func(ctx context.Context) (watch.Interface, error) {
+	return el.store().prepareWatch()
+}
+
 // Apply takes an event of Watch as the Endpoints object's latest state; see
 // Watcher.
 func (el *EndpointsLock) Apply(ev watch.Event) (*LeaderElectionRecord, []byte, error) {

@@ -76,34 +76,44 @@ func (ll *LeaseLock) decode(lease *coordinationv1.Lease) (*LeaderElectionRecord,
 
 // Watch watches the Lease; see Watcher.
 func (ll *LeaseLock) Watch(ctx context.Context) (watch.Interface, error) {
+	return ll.PrepareWatch()(ctx)
+}
+
+// PrepareWatch notes the state the Lease's watch resumes from and returns
+// what opens it; see WatchStarter.
+func (ll *LeaseLock) PrepareWatch() func(ctx context.Context) (watch.Interface, error) {
 	if isNilValue(ll.Client) {
-		return nil, fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
+		err := fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
+		return func(context.Context) (watch.Interface, error) { return nil, err }
 	}
 	client := ll.Client
 	if ll.watchClient != nil {
 		client = ll.watchClient
 	}
 	ns, name := ll.LeaseMeta.Namespace, ll.LeaseMeta.Name
-	leases := client.Leases(ns)
-	src := hub.Source{
-		List: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			list, err := leases.List(ctx, opts)
-			if err != nil {
-				return nil, err
-			}
-			return list, nil
-		},
-		Watch:          leases.Watch,
-		TimeoutSeconds: WatchTimeoutSeconds,
+	rv, since := ll.ResourceVersion(), hub.SinceVersion(ll.lease != nil, ll.ResourceVersion())
+	return func(ctx context.Context) (watch.Interface, error) {
+		leases := client.Leases(ns)
+		src := hub.Source{
+			List: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+				list, err := leases.List(ctx, opts)
+				if err != nil {
+					return nil, err
+				}
+				return list, nil
+			},
+			Watch:          leases.Watch,
+			TimeoutSeconds: WatchTimeoutSeconds,
+		}
+		w, err := hub.Subscribe(ctx, hub.Key{Client: client, Namespace: ns, Resource: "leases"}, name, since, src)
+		if !errors.Is(err, hub.ErrNoHub) {
+			return w, err
+		}
+		if w, err = leases.Watch(ctx, watchOptions(name, rv)); err != nil {
+			return nil, err
+		}
+		return onlyNamed(w, ns, name), nil
 	}
-	w, err := hub.Subscribe(ctx, hub.Key{Client: client, Namespace: ns, Resource: "leases"}, name, hub.SinceVersion(ll.lease != nil, ll.ResourceVersion()), src)
-	if !errors.Is(err, hub.ErrNoHub) {
-		return w, err
-	}
-	if w, err = client.Leases(ns).Watch(ctx, watchOptions(name, ll.ResourceVersion())); err != nil {
-		return nil, err
-	}
-	return onlyNamed(w, ns, name), nil
 }
 
 // Apply takes an event of Watch as the Lease's latest state; see Watcher.

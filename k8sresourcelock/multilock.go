@@ -134,7 +134,7 @@ func (ml *MultiLock) Watch(ctx context.Context) (watch.Interface, error) {
 	primary, ok1 := ml.Primary.(Watcher)
 	secondary, ok2 := ml.Secondary.(Watcher)
 	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("multilock %s: %T and %T cannot both be watched: %w", ml.Describe(), ml.Primary, ml.Secondary, errors.ErrUnsupported)
+		return ml.unwatchable(ctx)
 	}
 	pw, err := primary.Watch(ctx)
 	if err != nil {
@@ -146,6 +146,48 @@ func (ml *MultiLock) Watch(ctx context.Context) (watch.Interface, error) {
 		return nil, err
 	}
 	return newRelay(func(watch.Event) bool { return true }, pw, sw), nil
+}
+
+// PrepareWatch notes the states both locks' watches resume from and returns
+// what opens them; see WatchStarter. It returns nil unless both halves are
+// WatchStarters.
+func (ml *MultiLock) PrepareWatch() func(ctx context.Context) (watch.Interface, error) {
+	if err := ml.usable(); err != nil {
+		return func(context.Context) (watch.Interface, error) { return nil, err }
+	}
+	if _, ok := ml.Primary.(Watcher); !ok {
+		return ml.unwatchable
+	}
+	if _, ok := ml.Secondary.(Watcher); !ok {
+		return ml.unwatchable
+	}
+	primary, ok1 := ml.Primary.(WatchStarter)
+	secondary, ok2 := ml.Secondary.(WatchStarter)
+	if !ok1 || !ok2 {
+		return nil
+	}
+	openPrimary, openSecondary := primary.PrepareWatch(), secondary.PrepareWatch()
+	if openPrimary == nil || openSecondary == nil {
+		return nil
+	}
+	return func(ctx context.Context) (watch.Interface, error) {
+		pw, err := openPrimary(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sw, err := openSecondary(ctx)
+		if err != nil {
+			pw.Stop()
+			return nil, err
+		}
+		return newRelay(func(watch.Event) bool { return true }, pw, sw), nil
+	}
+}
+
+// unwatchable is the error Watch gives for a MultiLock with a half that
+// cannot be watched.
+func (ml *MultiLock) unwatchable(context.Context) (watch.Interface, error) {
+	return nil, fmt.Errorf("multilock %s: %T and %T cannot both be watched: %w", ml.Describe(), ml.Primary, ml.Secondary, errors.ErrUnsupported)
 }
 
 // Apply takes an event of Watch, about either lock, as that lock's latest

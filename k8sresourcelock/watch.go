@@ -29,6 +29,23 @@ type Watcher interface {
 	Apply(event watch.Event) (*LeaderElectionRecord, []byte, error)
 }
 
+// WatchStarter is implemented by a lock whose watch can be opened away from
+// the goroutine that reads and writes it, so that an elector goes on polling
+// while a watch request is slow to be answered (a proxy that accepts the
+// connection and never answers, an API server that stalls only watches).
+// Every lock kind of this package has it.
+type WatchStarter interface {
+	// PrepareWatch notes, on the goroutine that calls Get, Create, Update
+	// and Apply, the state a watch would resume from now (as Watch does),
+	// and returns a function that opens that watch, as Watch would have.
+	// The function touches nothing of the lock: it may run on another
+	// goroutine, while the lock is read and written, and must return once
+	// its context is done. PrepareWatch returns nil where it cannot promise
+	// that (a MultiLock with a half that is not a WatchStarter): the
+	// elector then calls Watch.
+	PrepareWatch() func(ctx context.Context) (watch.Interface, error)
+}
+
 // WatchTimeoutSeconds is how long the API server keeps one watch of a lock
 // open before it ends it and the elector starts another: one request per
 // lock every five minutes while nothing changes.

@@ -3,6 +3,7 @@ package k8sresourcelock
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -162,5 +163,85 @@ func next(t *testing.T, w watch.Interface) (watch.Event, bool) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event within 5s")
 		return watch.Event{}, false
+	}
+}
+
+// TestPreparedWatchOpensAsideFromTheLock: each lock kind's PrepareWatch
+// notes the state to resume from at once, and what it returns opens the
+// watch on another goroutine while the lock is read and written (the race
+// detector checks that it touches nothing of the lock), from the state noted
+// when it was prepared.
+func TestPreparedWatchOpensAsideFromTheLock(t *testing.T) {
+	for _, kind := range lockKinds {
+		t.Run(kind, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cs := fakekube.New()
+				lock := newLock(t, cs, kind, "a", "")
+				ctx := t.Context()
+				if err := lock.Create(ctx, record("a", "", 0)); err != nil {
+					t.Fatal(err)
+				}
+				prepared := lock.(WatchStarter).PrepareWatch()
+				noted := strings.Split(lock.(Versioned).ResourceVersion(), ",")
+				if prepared == nil {
+					t.Fatalf("a %s lock's PrepareWatch returned nil, want a function that opens its watch", kind)
+				}
+				var versions []string
+				cs.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+					// A shared watch of the namespace watches from its
+					// own list; only a watch of one object resumes from
+					// the lock's state.
+					if opts := a.(k8stesting.WatchActionImpl).ListOptions; opts.FieldSelector != "" {
+						versions = append(versions, opts.ResourceVersion)
+					}
+					return false, nil, nil
+				})
+				opened := make(chan error, 1)
+				go func() {
+					w, err := prepared(ctx)
+					if err == nil {
+						w.Stop()
+					}
+					opened <- err
+				}()
+				for i := range 3 {
+					if err := lock.Update(ctx, record("a", "", i)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := <-opened; err != nil {
+					t.Fatalf("prepared watch: %v", err)
+				}
+				synctest.Wait()
+				for _, v := range versions {
+					if !slices.Contains(noted, v) {
+						t.Fatalf("watches opened from resourceVersions %q, want those noted by PrepareWatch (%q), before the updates", versions, noted)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestMultiLockOfHalvesThatCannotOpenAsideHasNoPreparedWatch: a MultiLock
+// whose halves can be watched only from the lock's goroutine says so with a
+// nil PrepareWatch, so that the elector calls Watch instead; one with a
+// half that cannot be watched at all says so when its watch opens.
+func TestMultiLockOfHalvesThatCannotOpenAsideHasNoPreparedWatch(t *testing.T) {
+	cs := fakekube.New()
+	lease := newLock(t, cs, LeasesResourceLock, "a", "")
+	type watchOnly struct{ Watcher }
+	type both struct {
+		Interface
+		watchOnly
+	}
+	onlyWatch := &both{lease, watchOnly{lease.(Watcher)}}
+	ml := &MultiLock{Primary: onlyWatch, Secondary: lease}
+	if ml.PrepareWatch() != nil {
+		t.Error("PrepareWatch of a MultiLock with a half that is not a WatchStarter is not nil")
+	}
+	ml = &MultiLock{Primary: struct{ Interface }{lease}, Secondary: lease}
+	if _, err := ml.PrepareWatch()(t.Context()); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("prepared watch of a MultiLock with a half that cannot be watched = %v, want ErrUnsupported", err)
 	}
 }

@@ -208,6 +208,16 @@ func (l *countedLock) Watch(ctx context.Context) (watch.Interface, error) {
 	return l.LeaseLock.Watch(ctx)
 }
 
+// PrepareWatch counts the watch request when it is sent, off the elector's
+// loop, as the Lease lock sends it.
+func (l *countedLock) PrepareWatch() func(ctx context.Context) (watch.Interface, error) {
+	open := l.LeaseLock.PrepareWatch()
+	return func(ctx context.Context) (watch.Interface, error) {
+		l.n.Add(1)
+		return open(ctx)
+	}
+}
+
 // countedUpstreamLock is client-go's lock, counting its requests.
 type countedUpstreamLock struct {
 	upstreamlock.Interface
