@@ -75,13 +75,23 @@ type endMark struct {
 // state we judge by lacks the mark: on a clientset that does not check
 // resourceVersions (client-go's stock fake) a renewal that read the Lease
 // just before the mark writes it away, and only the watch's earlier event
-// still shows it.
+// still shows it. The mark lasts the Run it was seen in (see forgetEndMark).
 func (le *LeaderElector) noteEndMark() {
 	id := le.config.Lock.Identity()
 	if preferred := le.seen.record.PreferredHolder; le.config.Coordinated && le.seen.names(id) && preferred != "" && preferred != id {
 		le.endMark = endMark{preferred: preferred, transitions: le.seen.record.LeaderTransitions}
 	}
 }
+
+// forgetEndMark forgets the mark of a term of ours once that term is over:
+// at the start of each Run, since the last one either released the Lease
+// or left it to expire. The control plane may give an expired Lease to
+// another and then back to us, clearing its mark but keeping the Lease's
+// transitions (kube-apiserver's controller never changes them), while we
+// do not look (we were not running, or our last term's work was still
+// stopping): the transitions alone would take that new term for the
+// marked one and end it at once.
+func (le *LeaderElector) forgetEndMark() { le.endMark = endMark{} }
 
 // preferredHolder is the holder the control plane prefers to us in the
 // term the lock shows, or "" if it has not ended that term.

@@ -494,3 +494,66 @@ func TestCoordinatedCandidateLeadsWhenTheLeaseAppearsAsItStarts(t *testing.T) {
 		a.finished(t)
 	})
 }
+
+// TestCoordinatedEndMarkOfAnEarlierTermEndsNoLaterOne: the control plane's
+// mark ends the term it was put on and no other. Here a's work overruns
+// StopTimeout after the mark, so a leaves the Lease to expire rather than
+// release it; the control plane then gives the expired Lease to b, and
+// later back to a, each time naming the holder and clearing the mark but
+// leaving the Lease's transitions as they were (kube-apiserver's
+// leaderelection_controller does the same). a (RunAndRejoin) must lead the
+// new term, not end it at once for the old term's mark.
+func TestCoordinatedEndMarkOfAnEarlierTermEndsNoLaterOne(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		cp := controlPlane{t, cs}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+
+		lec := coordinatedConfig(t, cs, "a")
+		lec.StopTimeout = retryPeriod
+		starts := make(chan context.Context, 8)
+		var terms atomic.Int32
+		lec.Callbacks.OnStartedLeading = func(ctx context.Context) {
+			starts <- ctx
+			<-ctx.Done()
+			if terms.Add(1) == 1 {
+				time.Sleep(leaseDuration + 4*retryPeriod) // overruns StopTimeout, and the lease
+			}
+		}
+		lec.Callbacks.OnStoppedLeading = func() {}
+		le := newTestElector(t, lec, nil)
+		done := make(chan struct{})
+		go func() { defer close(done); le.RunAndRejoin(ctx) }()
+
+		cp.elect("a")
+		first := receive(t, starts, "a to lead once the control plane names it")
+		cp.prefer("b")
+		select {
+		case <-first.Done():
+		case <-time.After(patience):
+			t.Fatal("a's work not stopped after the control plane preferred b")
+		}
+		time.Sleep(leaseDuration + retryPeriod)
+		if rec := readRecord(t, cs, rl.LeasesResourceLock); rec.HolderIdentity != "a" || rec.PreferredHolder != "b" {
+			t.Fatalf("record after a's work overran StopTimeout: %+v; want it left to expire, naming a, preferring b", rec)
+		}
+		cp.elect("b") // expired: b holds, the mark goes, transitions stay
+		time.Sleep(retryPeriod)
+		cp.elect("a")               // b is gone: a again, transitions still as they were
+		time.Sleep(6 * retryPeriod) // a's old work has returned; a rejoins
+
+		rec := readRecord(t, cs, rl.LeasesResourceLock)
+		select {
+		case <-starts:
+		default:
+			t.Fatalf("a did not lead the new term the control plane gave it (record now %+v): the mark of its earlier "+
+				"term, with the same transitions, ended the new one", rec)
+		}
+		if rec.HolderIdentity != "a" || rec.PreferredHolder != "" {
+			t.Fatalf("record in a's new term: %+v; want it naming a with no preferred holder", rec)
+		}
+		cancel()
+		receive(t, done, "RunAndRejoin to return")
+	})
+}

@@ -608,6 +608,7 @@ func (le *LeaderElector) run(ctx context.Context) bool {
 	le.readiness = newReadiness(ctx, le.config.WaitForReady, le.config.RetryPeriod, le.clock)
 	defer le.readiness.stop()
 	le.handoff.forgetAsk()
+	le.forgetEndMark()
 
 	if !le.lastTermDone(ctx) {
 		return true

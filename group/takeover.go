@@ -34,10 +34,20 @@ type rankedLock struct {
 	mu        sync.Mutex
 	holder    string
 	holderKey string
-	// heldOff is the holder whose run-out lease we hold off taking over,
-	// and heldOffSince when we first did.
-	heldOff      string
+	// renewed is the renew time of the state last seen: with the holder,
+	// it tells one run-out lease from the next.
+	renewed time.Time
+	// heldOff is the run-out state (its holder and renew time) we hold
+	// off taking over, and heldOffSince when we first did.
+	heldOff      runOut
 	heldOffSince time.Time
+}
+
+// runOut is a state of the lock whose lease ran out: its holder, and when
+// that holder last renewed it.
+type runOut struct {
+	holder  string
+	renewed time.Time
 }
 
 // Key returns the key the candidate campaigns with now.
@@ -91,19 +101,23 @@ func (l *rankedLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) er
 func (l *rankedLock) saw(record *rl.LeaderElectionRecord, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.holder, l.holderKey = "", ""
+	l.holder, l.holderKey, l.renewed = "", "", time.Time{}
 	if err == nil && record != nil {
-		l.holder, l.holderKey = record.HolderIdentity, record.HolderKey
+		l.holder, l.holderKey, l.renewed = record.HolderIdentity, record.HolderKey, record.RenewTime.Time
 	}
 }
 
 // holdingOffSince returns when we began to hold off taking the lock over
-// from holder: now, unless we already held off for that holder.
+// from holder: now, unless we already held off for the same run-out state.
+// A holder that renews the lease again (it came back, or was only slow) and
+// lets it run out once more is held off for afresh: holding off from the
+// first time would let every member take it at once the second time.
 func (l *rankedLock) holdingOffSince(holder string, now time.Time) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.heldOff != holder {
-		l.heldOff, l.heldOffSince = holder, now
+	state := runOut{holder: holder, renewed: l.renewed}
+	if l.heldOff.holder != state.holder || !l.heldOff.renewed.Equal(state.renewed) {
+		l.heldOff, l.heldOffSince = state, now
 	}
 	return l.heldOffSince
 }

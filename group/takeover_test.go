@@ -1,0 +1,89 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+
+	le "github.com/k8sleaderelection/k8sleaderelection"
+	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
+)
+
+// TestTakeOverHoldsOffAtEachRunOutOfTheSameHolder: a member that does not
+// own an election whose lease ran out holds off for the hold-off from when
+// it found that lease run out, each time it does: a holder that crashes,
+// comes back, leads the election again and crashes again is held off for
+// again, not taken over at once because the first hold-off is long over.
+func TestTakeOverHoldsOffAtEachRunOutOfTheSameHolder(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+	config := Config{
+		Name: "istiod", Namespace: testNamespace, Client: fake.NewClientset().CoordinationV1(),
+		Identity: "a", Key: "default",
+		LeaseDuration: testLease, RenewDeadline: testRenew, RetryPeriod: testRetry, Settle: testSettle,
+		Clock: clk,
+	}
+	for _, name := range names("shard-", 6) {
+		config.Elections = append(config.Elections, Election{Name: name, Callbacks: le.LeaderCallbacks{
+			OnStartedLeading: func(context.Context) {}, OnStoppedLeading: func() {},
+		}})
+	}
+	g, err := newMember(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memberLease := func(id string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: memberLeaseName("istiod", id), Labels: map[string]string{GroupLabel: "istiod"},
+				ResourceVersion: clk.Now().String()},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(id), LeaseDurationSeconds: ptr.To[int32](8), RenewTime: &metav1.MicroTime{Time: clk.Now()}},
+		}
+	}
+	g.members.replace([]coordinationv1.Lease{*memberLease("a"), *memberLease("b"), *memberLease("d")})
+	// runOut shows l's lease held by d, last renewed at renewed, and asks
+	// whether a may take it over now.
+	runOut := func(l *rankedLock, renewed time.Time) error {
+		l.saw(&rl.LeaderElectionRecord{HolderIdentity: "d", HolderKey: "default", RenewTime: metav1.NewTime(renewed)}, nil)
+		return g.mayTakeOver(l, "d", "default")
+	}
+
+	// An election that b owns once d is gone.
+	var l *rankedLock
+	renewed := clk.Now()
+	clk.Step(testLease)
+	for _, c := range g.candidates {
+		lock := &rankedLock{candidate: c, group: g, LeaseLock: &rl.LeaseLock{LockConfig: rl.ResourceLockConfig{Identity: "a"}}}
+		if errors.Is(runOut(lock, renewed), ErrHoldingOff) {
+			l = lock
+			break
+		}
+	}
+	if l == nil {
+		t.Fatal("a owns every election without d; want b to own some")
+	}
+	clk.Step(testRetry)
+	if err := runOut(l, renewed); err != nil {
+		t.Fatalf("first crash of d, after the hold-off: %v, want a free to take %s over", err, l.candidate.name)
+	}
+
+	// d comes back, leads the election again, and crashes again.
+	clk.Step(10 * testLease)
+	g.members.saw(memberLease("b"))
+	g.members.saw(memberLease("d"))
+	renewed = clk.Now()
+	clk.Step(testLease)
+	if err := runOut(l, renewed); !errors.Is(err, ErrHoldingOff) {
+		t.Fatalf("second crash of d, as its lease of %s runs out: %v, want ErrHoldingOff for the hold-off (%v) from now, not from the first crash",
+			l.candidate.name, err, testRetry)
+	}
+	clk.Step(testRetry)
+	if err := runOut(l, renewed); err != nil {
+		t.Fatalf("second crash of d, after the hold-off: %v, want a free to take %s over", err, l.candidate.name)
+	}
+}
