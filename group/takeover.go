@@ -148,8 +148,10 @@ func (g *member) mayTakeOver(l *rankedLock, holder, holderKey string) error {
 	}
 	since := l.holdingOffSince(holder, now)
 	if until := since.Add(g.holdOff()); now.Before(until) {
-		return fmt.Errorf("election %s: lease of %s ran out; owner %q takes it over, others after %v: %w",
-			l.candidate.name, holder, owner, until.Sub(now), ErrHoldingOff)
+		// The same words on every retry of one hold-off, so that the
+		// elector logs it once at error level, not on each attempt.
+		return fmt.Errorf("election %s: lease of %s ran out; owner %q takes it over, others from %s: %w",
+			l.candidate.name, holder, owner, until.UTC().Format("15:04:05.000"), ErrHoldingOff)
 	}
 	return nil
 }

@@ -55,19 +55,26 @@ func TestTakeOverHoldsOffAtEachRunOutOfTheSameHolder(t *testing.T) {
 
 	// An election that b owns once d is gone.
 	var l *rankedLock
+	var first error
 	renewed := clk.Now()
 	clk.Step(testLease)
 	for _, c := range g.candidates {
 		lock := &rankedLock{candidate: c, group: g, LeaseLock: &rl.LeaseLock{LockConfig: rl.ResourceLockConfig{Identity: "a"}}}
-		if errors.Is(runOut(lock, renewed), ErrHoldingOff) {
-			l = lock
+		if err := runOut(lock, renewed); errors.Is(err, ErrHoldingOff) {
+			l, first = lock, err
 			break
 		}
 	}
 	if l == nil {
 		t.Fatal("a owns every election without d; want b to own some")
 	}
-	clk.Step(testRetry)
+	// The elector logs a failure at error level only when its words
+	// change: a retry within one hold-off must say the same.
+	clk.Step(testRetry / 2)
+	if again := runOut(l, renewed); again == nil || again.Error() != first.Error() {
+		t.Fatalf("a retry within the hold-off said %q, the first attempt %q; want the same words", again, first)
+	}
+	clk.Step(testRetry / 2)
 	if err := runOut(l, renewed); err != nil {
 		t.Fatalf("first crash of d, after the hold-off: %v, want a free to take %s over", err, l.candidate.name)
 	}
