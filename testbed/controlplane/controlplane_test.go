@@ -12,7 +12,7 @@ import (
 )
 
 // TestEmbeddedControlPlane starts etcd and kube-apiserver, writes a Lease,
-// restarts each server under a running client, and reads the Lease back
+// restarts each server and slows etcd under a running client, and reads the Lease back
 // through the same client; then reaches the same server as an external
 // cluster through a kubeconfig file.
 func TestEmbeddedControlPlane(t *testing.T) {
@@ -63,6 +63,25 @@ func TestEmbeddedControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	readBack("after an etcd restart")
+
+	// A slow etcd slows every write: one create sends etcd at least one
+	// request, which now takes at least twice the delay.
+	const delay = 200 * time.Millisecond
+	if err := cp.SlowEtcd(delay); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	slow := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "slow"}}
+	if _, err := client.CoordinationV1().Leases("default").Create(ctx, slow, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create with etcd slowed: %v", err)
+	}
+	if took := time.Since(began); took < 2*delay {
+		t.Fatalf("a create took %v with etcd slowed by %v each way, want at least %v", took, delay, 2*delay)
+	}
+	if err := cp.HealEtcd(); err != nil {
+		t.Fatal(err)
+	}
+	readBack("after etcd healed")
 
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := cp.WriteKubeconfig(path); err != nil {

@@ -538,7 +538,7 @@ func (r *run) inject(ctx context.Context, planned Planned) error {
 		var err error
 		switch planned.Kind {
 		case KindLatency:
-			f.Param = fmt.Sprintf("%v for %v", planned.Latency, planned.For)
+			f.Param, f.Latency = fmt.Sprintf("%v for %v", planned.Latency, planned.For), planned.Latency
 			err = proxy.Latency(planned.Latency)
 		case KindBlackHole:
 			err = proxy.BlackHole()
@@ -582,6 +582,29 @@ func (r *run) inject(ctx context.Context, planned Planned) error {
 		// needs the API server.
 		if err := r.suite.cp.StartAPIServer(); err != nil {
 			return fmt.Errorf("start kube-apiserver again: %w", err)
+		}
+	case KindEtcdRestart:
+		f.Target, f.PID, f.Param = "", 0, "down "+planned.For.String()
+		f.Start = event.Now()
+		if err := r.suite.cp.StopEtcd(); err != nil {
+			return err
+		}
+		wait()
+		// Heal even if the run's context ended: the next schedule
+		// needs etcd.
+		if err := r.suite.cp.StartEtcd(); err != nil {
+			return fmt.Errorf("start etcd again: %w", err)
+		}
+	case KindEtcdSlowDisk:
+		f.Target, f.PID = "", 0
+		f.Param, f.Latency = fmt.Sprintf("%v each way for %v", planned.Latency, planned.For), planned.Latency
+		f.Start = event.Now()
+		if err := r.suite.cp.SlowEtcd(planned.Latency); err != nil {
+			return err
+		}
+		wait()
+		if err := r.suite.cp.HealEtcd(); err != nil {
+			return err
 		}
 	case KindConflictStorm:
 		f.Target, f.PID = "", 0

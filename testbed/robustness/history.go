@@ -66,6 +66,9 @@ type Fault struct {
 	Param string `json:"param,omitempty"`
 	// Rate is a clock fault's rate.
 	Rate float64 `json:"rate,omitempty"`
+	// Latency is the delay each way of a latency or etcd-slow-disk
+	// fault.
+	Latency time.Duration `json:"latency,omitempty"`
 	// Start and End bound the window; End equals Start for an instant
 	// fault (the Lease deleted, a foreign holder written).
 	Start int64 `json:"start"`
