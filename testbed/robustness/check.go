@@ -37,6 +37,10 @@ const (
 	PropResidue = "no residue"
 	// PropExpected: a regression schedule's own check (History.Expect).
 	PropExpected = "regression"
+	// PropLinearizable: the log's reads and conditional appends, each
+	// with its answer and its call and answer times, are linearizable
+	// against a sequential log.
+	PropLinearizable = "linearizable log"
 )
 
 // Violation is one broken property, with the events that break it.
@@ -93,6 +97,11 @@ type Measures struct {
 	ResidueChecked     int           `json:"residueChecked"`
 	MaxGoroutineGrowth int           `json:"maxGoroutineGrowth"`
 	MaxLeaderAfterHeal time.Duration `json:"maxLeaderAfterHeal"`
+	// LogOperations counts the log operations checked for
+	// linearizability; LogUndecided is set when the check ran out of
+	// time.
+	LogOperations int  `json:"logOperations"`
+	LogUndecided  bool `json:"logUndecided,omitempty"`
 }
 
 // Check holds h to every property and returns what broke and what it
@@ -102,6 +111,7 @@ func Check(h *History) ([]Violation, Measures) {
 	c.terms()
 	c.order()
 	c.writes()
+	c.linearizable()
 	c.oneLeader()
 	c.liveness()
 	c.residue()

@@ -250,10 +250,15 @@ func (r *run) settle(ctx context.Context) {
 	if l, err := r.suite.admin.CoordinationV1().Leases(r.ns).Get(ctx, leaseName, metav1.GetOptions{}); err == nil {
 		lease, _ = strconv.ParseInt(l.ResourceVersion, 10, 64)
 	}
+	call := event.Now()
 	cm, err := r.suite.admin.CoreV1().ConfigMaps(r.ns).Get(ctx, logName, metav1.GetOptions{})
+	if err == nil || apierrors.IsNotFound(err) {
+		r.h.FinalRead = LogRead{Call: call, Return: event.Now()}
+	}
 	if err == nil {
 		log, _ = strconv.ParseInt(cm.ResourceVersion, 10, 64)
 		r.h.FinalLog = lines(cm.Data["log"])
+		r.h.FinalRead.RV = log
 	} else if !apierrors.IsNotFound(err) {
 		r.gap(fmt.Sprintf("read the final log: %v", err))
 	}

@@ -22,6 +22,10 @@ type Totals struct {
 	Ours, Upstream, Istio, Mixed Measures
 	// Failing lists the seeds with violations.
 	Failing []uint64
+	// LogOperations counts the log operations checked for
+	// linearizability, LogUndecided the schedules whose check ran out of
+	// time.
+	LogOperations, LogUndecided int
 }
 
 // Add counts one run.
@@ -37,6 +41,10 @@ func (t *Totals) Add(h *History, vs []Violation, m Measures) {
 	t.Violations += len(vs)
 	if len(vs) > 0 {
 		t.Failing = append(t.Failing, h.Seed)
+	}
+	t.LogOperations += m.LogOperations
+	if m.LogUndecided {
+		t.LogUndecided++
 	}
 	a := &t.Ours
 	switch h.Elector {
@@ -100,6 +108,7 @@ mixed: accepted writes %d, refused by the fence %d; older term accepted after a 
 mixed: ours with ours: overlapping acting intervals %d; longest in bounds %v, beyond the bounds %v
 mixed: others (not promised): overlaps [%s]; longest %v
 mixed: heals checked for liveness %d; longest until a leader acted %v
+log: operations checked for linearizability %d; schedules undecided (out of time) %d
 failing seeds: %v`, strings.Join(kinds, ", "),
 		o.AcceptedWrites, o.FencedWrites, o.StaleAfterNewer, o.DeposedAccepted, o.MaxDeposedWindow,
 		o.Overlaps, o.MaxOverlapInBounds, o.MaxOverlapBeyond, o.Heals, o.MaxLeaderAfterHeal,
@@ -108,7 +117,7 @@ failing seeds: %v`, strings.Join(kinds, ", "),
 		x.AcceptedWrites, x.FencedWrites, x.StaleAfterNewer, x.UpstreamDeposedLanded, x.IstioDeposedLanded,
 		x.Overlaps, x.MaxOverlapInBounds, x.MaxOverlapBeyond, strings.Join(pairs, ", "), x.MaxUnpromisedOverlap,
 		x.Heals, x.MaxLeaderAfterHeal,
-		t.Failing)
+		t.LogOperations, t.LogUndecided, t.Failing)
 }
 
 // WriteReport writes what a failing seed needs to be understood and re-run

@@ -355,13 +355,16 @@ func (c *candidate) write(ctx context.Context, term string, tenure int, late boo
 	cms := c.client.CoreV1().ConfigMaps(c.o.namespace)
 	var stored *corev1.ConfigMap
 	current, err := cms.Get(ctx, c.o.log, metav1.GetOptions{})
+	e.ReadDone = event.Now()
 	switch {
 	case apierrors.IsNotFound(err):
+		e.Read = event.Absent
 		stored, err = cms.Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: c.o.log, Namespace: c.o.namespace},
 			Data:       map[string]string{"log": line},
 		}, metav1.CreateOptions{})
 	case err == nil:
+		e.Read = current.ResourceVersion
 		if current.Data == nil {
 			current.Data = map[string]string{}
 		}

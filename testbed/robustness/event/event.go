@@ -25,6 +25,9 @@ const (
 	Problem = "problem"
 )
 
+// Absent is a write's Read when the log did not exist: the write created it.
+const Absent = "absent"
+
 // Results of a write.
 const (
 	// Accepted: the API server stored the write.
@@ -65,8 +68,13 @@ type Event struct {
 	WID    string `json:"wid,omitempty"`
 	Result string `json:"result,omitempty"`
 	RV     string `json:"rv,omitempty"`
-	// Sent is when a write went out (Mono's clock).
-	Sent int64 `json:"sent,omitempty"`
+	// Sent is when a write went out (Mono's clock): its read of the log
+	// first, which returned at ReadDone with the log at resourceVersion
+	// Read (Absent: there was no log yet), the version the write's
+	// update was conditional on.
+	Sent     int64  `json:"sent,omitempty"`
+	ReadDone int64  `json:"readDone,omitempty"`
+	Read     string `json:"read,omitempty"`
 	// Late marks the write a deposed leader sends after its work
 	// returned, in its old term, as a paused process would.
 	Late bool `json:"late,omitempty"`

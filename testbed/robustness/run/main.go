@@ -26,6 +26,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/controlplane"
 	"github.com/k8sleaderelection/k8sleaderelection/testbed/robustness"
 )
 
@@ -103,6 +104,15 @@ func main() {
 	_ = klogFlags.Set("stderrthreshold", "FATAL")
 	_ = klogFlags.Set("one_output", "true")
 	klog.SetOutput(logFile)
+	// The API server's etcd client writes its retries (many while etcd
+	// restarts or is slowed) straight to standard error: send them to
+	// the log too, and this program's own errors to the terminal.
+	stderr, err := controlplane.RedirectStderr(logFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Stderr = stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
