@@ -272,3 +272,23 @@ func (c *checker) nonLinearizable(ops []porcupine.Operation, info porcupine.Line
 	}
 	return out
 }
+
+// visualizeLog writes porcupine's view of h's log operations (an HTML
+// timeline, each client a row, the longest linearizable orders marked) to
+// path, with the fault windows as annotations.
+func visualizeLog(h *History, path string) error {
+	ops := logOperations(h)
+	_, info := porcupine.CheckOperationsVerbose(logModel, ops, linearizeTimeout)
+	c := &checker{h: h}
+	var faults []porcupine.Annotation
+	for _, f := range h.Faults {
+		color := "#f5b041"
+		if !f.InBounds {
+			color = "#e74c3c"
+		}
+		faults = append(faults, porcupine.Annotation{Tag: "faults", Start: f.Start, End: f.End,
+			Description: f.Kind, Details: c.fault(f), BackgroundColor: color})
+	}
+	info.AddAnnotations(faults)
+	return porcupine.VisualizePath(logModel, info, path)
+}

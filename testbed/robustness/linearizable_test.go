@@ -1,6 +1,8 @@
 package robustness
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -94,6 +96,17 @@ func TestLogOperationsNotLinearizableAreNamed(t *testing.T) {
 			named := slices.ContainsFunc(vs[0].Events, func(e string) bool {
 				return strings.HasPrefix(e, "cannot follow: ") && strings.Contains(e, tc.mention)
 			})
+			if tc.name == "a conflict on the version the log was at" {
+				// The report draws the log's operations.
+				dir := t.TempDir()
+				report, err := WriteReport(dir, Schedule{Seed: 1}, h, vs, Measures{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if page, err := os.ReadFile(filepath.Join(report, "log.html")); err != nil || !strings.Contains(string(page), "c2/200/2 append on rv 32: conflict") {
+					t.Fatalf("the report's log.html does not show the operation (err %v)", err)
+				}
+			}
 			if all := vs[0].String(); !named {
 				t.Fatalf("the violation does not name %q as the operation that cannot follow:\n%s", tc.mention, all)
 			}

@@ -160,6 +160,11 @@ func WriteReport(dir string, sched Schedule, h *History, vs []Violation, m Measu
 	if err := os.WriteFile(filepath.Join(d, "timeline.svg"), []byte(Timeline(h, vs)), 0o644); err != nil {
 		return "", err
 	}
+	if slices.ContainsFunc(vs, func(v Violation) bool { return v.Property == PropLinearizable }) {
+		if err := visualizeLog(h, filepath.Join(d, "log.html")); err != nil {
+			return "", fmt.Errorf("draw the log's operations: %w", err)
+		}
+	}
 	return d, nil
 }
 
