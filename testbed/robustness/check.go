@@ -102,6 +102,8 @@ type Measures struct {
 	// time.
 	LogOperations int  `json:"logOperations"`
 	LogUndecided  bool `json:"logUndecided,omitempty"`
+	// Storms are the conflict storms' impacts, in the order they ran.
+	Storms []StormImpact `json:"storms,omitempty"`
 }
 
 // Check holds h to every property and returns what broke and what it
@@ -116,6 +118,7 @@ func Check(h *History) ([]Violation, Measures) {
 	c.liveness()
 	c.residue()
 	c.expected()
+	c.storms()
 	return c.violations, c.m
 }
 

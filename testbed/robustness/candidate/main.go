@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -157,6 +158,7 @@ func newCandidate(o options) (*candidate, error) {
 	}
 	config := &rest.Config{Host: o.server, BearerToken: o.token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: -1}
 	c := &candidate{o: o, pid: os.Getpid(), clock: newSkewedClock(), config: config}
+	config.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return leaseWrites{c: c, next: rt} }
 	writes := config
 	if o.elector == "ours" {
 		writes = fence.Config(config, fence.Resource{Resource: "configmaps"})

@@ -23,6 +23,10 @@ const (
 	Exit = "exit"
 	// Problem: something the candidate could not do (it goes on).
 	Problem = "problem"
+	// LeaseWrite: one write of the Lease by the candidate's elector
+	// (Message: the HTTP method), sent at Sent and answered at Mono with
+	// Status (0: no answer).
+	LeaseWrite = "lease-write"
 )
 
 // Absent is a write's Read when the log did not exist: the write created it.
@@ -78,6 +82,8 @@ type Event struct {
 	// Late marks the write a deposed leader sends after its work
 	// returned, in its old term, as a paused process would.
 	Late bool `json:"late,omitempty"`
+	// Status is a LeaseWrite's HTTP status.
+	Status int `json:"status,omitempty"`
 	// Rate is the clock rate of a Rate event.
 	Rate float64 `json:"rate,omitempty"`
 	// Goroutines counts, at Ready (before any elector runs) and at Exit
