@@ -139,6 +139,9 @@ func main() {
 		}
 		fmt.Printf("seed %d (%s): %d faults, %d writes accepted, %d fenced, %d overlaps, %d violations\n",
 			sched.Seed, elector, len(h.Faults), m.AcceptedWrites, m.FencedWrites, m.Overlaps, len(vs))
+		for _, s := range m.Storms {
+			fmt.Printf("  %v\n", s)
+		}
 		if len(m.UnpromisedOverlaps) > 0 {
 			fmt.Printf("  overlaps where one leader is not promised: %v, longest %v\n", m.UnpromisedOverlaps, m.MaxUnpromisedOverlap)
 		}
