@@ -227,12 +227,16 @@ func (cp *ControlPlane) startAPIServerLocked() error {
 }
 
 // StopEtcd stops etcd; the API server fails its requests until StartEtcd.
+// The API server's connections are cut first, as a crash would cut them:
+// etcd's graceful stop would otherwise wait for the API server's watches to
+// end, up to its request timeout (7 s), serving them meanwhile.
 func (cp *ControlPlane) StopEtcd() error {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	if !cp.embedded {
 		return ErrNotEmbedded
 	}
+	cp.etcdFront.Cut()
 	cp.etcd.stop()
 	return nil
 }
@@ -247,7 +251,10 @@ func (cp *ControlPlane) StartEtcd() error {
 	if cp.etcd.etcd != nil {
 		return nil
 	}
-	return cp.etcd.start()
+	if err := cp.etcd.start(); err != nil {
+		return err
+	}
+	return cp.etcdFront.Heal()
 }
 
 // SlowEtcd delays every byte between kube-apiserver and etcd by d in each
