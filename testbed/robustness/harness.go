@@ -594,6 +594,12 @@ func (r *run) inject(ctx context.Context, planned Planned) error {
 		if err := r.suite.cp.StopEtcd(); err != nil {
 			return err
 		}
+		// A stop that waits for the API server's watches to end
+		// serves them meanwhile: the fault would be another than
+		// planned, which makes a gap (and fails the short slice).
+		if took := time.Duration(event.Now() - f.Start); took > 3*time.Second {
+			r.gap(fmt.Sprintf("fault %s: etcd took %v to stop", planned, took))
+		}
 		wait()
 		// Heal even if the run's context ended: the next schedule
 		// needs etcd.
