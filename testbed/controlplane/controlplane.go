@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -58,6 +59,10 @@ type ControlPlane struct {
 	api       *apiServer
 	// front keeps one address for clients across API server restarts.
 	front *faults.Proxy
+	// etcdFront stands between kube-apiserver and etcd, so that the
+	// etcd connection can be slowed as a member with a slow disk would
+	// answer.
+	etcdFront *faults.Proxy
 }
 
 // StartOrConnect connects to the cluster named by $KUBECONFIG if it is set,
@@ -117,6 +122,9 @@ func Start(opts Options) (cp *ControlPlane, err error) {
 	}
 	cp.etcd = newEtcd(filepath.Join(dir, "etcd"), clientAddr, peerAddr, cp.logPath)
 	if err := cp.etcd.start(); err != nil {
+		return nil, err
+	}
+	if cp.etcdFront, err = faults.New("etcd-front", clientAddr); err != nil {
 		return nil, err
 	}
 	if err := cp.startAPIServerLocked(); err != nil {
@@ -185,7 +193,7 @@ func (cp *ControlPlane) StartAPIServer() error {
 }
 
 func (cp *ControlPlane) startAPIServerLocked() error {
-	api, err := startAPIServer(cp.etcd.clientURL(), cp.prefix, cp.tokenFile, cp.flags, cp.log)
+	api, err := startAPIServer("http://"+cp.etcdFront.Addr(), cp.prefix, cp.tokenFile, cp.flags, cp.log)
 	if err != nil {
 		return err
 	}
@@ -219,12 +227,16 @@ func (cp *ControlPlane) startAPIServerLocked() error {
 }
 
 // StopEtcd stops etcd; the API server fails its requests until StartEtcd.
+// The API server's connections are cut first, as a crash would cut them:
+// etcd's graceful stop would otherwise wait for the API server's watches to
+// end, up to its request timeout (7 s), serving them meanwhile.
 func (cp *ControlPlane) StopEtcd() error {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	if !cp.embedded {
 		return ErrNotEmbedded
 	}
+	cp.etcdFront.Cut()
 	cp.etcd.stop()
 	return nil
 }
@@ -239,7 +251,36 @@ func (cp *ControlPlane) StartEtcd() error {
 	if cp.etcd.etcd != nil {
 		return nil
 	}
-	return cp.etcd.start()
+	if err := cp.etcd.start(); err != nil {
+		return err
+	}
+	return cp.etcdFront.Heal()
+}
+
+// SlowEtcd delays every byte between kube-apiserver and etcd by d in each
+// direction until HealEtcd: each request the API server sends etcd takes at
+// least 2d longer, as if etcd's disk were slow to sync (a stand-in: reads
+// are slowed as much as writes).
+func (cp *ControlPlane) SlowEtcd(d time.Duration) error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if !cp.embedded {
+		return ErrNotEmbedded
+	}
+	if d < 0 {
+		return fmt.Errorf("etcd delay (%v) must not be negative", d)
+	}
+	return cp.etcdFront.Latency(d)
+}
+
+// HealEtcd ends SlowEtcd.
+func (cp *ControlPlane) HealEtcd() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if !cp.embedded {
+		return ErrNotEmbedded
+	}
+	return cp.etcdFront.Heal()
 }
 
 // Close stops everything and removes the temporary data. The log file stays.
@@ -255,6 +296,9 @@ func (cp *ControlPlane) Close() {
 	}
 	if cp.front != nil {
 		cp.front.Close()
+	}
+	if cp.etcdFront != nil {
+		cp.etcdFront.Close()
 	}
 	if cp.etcd != nil {
 		cp.etcd.stop()

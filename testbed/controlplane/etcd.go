@@ -29,10 +29,6 @@ func newEtcd(dir, clientAddr, peerAddr, logPath string) *etcdServer {
 	return &etcdServer{cfg: cfg}
 }
 
-func (e *etcdServer) clientURL() string {
-	return e.cfg.ListenClientUrls[0].String()
-}
-
 func (e *etcdServer) start() error {
 	etcd, err := embed.StartEtcd(e.cfg)
 	if err != nil {

@@ -191,6 +191,23 @@ func TestCheckNamesEachViolatedProperty(t *testing.T) {
 	}
 }
 
+// TestCheckAllowsADeposedWriteASlowEtcdDelayed: while etcd is slowed, the
+// policy's cache learns of the Lease's change late: a deposed term's write
+// accepted within the fence window plus four times the delay is measured,
+// not a violation; later than that it is.
+func TestCheckAllowsADeposedWriteASlowEtcdDelayed(t *testing.T) {
+	h := goodHistory()
+	h.Log[2].Recv = 15*sec - ms(100) // 900 ms after the change
+	h.Faults = append(h.Faults, Fault{Kind: KindEtcdSlowDisk, Latency: 150 * time.Millisecond, Start: 13 * sec, End: 16 * sec})
+	if vs, m := Check(h); len(vs) != 0 || m.MaxDeposedWindow != 900*time.Millisecond {
+		t.Fatalf("violations %v, largest deposed window %v; want none, 900ms", vs, m.MaxDeposedWindow)
+	}
+	h.Faults[len(h.Faults)-1].Latency = 50 * time.Millisecond
+	if vs, _ := Check(h); !slices.Equal(properties(vs), []string{PropWindow}) {
+		t.Fatalf("violated %v; want %s: 900ms is beyond 500ms + 4 x 50ms", properties(vs), PropWindow)
+	}
+}
+
 // TestCheckMeasuresOverlapBeyondTheBounds: an overlap during a pause longer
 // than LeaseDuration - RenewDeadline is measured, not a violation.
 func TestCheckMeasuresOverlapBeyondTheBounds(t *testing.T) {

@@ -250,10 +250,15 @@ func (r *run) settle(ctx context.Context) {
 	if l, err := r.suite.admin.CoordinationV1().Leases(r.ns).Get(ctx, leaseName, metav1.GetOptions{}); err == nil {
 		lease, _ = strconv.ParseInt(l.ResourceVersion, 10, 64)
 	}
+	call := event.Now()
 	cm, err := r.suite.admin.CoreV1().ConfigMaps(r.ns).Get(ctx, logName, metav1.GetOptions{})
+	if err == nil || apierrors.IsNotFound(err) {
+		r.h.FinalRead = LogRead{Call: call, Return: event.Now()}
+	}
 	if err == nil {
 		log, _ = strconv.ParseInt(cm.ResourceVersion, 10, 64)
 		r.h.FinalLog = lines(cm.Data["log"])
+		r.h.FinalRead.RV = log
 	} else if !apierrors.IsNotFound(err) {
 		r.gap(fmt.Sprintf("read the final log: %v", err))
 	}
@@ -538,7 +543,7 @@ func (r *run) inject(ctx context.Context, planned Planned) error {
 		var err error
 		switch planned.Kind {
 		case KindLatency:
-			f.Param = fmt.Sprintf("%v for %v", planned.Latency, planned.For)
+			f.Param, f.Latency = fmt.Sprintf("%v for %v", planned.Latency, planned.For), planned.Latency
 			err = proxy.Latency(planned.Latency)
 		case KindBlackHole:
 			err = proxy.BlackHole()
@@ -582,6 +587,35 @@ func (r *run) inject(ctx context.Context, planned Planned) error {
 		// needs the API server.
 		if err := r.suite.cp.StartAPIServer(); err != nil {
 			return fmt.Errorf("start kube-apiserver again: %w", err)
+		}
+	case KindEtcdRestart:
+		f.Target, f.PID, f.Param = "", 0, "down "+planned.For.String()
+		f.Start = event.Now()
+		if err := r.suite.cp.StopEtcd(); err != nil {
+			return err
+		}
+		// A stop that waits for the API server's watches to end
+		// serves them meanwhile: the fault would be another than
+		// planned, which makes a gap (and fails the short slice).
+		if took := time.Duration(event.Now() - f.Start); took > 3*time.Second {
+			r.gap(fmt.Sprintf("fault %s: etcd took %v to stop", planned, took))
+		}
+		wait()
+		// Heal even if the run's context ended: the next schedule
+		// needs etcd.
+		if err := r.suite.cp.StartEtcd(); err != nil {
+			return fmt.Errorf("start etcd again: %w", err)
+		}
+	case KindEtcdSlowDisk:
+		f.Target, f.PID = "", 0
+		f.Param, f.Latency = fmt.Sprintf("%v each way for %v", planned.Latency, planned.For), planned.Latency
+		f.Start = event.Now()
+		if err := r.suite.cp.SlowEtcd(planned.Latency); err != nil {
+			return err
+		}
+		wait()
+		if err := r.suite.cp.HealEtcd(); err != nil {
+			return err
 		}
 	case KindConflictStorm:
 		f.Target, f.PID = "", 0

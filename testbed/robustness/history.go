@@ -45,8 +45,10 @@ type History struct {
 	// the log object delivered, in the API server's order.
 	Lease []LeaseEvent `json:"lease"`
 	Log   []LogEvent   `json:"log"`
-	// FinalLog is the log object's lines after every candidate exited.
-	FinalLog []string `json:"finalLog"`
+	// FinalLog is the log object's lines after every candidate exited;
+	// FinalRead the read that returned them.
+	FinalLog  []string `json:"finalLog"`
+	FinalRead LogRead  `json:"finalRead"`
 	// Exits are how the candidate processes ended.
 	Exits []Exit `json:"exits"`
 	// Gaps are problems of the recording itself (a watch that lost
@@ -66,6 +68,9 @@ type Fault struct {
 	Param string `json:"param,omitempty"`
 	// Rate is a clock fault's rate.
 	Rate float64 `json:"rate,omitempty"`
+	// Latency is the delay each way of a latency or etcd-slow-disk
+	// fault.
+	Latency time.Duration `json:"latency,omitempty"`
 	// Start and End bound the window; End equals Start for an instant
 	// fault (the Lease deleted, a foreign holder written).
 	Start int64 `json:"start"`
@@ -111,4 +116,13 @@ type Exit struct {
 	Code int `json:"code"`
 	// Took is how long it took to exit after SIGTERM.
 	Took time.Duration `json:"took,omitempty"`
+}
+
+// LogRead is one read of the log object by the harness: sent at Call,
+// answered at Return with the object at resourceVersion RV (0: there was
+// none).
+type LogRead struct {
+	Call   int64 `json:"call"`
+	Return int64 `json:"return"`
+	RV     int64 `json:"rv"`
 }

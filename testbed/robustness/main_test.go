@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"k8s.io/klog/v2"
+
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/controlplane"
 )
 
 // TestMain sends what the API server and the clients log through klog to
@@ -30,6 +32,13 @@ func TestMain(m *testing.M) {
 	_ = klogFlags.Set("stderrthreshold", "FATAL")
 	_ = klogFlags.Set("one_output", "true")
 	klog.SetOutput(logFile)
+	// The API server's etcd client writes its retries (many while etcd
+	// restarts or is slowed) straight to standard error: into the same
+	// file (a crash's stack goes there too).
+	if _, err := controlplane.RedirectStderr(logFile); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	klog.Flush()
 	_ = logFile.Close()

@@ -22,6 +22,15 @@ type Totals struct {
 	Ours, Upstream, Istio, Mixed Measures
 	// Failing lists the seeds with violations.
 	Failing []uint64
+	// LogOperations counts the log operations checked for
+	// linearizability, LogUndecided the schedules whose check ran out of
+	// time.
+	LogOperations, LogUndecided int
+	// Storms sums the conflict storms' impacts (At unused; For, the
+	// counts and Leaderless summed; the longest durations kept), and
+	// StormCount counts them.
+	Storms     StormImpact
+	StormCount int
 }
 
 // Add counts one run.
@@ -37,6 +46,20 @@ func (t *Totals) Add(h *History, vs []Violation, m Measures) {
 	t.Violations += len(vs)
 	if len(vs) > 0 {
 		t.Failing = append(t.Failing, h.Seed)
+	}
+	for _, s := range m.Storms {
+		t.StormCount++
+		t.Storms.For += s.For
+		t.Storms.Writes += s.Writes
+		t.Storms.Conflicts += s.Conflicts
+		t.Storms.Failed += s.Failed
+		t.Storms.MaxAccepted = max(t.Storms.MaxAccepted, s.MaxAccepted)
+		t.Storms.MaxGap = max(t.Storms.MaxGap, s.MaxGap)
+		t.Storms.Leaderless += s.Leaderless
+	}
+	t.LogOperations += m.LogOperations
+	if m.LogUndecided {
+		t.LogUndecided++
 	}
 	a := &t.Ours
 	switch h.Elector {
@@ -100,6 +123,8 @@ mixed: accepted writes %d, refused by the fence %d; older term accepted after a 
 mixed: ours with ours: overlapping acting intervals %d; longest in bounds %v, beyond the bounds %v
 mixed: others (not promised): overlaps [%s]; longest %v
 mixed: heals checked for liveness %d; longest until a leader acted %v
+conflict storms %d, %v in all: candidates' Lease writes %d, conflicted %d, failed otherwise %d; longest accepted %v, longest without one %v; leaderless %v in all
+log: operations checked for linearizability %d; schedules undecided (out of time) %d
 failing seeds: %v`, strings.Join(kinds, ", "),
 		o.AcceptedWrites, o.FencedWrites, o.StaleAfterNewer, o.DeposedAccepted, o.MaxDeposedWindow,
 		o.Overlaps, o.MaxOverlapInBounds, o.MaxOverlapBeyond, o.Heals, o.MaxLeaderAfterHeal,
@@ -108,7 +133,9 @@ failing seeds: %v`, strings.Join(kinds, ", "),
 		x.AcceptedWrites, x.FencedWrites, x.StaleAfterNewer, x.UpstreamDeposedLanded, x.IstioDeposedLanded,
 		x.Overlaps, x.MaxOverlapInBounds, x.MaxOverlapBeyond, strings.Join(pairs, ", "), x.MaxUnpromisedOverlap,
 		x.Heals, x.MaxLeaderAfterHeal,
-		t.Failing)
+		t.StormCount, t.Storms.For.Round(time.Millisecond), t.Storms.Writes, t.Storms.Conflicts, t.Storms.Failed,
+		t.Storms.MaxAccepted.Round(time.Millisecond), t.Storms.MaxGap.Round(time.Millisecond), t.Storms.Leaderless.Round(time.Millisecond),
+		t.LogOperations, t.LogUndecided, t.Failing)
 }
 
 // WriteReport writes what a failing seed needs to be understood and re-run
@@ -127,6 +154,9 @@ func WriteReport(dir string, sched Schedule, h *History, vs []Violation, m Measu
 	fmt.Fprintf(&text, "seed %d, elector %s, %v; re-run: make robustness ARGS=\"-seed %d -duration %v\"\n\n", sched.Seed, elector, sched.Duration, sched.Seed, sched.Duration)
 	for _, p := range sched.Faults {
 		fmt.Fprintln(&text, p)
+	}
+	for _, s := range m.Storms {
+		fmt.Fprintln(&text, s)
 	}
 	fmt.Fprintf(&text, "\n%d violations:\n", len(vs))
 	for _, v := range vs {
@@ -150,6 +180,11 @@ func WriteReport(dir string, sched Schedule, h *History, vs []Violation, m Measu
 	}
 	if err := os.WriteFile(filepath.Join(d, "timeline.svg"), []byte(Timeline(h, vs)), 0o644); err != nil {
 		return "", err
+	}
+	if slices.ContainsFunc(vs, func(v Violation) bool { return v.Property == PropLinearizable }) {
+		if err := visualizeLog(h, filepath.Join(d, "log.html")); err != nil {
+			return "", fmt.Errorf("draw the log's operations: %w", err)
+		}
 	}
 	return d, nil
 }

@@ -36,11 +36,22 @@ const (
 	// and labels many times a second, so that the candidates' writes,
 	// conditional on the version they read, conflict.
 	KindConflictStorm = "conflict-storm"
+	// KindEtcdRestart: etcd stops, and starts again on the same data
+	// directory after a while; kube-apiserver keeps running.
+	KindEtcdRestart = "etcd-restart"
+	// KindEtcdSlowDisk: every byte between kube-apiserver and etcd is
+	// delayed, as a member whose disk is slow to sync answers late.
+	KindEtcdSlowDisk = "etcd-slow-disk"
 )
 
 // Kinds are every fault kind, in the order the schedule draws them from.
 var Kinds = []string{KindKill, KindPause, KindLatency, KindBlackHole, KindReset, KindClock, KindLeaseDeleted, KindForeignHolder, KindHandoff,
-	KindAPIServerRestart, KindConflictStorm}
+	KindAPIServerRestart, KindConflictStorm, KindEtcdRestart, KindEtcdSlowDisk}
+
+// KindsBeforeEtcd are the kinds schedules drew from before the etcd faults
+// were added: NewScheduleOf(seed, d, t, KindsBeforeEtcd) draws the schedule
+// that seed drew then.
+var KindsBeforeEtcd = Kinds[:11:11]
 
 // Planned is one fault of a schedule, before it runs.
 type Planned struct {
@@ -65,7 +76,7 @@ func (p Planned) String() string {
 	}
 	s := fmt.Sprintf("%6.2fs %-14s %-10s for %v", p.At.Seconds(), p.Kind, target, p.For)
 	switch p.Kind {
-	case KindLatency:
+	case KindLatency, KindEtcdSlowDisk:
 		s += fmt.Sprintf(" latency %v", p.Latency)
 	case KindClock:
 		s += fmt.Sprintf(" rate %.2f", p.Rate)
@@ -129,6 +140,12 @@ func (s Schedule) ElectorOf(i int) string {
 // other two (drawn from a source of their own, so that the faults are those
 // the seed would draw anyway).
 func NewSchedule(seed uint64, duration time.Duration, t Timing) Schedule {
+	return NewScheduleOf(seed, duration, t, Kinds)
+}
+
+// NewScheduleOf is NewSchedule drawing the faults' kinds from kinds alone
+// (each of Kinds), so that a run can force the kinds it needs.
+func NewScheduleOf(seed uint64, duration time.Duration, t Timing, kinds []string) Schedule {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	s := Schedule{Seed: seed, Elector: ElectorOurs, Duration: duration}
 	switch {
@@ -150,7 +167,7 @@ func NewSchedule(seed uint64, duration time.Duration, t Timing) Schedule {
 	at := t.LeaseDuration + time.Second
 	end := duration - t.LeaseDuration - t.LivenessSlack - time.Second
 	for at < end {
-		p := Planned{At: at, Kind: Kinds[r.IntN(len(Kinds))], Target: -1, InBounds: true}
+		p := Planned{At: at, Kind: kinds[r.IntN(len(kinds))], Target: -1, InBounds: true}
 		if r.IntN(10) >= 7 {
 			p.Target = r.IntN(Candidates)
 		}
@@ -205,6 +222,20 @@ func NewSchedule(seed uint64, duration time.Duration, t Timing) Schedule {
 			p.Target, p.For = -1, between(0, 3*time.Second)
 		case KindConflictStorm:
 			p.Target, p.For = -1, between(2*time.Second, 8*time.Second)
+		case KindEtcdRestart:
+			// Down for this long, then as long as a start takes.
+			p.Target, p.For = -1, between(0, 3*time.Second)
+		case KindEtcdSlowDisk:
+			p.Target, p.For = -1, between(2*time.Second, 6*time.Second)
+			if r.IntN(2) == 0 {
+				// Each request to etcd takes at most 2 x 100 ms
+				// longer: the policy's cache of the Lease, fed by
+				// a watch on etcd, lags by no more than the fence
+				// window allows.
+				p.Latency = between(10*time.Millisecond, t.FenceWindow/5)
+			} else {
+				p.Latency, p.InBounds = between(t.FenceWindow*2/5, margin), false
+			}
 		case KindHandoff:
 			if s.Elector == ElectorUpstream {
 				// client-go's elector has no keys.
@@ -241,4 +272,12 @@ var Regressions = map[string]Schedule{
 	"foreign-holder-waited-out": {Seed: 75, Elector: ElectorOurs, Duration: 16 * time.Second, Faults: []Planned{
 		{At: 5 * time.Second, Kind: KindForeignHolder, Target: -1, InBounds: true},
 	}, Expect: ExpectForeignHolderWaitedOut},
+	// The second slice: after an API server restart the harness's own
+	// watches of the Lease and the log could not resume from the revision
+	// they had seen (the new watch cache starts at its start revision)
+	// and recorded gaps; they now read the object at the revision the
+	// error names and resume from there. A run with a gap fails.
+	"apiserver-restart-watches-resume": {Seed: 1001, Elector: ElectorOurs, Duration: 16 * time.Second, Faults: []Planned{
+		{At: 5 * time.Second, Kind: KindAPIServerRestart, For: time.Second, Target: -1, InBounds: true},
+	}},
 }

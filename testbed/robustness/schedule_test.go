@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -78,5 +79,27 @@ func TestSchedulesMixElectorsAndKeepTheirFaults(t *testing.T) {
 				t.Fatalf("seed %d: a clock fault for Istio's fork, which takes no clock: %v", seed, p)
 			}
 		}
+	}
+}
+
+// TestSchedulesDrawOnlyTheKindsAsked: a schedule drawn from a list of kinds
+// has faults of those kinds alone, and an etcd-slow-disk fault in bounds
+// delays etcd by at most a fifth of the fence window each way.
+func TestSchedulesDrawOnlyTheKindsAsked(t *testing.T) {
+	kinds := []string{KindEtcdRestart, KindEtcdSlowDisk}
+	seen := map[string]bool{}
+	for seed := uint64(1); seed <= 10; seed++ {
+		for _, p := range NewScheduleOf(seed, 40*time.Second, DefaultTiming, kinds).Faults {
+			if p.Kind != KindEtcdRestart && p.Kind != KindEtcdSlowDisk {
+				t.Fatalf("seed %d drew %v from kinds %v", seed, p, kinds)
+			}
+			if p.Kind == KindEtcdSlowDisk && p.InBounds && p.Latency > DefaultTiming.FenceWindow/5 {
+				t.Fatalf("seed %d: %v is in bounds with more than %v", seed, p, DefaultTiming.FenceWindow/5)
+			}
+			seen[p.Kind+fmt.Sprint(p.InBounds)] = true
+		}
+	}
+	if len(seen) != 3 {
+		t.Fatalf("seeds 1-10 drew only %v of etcd restarts and slow disks in and beyond the bounds", seen)
 	}
 }

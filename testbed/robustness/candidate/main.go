@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -157,6 +158,7 @@ func newCandidate(o options) (*candidate, error) {
 	}
 	config := &rest.Config{Host: o.server, BearerToken: o.token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: -1}
 	c := &candidate{o: o, pid: os.Getpid(), clock: newSkewedClock(), config: config}
+	config.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return leaseWrites{c: c, next: rt} }
 	writes := config
 	if o.elector == "ours" {
 		writes = fence.Config(config, fence.Resource{Resource: "configmaps"})
@@ -355,13 +357,16 @@ func (c *candidate) write(ctx context.Context, term string, tenure int, late boo
 	cms := c.client.CoreV1().ConfigMaps(c.o.namespace)
 	var stored *corev1.ConfigMap
 	current, err := cms.Get(ctx, c.o.log, metav1.GetOptions{})
+	e.ReadDone = event.Now()
 	switch {
 	case apierrors.IsNotFound(err):
+		e.Read = event.Absent
 		stored, err = cms.Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: c.o.log, Namespace: c.o.namespace},
 			Data:       map[string]string{"log": line},
 		}, metav1.CreateOptions{})
 	case err == nil:
+		e.Read = current.ResourceVersion
 		if current.Data == nil {
 			current.Data = map[string]string{}
 		}

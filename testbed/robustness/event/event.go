@@ -23,7 +23,14 @@ const (
 	Exit = "exit"
 	// Problem: something the candidate could not do (it goes on).
 	Problem = "problem"
+	// LeaseWrite: one write of the Lease by the candidate's elector
+	// (Message: the HTTP method), sent at Sent and answered at Mono with
+	// Status (0: no answer).
+	LeaseWrite = "lease-write"
 )
+
+// Absent is a write's Read when the log did not exist: the write created it.
+const Absent = "absent"
 
 // Results of a write.
 const (
@@ -65,11 +72,18 @@ type Event struct {
 	WID    string `json:"wid,omitempty"`
 	Result string `json:"result,omitempty"`
 	RV     string `json:"rv,omitempty"`
-	// Sent is when a write went out (Mono's clock).
-	Sent int64 `json:"sent,omitempty"`
+	// Sent is when a write went out (Mono's clock): its read of the log
+	// first, which returned at ReadDone with the log at resourceVersion
+	// Read (Absent: there was no log yet), the version the write's
+	// update was conditional on.
+	Sent     int64  `json:"sent,omitempty"`
+	ReadDone int64  `json:"readDone,omitempty"`
+	Read     string `json:"read,omitempty"`
 	// Late marks the write a deposed leader sends after its work
 	// returned, in its old term, as a paused process would.
 	Late bool `json:"late,omitempty"`
+	// Status is a LeaseWrite's HTTP status.
+	Status int `json:"status,omitempty"`
 	// Rate is the clock rate of a Rate event.
 	Rate float64 `json:"rate,omitempty"`
 	// Goroutines counts, at Ready (before any elector runs) and at Exit

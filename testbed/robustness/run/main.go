@@ -9,6 +9,7 @@
 //	go run ./robustness/run -seed 7               # one seed
 //	go run ./robustness/run -seeds 1-200 -duration 45s
 //	go run ./robustness/run -regression foreign-holder-waited-out
+//	go run ./robustness/run -seeds 1-50 -kinds etcd-restart -dry-run
 package main
 
 import (
@@ -18,12 +19,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
 
+	"github.com/k8sleaderelection/k8sleaderelection/testbed/controlplane"
 	"github.com/k8sleaderelection/k8sleaderelection/testbed/robustness"
 )
 
@@ -35,7 +38,23 @@ func main() {
 	reports := flag.String("reports", filepath.Join(os.TempDir(), "k8sleaderelection-robustness"), "where failing seeds write their reports, and the logs go")
 	regression := flag.String("regression", "", "run the named regression schedule alone (see robustness.Regressions)")
 	keep := flag.Bool("keep", false, "write every seed's report, not only those of failing seeds (and of client-go's with overlaps)")
+	kindList := flag.String("kinds", "", "draw faults of these kinds alone (comma-separated); \"before-etcd\" draws the kinds schedules drew before the etcd faults, as they drew them")
+	dryRun := flag.Bool("dry-run", false, "print each seed's schedule and run nothing")
 	flag.Parse()
+	kinds := robustness.Kinds
+	switch *kindList {
+	case "":
+	case "before-etcd":
+		kinds = robustness.KindsBeforeEtcd
+	default:
+		kinds = strings.Split(*kindList, ",")
+		for _, k := range kinds {
+			if !slices.Contains(robustness.Kinds, k) {
+				fmt.Fprintf(os.Stderr, "-kinds %q: no fault kind %q (kinds: %s)\n", *kindList, k, strings.Join(robustness.Kinds, ","))
+				os.Exit(2)
+			}
+		}
+	}
 
 	first, last := uint64(1), uint64(0)
 	switch {
@@ -55,6 +74,19 @@ func main() {
 		fmt.Fprintf(os.Stderr, "-duration %v: at least %v, to leave room for a fault and a quiet stretch\n", *duration, min)
 		os.Exit(2)
 	}
+	if *dryRun {
+		if last == 0 {
+			last = first
+		}
+		for s := first; s <= last; s++ {
+			sched := robustness.NewScheduleOf(s, *duration, robustness.DefaultTiming, kinds)
+			fmt.Printf("seed %d (%s %s):\n", s, sched.Elector, strings.Join(sched.Electors, ","))
+			for _, p := range sched.Faults {
+				fmt.Printf("  %v\n", p)
+			}
+		}
+		return
+	}
 	// Clients and the API server log through klog: into a file.
 	if err := os.MkdirAll(*reports, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -72,6 +104,15 @@ func main() {
 	_ = klogFlags.Set("stderrthreshold", "FATAL")
 	_ = klogFlags.Set("one_output", "true")
 	klog.SetOutput(logFile)
+	// The API server's etcd client writes its retries (many while etcd
+	// restarts or is slowed) straight to standard error: send them to
+	// the log too, and this program's own errors to the terminal.
+	stderr, err := controlplane.RedirectStderr(logFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Stderr = stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
@@ -98,6 +139,9 @@ func main() {
 		}
 		fmt.Printf("seed %d (%s): %d faults, %d writes accepted, %d fenced, %d overlaps, %d violations\n",
 			sched.Seed, elector, len(h.Faults), m.AcceptedWrites, m.FencedWrites, m.Overlaps, len(vs))
+		for _, s := range m.Storms {
+			fmt.Printf("  %v\n", s)
+		}
 		if len(m.UnpromisedOverlaps) > 0 {
 			fmt.Printf("  overlaps where one leader is not promised: %v, longest %v\n", m.UnpromisedOverlaps, m.MaxUnpromisedOverlap)
 		}
@@ -133,7 +177,7 @@ func main() {
 		if ctx.Err() != nil {
 			break
 		}
-		runOne(robustness.NewSchedule(s, *duration, robustness.DefaultTiming))
+		runOne(robustness.NewScheduleOf(s, *duration, robustness.DefaultTiming, kinds))
 	}
 	fmt.Println(totals.Summary())
 	fmt.Println(totals.Line())
