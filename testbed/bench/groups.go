@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
@@ -269,6 +270,19 @@ func (s *replicaSet) settle(limit time.Duration) (map[string]int, error) {
 	}
 }
 
+// busiest is the replica that leads the most elections, the first by
+// identity of those that lead as many.
+func busiest(loads map[string]int) string {
+	ids := slices.Sorted(maps.Keys(loads))
+	best := ids[0]
+	for _, id := range ids {
+		if loads[id] > loads[best] {
+			best = id
+		}
+	}
+	return best
+}
+
 // spread is max − min of the elections each replica leads.
 func spread(loads map[string]int) int {
 	if len(loads) == 0 {
@@ -286,6 +300,7 @@ type groupResult struct {
 	balance       map[string]int // after "start", "join", "leave", "crash"
 	joinMoves     int
 	toBalance     map[string]float64 // "join", "leave": seconds, NaN if never
+	crashedLed    int                // elections the crashed replica led
 	ledAgain      float64            // seconds from the crash
 	ledAgainLoads map[string]int
 	overlaps      int
@@ -400,9 +415,9 @@ func measureGroups(ctx context.Context, e *env, kubeconfig, logDir string, lib l
 		return s.add(id, "-group-worker", "-kubeconfig", kubeconfig, "-library", lib.name, "-namespace", ns, "-logs", logDir)
 	}
 	const limit = 30 * time.Second
+	var loads map[string]int
 	step := func(name string) error {
-		loads, err := s.settle(limit)
-		if err != nil {
+		if loads, err = s.settle(limit); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		res.balance[name] = spread(loads)
@@ -449,7 +464,11 @@ func measureGroups(ctx context.Context, e *env, kubeconfig, logDir string, lib l
 	}
 	leaveAt := time.Now()
 	var history groupHistory
-	ts, err := s.depart("a", "leave", limit)
+	// The busiest replica leaves, and then the busiest crashes: one that
+	// leads nothing would move nothing.
+	joined := slices.Sorted(maps.Keys(loads))
+	leaver := busiest(loads)
+	ts, err := s.depart(leaver, "leave", limit)
 	if err != nil {
 		return res, err
 	}
@@ -458,7 +477,11 @@ func measureGroups(ctx context.Context, e *env, kubeconfig, logDir string, lib l
 		return res, err
 	}
 	crashAt := time.Now()
-	crashed, err := s.depart("b", "crash", limit)
+	stayed := slices.DeleteFunc(slices.Clone(joined), func(id string) bool { return id == leaver })
+	victim := busiest(loads)
+	survivors := slices.DeleteFunc(slices.Clone(stayed), func(id string) bool { return id == victim })
+	res.crashedLed = loads[victim]
+	crashed, err := s.depart(victim, "crash", limit)
 	if err != nil {
 		return res, err
 	}
@@ -466,19 +489,19 @@ func measureGroups(ctx context.Context, e *env, kubeconfig, logDir string, lib l
 	if err := step("crash"); err != nil {
 		return res, err
 	}
-	survivors, err := s.tenures(len(groupElections))
+	last, err := s.tenures(len(groupElections))
 	if err != nil {
 		return res, err
 	}
-	history = history.add(survivors)
+	history = history.add(last)
 	if err := s.stop(); err != nil {
 		return res, err
 	}
 	end := time.Now()
 
 	res.joinMoves = history.startedBetween(joinAt, leaveAt)
-	res.toBalance["join"] = history.toBalance(joinAt, leaveAt, []string{"a", "b", "c", "d"})
-	res.toBalance["leave"] = history.toBalance(leaveAt, crashAt, []string{"b", "c", "d"})
+	res.toBalance["join"] = history.toBalance(joinAt, leaveAt, joined)
+	res.toBalance["leave"] = history.toBalance(leaveAt, crashAt, stayed)
 	// The crashed replica's elections: those it led when it crashed, led
 	// again once a survivor began a tenure.
 	var again time.Time
@@ -488,7 +511,7 @@ func measureGroups(ctx context.Context, e *env, kubeconfig, logDir string, lib l
 		if !slices.ContainsFunc(ts, func(x tenures.Tenure) bool { return x.End.After(crashAt) }) {
 			continue
 		}
-		first := slices.IndexFunc(history[i], func(x tenures.Tenure) bool { return x.ID != "b" && x.Start.After(crashAt) })
+		first := slices.IndexFunc(history[i], func(x tenures.Tenure) bool { return x.ID != victim && x.Start.After(crashAt) })
 		if first < 0 {
 			return res, fmt.Errorf("%s: election %s, led by the crashed replica, never led again", lib.name, groupElections[i])
 		}
@@ -499,7 +522,7 @@ func measureGroups(ctx context.Context, e *env, kubeconfig, logDir string, lib l
 	res.ledAgain = math.NaN()
 	if !again.IsZero() {
 		res.ledAgain = again.Sub(crashAt).Seconds()
-		res.ledAgainLoads, _ = history.loadsAt(again, []string{"c", "d"})
+		res.ledAgainLoads, _ = history.loadsAt(again, survivors)
 	}
 	res.overlaps = history.overlaps(end)
 	return res, nil
@@ -529,10 +552,10 @@ func groupRows(ctx context.Context, cp *controlplane.ControlPlane, e *env, kubec
 			r.add(metric, "s", o.toBalance[step.key], uv)
 		} else {
 			r.addOursOnly(metric, "s", o.toBalance[step.key],
-				"upstream never balanced after the join or leave: nothing moves an election a replica leads, so each replica keeps what the race gave it.")
+				fmt.Sprintf("upstream never balanced after the %s: nothing moves an election a replica leads, so each keeps what the race gave it.", step.name))
 		}
 	}
-	r.add(p+": crashed replica's elections led again, max", "s", o.ledAgain, u.ledAgain)
+	r.add(fmt.Sprintf("%s: crashed replica's elections (%d ours, %d upstream) led again, max", p, o.crashedLed, u.crashedLed), "s", o.ledAgain, u.ledAgain)
 	r.add(p+": balance (max − min) at that moment", "", float64(spread(o.ledAgainLoads)), float64(spread(u.ledAgainLoads)))
 	r.add(p+": two leaders of one election, count", "", float64(o.overlaps), float64(u.overlaps))
 	r.add(p+": writes/s per replica, steady (membership + elections)", "/s", o.writes, u.writes)
