@@ -88,10 +88,7 @@ func groupWorker(kubeconfig, libName, id, namespace string) error {
 	started := time.Now()
 	var stop func() error
 	if lib.name == ours.name {
-		stop, err = runGroupMember(client, namespace, id, recs)
-		if err != nil {
-			return err
-		}
+		stop = runGroupMember(client, namespace, id, recs)
 	} else {
 		candidates := make([]*candidate, len(groupElections))
 		for i, name := range groupElections {
@@ -153,7 +150,7 @@ func groupWorker(kubeconfig, libName, id, namespace string) error {
 
 // runGroupMember starts this replica's member of the group; the function
 // it returns makes the member leave and waits until it has.
-func runGroupMember(client kubernetes.Interface, namespace, id string, recs []*tenures.Recorder) (func() error, error) {
+func runGroupMember(client kubernetes.Interface, namespace, id string, recs []*tenures.Recorder) func() error {
 	config := group.Config{
 		Name:          "istiod",
 		Namespace:     namespace,
@@ -173,17 +170,19 @@ func runGroupMember(client kubernetes.Interface, namespace, id string, recs []*t
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- group.Run(ctx, config) }()
-	select {
-	case err := <-done: // Run returns at once only on a bad config
-		cancel()
-		return nil, fmt.Errorf("replica %s: %w", id, err)
-	case <-time.After(100 * time.Millisecond):
-	}
+	go func() {
+		err := group.Run(ctx, config)
+		if ctx.Err() == nil {
+			// A bad config, or a member that ended unasked: the
+			// scenario cannot go on, and the parent sees the exit.
+			fail(fmt.Errorf("replica %s: group member ended before it was asked to leave: %v", id, err))
+		}
+		done <- err
+	}()
 	return func() error {
 		cancel()
 		return <-done
-	}, nil
+	}
 }
 
 // depart sends cmd ("leave" or "crash") to replica id, takes its final
