@@ -17,7 +17,11 @@
 //     CPU time of the API server and etcd, which run in this process, net of
 //     the same windows with no elections;
 //   - replicas: the largest number of elections three such processes keep
-//     with exactly one leader each for a window, and how it breaks past it.
+//     with exactly one leader each for a window, and how it breaks past it;
+//   - groups: istiod's elections over replica processes, spread by package
+//     group against one upstream elector per election in every replica:
+//     balance, moves, time to balance after a join and a clean leave, a
+//     crash's failover, overlaps, and writes per replica.
 //
 // It starts its own etcd and kube-apiserver unless -kubeconfig is given.
 package main
@@ -51,12 +55,14 @@ func main() {
 		repFrom    = flag.Int("replicas-from", 100, "elections in the replicas scenario's first trial; each next trial doubles them")
 		repMax     = flag.Int("replicas-max", 3200, "elections past which the replicas scenario stops doubling")
 		repWindow  = flag.Duration("replicas-window", time.Minute, "how long each replicas trial must keep exactly one leader per election (the issue's figure is 5m)")
+		groupsWin  = flag.Duration("groups-window", 10*time.Second, "how long the groups scenario counts requests in steady state")
 		worker     = flag.Bool("scale-worker", false, "internal: run the scale scenario in this process")
 		replica    = flag.Bool("replica-worker", false, "internal: run one replica of the cost or replicas scenario in this process")
+		groupRep   = flag.Bool("group-worker", false, "internal: run one replica of the groups scenario in this process")
 		replicaID  = flag.String("replica", "a", "internal: identity for -replica-worker")
 		namespace  = flag.String("namespace", "", "internal: namespace for -replica-worker")
 		libName    = flag.String("library", "ours", "internal: library for -scale-worker and -replica-worker")
-		only       = flag.String("only", "", "comma-separated scenarios to run (renewal,load,failover,preemption,scale,fencing,cost,replicas); empty runs all")
+		only       = flag.String("only", "", "comma-separated scenarios to run (renewal,load,failover,preemption,scale,fencing,cost,replicas,groups); empty runs all")
 	)
 	flag.Parse()
 	if err := os.MkdirAll(*logDir, 0o755); err != nil {
@@ -76,6 +82,12 @@ func main() {
 		}
 		return
 	}
+	if *groupRep {
+		if err := groupWorker(*kubeconfig, *libName, *replicaID, *namespace); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if *worker {
 		if err := scaleWorker(*kubeconfig, *libName, *elections, *window); err != nil {
 			fail(err)
@@ -84,7 +96,7 @@ func main() {
 	}
 	c := costConfig{elections: *costN, windows: *costWin}
 	rs := replicaScaleConfig{from: *repFrom, max: *repMax, window: *repWindow}
-	if err := run(*kubeconfig, *runs, *window, *elections, c, rs, *logDir, scenarioFilter(*only)); err != nil {
+	if err := run(*kubeconfig, *runs, *window, *elections, c, rs, *groupsWin, *logDir, scenarioFilter(*only)); err != nil {
 		fail(err)
 	}
 }
@@ -114,7 +126,7 @@ func scenarioFilter(only string) func(string) bool {
 // costConfig sizes the cost scenario.
 type costConfig struct{ elections, windows int }
 
-func run(kubeconfig string, runs int, window time.Duration, elections int, cost costConfig, rs replicaScaleConfig, logDir string, want func(string) bool) error {
+func run(kubeconfig string, runs int, window time.Duration, elections int, cost costConfig, rs replicaScaleConfig, groupsWindow time.Duration, logDir string, want func(string) bool) error {
 	ctx := context.Background()
 	var r report
 	// The renewal is measured first, before a control plane's goroutines
@@ -126,7 +138,7 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, cost 
 		r.add("one renewal: allocated bytes", "B", o.bytes, u.bytes)
 		r.add("one renewal: allocations", "", o.allocs, u.allocs)
 	}
-	if !want("load") && !want("failover") && !want("preemption") && !want("scale") && !want("fencing") && !want("cost") && !want("replicas") {
+	if !want("load") && !want("failover") && !want("preemption") && !want("scale") && !want("fencing") && !want("cost") && !want("replicas") && !want("groups") {
 		r.write(os.Stdout, machine())
 		return nil
 	}
@@ -178,6 +190,11 @@ func run(kubeconfig string, runs int, window time.Duration, elections int, cost 
 	}
 	if want("replicas") && rs.from > 0 {
 		if err := replicaScaleRows(ctx, cp, e, kubeconfig, &r, logDir, rs); err != nil {
+			return err
+		}
+	}
+	if want("groups") {
+		if err := groupRows(ctx, cp, e, kubeconfig, &r, logDir, groupsWindow); err != nil {
 			return err
 		}
 	}
@@ -306,7 +323,7 @@ func machine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("Machine: %s, %d cores, %s %s/%s; timings lease %v / renew %v / retry %v (load, failover, preemption), %v / %v / %v (scale).",
+	return fmt.Sprintf("Machine: %s, %d cores, %s %s/%s; timings lease %v / renew %v / retry %v (load, failover, preemption, groups), %v / %v / %v (scale).",
 		cpu, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		fast.lease, fast.renew, fast.retry, core.lease, core.renew, core.retry)
 }

@@ -54,6 +54,9 @@ type replicaSnapshot struct {
 	Received int64 `json:"received"`
 	// Failed counts requests that failed: no response, 429 or 5xx.
 	Failed int64 `json:"failed"`
+	// MemberWrites counts the writes to group members' Leases (groups
+	// scenario only; they are in Requests too).
+	MemberWrites int64 `json:"memberWrites,omitempty"`
 	// Leading lists the elections the replica leads now.
 	Leading []int `json:"leading"`
 	// Started is when its candidates started.
@@ -89,21 +92,9 @@ func replicaWorker(kubeconfig, libName, id, namespace string, elections int) err
 		var v any
 		switch cmd := in.Text(); cmd {
 		case "snapshot":
-			s := replicaSnapshot{CPU: cpuTime(), Started: started}
-			s.Requests, s.Sent, s.Received = wire.read()
-			s.Failed = wire.failed.Load()
-			for i, r := range recs {
-				if len(r.Leaders()) > 0 {
-					s.Leading = append(s.Leading, i)
-				}
-			}
-			v = s
+			v = snapshotOf(wire, recs, started)
 		case "tenures":
-			all := make([][]tenures.Tenure, elections)
-			for i, r := range recs {
-				all[i] = r.All()
-			}
-			v = all
+			v = tenuresOf(recs)
 		default:
 			return fmt.Errorf("replica %s: unknown command %q", id, cmd)
 		}
@@ -117,6 +108,28 @@ func replicaWorker(kubeconfig, libName, id, namespace string, elections int) err
 	}
 	wg.Wait()
 	return in.Err()
+}
+
+// snapshotOf is a replica's answer to "snapshot".
+func snapshotOf(wire *wireCounter, recs []*tenures.Recorder, started time.Time) replicaSnapshot {
+	s := replicaSnapshot{CPU: cpuTime(), Started: started}
+	s.Requests, s.Sent, s.Received = wire.read()
+	s.Failed = wire.failed.Load()
+	for i, r := range recs {
+		if len(r.Leaders()) > 0 {
+			s.Leading = append(s.Leading, i)
+		}
+	}
+	return s
+}
+
+// tenuresOf is a replica's answer to "tenures".
+func tenuresOf(recs []*tenures.Recorder) [][]tenures.Tenure {
+	all := make([][]tenures.Tenure, len(recs))
+	for i, r := range recs {
+		all[i] = r.All()
+	}
+	return all
 }
 
 func libraryNamed(name string) (library, error) {
@@ -193,10 +206,14 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// replicaSet is three replica processes of one library.
+// replicaSet is replica processes of one library: three for the cost and
+// replicas scenarios; for the groups scenario, as many as have joined and
+// not yet left.
 type replicaSet struct {
 	lib     library
+	ctx     context.Context
 	cancel  context.CancelFunc
+	self    string
 	workers []*replicaProc
 }
 
@@ -210,36 +227,49 @@ type replicaProc struct {
 // replicaIDs are the three replicas' identities.
 var replicaIDs = []string{"a", "b", "c"}
 
-// startReplicas starts three replicas of lib, each a candidate in every
-// one of elections elections in namespace.
-func startReplicas(kubeconfig, logDir, namespace string, lib library, elections int) (*replicaSet, error) {
+func newReplicaSet(lib library) (*replicaSet, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &replicaSet{lib: lib, cancel: cancel}
+	return &replicaSet{lib: lib, ctx: ctx, cancel: cancel, self: self}, nil
+}
+
+// startReplicas starts three replicas of lib, each a candidate in every
+// one of elections elections in namespace.
+func startReplicas(kubeconfig, logDir, namespace string, lib library, elections int) (*replicaSet, error) {
+	s, err := newReplicaSet(lib)
+	if err != nil {
+		return nil, err
+	}
 	for _, id := range replicaIDs {
-		cmd := exec.CommandContext(ctx, self, "-replica-worker", "-replica", id, "-kubeconfig", kubeconfig,
-			"-library", lib.name, "-namespace", namespace, "-elections", fmt.Sprint(elections), "-logs", logDir)
-		cmd.Stderr = terminal
-		in, err := cmd.StdinPipe()
-		if err != nil {
+		if err := s.add(id, "-replica-worker", "-kubeconfig", kubeconfig, "-library", lib.name, "-namespace", namespace,
+			"-elections", fmt.Sprint(elections), "-logs", logDir); err != nil {
 			s.kill()
 			return nil, err
 		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			s.kill()
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			s.kill()
-			return nil, fmt.Errorf("start replica %s (%s): %w", id, lib.name, err)
-		}
-		s.workers = append(s.workers, &replicaProc{id: id, cmd: cmd, in: in, out: json.NewDecoder(out)})
 	}
 	return s, nil
+}
+
+// add starts one more replica process, id, with the worker arguments args.
+func (s *replicaSet) add(id string, args ...string) error {
+	cmd := exec.CommandContext(s.ctx, s.self, append([]string{"-replica", id}, args...)...)
+	cmd.Stderr = terminal
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start replica %s (%s): %w", id, s.lib.name, err)
+	}
+	s.workers = append(s.workers, &replicaProc{id: id, cmd: cmd, in: in, out: json.NewDecoder(out)})
+	return nil
 }
 
 // ask sends cmd to every replica at once and decodes each answer into
