@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -137,6 +138,16 @@ func (le *LeaderElector) stopTimeout() time.Duration {
 	return le.config.StopTimeout
 }
 
+// conflictRetries is how many times a leader whose renewal conflicted
+// tries again at once, before it waits a RetryPeriod as after any failure.
+// A conflict is no outage: the API server answered, and only another write landed
+// between our read and ours (a controller rewriting the Lease's labels, a
+// storm of them). A fresh read and write has every chance then, where
+// waiting a RetryPeriod each time spends the renew deadline: three such
+// conflicts in a row end a paced term. The bound keeps a writer that beats
+// every write of ours to a few tries per RetryPeriod.
+const conflictRetries = 3
+
 // hold keeps the lock: it writes the lock again at the renewal pace (see
 // renewPace: every renewPeriod while its watch runs and renewals succeed,
 // every RetryPeriod otherwise). It returns when ctx is done, when until is
@@ -148,6 +159,9 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 	lastRenewal := le.renewalTime()
 	lastTry, failed := le.clock.Now(), false
 	tryStart := lastTry
+	// conflicts counts the renewals in a row that another writer's write
+	// beat (see conflictRetries).
+	conflicts := 0
 	le.watch.awaitEcho("", nil)
 	for {
 		deadline := lastRenewal.Add(le.config.RenewDeadline)
@@ -167,6 +181,11 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 			from = lastRenewal
 		}
 		wake := from.Add(le.renewPace(failed || !le.watch.echoed(), lastTry))
+		if failed && conflicts%(conflictRetries+1) != 0 {
+			// Another writer beat our renewal: try again at once, up
+			// to conflictRetries times per RetryPeriod.
+			wake = lastTry
+		}
 		if deadline.Before(wake) {
 			wake = deadline
 		}
@@ -200,6 +219,11 @@ func (le *LeaderElector) hold(ctx context.Context, until <-chan struct{}) ending
 		}
 		le.reportLeader()
 		tryStart, lastTry, failed = start, le.clock.Now(), err != nil
+		if apierrors.IsConflict(err) {
+			conflicts++
+		} else {
+			conflicts = 0
+		}
 		switch {
 		case v == verdictStepDown:
 			return le.steppedDown(logger)

@@ -10,8 +10,12 @@ import (
 	"testing/synctest"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	k8stesting "k8s.io/client-go/testing"
 
 	"k8s.io/klog/v2"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -553,4 +557,87 @@ func TestCutoffFollowsRenewals(t *testing.T) {
 			t.Errorf("Check after the leader stopped: %v", err)
 		}
 	})
+}
+
+// TestLeaderKeepsItsTermThroughConflictsInARow: a writer that rewrites the
+// Lease between the leader's reads and writes (a controller relabelling
+// it, a storm of such writes) makes renewals conflict. A conflict is an
+// answer, not an outage: the leader reads and writes again at once, so
+// five conflicts in a row, which at a RetryPeriod each would outlast its
+// renew deadline, cost it nothing.
+func TestLeaderKeepsItsTermThroughConflictsInARow(t *testing.T) {
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		left := conflictsLater(cs)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", ""))
+		mode.apply(&lec)
+		a := runCandidate(t, ctx, lec, nil)
+		work := a.leading(t)
+		time.Sleep(retryPeriod / 2)
+		left.Store(5)
+		time.Sleep(3 * leaseDuration)
+		if n := left.Load(); n != 0 {
+			t.Fatalf("%d of the 5 conflicts were never met; the leader stopped renewing", n)
+		}
+		if work.Err() != nil {
+			t.Fatalf("the leader lost its term to 5 renewal conflicts in a row (RenewDeadline %v, RetryPeriod %v); want it to read and write again at once", renewDeadline, retryPeriod)
+		}
+		cancel()
+		a.finished(t)
+	})
+}
+
+// TestConflictRetriesAreBounded: a writer that beats every write of the
+// leader gets a few tries per RetryPeriod from it, not a loop; the leader
+// stops at its renew deadline, as after any failure.
+func TestConflictRetriesAreBounded(t *testing.T) {
+	eachFakeAndMode(t, func(t *testing.T, fk fakeClientset, mode followMode) {
+		cs := fk.new()
+		left := conflictsLater(cs)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		lec := testConfig(newTestLock(t, cs, rl.LeasesResourceLock, "a", ""))
+		mode.apply(&lec)
+		a := runCandidate(t, ctx, lec, nil)
+		work := a.leading(t)
+		// Each try is at most two writes (the optimistic one, then one
+		// after a read); conflictRetries+1 tries per RetryPeriod. One
+		// conflict more than that is on offer: a loop takes it at once.
+		limit := 2 * (conflictRetries + 1) * (int(renewDeadline/retryPeriod) + 1)
+		left.Store(int64(limit + 1))
+		start := time.Now()
+		select {
+		case <-work.Done():
+		case <-time.After(renewDeadline + retryPeriod):
+		}
+		if left.Load() == 0 {
+			t.Fatalf("more than %d conflicting writes within %v; want at most %d tries per RetryPeriod", limit, time.Since(start), conflictRetries+1)
+		}
+		if work.Err() == nil {
+			t.Fatalf("the leader still leads %v after every renewal began to conflict; want it stopped within RenewDeadline (%v)", time.Since(start), renewDeadline)
+		}
+		cancel()
+		a.finished(t)
+	})
+}
+
+// conflictsLater makes as many of cs's next updates fail with a Conflict as
+// the counter it returns holds, once the test sets it: the reactor is in
+// place before any elector runs, so that setting the count races nothing.
+func conflictsLater(cs clientset) *atomic.Int64 {
+	var left atomic.Int64
+	cs.PrependReactor("update", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		for {
+			n := left.Load()
+			if n <= 0 {
+				return false, nil, nil
+			}
+			if left.CompareAndSwap(n, n-1) {
+				return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: a.GetResource().Resource}, testLockName, nil)
+			}
+		}
+	})
+	return &left
 }
