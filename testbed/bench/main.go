@@ -55,6 +55,7 @@ func main() {
 		repFrom    = flag.Int("replicas-from", 100, "elections in the replicas scenario's first trial; each next trial doubles them")
 		repMax     = flag.Int("replicas-max", 3200, "elections past which the replicas scenario stops doubling")
 		repWindow  = flag.Duration("replicas-window", time.Minute, "how long each replicas trial must keep exactly one leader per election (the issue's figure is 5m)")
+		repStart   = flag.Duration("replicas-start", core.lease, "how long a replicas trial gives every election to be led; longer than a lease (the figure's rule) measures what N keeps one leader once led")
 		groupsWin  = flag.Duration("groups-window", 10*time.Second, "how long the groups scenario counts requests in steady state")
 		worker     = flag.Bool("scale-worker", false, "internal: run the scale scenario in this process")
 		replica    = flag.Bool("replica-worker", false, "internal: run one replica of the cost or replicas scenario in this process")
@@ -95,7 +96,7 @@ func main() {
 		return
 	}
 	c := costConfig{elections: *costN, windows: *costWin}
-	rs := replicaScaleConfig{from: *repFrom, max: *repMax, window: *repWindow}
+	rs := replicaScaleConfig{from: *repFrom, max: *repMax, window: *repWindow, start: *repStart}
 	if err := run(*kubeconfig, *runs, *window, *elections, c, rs, *groupsWin, *logDir, scenarioFilter(*only)); err != nil {
 		fail(err)
 	}
