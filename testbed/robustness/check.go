@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -257,8 +258,11 @@ func (c *checker) order() {
 		for _, line := range v.Added {
 			wid, term := logLine(line)
 			here := fmt.Sprintf("log rv %d: %q, seen %s", v.RV, line, c.at(v.Recv))
-			if elector, _, unfenced := strings.Cut(term, ":"); unfenced {
-				writer, _, _ := strings.Cut(wid, "/")
+			// Whether a line is fenced is the writer's elector's
+			// to say, not its term's shape: a line of ours is
+			// held to the fence whatever its term reads.
+			writer, _, _ := strings.Cut(wid, "/")
+			if elector := c.electorOf(writer); elector != ElectorOurs {
 				if li >= 0 && (lease[li].Deleted || lease[li].Holder != writer) {
 					if elector == ElectorIstio {
 						c.m.IstioDeposedLanded++
@@ -279,7 +283,13 @@ func (c *checker) order() {
 			} else if rank > newest {
 				newest, newestAt = rank, here
 			}
-			if li >= 0 && (lease[li].Deleted || lease[li].Term != term) {
+			if rank > li {
+				// Accepted before the Lease took its term: no fence
+				// should pass a term not yet granted.
+				c.violate(PropWindow, fmt.Sprintf("write %s of term %s accepted before the Lease held that term", wid, term), c.lease(rank), here)
+				continue
+			}
+			if lease[li].Deleted || lease[li].Term != term {
 				// The Lease had left the term: find when.
 				j := li
 				for j >= 0 && (lease[j].Deleted || lease[j].Term != term) {
@@ -556,6 +566,54 @@ func (c *checker) liveness() {
 		}
 		c.m.MaxLeaderAfterHeal = max(c.m.MaxLeaderAfterHeal, time.Duration(leaderAt-healed))
 	}
+	c.quietLeaders(ivs, bound)
+}
+
+// quietLeaders checks that while no fault is injected, from the run's start
+// on, no stretch without an acting candidate lasts longer than bound: a
+// leader that acts when the faults heal but stops a moment later, or a run
+// with no fault at all, is held to a leader too.
+func (c *checker) quietLeaders(ivs []interval, bound time.Duration) {
+	faults := slices.Clone(c.h.Faults)
+	slices.SortFunc(faults, func(a, b Fault) int { return cmp.Compare(a.Start, b.Start) })
+	type span struct{ from, to int64 }
+	var quiet []span
+	at := c.h.Start
+	for _, f := range faults {
+		if f.Start > at {
+			quiet = append(quiet, span{at, min(f.Start, c.h.End)})
+		}
+		at = max(at, f.End)
+	}
+	if at < c.h.End {
+		quiet = append(quiet, span{at, c.h.End})
+	}
+	for _, q := range quiet {
+		check := func(from, to int64) {
+			if d := time.Duration(to - from); d > bound {
+				c.violate(PropLiveness, fmt.Sprintf("nobody acted for %v from %s, with no fault from %s to %s (the bound is %v)", d, c.at(from), c.at(q.from), c.at(q.to), bound))
+			}
+		}
+		at := q.from
+		for _, iv := range ivs {
+			if iv.until <= at {
+				continue
+			}
+			if iv.start.Mono >= q.to {
+				break
+			}
+			if iv.start.Mono > at {
+				check(at, iv.start.Mono)
+			}
+			at = max(at, iv.until)
+			if at >= q.to {
+				break
+			}
+		}
+		if at < q.to {
+			check(at, q.to)
+		}
+	}
 }
 
 // residue checks that every candidate told to stop exited 0, and that
@@ -582,9 +640,25 @@ func (c *checker) residue() {
 			}
 		}
 	}
+	exits := map[int]bool{}
+	for _, e := range c.h.Events {
+		if e.Kind == event.Exit {
+			exits[e.PID] = true
+		}
+	}
 	for _, x := range c.h.Exits {
 		if x.Killed {
 			continue
+		}
+		if x.Code == 0 {
+			// A clean exit proves no residue only with the counts the
+			// candidate reports at ready and at exit: without them,
+			// fail closed.
+			if !exits[x.PID] {
+				c.violate(PropResidue, fmt.Sprintf("candidate %s (pid %d) exited without reporting what it left running", x.ID, x.PID))
+			} else if _, ok := ready[x.PID]; !ok {
+				c.violate(PropResidue, fmt.Sprintf("candidate %s (pid %d) never reported how many goroutines it ran before its elector", x.ID, x.PID))
+			}
 		}
 		if x.Code != 0 {
 			what := fmt.Sprintf("exited with code %d", x.Code)
