@@ -1,12 +1,18 @@
 package robustness
 
 import (
+	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // TestLogRecordingSeesLinesAppendedAndLinesLost: each version of the log
@@ -34,5 +40,21 @@ func TestLogRecordingSeesLinesAppendedAndLinesLost(t *testing.T) {
 	vs, _ := Check(&History{Log: got, FinalLog: []string{"a 1", "c 2"}})
 	if !slices.ContainsFunc(vs, func(v Violation) bool { return v.Property == PropWrites }) {
 		t.Fatalf("the checker did not report the lost line: %v", vs)
+	}
+}
+
+// TestSettleMarksAGapWhenItCannotReadTheLease: settling waits for the
+// Lease's watch to reach the Lease's last version; a failed read of that
+// version leaves the wait nothing to wait for, and the Lease's last changes
+// may be missing from the history: a gap, not silence.
+func TestSettleMarksAGapWhenItCannotReadTheLease(t *testing.T) {
+	admin := fake.NewClientset()
+	admin.PrependReactor("get", "leases", func(k8stesting.Action) (bool, kruntime.Object, error) {
+		return true, nil, errors.New("connection refused")
+	})
+	r := &run{suite: &Suite{admin: admin}, ns: "ns"}
+	r.settle(context.Background())
+	if !slices.ContainsFunc(r.h.Gaps, func(g string) bool { return strings.Contains(g, "read the final Lease: connection refused") }) {
+		t.Fatalf("gaps %q; want one for the Lease that could not be read", r.h.Gaps)
 	}
 }

@@ -93,6 +93,12 @@ func (r *run) read(id string, out io.Reader) {
 		e.Recv = event.Now()
 		r.record(e)
 	}
+	if err := scanner.Err(); err != nil {
+		// What the candidate reports from here on is lost: a gap. Its
+		// output is still drained, or it would block on a full pipe.
+		r.gap(fmt.Sprintf("candidate %s: its report was cut off: %v", id, err))
+		_, _ = io.Copy(io.Discard, out)
+	}
 }
 
 // signal sends sig to p; a process that has exited is no error.
