@@ -187,6 +187,9 @@ func (c *checker) terms() {
 	c.first = map[string]int{}
 	ended := map[string]int{}
 	transitions := map[string]int64{}
+	// holderOf is the index in h.Lease of the first version naming a
+	// holder in each term number ("<uid>/<transitions>").
+	holderOf := map[string]int{}
 	prev := -1
 	for i, l := range c.h.Lease {
 		if l.Deleted {
@@ -209,6 +212,14 @@ func (c *checker) terms() {
 		uid, n, _ := splitTerm(l.Term)
 		if old, ok := transitions[uid]; ok && n < old {
 			c.violate(PropTerms, fmt.Sprintf("the Lease's transitions went down from %d to %d", old, n), c.lease(i))
+		}
+		// A term number names one holder: a Lease that changes hands
+		// counts a transition (a released Lease names nobody).
+		number := fmt.Sprintf("%s/%d", uid, n)
+		if k, ok := holderOf[number]; ok && l.Holder != "" && c.h.Lease[k].Holder != l.Holder {
+			c.violate(PropTerms, fmt.Sprintf("the Lease went from holder %s to %s in one term, %s", c.h.Lease[k].Holder, l.Holder, number), c.lease(k), c.lease(i))
+		} else if !ok && l.Holder != "" {
+			holderOf[number] = i
 		}
 		transitions[uid] = max(transitions[uid], n)
 		prev = i

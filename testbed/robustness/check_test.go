@@ -446,3 +446,15 @@ func TestCheckHoldsACleanExitToItsResidueReport(t *testing.T) {
 		t.Fatalf("a clean exit without a ready report passed:\n%v", vs)
 	}
 }
+
+// TestCheckRefusesAHolderChangeWithoutANewTerm: a term number, once the
+// Lease names a holder in it, belongs to that holder; another holder in the
+// same number is a term that did not grow.
+func TestCheckRefusesAHolderChangeWithoutANewTerm(t *testing.T) {
+	h := goodHistory()
+	h.Lease = append(h.Lease, LeaseEvent{Recv: 20 * sec, RV: 40, Term: "u/1/c3", Holder: "c3"})
+	vs, _ := Check(h)
+	if !hasViolation(vs, PropTerms, "the Lease went from holder c2 to c3 in one term, u/1") {
+		t.Fatalf("the Lease naming c3 in c2's term number passed:\n%v", vs)
+	}
+}
