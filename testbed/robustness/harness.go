@@ -406,7 +406,15 @@ func (r *run) watch(ctx context.Context, wg *sync.WaitGroup) error {
 					}
 					break
 				}
-				rv = handle(ev)
+				next := handle(ev)
+				if next == "" {
+					// No version of the object: where the watch is
+					// stays the last version seen, and what the event
+					// stood for is unknown.
+					r.gap(fmt.Sprintf("watch %s: an event (%s) of an unexpected object %T", what, ev.Type, ev.Object))
+					continue
+				}
+				rv = next
 			}
 			w.Stop()
 		}
