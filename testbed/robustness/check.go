@@ -233,6 +233,9 @@ func (c *checker) terms() {
 			c.violate(PropTerms, fmt.Sprintf("two candidates started leading in term %s", e.Term), c.candidate(other), c.candidate(e))
 		}
 		leaders[e.Term] = e
+		if _, _, holder := splitTerm(e.Term); holder != e.ID {
+			c.violate(PropTerms, fmt.Sprintf("%s started leading in term %s, which names %s", e.ID, e.Term, holder), c.candidate(e))
+		}
 		if _, ok := c.first[e.Term]; !ok && len(c.h.Gaps) == 0 {
 			c.violate(PropTerms, fmt.Sprintf("a candidate started leading in term %s, which the Lease never held", e.Term), c.candidate(e))
 		}
@@ -282,6 +285,9 @@ func (c *checker) order() {
 					}
 				}
 				continue
+			}
+			if _, _, holder := splitTerm(term); holder != writer {
+				c.violate(PropTerms, fmt.Sprintf("write %s accepted in term %s, which names %s, not its writer", wid, term, holder), here)
 			}
 			rank, held := c.first[term]
 			if !held {

@@ -458,3 +458,27 @@ func TestCheckRefusesAHolderChangeWithoutANewTerm(t *testing.T) {
 		t.Fatalf("the Lease naming c3 in c2's term number passed:\n%v", vs)
 	}
 }
+
+// TestCheckRefusesATermThatNamesAnotherHolder: a term names its holder; a
+// candidate of ours that starts leading or gets a write accepted in a term
+// naming another acts in someone else's term, which the fence cannot tell
+// from the holder's own.
+func TestCheckRefusesATermThatNamesAnotherHolder(t *testing.T) {
+	h := goodHistory()
+	h.Events[7].Term = "u/1/c2" // c1's late write, in c2's term
+	h.Log[2].Added = []string{"c1/100/3 u/1/c2"}
+	h.FinalLog[2] = "c1/100/3 u/1/c2"
+	h.Log[2].RV, h.Events[7].RV = 31, "31"
+	vs, _ := Check(h)
+	if !hasViolation(vs, PropTerms, "write c1/100/3 accepted in term u/1/c2, which names c2, not its writer") {
+		t.Fatalf("c1's write accepted in c2's term passed:\n%v", vs)
+	}
+	h = goodHistory()
+	for _, i := range []int{6, 10} { // c2's tenure becomes c1's second
+		h.Events[i].ID, h.Events[i].PID, h.Events[i].Tenure = "c1", 100, 2
+	}
+	vs, _ = Check(h)
+	if !hasViolation(vs, PropTerms, "c1 started leading in term u/1/c2, which names c2") {
+		t.Fatalf("c1 leading in c2's term passed:\n%v", vs)
+	}
+}
