@@ -13,15 +13,17 @@ import (
 
 // The properties the checker holds a history to.
 const (
-	// PropTerms: terms never repeat, and a Lease's transitions only grow;
-	// no two candidates lead in one term.
+	// PropTerms: terms never repeat, and a Lease's transitions only grow
+	// (a transitions number names one holder); no two candidates lead in
+	// one term, and ours lead and write only in terms naming themselves.
 	PropTerms = "fencing: terms"
 	// PropOrder: once a write of a newer term to the log is accepted, no
 	// write of an older term is accepted after it (in the API server's
 	// order).
 	PropOrder = "fencing: order"
-	// PropWindow: a write of a term the Lease has left is accepted only
-	// within the policy's cache window after the change.
+	// PropWindow: a write is accepted only once the Lease took its term,
+	// and a write of a term the Lease has left only within the policy's
+	// cache window after the change.
 	PropWindow = "fencing: window"
 	// PropWrites: no accepted write is lost or applied twice, and no
 	// refused write is applied.
@@ -30,11 +32,12 @@ const (
 	// inside the declared bounds.
 	PropOneLeader = "one leader"
 	// PropLiveness: a leader acts within LeaseDuration plus a slack after
-	// the faults heal.
+	// the faults heal, and while no fault is injected no stretch without
+	// one lasts longer.
 	PropLiveness = "liveness"
 	// PropResidue: every candidate told to stop exits cleanly, with no
 	// more goroutines than it had before its first elector ran and no
-	// watch left open.
+	// watch left open, and reports both counts.
 	PropResidue = "no residue"
 	// PropExpected: a regression schedule's own check (History.Expect).
 	PropExpected = "regression"
