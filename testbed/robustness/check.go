@@ -14,8 +14,8 @@ import (
 // The properties the checker holds a history to.
 const (
 	// PropTerms: terms never repeat, and a Lease's transitions only grow
-	// (a transitions number names one holder); no two candidates lead in
-	// one term, and ours lead and write only in terms naming themselves.
+	// (a transitions number names one holder); no two tenures lead in one
+	// term, and ours lead and write only in terms naming themselves.
 	PropTerms = "fencing: terms"
 	// PropOrder: once a write of a newer term to the log is accepted, no
 	// write of an older term is accepted after it (in the API server's
@@ -234,6 +234,11 @@ func (c *checker) terms() {
 		}
 		if other, ok := leaders[e.Term]; ok && other.ID != e.ID {
 			c.violate(PropTerms, fmt.Sprintf("two candidates started leading in term %s", e.Term), c.candidate(other), c.candidate(e))
+		} else if ok && (other.PID != e.PID || other.Tenure != e.Tenure) {
+			// Each elector of ours starts a term of its own, even on a
+			// Lease naming its identity: one tenure's late writes must
+			// not pass for the next's.
+			c.violate(PropTerms, fmt.Sprintf("two tenures of %s started leading in term %s", e.ID, e.Term), c.candidate(other), c.candidate(e))
 		}
 		leaders[e.Term] = e
 		if _, _, holder := splitTerm(e.Term); holder != e.ID {

@@ -482,3 +482,25 @@ func TestCheckRefusesATermThatNamesAnotherHolder(t *testing.T) {
 		t.Fatalf("c1 leading in c2's term passed:\n%v", vs)
 	}
 }
+
+// TestCheckRefusesTwoTenuresOfOneCandidateInOneTerm: each elector of ours
+// starts a term of its own, also when the Lease already names its identity
+// (a process restarted, a new Run): a deposed tenure's late write in a term
+// a newer tenure reuses is one the fence cannot refuse.
+func TestCheckRefusesTwoTenuresOfOneCandidateInOneTerm(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		pid, tenure int
+	}{{"a second tenure of the process", 100, 2}, {"a restarted process", 300, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := goodHistory()
+			h.Events = append(h.Events,
+				event.Event{Kind: event.Start, ID: "c1", PID: tc.pid, Tenure: tc.tenure, Mono: 12 * sec, Term: "u/0/c1"},
+				event.Event{Kind: event.End, ID: "c1", PID: tc.pid, Tenure: tc.tenure, Mono: 13 * sec, Term: "u/0/c1"})
+			vs, _ := Check(h)
+			if !hasViolation(vs, PropTerms, "two tenures of c1 started leading in term u/0/c1") {
+				t.Fatalf("c1 leading twice in one term passed:\n%v", vs)
+			}
+		})
+	}
+}
