@@ -1,6 +1,7 @@
 package robustness
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,15 +13,17 @@ import (
 
 // The properties the checker holds a history to.
 const (
-	// PropTerms: terms never repeat, and a Lease's transitions only grow;
-	// no two candidates lead in one term.
+	// PropTerms: terms never repeat, and a Lease's transitions only grow
+	// (a transitions number names one holder); no two tenures lead in one
+	// term, and ours lead and write only in terms naming themselves.
 	PropTerms = "fencing: terms"
 	// PropOrder: once a write of a newer term to the log is accepted, no
 	// write of an older term is accepted after it (in the API server's
 	// order).
 	PropOrder = "fencing: order"
-	// PropWindow: a write of a term the Lease has left is accepted only
-	// within the policy's cache window after the change.
+	// PropWindow: a write is accepted only once the Lease took its term,
+	// and a write of a term the Lease has left only within the policy's
+	// cache window after the change.
 	PropWindow = "fencing: window"
 	// PropWrites: no accepted write is lost or applied twice, and no
 	// refused write is applied.
@@ -29,11 +32,12 @@ const (
 	// inside the declared bounds.
 	PropOneLeader = "one leader"
 	// PropLiveness: a leader acts within LeaseDuration plus a slack after
-	// the faults heal.
+	// the faults heal, and while no fault is injected no stretch without
+	// one lasts longer.
 	PropLiveness = "liveness"
 	// PropResidue: every candidate told to stop exits cleanly, with no
 	// more goroutines than it had before its first elector ran and no
-	// watch left open.
+	// watch left open, and reports both counts.
 	PropResidue = "no residue"
 	// PropExpected: a regression schedule's own check (History.Expect).
 	PropExpected = "regression"
@@ -186,6 +190,9 @@ func (c *checker) terms() {
 	c.first = map[string]int{}
 	ended := map[string]int{}
 	transitions := map[string]int64{}
+	// holderOf is the index in h.Lease of the first version naming a
+	// holder in each term number ("<uid>/<transitions>").
+	holderOf := map[string]int{}
 	prev := -1
 	for i, l := range c.h.Lease {
 		if l.Deleted {
@@ -209,6 +216,14 @@ func (c *checker) terms() {
 		if old, ok := transitions[uid]; ok && n < old {
 			c.violate(PropTerms, fmt.Sprintf("the Lease's transitions went down from %d to %d", old, n), c.lease(i))
 		}
+		// A term number names one holder: a Lease that changes hands
+		// counts a transition (a released Lease names nobody).
+		number := fmt.Sprintf("%s/%d", uid, n)
+		if k, ok := holderOf[number]; ok && l.Holder != "" && c.h.Lease[k].Holder != l.Holder {
+			c.violate(PropTerms, fmt.Sprintf("the Lease went from holder %s to %s in one term, %s", c.h.Lease[k].Holder, l.Holder, number), c.lease(k), c.lease(i))
+		} else if !ok && l.Holder != "" {
+			holderOf[number] = i
+		}
 		transitions[uid] = max(transitions[uid], n)
 		prev = i
 	}
@@ -219,8 +234,16 @@ func (c *checker) terms() {
 		}
 		if other, ok := leaders[e.Term]; ok && other.ID != e.ID {
 			c.violate(PropTerms, fmt.Sprintf("two candidates started leading in term %s", e.Term), c.candidate(other), c.candidate(e))
+		} else if ok && (other.PID != e.PID || other.Tenure != e.Tenure) {
+			// Each elector of ours starts a term of its own, even on a
+			// Lease naming its identity: one tenure's late writes must
+			// not pass for the next's.
+			c.violate(PropTerms, fmt.Sprintf("two tenures of %s started leading in term %s", e.ID, e.Term), c.candidate(other), c.candidate(e))
 		}
 		leaders[e.Term] = e
+		if _, _, holder := splitTerm(e.Term); holder != e.ID {
+			c.violate(PropTerms, fmt.Sprintf("%s started leading in term %s, which names %s", e.ID, e.Term, holder), c.candidate(e))
+		}
 		if _, ok := c.first[e.Term]; !ok && len(c.h.Gaps) == 0 {
 			c.violate(PropTerms, fmt.Sprintf("a candidate started leading in term %s, which the Lease never held", e.Term), c.candidate(e))
 		}
@@ -257,8 +280,11 @@ func (c *checker) order() {
 		for _, line := range v.Added {
 			wid, term := logLine(line)
 			here := fmt.Sprintf("log rv %d: %q, seen %s", v.RV, line, c.at(v.Recv))
-			if elector, _, unfenced := strings.Cut(term, ":"); unfenced {
-				writer, _, _ := strings.Cut(wid, "/")
+			// Whether a line is fenced is the writer's elector's
+			// to say, not its term's shape: a line of ours is
+			// held to the fence whatever its term reads.
+			writer, _, _ := strings.Cut(wid, "/")
+			if elector := c.electorOf(writer); elector != ElectorOurs {
 				if li >= 0 && (lease[li].Deleted || lease[li].Holder != writer) {
 					if elector == ElectorIstio {
 						c.m.IstioDeposedLanded++
@@ -267,6 +293,9 @@ func (c *checker) order() {
 					}
 				}
 				continue
+			}
+			if _, _, holder := splitTerm(term); holder != writer {
+				c.violate(PropTerms, fmt.Sprintf("write %s accepted in term %s, which names %s, not its writer", wid, term, holder), here)
 			}
 			rank, held := c.first[term]
 			if !held {
@@ -279,7 +308,13 @@ func (c *checker) order() {
 			} else if rank > newest {
 				newest, newestAt = rank, here
 			}
-			if li >= 0 && (lease[li].Deleted || lease[li].Term != term) {
+			if rank > li {
+				// Accepted before the Lease took its term: no fence
+				// should pass a term not yet granted.
+				c.violate(PropWindow, fmt.Sprintf("write %s of term %s accepted before the Lease held that term", wid, term), c.lease(rank), here)
+				continue
+			}
+			if lease[li].Deleted || lease[li].Term != term {
 				// The Lease had left the term: find when.
 				j := li
 				for j >= 0 && (lease[j].Deleted || lease[j].Term != term) {
@@ -556,6 +591,54 @@ func (c *checker) liveness() {
 		}
 		c.m.MaxLeaderAfterHeal = max(c.m.MaxLeaderAfterHeal, time.Duration(leaderAt-healed))
 	}
+	c.quietLeaders(ivs, bound)
+}
+
+// quietLeaders checks that while no fault is injected, from the run's start
+// on, no stretch without an acting candidate lasts longer than bound: a
+// leader that acts when the faults heal but stops a moment later, or a run
+// with no fault at all, is held to a leader too.
+func (c *checker) quietLeaders(ivs []interval, bound time.Duration) {
+	faults := slices.Clone(c.h.Faults)
+	slices.SortFunc(faults, func(a, b Fault) int { return cmp.Compare(a.Start, b.Start) })
+	type span struct{ from, to int64 }
+	var quiet []span
+	at := c.h.Start
+	for _, f := range faults {
+		if f.Start > at {
+			quiet = append(quiet, span{at, min(f.Start, c.h.End)})
+		}
+		at = max(at, f.End)
+	}
+	if at < c.h.End {
+		quiet = append(quiet, span{at, c.h.End})
+	}
+	for _, q := range quiet {
+		check := func(from, to int64) {
+			if d := time.Duration(to - from); d > bound {
+				c.violate(PropLiveness, fmt.Sprintf("nobody acted for %v from %s, with no fault from %s to %s (the bound is %v)", d, c.at(from), c.at(q.from), c.at(q.to), bound))
+			}
+		}
+		at := q.from
+		for _, iv := range ivs {
+			if iv.until <= at {
+				continue
+			}
+			if iv.start.Mono >= q.to {
+				break
+			}
+			if iv.start.Mono > at {
+				check(at, iv.start.Mono)
+			}
+			at = max(at, iv.until)
+			if at >= q.to {
+				break
+			}
+		}
+		if at < q.to {
+			check(at, q.to)
+		}
+	}
 }
 
 // residue checks that every candidate told to stop exited 0, and that
@@ -582,9 +665,25 @@ func (c *checker) residue() {
 			}
 		}
 	}
+	exits := map[int]bool{}
+	for _, e := range c.h.Events {
+		if e.Kind == event.Exit {
+			exits[e.PID] = true
+		}
+	}
 	for _, x := range c.h.Exits {
 		if x.Killed {
 			continue
+		}
+		if x.Code == 0 {
+			// A clean exit proves no residue only with the counts the
+			// candidate reports at ready and at exit: without them,
+			// fail closed.
+			if !exits[x.PID] {
+				c.violate(PropResidue, fmt.Sprintf("candidate %s (pid %d) exited without reporting what it left running", x.ID, x.PID))
+			} else if _, ok := ready[x.PID]; !ok {
+				c.violate(PropResidue, fmt.Sprintf("candidate %s (pid %d) never reported how many goroutines it ran before its elector", x.ID, x.PID))
+			}
 		}
 		if x.Code != 0 {
 			what := fmt.Sprintf("exited with code %d", x.Code)

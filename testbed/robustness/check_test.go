@@ -1,9 +1,11 @@
 package robustness
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +45,7 @@ func goodHistory() *History {
 			write("c2", 200, "c2/200/2", event.Fenced, 16*sec, "u/1/c2", ""),
 			{Kind: event.End, ID: "c2", PID: 200, Tenure: 1, Mono: 59 * sec, Term: "u/1/c2"},
 			{Kind: event.Exit, ID: "c1", PID: 100, Mono: 61 * sec, Goroutines: 5},
+			{Kind: event.Exit, ID: "c2", PID: 200, Mono: 61 * sec, Goroutines: 5},
 		},
 		Lease: []LeaseEvent{
 			{Recv: 1 * sec, RV: 10, Term: "u/0/c1", Holder: "c1"},
@@ -344,5 +347,160 @@ func TestCheckCountsIstioWritesThatLandAfterDeposal(t *testing.T) {
 	}
 	if m.IstioDeposedLanded != 1 || m.UpstreamDeposedLanded != 0 {
 		t.Fatalf("measures %+v; want 1 deposed Istio write landed", m)
+	}
+}
+
+// hasViolation reports whether vs holds a violation of property whose text
+// mentions mention.
+func hasViolation(vs []Violation, property, mention string) bool {
+	return slices.ContainsFunc(vs, func(v Violation) bool {
+		return v.Property == property && strings.Contains(v.String(), mention)
+	})
+}
+
+// TestCheckHoldsLivenessAfterALeaderStepsDownOnceHealed: a leader that acts
+// when the faults heal but stops a moment later, with nobody after it for
+// the rest of the run, is no leader after the heal.
+func TestCheckHoldsLivenessAfterALeaderStepsDownOnceHealed(t *testing.T) {
+	h := goodHistory()
+	h.Events[10].Mono = 16*sec + ms(500) // c2 stops acting; nobody takes over
+	vs, _ := Check(h)
+	if !hasViolation(vs, PropLiveness, "nobody acted for 43.5s from +16.500s") {
+		t.Fatalf("a run leaderless from 16.5s to its end at 60s, faults healed at 12s, passed liveness:\n%v", vs)
+	}
+}
+
+// TestCheckHoldsLivenessWithoutFaults: a run with no fault is held to a
+// leader too: from its start, and after a leader stops.
+func TestCheckHoldsLivenessWithoutFaults(t *testing.T) {
+	h := goodHistory()
+	h.Faults = nil
+	h.Events[2].Mono = 10 * sec // c1 first acts 10s after the candidates started
+	vs, _ := Check(h)
+	if !hasViolation(vs, PropLiveness, "nobody acted for 10s from +0.000s") {
+		t.Fatalf("a run without faults and nobody acting for its first 10s passed liveness:\n%v", vs)
+	}
+}
+
+// TestCheckRefusesAWriteAcceptedBeforeTheLeaseHeldItsTerm: a write of a
+// term the Lease takes only later was accepted in a term not yet granted:
+// the fence let it through. Before the Lease's first version, and between
+// two of its versions.
+func TestCheckRefusesAWriteAcceptedBeforeTheLeaseHeldItsTerm(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		at          int
+		recv, rv    int64
+		line, term  string
+		leaseChange string
+	}{
+		{name: "before the Lease existed", at: 0, recv: ms(500), rv: 5, line: "c1/100/0 u/0/c1", term: "u/0/c1"},
+		{name: "before the Lease moved to it", at: 2, recv: 6 * sec, rv: 25, line: "c2/200/0 u/1/c2", term: "u/1/c2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := goodHistory()
+			wid, _ := logLine(tc.line)
+			id, _, _ := strings.Cut(wid, "/")
+			pid := map[string]int{"c1": 100, "c2": 200}[id]
+			h.Events = append(h.Events, write(id, pid, wid, event.Accepted, tc.recv, tc.term, strconv.FormatInt(tc.rv, 10)))
+			h.Log = slices.Insert(h.Log, tc.at, LogEvent{Recv: tc.recv, RV: tc.rv, Added: []string{tc.line}})
+			h.FinalLog = slices.Insert(h.FinalLog, tc.at, tc.line)
+			vs, _ := Check(h)
+			if !hasViolation(vs, PropWindow, fmt.Sprintf("write %s of term %s accepted before the Lease held that term", wid, tc.term)) {
+				t.Fatalf("a write accepted at rv %d in a term the Lease took later was not reported as such:\n%v", tc.rv, vs)
+			}
+		})
+	}
+}
+
+// TestCheckHoldsOurWritesToTheFenceWhateverTheirTerm: a write of a
+// candidate running our elector is fenced, whatever its term looks like; a
+// term with a colon (as client-go's and Istio's tenures have) does not make
+// it unfenced.
+func TestCheckHoldsOurWritesToTheFenceWhateverTheirTerm(t *testing.T) {
+	h := goodHistory()
+	line := "c1/100/4 upstream:u/0/c1"
+	h.Events = append(h.Events, write("c1", 100, "c1/100/4", event.Accepted, 20*sec, "upstream:u/0/c1", "33"))
+	h.Log = append(h.Log, LogEvent{Recv: 20 * sec, RV: 33, Added: []string{line}})
+	h.FinalLog = append(h.FinalLog, line)
+	vs, _ := Check(h)
+	if !hasViolation(vs, PropOrder, "write c1/100/4 of term upstream:u/0/c1 accepted, a term the Lease never held") {
+		t.Fatalf("our candidate's write in a term the Lease never held, accepted after a newer term's, passed:\n%v", vs)
+	}
+}
+
+// TestCheckHoldsACleanExitToItsResidueReport: a candidate that exited 0
+// after SIGTERM but never reported its goroutines and watches (at ready
+// and at exit) proves nothing about residue.
+func TestCheckHoldsACleanExitToItsResidueReport(t *testing.T) {
+	h := goodHistory()
+	h.Events = slices.DeleteFunc(h.Events, func(e event.Event) bool { return e.Kind == event.Exit && e.PID == 200 })
+	vs, _ := Check(h)
+	if !hasViolation(vs, PropResidue, "candidate c2 (pid 200) exited without reporting what it left running") {
+		t.Fatalf("a clean exit without an exit report passed:\n%v", vs)
+	}
+	h = goodHistory()
+	h.Events = slices.DeleteFunc(h.Events, func(e event.Event) bool { return e.Kind == event.Ready && e.PID == 100 })
+	vs, _ = Check(h)
+	if !hasViolation(vs, PropResidue, "candidate c1 (pid 100) never reported how many goroutines it ran before its elector") {
+		t.Fatalf("a clean exit without a ready report passed:\n%v", vs)
+	}
+}
+
+// TestCheckRefusesAHolderChangeWithoutANewTerm: a term number, once the
+// Lease names a holder in it, belongs to that holder; another holder in the
+// same number is a term that did not grow.
+func TestCheckRefusesAHolderChangeWithoutANewTerm(t *testing.T) {
+	h := goodHistory()
+	h.Lease = append(h.Lease, LeaseEvent{Recv: 20 * sec, RV: 40, Term: "u/1/c3", Holder: "c3"})
+	vs, _ := Check(h)
+	if !hasViolation(vs, PropTerms, "the Lease went from holder c2 to c3 in one term, u/1") {
+		t.Fatalf("the Lease naming c3 in c2's term number passed:\n%v", vs)
+	}
+}
+
+// TestCheckRefusesATermThatNamesAnotherHolder: a term names its holder; a
+// candidate of ours that starts leading or gets a write accepted in a term
+// naming another acts in someone else's term, which the fence cannot tell
+// from the holder's own.
+func TestCheckRefusesATermThatNamesAnotherHolder(t *testing.T) {
+	h := goodHistory()
+	h.Events[7].Term = "u/1/c2" // c1's late write, in c2's term
+	h.Log[2].Added = []string{"c1/100/3 u/1/c2"}
+	h.FinalLog[2] = "c1/100/3 u/1/c2"
+	h.Log[2].RV, h.Events[7].RV = 31, "31"
+	vs, _ := Check(h)
+	if !hasViolation(vs, PropTerms, "write c1/100/3 accepted in term u/1/c2, which names c2, not its writer") {
+		t.Fatalf("c1's write accepted in c2's term passed:\n%v", vs)
+	}
+	h = goodHistory()
+	for _, i := range []int{6, 10} { // c2's tenure becomes c1's second
+		h.Events[i].ID, h.Events[i].PID, h.Events[i].Tenure = "c1", 100, 2
+	}
+	vs, _ = Check(h)
+	if !hasViolation(vs, PropTerms, "c1 started leading in term u/1/c2, which names c2") {
+		t.Fatalf("c1 leading in c2's term passed:\n%v", vs)
+	}
+}
+
+// TestCheckRefusesTwoTenuresOfOneCandidateInOneTerm: each elector of ours
+// starts a term of its own, also when the Lease already names its identity
+// (a process restarted, a new Run): a deposed tenure's late write in a term
+// a newer tenure reuses is one the fence cannot refuse.
+func TestCheckRefusesTwoTenuresOfOneCandidateInOneTerm(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		pid, tenure int
+	}{{"a second tenure of the process", 100, 2}, {"a restarted process", 300, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := goodHistory()
+			h.Events = append(h.Events,
+				event.Event{Kind: event.Start, ID: "c1", PID: tc.pid, Tenure: tc.tenure, Mono: 12 * sec, Term: "u/0/c1"},
+				event.Event{Kind: event.End, ID: "c1", PID: tc.pid, Tenure: tc.tenure, Mono: 13 * sec, Term: "u/0/c1"})
+			vs, _ := Check(h)
+			if !hasViolation(vs, PropTerms, "two tenures of c1 started leading in term u/0/c1") {
+				t.Fatalf("c1 leading twice in one term passed:\n%v", vs)
+			}
+		})
 	}
 }

@@ -247,8 +247,14 @@ func (r *run) stopAll() {
 func (r *run) settle(ctx context.Context) {
 	deadline := time.Now().Add(10 * time.Second)
 	var lease, log int64
-	if l, err := r.suite.admin.CoordinationV1().Leases(r.ns).Get(ctx, leaseName, metav1.GetOptions{}); err == nil {
+	l, err := r.suite.admin.CoordinationV1().Leases(r.ns).Get(ctx, leaseName, metav1.GetOptions{})
+	switch {
+	case err == nil:
 		lease, _ = strconv.ParseInt(l.ResourceVersion, 10, 64)
+	case !apierrors.IsNotFound(err):
+		// Without the last version there is nothing to wait for: the
+		// Lease's last changes may be missing.
+		r.gap(fmt.Sprintf("read the final Lease: %v", err))
 	}
 	call := event.Now()
 	cm, err := r.suite.admin.CoreV1().ConfigMaps(r.ns).Get(ctx, logName, metav1.GetOptions{})
@@ -400,7 +406,15 @@ func (r *run) watch(ctx context.Context, wg *sync.WaitGroup) error {
 					}
 					break
 				}
-				rv = handle(ev)
+				next := handle(ev)
+				if next == "" {
+					// No version of the object: where the watch is
+					// stays the last version seen, and what the event
+					// stood for is unknown.
+					r.gap(fmt.Sprintf("watch %s: an event (%s) of an unexpected object %T", what, ev.Type, ev.Object))
+					continue
+				}
+				rv = next
 			}
 			w.Stop()
 		}

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
 
 	"github.com/k8sleaderelection/k8sleaderelection/testbed/robustness/event"
 )
@@ -111,5 +114,22 @@ func TestLogOperationsNotLinearizableAreNamed(t *testing.T) {
 				t.Fatalf("the violation does not name %q as the operation that cannot follow:\n%s", tc.mention, all)
 			}
 		})
+	}
+}
+
+// TestLogOperationsUndecidedFailClosed: a log the search could not decide
+// in time is not shown linearizable; a violation, since the check could not
+// do its job, not a pass.
+func TestLogOperationsUndecidedFailClosed(t *testing.T) {
+	defer func(f func(porcupine.Model, []porcupine.Operation, time.Duration) (porcupine.CheckResult, porcupine.LinearizationInfo)) {
+		checkLog = f
+	}(checkLog)
+	checkLog = func(m porcupine.Model, ops []porcupine.Operation, _ time.Duration) (porcupine.CheckResult, porcupine.LinearizationInfo) {
+		_, info := porcupine.CheckOperationsVerbose(m, ops, 0)
+		return porcupine.Unknown, info
+	}
+	vs, m := Check(withReads(goodHistory()))
+	if !m.LogUndecided || !hasViolation(vs, PropLinearizable, "could not be decided within 20s") {
+		t.Fatalf("undecided %v, violations %v; want an undecided log reported as a violation", m.LogUndecided, vs)
 	}
 }

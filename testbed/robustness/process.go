@@ -65,17 +65,7 @@ func (r *run) spawn(id, key, elector string, proxy *faults.Proxy) (*process, err
 	go func() {
 		defer close(p.done)
 		defer stderr.Close()
-		scanner := bufio.NewScanner(stdout)
-		scanner.Buffer(make([]byte, 64<<10), 1<<20)
-		for scanner.Scan() {
-			var e event.Event
-			if err := json.Unmarshal(scanner.Bytes(), &e); err != nil {
-				r.gap(fmt.Sprintf("candidate %s: unreadable line %q: %v", id, scanner.Text(), err))
-				continue
-			}
-			e.Recv = event.Now()
-			r.record(e)
-		}
+		r.read(id, stdout)
 		err := cmd.Wait()
 		var exit *exec.ExitError
 		switch {
@@ -87,6 +77,28 @@ func (r *run) spawn(id, key, elector string, proxy *faults.Proxy) (*process, err
 		}
 	}()
 	return p, nil
+}
+
+// read records candidate id's events from its output, each stamped with
+// when it was read.
+func (r *run) read(id string, out io.Reader) {
+	scanner := bufio.NewScanner(out)
+	scanner.Buffer(make([]byte, 64<<10), 1<<20)
+	for scanner.Scan() {
+		var e event.Event
+		if err := json.Unmarshal(scanner.Bytes(), &e); err != nil {
+			r.gap(fmt.Sprintf("candidate %s: unreadable line %q: %v", id, scanner.Text(), err))
+			continue
+		}
+		e.Recv = event.Now()
+		r.record(e)
+	}
+	if err := scanner.Err(); err != nil {
+		// What the candidate reports from here on is lost: a gap. Its
+		// output is still drained, or it would block on a full pipe.
+		r.gap(fmt.Sprintf("candidate %s: its report was cut off: %v", id, err))
+		_, _ = io.Copy(io.Discard, out)
+	}
 }
 
 // signal sends sig to p; a process that has exited is no error.
