@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	le "github.com/k8sleaderelection/k8sleaderelection"
 	"github.com/k8sleaderelection/k8sleaderelection/testbed/robustness/event"
 )
 
@@ -560,7 +561,7 @@ func (c *checker) liveness() {
 	ivs := c.intervals()
 	bound := c.h.Timing.LeaseDuration + c.h.Timing.LivenessSlack
 	for i, f := range c.h.Faults {
-		healed := f.End
+		healed := c.healedAt(i)
 		deadline := healed + int64(bound)
 		if deadline > c.h.End {
 			continue
@@ -594,21 +595,54 @@ func (c *checker) liveness() {
 	c.quietLeaders(ivs, bound)
 }
 
+// cutsOff tells the fault kinds that cut candidates off from the API server
+// and so end their watches.
+func cutsOff(kind string) bool {
+	switch kind {
+	case KindBlackHole, KindReset, KindAPIServerRestart, KindEtcdRestart:
+		return true
+	}
+	return false
+}
+
+// healedAt is when fault i has healed for the candidates. A candidate cut
+// off from the API server polls until its watch opens again, and looks
+// next a jittered RetryPeriod (up to 1 + JitterFactor of them) after its
+// last failed attempt: a change made in that time (a foreign holder's
+// write) it sees that much later, and it counts a lease from then. So a
+// fault that ends sooner after a cut-off ended heals only once that time
+// has passed.
+func (c *checker) healedAt(i int) int64 {
+	f := c.h.Faults[i]
+	healed := f.End
+	look := int64(float64(c.h.Timing.RetryPeriod) * (1 + le.JitterFactor))
+	for j, g := range c.h.Faults {
+		if j != i && cutsOff(g.Kind) && g.End <= f.End && f.End-g.End < look {
+			healed = max(healed, g.End+look)
+		}
+	}
+	return healed
+}
+
 // quietLeaders checks that while no fault is injected, from the run's start
 // on, no stretch without an acting candidate lasts longer than bound: a
 // leader that acts when the faults heal but stops a moment later, or a run
 // with no fault at all, is held to a leader too.
 func (c *checker) quietLeaders(ivs []interval, bound time.Duration) {
-	faults := slices.Clone(c.h.Faults)
-	slices.SortFunc(faults, func(a, b Fault) int { return cmp.Compare(a.Start, b.Start) })
+	type window struct{ start, healed int64 }
+	var faults []window
+	for i, f := range c.h.Faults {
+		faults = append(faults, window{f.Start, c.healedAt(i)})
+	}
+	slices.SortFunc(faults, func(a, b window) int { return cmp.Compare(a.start, b.start) })
 	type span struct{ from, to int64 }
 	var quiet []span
 	at := c.h.Start
 	for _, f := range faults {
-		if f.Start > at {
-			quiet = append(quiet, span{at, min(f.Start, c.h.End)})
+		if f.start > at {
+			quiet = append(quiet, span{at, min(f.start, c.h.End)})
 		}
-		at = max(at, f.End)
+		at = max(at, f.healed)
 	}
 	if at < c.h.End {
 		quiet = append(quiet, span{at, c.h.End})

@@ -504,3 +504,40 @@ func TestCheckRefusesTwoTenuresOfOneCandidateInOneTerm(t *testing.T) {
 		})
 	}
 }
+
+// foreignHolderAfterARestart is goodHistory with seed 174's ending: the API
+// server restarts from 20s to 30s, c2 stops acting at 29s, a foreign holder
+// writes the Lease 50ms after the restart ended, and c1 leads from
+// c1Starts on, in the term after the intruder's.
+func foreignHolderAfterARestart(c1Starts int64) *History {
+	h := goodHistory()
+	h.Faults = append(h.Faults,
+		Fault{Kind: KindAPIServerRestart, Start: 20 * sec, End: 30 * sec, InBounds: true},
+		Fault{Kind: KindForeignHolder, Param: "intruder", Start: 30*sec + ms(50), End: 30*sec + ms(60), InBounds: true})
+	h.Events[10].Mono = 29 * sec // c2's term ends in the restart
+	h.Events = append(h.Events,
+		event.Event{Kind: event.Start, ID: "c1", PID: 100, Tenure: 2, Mono: c1Starts, Term: "u/3/c1"},
+		event.Event{Kind: event.End, ID: "c1", PID: 100, Tenure: 2, Mono: 59 * sec, Term: "u/3/c1"})
+	h.Lease = append(h.Lease,
+		LeaseEvent{Recv: 30*sec + ms(60), RV: 40, Term: "u/2/intruder", Holder: "intruder"},
+		LeaseEvent{Recv: c1Starts, RV: 50, Term: "u/3/c1", Holder: "c1"})
+	return h
+}
+
+// TestCheckCountsAHealFromWhenCutOffCandidatesLookAgain: a candidate whose
+// watch the restart ended sees the foreign holder's write only at its next
+// look, up to (1 + JitterFactor) RetryPeriods after the restart, and waits
+// out the intruder's lease from then (seed 174: c1 led 4.59s after the
+// intruder's write). Later than that plus the lease and the slack is still
+// no leader.
+func TestCheckCountsAHealFromWhenCutOffCandidatesLookAgain(t *testing.T) {
+	if vs, _ := Check(foreignHolderAfterARestart(34*sec + ms(800))); len(vs) != 0 {
+		t.Fatalf("c1 leading 4.74s after a foreign holder's write 50ms after an API server restart: violations\n%v", vs)
+	}
+	// The restart ended at 30s: every candidate has looked by 32.2s, and a
+	// leader is due by 36.7s.
+	vs, _ := Check(foreignHolderAfterARestart(37 * sec))
+	if !hasViolation(vs, PropLiveness, "no leader acted within 4.5s after the faults healed at +32.200s") {
+		t.Fatalf("c1 leading 7s after an API server restart and a foreign holder passed liveness:\n%v", vs)
+	}
+}
