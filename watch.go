@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -281,9 +282,8 @@ func (w *watcher) ensure(ctx context.Context, now time.Time, limit time.Duration
 func (w *watcher) begin(ctx context.Context, open func(context.Context) (watch.Interface, error), fromNow bool) {
 	startCtx, cancel := context.WithCancelCause(ctx)
 	p := &pendingWatch{cancel: func() { cancel(context.Canceled) }, done: make(chan struct{}), looks: w.looks.Load(), fromNow: fromNow}
-	timer := w.clock.AfterFunc(maxWatchStart, func() {
-		cancel(fmt.Errorf("starting a watch took longer than %v: %w", maxWatchStart, context.DeadlineExceeded))
-	})
+	tooLong := fmt.Errorf("starting a watch took longer than %v: %w", maxWatchStart, context.DeadlineExceeded)
+	timer := w.clock.AfterFunc(maxWatchStart, func() { cancel(tooLong) })
 	w.pending = p
 	go func() {
 		defer close(p.done)
@@ -291,12 +291,15 @@ func (w *watcher) begin(ctx context.Context, open func(context.Context) (watch.I
 		p.looksAtOpen = w.looks.Load()
 		if !timer.Stop() {
 			// Called off at its bound: an open watch would be one
-			// whose stream is already cancelled.
+			// whose stream is, or soon will be, cancelled. The
+			// timer's function may not have run yet (its goroutine
+			// runs late on a loaded machine), so the error is
+			// tooLong whatever the context says now.
 			if p.err == nil {
 				p.w.Stop()
 				p.w = nil
 			}
-			p.err = context.Cause(startCtx)
+			p.err = tooLong
 		}
 	}()
 }
@@ -349,6 +352,11 @@ func (w *watcher) settle(ctx context.Context, now time.Time) {
 // or the error is logged and the watch asked for again after backoff, or
 // never if it cannot succeed.
 func (w *watcher) opened(ctx context.Context, now time.Time, wi watch.Interface, cancel context.CancelFunc, err error, skipBelow uint64) {
+	if err == nil && nilness.Is(wi) {
+		// A lock of the caller's that answers a watch request with no
+		// watch and no error: poll, as after any failed request.
+		err = errors.New("the lock's watch request returned neither a watch nor an error")
+	}
 	if err == nil {
 		w.current = startLockWatch(wi, cancel, now)
 		w.started++

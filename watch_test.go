@@ -21,6 +21,8 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
@@ -678,4 +680,105 @@ func TestWatchThatOpensLateReplaysNoStaleState(t *testing.T) {
 			t.Fatalf("OnNewLeader saw %v, want %v: a watch that opened late replayed a state older than the one last read", leaders, want)
 		}
 	})
+}
+
+// lateCallbackClock is a fake clock whose timers fire on time (Stop then
+// reports false) but run their function only once release is closed, as a
+// real timer's goroutine may run late on a loaded machine.
+type lateCallbackClock struct {
+	*clocktesting.FakeClock
+	release chan struct{}
+}
+
+func (c *lateCallbackClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	return c.FakeClock.AfterFunc(d, func() {
+		go func() {
+			<-c.release
+			f()
+		}()
+	})
+}
+
+// openOnCueLock is a lock whose watch opens, successfully, when opened is
+// closed. Only its watch is used.
+type openOnCueLock struct {
+	rl.Interface
+	opened chan struct{}
+	w      *watch.FakeWatcher
+}
+
+func (l *openOnCueLock) Watch(context.Context) (watch.Interface, error) {
+	return nil, errors.New("openOnCueLock: Watch is not used")
+}
+
+func (l *openOnCueLock) Apply(watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
+	return nil, nil, errors.New("openOnCueLock: Apply is not used")
+}
+
+func (l *openOnCueLock) PrepareWatch() func(ctx context.Context) (watch.Interface, error) {
+	return func(context.Context) (watch.Interface, error) {
+		<-l.opened
+		return l.w, nil
+	}
+}
+
+// TestWatchCalledOffAsItOpensIsNeverUsed: a watch that opens just after its
+// bound ran out, before the timer's function has called it off, is stopped
+// and counted as failed, never used. At 3200 elections × 3 replica
+// processes the timer's goroutine ran that late, and the elector read the
+// watch it had already stopped and dropped: a nil watch, and a panic.
+func TestWatchCalledOffAsItOpensIsNeverUsed(t *testing.T) {
+	fake := clocktesting.NewFakeClock(time.Unix(0, 0))
+	clk := &lateCallbackClock{FakeClock: fake, release: make(chan struct{})}
+	defer close(clk.release)
+	lock := &openOnCueLock{opened: make(chan struct{}), w: watch.NewFake()}
+	w := newWatcher(lock, false, clk)
+	ctx := context.Background()
+
+	w.ensure(ctx, fake.Now(), time.Minute)
+	if w.pending == nil {
+		t.Fatal("no watch is being opened after ensure")
+	}
+	fake.Step(maxWatchStart) // the bound runs out; its function waits
+	close(lock.opened)       // and the watch opens
+	select {
+	case <-w.pending.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch being opened never settled")
+	}
+	w.settle(ctx, fake.Now())
+	if w.current != nil {
+		t.Fatalf("a watch opened after its bound ran out is in use (its watch %v)", w.current.w)
+	}
+	if w.failures != 1 {
+		t.Errorf("failures %d after a watch called off at its bound, want 1", w.failures)
+	}
+	if !lock.w.IsStopped() {
+		t.Error("the watch opened after its bound was not stopped")
+	}
+}
+
+// TestWatchRequestAnsweredWithNoWatchIsAFailure: a lock of the caller's
+// whose watch request returns neither a watch nor an error (here a typed
+// nil) makes the candidate poll and try again later, never read a nil
+// watch.
+func TestWatchRequestAnsweredWithNoWatchIsAFailure(t *testing.T) {
+	fake := clocktesting.NewFakeClock(time.Unix(0, 0))
+	lock := &openOnCueLock{opened: make(chan struct{})} // w stays a nil *FakeWatcher
+	close(lock.opened)
+	w := newWatcher(lock, false, fake)
+	ctx := context.Background()
+	w.ensure(ctx, fake.Now(), time.Minute)
+	select {
+	case <-w.pending.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch being opened never settled")
+	}
+	w.settle(ctx, fake.Now())
+	if w.current != nil {
+		t.Fatal("a nil watch is in use")
+	}
+	if w.failures != 1 {
+		t.Errorf("failures %d after a watch request answered with no watch, want 1", w.failures)
+	}
 }
