@@ -267,7 +267,7 @@ func (w *watcher) ensure(ctx context.Context, now time.Time, limit time.Duration
 	// the limit cancels it only if the call has not returned by then.
 	watchCtx, cancel := context.WithCancel(ctx)
 	timer := w.clock.AfterFunc(limit, cancel)
-	wi, err := w.lock.Watch(watchCtx)
+	wi, err := someWatch(w.lock.Watch(watchCtx))
 	if !timer.Stop() {
 		if err == nil {
 			wi.Stop()
@@ -287,7 +287,7 @@ func (w *watcher) begin(ctx context.Context, open func(context.Context) (watch.I
 	w.pending = p
 	go func() {
 		defer close(p.done)
-		p.w, p.err = open(startCtx)
+		p.w, p.err = someWatch(open(startCtx))
 		p.looksAtOpen = w.looks.Load()
 		if !timer.Stop() {
 			// Called off at its bound: an open watch would be one
@@ -302,6 +302,20 @@ func (w *watcher) begin(ctx context.Context, open func(context.Context) (watch.I
 			p.err = tooLong
 		}
 	}()
+}
+
+// errNoWatch is the error of a watch request answered with neither a watch
+// nor an error (a lock of the caller's may): the candidate polls, as after
+// any failed request, and never reads a nil watch.
+var errNoWatch = errors.New("the lock's watch request returned neither a watch nor an error")
+
+// someWatch passes on a watch request's answer, making a nil watch (typed
+// nil included) without an error errNoWatch.
+func someWatch(wi watch.Interface, err error) (watch.Interface, error) {
+	if err == nil && nilness.Is(wi) {
+		return nil, errNoWatch
+	}
+	return wi, err
 }
 
 // settle takes the outcome of the watch being opened, if its request has
@@ -352,11 +366,6 @@ func (w *watcher) settle(ctx context.Context, now time.Time) {
 // or the error is logged and the watch asked for again after backoff, or
 // never if it cannot succeed.
 func (w *watcher) opened(ctx context.Context, now time.Time, wi watch.Interface, cancel context.CancelFunc, err error, skipBelow uint64) {
-	if err == nil && nilness.Is(wi) {
-		// A lock of the caller's that answers a watch request with no
-		// watch and no error: poll, as after any failed request.
-		err = errors.New("the lock's watch request returned neither a watch nor an error")
-	}
 	if err == nil {
 		w.current = startLockWatch(wi, cancel, now)
 		w.started++

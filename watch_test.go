@@ -782,3 +782,27 @@ func TestWatchRequestAnsweredWithNoWatchIsAFailure(t *testing.T) {
 		t.Errorf("failures %d after a watch request answered with no watch, want 1", w.failures)
 	}
 }
+
+// TestWatchAnsweredWithNoWatchAsItsBoundRunsOutIsAFailure: the same typed
+// nil, returned just after the bound ran out, is not stopped (a call on a
+// nil watch) but counted as a failure.
+func TestWatchAnsweredWithNoWatchAsItsBoundRunsOutIsAFailure(t *testing.T) {
+	fake := clocktesting.NewFakeClock(time.Unix(0, 0))
+	clk := &lateCallbackClock{FakeClock: fake, release: make(chan struct{})}
+	defer close(clk.release)
+	lock := &openOnCueLock{opened: make(chan struct{})} // w stays a nil *FakeWatcher
+	w := newWatcher(lock, false, clk)
+	ctx := context.Background()
+	w.ensure(ctx, fake.Now(), time.Minute)
+	fake.Step(maxWatchStart)
+	close(lock.opened)
+	select {
+	case <-w.pending.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch being opened never settled")
+	}
+	w.settle(ctx, fake.Now())
+	if w.current != nil || w.failures != 1 {
+		t.Fatalf("after a watch request answered with no watch at its bound: in use %v, failures %d; want none in use, 1 failure", w.current != nil, w.failures)
+	}
+}
