@@ -741,12 +741,7 @@ func TestWatchCalledOffAsItOpensIsNeverUsed(t *testing.T) {
 	}
 	fake.Step(maxWatchStart) // the bound runs out; its function waits
 	close(lock.opened)       // and the watch opens
-	select {
-	case <-w.pending.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the watch being opened never settled")
-	}
-	w.settle(ctx, fake.Now())
+	settleOpening(ctx, t, w, fake.Now())
 	if w.current != nil {
 		t.Fatalf("a watch opened after its bound ran out is in use (its watch %v)", w.current.w)
 	}
@@ -769,12 +764,7 @@ func TestWatchRequestAnsweredWithNoWatchIsAFailure(t *testing.T) {
 	w := newWatcher(lock, false, fake)
 	ctx := context.Background()
 	w.ensure(ctx, fake.Now(), time.Minute)
-	select {
-	case <-w.pending.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the watch being opened never settled")
-	}
-	w.settle(ctx, fake.Now())
+	settleOpening(ctx, t, w, fake.Now())
 	if w.current != nil {
 		t.Fatal("a nil watch is in use")
 	}
@@ -796,13 +786,20 @@ func TestWatchAnsweredWithNoWatchAsItsBoundRunsOutIsAFailure(t *testing.T) {
 	w.ensure(ctx, fake.Now(), time.Minute)
 	fake.Step(maxWatchStart)
 	close(lock.opened)
+	settleOpening(ctx, t, w, fake.Now())
+	if w.current != nil || w.failures != 1 {
+		t.Fatalf("after a watch request answered with no watch at its bound: in use %v, failures %d; want none in use, 1 failure", w.current != nil, w.failures)
+	}
+}
+
+// settleOpening waits, for at most ten seconds, until the watch w is opening
+// has its answer, and takes it.
+func settleOpening(ctx context.Context, t *testing.T, w *watcher, now time.Time) {
+	t.Helper()
 	select {
 	case <-w.pending.done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch being opened never settled")
 	}
-	w.settle(ctx, fake.Now())
-	if w.current != nil || w.failures != 1 {
-		t.Fatalf("after a watch request answered with no watch at its bound: in use %v, failures %d; want none in use, 1 failure", w.current != nil, w.failures)
-	}
+	w.settle(ctx, now)
 }
