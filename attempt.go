@@ -8,8 +8,10 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -216,6 +218,89 @@ func (le *LeaderElector) read(ctx context.Context) (exists bool, err error) {
 		le.watch.sawState()
 	}
 	return !le.seen.absent, nil
+}
+
+// lookShared takes the first look of a candidate that has seen nothing yet
+// from the watch its process shares among its locks (see
+// rl.SharedReader), instead of reading the lock, and reports whether it
+// did. If that watch does not run yet, the candidate starts its own watch,
+// which joins it or starts it, and waits at most a jittered RetryPeriod for
+// it to open. A process that restarts as a candidate in thousands of
+// elections then sends one list and one watch, not thousands of reads
+// that would queue the shared watch's list behind them and leave every
+// candidate polling until it opened.
+//
+// A lock the shared watch knows to be absent is read all the same: at a
+// cold start every candidate of every election would otherwise create it
+// the moment the shared watch opens, and those creates, all but one failing
+// and each a write etcd must agree on, would hold up every election's
+// start; a read's round trip staggers them, as it always has.
+//
+// A lock no shared watch serves, or whose watch is slow to open, is read as
+// before: a watch that opened but cannot answer is dropped, so that its
+// watch starts, as always, from the state read; one still opening is
+// settled as any watch that opens after a read. A coordinated candidate
+// reads as before too: it writes nothing until the lock names it, so it
+// relies on reading the lock after its watch opened (see
+// newWatchNeedsARead), and it is one of a few per component, not of
+// thousands.
+func (le *LeaderElector) lookShared(ctx context.Context) bool {
+	shared, ok := le.config.Lock.(rl.SharedReader)
+	if !ok || nilness.Is(shared) || le.watch.lock == nil || le.seen.known || le.config.Coordinated || !shared.MayShare() {
+		return false
+	}
+	look := le.takeShared(ctx, shared)
+	if look == sharedUnknown {
+		le.watch.ensure(ctx, le.clock.Now(), le.watchStartLimit(time.Time{}))
+		if !le.watch.watching() && le.waitFor(ctx, wait.Jitter(le.config.RetryPeriod, JitterFactor), nil) == wokeByWatch {
+			le.watch.settle(ctx, le.clock.Now())
+		}
+		if !le.watch.watching() {
+			// Still opening: it is settled, when it opens, as any
+			// watch that opens after a read.
+			return false
+		}
+		if look = le.takeShared(ctx, shared); look == sharedUnknown {
+			le.watch.restart()
+		}
+	}
+	if look != sharedTaken {
+		return false
+	}
+	// The candidate's watch, if it opened first, may already hold this
+	// state, or an older one, queued: only what comes after it is news.
+	le.watch.skipUpTo(le.config.Lock)
+	return true
+}
+
+// sharedLook is what the shared watch told of the lock.
+type sharedLook int
+
+const (
+	// sharedUnknown: no shared watch of the lock runs.
+	sharedUnknown sharedLook = iota
+	// sharedAbsent: it knows of no such object; nothing was noted.
+	sharedAbsent
+	// sharedTaken: it knows the object, whose state is noted as read.
+	sharedTaken
+)
+
+// takeShared notes the lock's state as the shared watch knows it, if it
+// knows the object, as a read.
+func (le *LeaderElector) takeShared(ctx context.Context, shared rl.SharedReader) sharedLook {
+	record, raw, err, ok := shared.GetShared()
+	switch {
+	case !ok:
+		return sharedUnknown
+	case apierrors.IsNotFound(err):
+		return sharedAbsent
+	case le.note(ctx, record, raw, err) != nil:
+		return sharedUnknown
+	}
+	le.handoff.sawRead(&le.seen)
+	le.watch.relist = false
+	le.watch.sawState()
+	return sharedTaken
 }
 
 // note records in seen what a read of the lock, or a watch event applied to

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -715,3 +716,78 @@ func failNext(cs clientset, verb string, n int, err error) {
 
 // logger is for calls that take one outside Run.
 var logger = klog.Background()
+
+// TestCandidatesSharingAWatchTakeTheirFirstLookFromIt: the candidates of a
+// process that (re)starts in many elections, whose Lease locks share a
+// client, take their first look at their Leases from the shared watch of
+// the namespace: one list and one watch, and no read of a Lease of their
+// own. (Thousands of reads at once would queue the shared watch's list
+// behind them, and leave every candidate polling until it opened.) Every
+// election still ends with one leader once its holder's lease runs out. On
+// client-go's stock fake before v0.36, whose versions order nothing, there
+// is no shared watch, and each reads as before.
+func TestCandidatesSharingAWatchTakeTheirFirstLookFromIt(t *testing.T) {
+	const elections = 10
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		now := metav1.NewMicroTime(time.Now())
+		for i := range elections {
+			lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: fmt.Sprintf("election-%d", i)},
+				Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("gone"), LeaseDurationSeconds: ptr.To(int32(leaseDuration / time.Second)),
+					AcquireTime: &now, RenewTime: &now}}
+			if _, err := cs.CoordinationV1().Leases(testNamespace).Create(t.Context(), lease, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cs.ClearActions()
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		fleets := make([]*fleet, elections)
+		var electors [elections][]*LeaderElector
+		for i := range elections {
+			fleets[i] = newFleet()
+			for _, id := range []string{"a", "b", "c"} {
+				lock, err := rl.New(rl.LeasesResourceLock, testNamespace, fmt.Sprintf("election-%d", i), cs.CoreV1(), cs.CoordinationV1(),
+					rl.ResourceLockConfig{Identity: id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				electors[i] = append(electors[i], member(t, ctx, &wg, testConfig(lock), fleets[i]))
+			}
+		}
+		time.Sleep(leaseDuration / 2)
+		shared := count(cs, "list", "leases") > 0
+		gets := count(cs, "get", "leases")
+		time.Sleep(leaseDuration)
+		for i, les := range electors {
+			leaders := 0
+			for _, le := range les {
+				if le.IsLeader() {
+					leaders++
+				}
+			}
+			if leaders != 1 {
+				t.Errorf("election-%d has %d leaders once its holder's lease ran out; want 1", i, leaders)
+			}
+		}
+		cancel()
+		wg.Wait()
+		if fk.name != "strict" {
+			// Three followers taking one expired lease at the same
+			// instant may overlap until the loser's next renewal on
+			// a fake that does not refuse a stale write
+			// (TestStockFakeRaceLoserStepsDownOnNextRenewal).
+			return
+		}
+		for _, f := range fleets {
+			f.check(t)
+		}
+		if !shared {
+			t.Fatal("the candidates' Lease locks never listed their namespace: no shared watch ran")
+		}
+		if gets > 0 {
+			t.Fatalf("%d candidates sharing a watch of their namespace sent %d reads of their Leases while each was held; want none, each taking its first look from the shared watch",
+				3*elections, gets)
+		}
+	})
+}

@@ -24,7 +24,7 @@ const maxAcquireAttempt = time.Minute
 func (le *LeaderElector) acquire(ctx context.Context) bool {
 	logger := klog.FromContext(ctx)
 	logger.Info("Trying to acquire the lease", "identity", le.config.Lock.Identity(), "key", le.key())
-	read := true
+	read := !le.lookShared(ctx)
 	for ctx.Err() == nil {
 		// An attempt takes as long as the API server needs: under a
 		// burst (every replica of a controller with many elections

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -416,6 +417,22 @@ func stale(ev watch.Event, below uint64) bool {
 	}
 	n, err := strconv.ParseUint(m.GetResourceVersion(), 10, 64)
 	return err == nil && n < below
+}
+
+// skipUpTo drops, from the running watch, every event of the state lock
+// was last read in or an older one: the watch opened before that look, and
+// may have queued them already. Delivered after a write of ours they would
+// take the lock back to a state the write has surpassed.
+func (w *watcher) skipUpTo(lock rl.Interface) {
+	wl, ok := lock.(rl.Watcher)
+	if w.current == nil || !ok {
+		return
+	}
+	if rv, ordered := orderedVersion(wl); ordered {
+		// At the largest version nothing is newer; its own event
+		// again is harmless.
+		w.current.skipBelow = max(w.current.skipBelow, rv+min(1, math.MaxUint64-rv))
+	}
 }
 
 // failed notes a failed or short-lived watch and backs off.

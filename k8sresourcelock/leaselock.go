@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -86,10 +87,7 @@ func (ll *LeaseLock) PrepareWatch() func(ctx context.Context) (watch.Interface, 
 		err := fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
 		return func(context.Context) (watch.Interface, error) { return nil, err }
 	}
-	client := ll.Client
-	if ll.watchClient != nil {
-		client = ll.watchClient
-	}
+	client := ll.watchingClient()
 	ns, name := ll.LeaseMeta.Namespace, ll.LeaseMeta.Name
 	rv, since := ll.ResourceVersion(), hub.SinceVersion(ll.lease != nil, ll.ResourceVersion())
 	return func(ctx context.Context) (watch.Interface, error) {
@@ -105,7 +103,7 @@ func (ll *LeaseLock) PrepareWatch() func(ctx context.Context) (watch.Interface, 
 			Watch:          leases.Watch,
 			TimeoutSeconds: WatchTimeoutSeconds,
 		}
-		w, err := hub.Subscribe(ctx, hub.Key{Client: client, Namespace: ns, Resource: "leases"}, name, since, src)
+		w, err := hub.Subscribe(ctx, leaseHub(client, ns), name, since, src)
 		if !errors.Is(err, hub.ErrNoHub) {
 			return w, err
 		}
@@ -114,6 +112,60 @@ func (ll *LeaseLock) PrepareWatch() func(ctx context.Context) (watch.Interface, 
 		}
 		return onlyNamed(w, ns, name), nil
 	}
+}
+
+// watchingClient is the client the Lease's watch reads through.
+func (ll *LeaseLock) watchingClient() coordinationv1client.LeasesGetter {
+	if ll.watchClient != nil {
+		return ll.watchClient
+	}
+	return ll.Client
+}
+
+// leaseHub names the shared watch of the Leases of namespace ns read
+// through client.
+func leaseHub(client coordinationv1client.LeasesGetter, ns string) hub.Key {
+	return hub.Key{Client: client, Namespace: ns, Resource: "leases"}
+}
+
+// MayShare reports whether the Lease's watch may join its namespace's
+// shared watch; see SharedReader.
+func (ll *LeaseLock) MayShare() bool {
+	return !isNilValue(ll.Client) && hub.MaySubscribe(leaseHub(ll.watchingClient(), ll.LeaseMeta.Namespace))
+}
+
+// GetShared takes the Lease's state from the process's shared watch of its
+// namespace, if one runs; see SharedReader.
+func (ll *LeaseLock) GetShared() (*LeaderElectionRecord, []byte, error, bool) {
+	if isNilValue(ll.Client) {
+		return nil, nil, nil, false
+	}
+	ev, ok := hub.Peek(leaseHub(ll.watchingClient(), ll.LeaseMeta.Namespace), ll.LeaseMeta.Name)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	if ev.Object == nil {
+		ll.lease = nil
+		return nil, nil, apierrors.NewNotFound(coordinationv1.Resource("leases"), ll.LeaseMeta.Name), true
+	}
+	if lease, ok := ev.Object.(*coordinationv1.Lease); !ok || !orderedVersion(lease.ResourceVersion) {
+		// A state without a version a watch can resume after (a fake
+		// clientset's) is not one to take as a read.
+		return nil, nil, nil, false
+	}
+	record, raw, err := ll.Apply(ev)
+	if err != nil {
+		// Not a Lease of this name: the shared watch cannot tell.
+		return nil, nil, nil, false
+	}
+	return record, raw, nil, true
+}
+
+// orderedVersion reports whether rv is a resourceVersion that orders the
+// object's states: a positive number, as an API server gives.
+func orderedVersion(rv string) bool {
+	n, err := strconv.ParseUint(rv, 10, 64)
+	return err == nil && n > 0
 }
 
 // Apply takes an event of Watch as the Lease's latest state; see Watcher.
@@ -196,7 +248,10 @@ func (ll *LeaseLock) ResourceVersion() string {
 	return ll.lease.ResourceVersion
 }
 
-var _ TermLock = (*LeaseLock)(nil)
+var (
+	_ TermLock     = (*LeaseLock)(nil)
+	_ SharedReader = (*LeaseLock)(nil)
+)
 
 // TermObject returns the Lease's namespace, name and UID; see TermLock.
 func (ll *LeaseLock) TermObject() (namespace, name string, uid types.UID) {

@@ -46,6 +46,32 @@ type WatchStarter interface {
 	PrepareWatch() func(ctx context.Context) (watch.Interface, error)
 }
 
+// SharedReader is implemented by a lock whose process may already know its
+// state from a watch the lock shares with others: a Lease lock's watch of
+// its namespace, shared by every Lease lock of the process that uses the
+// same client. A candidate subscribed to that watch takes its first look
+// at the lock from it instead of a read of its own, so that a process that
+// starts as a candidate in thousands of elections sends one list, not
+// thousands of reads, before it acts.
+type SharedReader interface {
+	// GetShared returns the lock's state as the running shared watch
+	// last saw it, as Get would return it (a NotFound API error if the
+	// object does not exist), and true; the object becomes the one Update
+	// writes over. It sends no request, and returns false, changing
+	// nothing, when no shared watch of the lock runs: the caller then
+	// reads the lock with Get. The state is as fresh as the watch's
+	// events, which every write of the lock's kind is checked against
+	// (an Update carries the object's resourceVersion, a Create fails on
+	// an existing object), as it is after Apply.
+	GetShared() (*LeaderElectionRecord, []byte, error, bool)
+	// MayShare reports whether a watch of the lock may join a shared
+	// watch, which GetShared could then answer from: false once the
+	// process has found that none can serve it (RBAC allows watching
+	// the lock's object alone, or the clientset's versions order
+	// nothing).
+	MayShare() bool
+}
+
 // WatchTimeoutSeconds is how long the API server keeps one watch of a lock
 // open before it ends it and the elector starts another: one request per
 // lock every five minutes while nothing changes.

@@ -45,6 +45,10 @@ type replicaTrial struct {
 	// and how many failed.
 	startup       map[string]int64
 	startupFailed int64
+	// joined is what a fourth replica, started once the window is over
+	// as a replica restarting into elections all held, sent in its first
+	// lease, by verb.
+	joined map[string]int64
 }
 
 func (t replicaTrial) passed() bool {
@@ -59,8 +63,8 @@ func (t replicaTrial) String() string {
 		return fmt.Sprintf("N=%d: startup failed: %s (%s)", t.elections, t.notLed, start)
 	}
 	h := t.health
-	return fmt.Sprintf("N=%d: all led after %v (%s); in the window %d elections changed leader, %d had two leaders at once, %d were leaderless at some moment (longest %v), %d tenures lost, %d requests failed, %.0f requests/s",
-		t.elections, t.led.Round(10*time.Millisecond), start, h.changed, h.twoLeaders, h.leaderless, h.longestGap.Round(10*time.Millisecond), h.lost, t.failed, t.requests)
+	return fmt.Sprintf("N=%d: all led after %v (%s); in the window %d elections changed leader, %d had two leaders at once, %d were leaderless at some moment (longest %v), %d tenures lost, %d requests failed, %.0f requests/s; a replica joining them sent %s in its first lease",
+		t.elections, t.led.Round(10*time.Millisecond), start, h.changed, h.twoLeaders, h.leaderless, h.longestGap.Round(10*time.Millisecond), h.lost, t.failed, t.requests, verbCounts(t.joined))
 }
 
 func replicaScaleRows(ctx context.Context, cp *controlplane.ControlPlane, e *env, kubeconfig string, r *report, logDir string, c replicaScaleConfig) error {
@@ -163,7 +167,27 @@ func runReplicaTrial(ctx context.Context, e *env, kubeconfig, logDir string, lib
 		}
 	}
 	t.requests = float64(requests) / to.Sub(from).Seconds()
+	if t.joined, err = joinReplica(s, kubeconfig, logDir, ns, lib, elections); err != nil {
+		s.kill()
+		return t, err
+	}
 	return t, stopQuietly(s)
+}
+
+// joinReplica starts a fourth replica, d, in every election, as a replica
+// that restarts while the others lead, and returns what it sent in its
+// first lease, by verb: what a restart costs the API server.
+func joinReplica(s *replicaSet, kubeconfig, logDir, ns string, lib library, elections int) (map[string]int64, error) {
+	if err := s.add("d", "-replica-worker", "-kubeconfig", kubeconfig, "-library", lib.name, "-namespace", ns,
+		"-elections", fmt.Sprint(elections), "-logs", logDir); err != nil {
+		return nil, err
+	}
+	time.Sleep(core.lease)
+	snaps, err := s.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return snaps[len(snaps)-1].Requests, nil
 }
 
 // stopQuietly stops the replicas, then waits until the control plane, when

@@ -113,6 +113,9 @@ type hub struct {
 	// closed is set when the hub leaves the registry, its last
 	// subscription gone; it then refuses subscriptions.
 	closed bool
+	// watching is true while a watch of the hub runs: latest then holds
+	// every object as of the last event (see Peek).
+	watching bool
 	// opening is true until the first watch has opened or failed;
 	// waiters counts the locks waiting for that, and abandoned is set
 	// when the last of them gave up before it.
@@ -242,6 +245,8 @@ func (h *hub) start() {
 	}
 	if err == nil {
 		h.done = make(chan struct{})
+		// Before ready closes: a lock that joins may Peek at once.
+		h.setWatching(true)
 		go h.run(h.runCtx, w, rv)
 		return
 	}
@@ -265,8 +270,8 @@ func (h *hub) start() {
 
 // leaveOpening is called by a lock that gave up waiting for the hub to
 // start. If the hub is still opening and no lock waits for it any more,
-// the start is called off; if it has started meanwhile and nobody joined,
-// it is retired.
+// the start is called off, and its request has returned when leaveOpening
+// does; if it has started meanwhile and nobody joined, it is retired.
 func (h *hub) leaveOpening() {
 	h.mu.Lock()
 	h.waiters--
@@ -277,7 +282,11 @@ func (h *hub) leaveOpening() {
 	}
 	h.mu.Unlock()
 	if calledOff {
+		// Its request is cancelled; wait until it has returned, so that
+		// a lock that watches again at once (alone, or through the
+		// next hub) never has two watch requests pending.
 		h.cancel()
+		<-h.ready
 		return
 	}
 	if opening {
@@ -310,7 +319,9 @@ func (h *hub) run(ctx context.Context, w watch.Interface, rv string) {
 	for {
 		if w != nil {
 			opened := time.Now()
+			h.setWatching(true)
 			rv = h.drain(ctx, w, rv)
+			h.setWatching(false)
 			w.Stop()
 			w = nil
 			switch {
@@ -440,6 +451,13 @@ const (
 	// the hub gives up.
 	maxEarlyHubEnds = 5
 )
+
+// setWatching notes whether a watch of the hub runs.
+func (h *hub) setWatching(on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.watching = on
+}
 
 // isBroken reports whether the hub has given up.
 func (h *hub) isBroken() bool {
@@ -639,6 +657,43 @@ func (h *hub) retireIfIdle() {
 		h.cancel()
 		<-h.done
 	}
+}
+
+// Peek returns the object called name as the running hub of key knows it:
+// its last event and true, or, if the hub knows no such object, a zero
+// event and true. It returns false when no hub of key runs a watch now (none
+// started, or one between a broken watch and the next): the caller must
+// read the object itself. Peek starts nothing and sends no request; a lock
+// subscribed to the hub learns from it what a read would have told it, as
+// fresh as the events its subscription delivers.
+func Peek(key Key, name string) (watch.Event, bool) {
+	if !comparableValue(key.Client) {
+		return watch.Event{}, false
+	}
+	hubs.Lock()
+	h := hubs.byKey[key]
+	hubs.Unlock()
+	if h == nil {
+		return watch.Event{}, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.watching || h.broken != nil || h.closed {
+		return watch.Event{}, false
+	}
+	return h.latest[name], true
+}
+
+// MaySubscribe reports whether a lock of key may get a subscription: false
+// once the process has found that no hub can serve key (RBAC forbids the
+// namespace watch, or versions do not order events).
+func MaySubscribe(key Key) bool {
+	if !comparableValue(key.Client) {
+		return false
+	}
+	hubs.Lock()
+	defer hubs.Unlock()
+	return !hubs.refused[key]
 }
 
 // SinceVersion is the version a lock subscribes from: that of the object it

@@ -889,3 +889,104 @@ func TestHubDeliversADeletionAtTheLastVersion(t *testing.T) {
 		t.Fatal("the deletion at the object's last version was not delivered")
 	}
 }
+
+// TestPeekAnswersOnlyWhileTheHubWatches: Peek gives what the hub knows of an
+// object, its absence included, only while the hub's watch runs; with no
+// hub, or while its watch is being opened again, it answers nothing, and
+// the lock must read the object itself.
+func TestPeekAnswersOnlyWhileTheHubWatches(t *testing.T) {
+	key := Key{Client: new(struct{ int }), Namespace: ns, Resource: "leases"}
+	if _, ok := Peek(key, "mine"); ok {
+		t.Fatal("Peek answered with no hub running")
+	}
+	mine := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine", ResourceVersion: "2"}}
+	first := watch.NewFake()
+	reopening := make(chan struct{})
+	var watches atomic.Int64
+	src := Source{
+		List: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			return &coordinationv1.LeaseList{ListMeta: metav1.ListMeta{ResourceVersion: "2"}, Items: []coordinationv1.Lease{*mine}}, nil
+		},
+		Watch: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+			if watches.Add(1) == 1 {
+				return first, nil
+			}
+			close(reopening)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+	}
+	w, err := Subscribe(t.Context(), key, "mine", SinceVersion(true, "2"), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if ev, ok := Peek(key, "mine"); !ok || ev.Object == nil || versionOf(ev) != 2 {
+		t.Fatalf("Peek of mine = %v, %v; want the state the hub listed", ev, ok)
+	}
+	if ev, ok := Peek(key, "other"); !ok || ev.Object != nil {
+		t.Fatalf("Peek of an object the hub never saw = %v, %v; want it known to be absent", ev, ok)
+	}
+	gone := mine.DeepCopy()
+	gone.ResourceVersion = "3"
+	first.Delete(gone)
+	if ev, ok := next(t, w); !ok || ev.Type != watch.Deleted {
+		t.Fatalf("event %v, %v; want the deletion", ev.Type, ok)
+	}
+	if ev, ok := Peek(key, "mine"); !ok || ev.Object != nil {
+		t.Fatalf("Peek of a deleted object = %v, %v; want it known to be absent", ev, ok)
+	}
+	first.Stop()
+	select {
+	case <-reopening:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hub did not open another watch within 5s of its first ending")
+	}
+	if ev, ok := Peek(key, "mine"); ok {
+		t.Fatalf("Peek answered %v while the hub had no watch: what it knows may be old", ev)
+	}
+}
+
+// TestLockGivingUpOnAnOpeningHubLeavesNoRequestPending: a lock that stops
+// waiting for a hub still opening calls the hub's start off, and its
+// Subscribe returns only once the hub's request has returned, so that a
+// lock that watches again at once never has two requests pending.
+func TestLockGivingUpOnAnOpeningHubLeavesNoRequestPending(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		key := Key{Client: new(struct{ int }), Namespace: ns, Resource: "leases"}
+		release := make(chan struct{})
+		var returned atomic.Bool
+		src := Source{
+			List: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+				return &coordinationv1.LeaseList{ListMeta: metav1.ListMeta{ResourceVersion: "1"}}, nil
+			},
+			Watch: func(ctx context.Context, _ metav1.ListOptions) (watch.Interface, error) {
+				<-ctx.Done()
+				<-release // the request takes a moment to return
+				returned.Store(true)
+				return nil, ctx.Err()
+			},
+		}
+		ctx, giveUp := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			_, err := Subscribe(ctx, key, "mine", "0", src)
+			done <- err
+		}()
+		synctest.Wait()
+		giveUp()
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("Subscribe returned while the hub's watch request it called off was still pending")
+		default:
+		}
+		close(release)
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Subscribe = %v; want the lock's own cancellation", err)
+		}
+		if !returned.Load() {
+			t.Fatal("Subscribe returned before the hub's watch request it called off")
+		}
+	})
+}
