@@ -208,12 +208,19 @@ func (le *LeaderElector) changesNothing(record rl.LeaderElectionRecord) bool {
 // is absent. A record that cannot be decoded is noted as unreadable, which
 // is not an error: the election goes on around it.
 func (le *LeaderElector) read(ctx context.Context) (exists bool, err error) {
+	first := !le.seen.known
 	record, raw, err := le.config.Lock.Get(ctx)
 	if err := le.note(ctx, record, raw, err); err != nil {
 		return false, fmt.Errorf("read lock: %w", err)
 	}
 	le.handoff.sawRead(&le.seen)
 	if le.watch != nil {
+		if first {
+			// A watch that runs already was opened before this first
+			// look (see lookShared): what it queued up to the state
+			// read is not news.
+			le.watch.skipUpTo(le.config.Lock)
+		}
 		le.watch.relist = false
 		le.watch.sawState()
 	}

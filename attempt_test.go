@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -14,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -788,6 +792,210 @@ func TestCandidatesSharingAWatchTakeTheirFirstLookFromIt(t *testing.T) {
 		if gets > 0 {
 			t.Fatalf("%d candidates sharing a watch of their namespace sent %d reads of their Leases while each was held; want none, each taking its first look from the shared watch",
 				3*elections, gets)
+		}
+	})
+}
+
+// stagedLeases wraps a LeasesGetter for a test that stages what a
+// candidate's shared watch and reads see: the namespace's list answers
+// listDelay after it has read the Leases, the namespace's watch is watchFn
+// (if set), and beforeGet (if set) runs before each read of a Lease.
+type stagedLeases struct {
+	coordinationv1client.LeasesGetter
+	listDelay time.Duration
+	watchFn   func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+	beforeGet func()
+}
+
+func (s *stagedLeases) Leases(namespace string) coordinationv1client.LeaseInterface {
+	return stagedLeaseInterface{s.LeasesGetter.Leases(namespace), s}
+}
+
+type stagedLeaseInterface struct {
+	coordinationv1client.LeaseInterface
+	s *stagedLeases
+}
+
+func (l stagedLeaseInterface) List(ctx context.Context, opts metav1.ListOptions) (*coordinationv1.LeaseList, error) {
+	list, err := l.LeaseInterface.List(ctx, opts)
+	select {
+	case <-time.After(l.s.listDelay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return list, err
+}
+
+func (l stagedLeaseInterface) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	if l.s.watchFn != nil && opts.FieldSelector == "" {
+		return l.s.watchFn(ctx, opts)
+	}
+	return l.LeaseInterface.Watch(ctx, opts)
+}
+
+func (l stagedLeaseInterface) Get(ctx context.Context, name string, opts metav1.GetOptions) (*coordinationv1.Lease, error) {
+	if l.s.beforeGet != nil {
+		l.s.beforeGet()
+	}
+	return l.LeaseInterface.Get(ctx, name, opts)
+}
+
+// laggingWatch passes on the events of a watch, each lag after it came.
+type laggingWatch struct {
+	inner watch.Interface
+	out   chan watch.Event
+	stop  chan struct{}
+	once  sync.Once
+}
+
+func newLaggingWatch(inner watch.Interface, lag time.Duration) *laggingWatch {
+	l := &laggingWatch{inner: inner, out: make(chan watch.Event), stop: make(chan struct{})}
+	go func() {
+		defer close(l.out)
+		for {
+			select {
+			case ev, ok := <-inner.ResultChan():
+				if !ok {
+					return
+				}
+				select {
+				case <-time.After(lag):
+				case <-l.stop:
+					return
+				}
+				select {
+				case l.out <- ev:
+				case <-l.stop:
+					return
+				}
+			case <-l.stop:
+				return
+			}
+		}
+	}()
+	return l
+}
+
+func (l *laggingWatch) ResultChan() <-chan watch.Event { return l.out }
+
+func (l *laggingWatch) Stop() {
+	l.once.Do(func() {
+		close(l.stop)
+		l.inner.Stop()
+	})
+}
+
+// leadersSeen records what OnNewLeader is called with.
+type leadersSeen struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (l *leadersSeen) add(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ids = append(l.ids, id)
+}
+
+func (l *leadersSeen) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ids)
+}
+
+// TestSharedWatchOpeningAfterTheFirstReadReplaysNoOlderState: a candidate
+// whose shared watch is slow to open reads its Lease after a RetryPeriod;
+// the watch, asked for before that read, opens later from a list taken
+// before it. The states older than the one read that it replays are not
+// news: the candidate never reports a leader the lock has left.
+func TestSharedWatchOpeningAfterTheFirstReadReplaysNoOlderState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const opens = 3 * retryPeriod
+		cs := fakekube.New()
+		holder := otherHolds("", 0)
+		holder.LeaseDurationSeconds = 3600
+		writeLease(t, cs.CoordinationV1(), testNamespace, holder)
+		replay := watch.NewFakeWithChanSize(10, false)
+		client := &stagedLeases{LeasesGetter: cs.CoordinationV1(), listDelay: opens,
+			watchFn: func(context.Context, metav1.ListOptions) (watch.Interface, error) { return replay, nil }}
+		var leaders leadersSeen
+		lec := testConfig(rewiredLeaseLock(client, testNamespace, "b"))
+		lec.Callbacks.OnNewLeader = leaders.add
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		b := runCandidate(t, ctx, lec, nil)
+		time.Sleep(time.Second)
+		// Two other holders in turn while the shared watch lists; the
+		// candidate reads the second.
+		var states []*coordinationv1.Lease
+		for _, id := range []string{"c", "d"} {
+			rec := holder
+			rec.HolderIdentity = id
+			writeLease(t, cs.CoordinationV1(), testNamespace, rec)
+			lease, err := cs.CoordinationV1().Leases(testNamespace).Get(ctx, testLockName, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			states = append(states, lease)
+		}
+		time.Sleep(opens)
+		// The shared watch opened from its list's state (other), and
+		// replays both changes.
+		for _, lease := range states {
+			replay.Modify(lease)
+			synctest.Wait()
+		}
+		time.Sleep(retryPeriod)
+		cancel()
+		b.finished(t)
+		if got, want := leaders.get(), []string{"d"}; !slices.Equal(got, want) {
+			t.Fatalf("OnNewLeader saw %v, want %v: the shared watch, asked for before the first read, replayed states older than the one read", got, want)
+		}
+	})
+}
+
+// TestSharedWatchThatKnowsNoLeaseReplaysNoStateOlderThanTheRead: a
+// candidate whose shared watch opened and knows no such Lease reads it; the
+// Lease was created and changed hands since, and the watch, opened before
+// that read, delivers both states after it. Neither is news: the candidate
+// never reports a leader the lock has left.
+func TestSharedWatchThatKnowsNoLeaseReplaysNoStateOlderThanTheRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fakekube.New()
+		var once sync.Once
+		// The shared watch delivers each event a second late, as a
+		// watch under load does.
+		lagging := func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			w, err := cs.CoordinationV1().Leases(testNamespace).Watch(ctx, opts)
+			if err != nil {
+				return nil, err
+			}
+			return newLaggingWatch(w, time.Second), nil
+		}
+		client := &stagedLeases{LeasesGetter: cs.CoordinationV1(), watchFn: lagging, beforeGet: func() {
+			once.Do(func() {
+				rec := otherHolds("", 0)
+				rec.LeaseDurationSeconds = 3600
+				for _, id := range []string{"c", "d"} {
+					rec.HolderIdentity = id
+					writeLease(t, cs.CoordinationV1(), testNamespace, rec)
+				}
+			})
+		}}
+		var leaders leadersSeen
+		lec := testConfig(rewiredLeaseLock(client, testNamespace, "b"))
+		lec.Callbacks.OnNewLeader = leaders.add
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		b := runCandidate(t, ctx, lec, nil)
+		time.Sleep(2 * retryPeriod)
+		cancel()
+		b.finished(t)
+		if count(cs, "list", "leases") == 0 {
+			t.Fatal("the candidate's Lease lock never listed its namespace: no shared watch ran")
+		}
+		if got, want := leaders.get(), []string{"d"}; !slices.Equal(got, want) {
+			t.Fatalf("OnNewLeader saw %v, want %v: the shared watch, opened before the first read, delivered states older than the one read", got, want)
 		}
 	})
 }

@@ -326,11 +326,14 @@ func someWatch(wi watch.Interface, err error) (watch.Interface, error) {
 // lease restarted, a write over an old version. Where the lock's
 // resourceVersions order its states, events older than the last one seen
 // are dropped. A watch that starts from the state current when it opens
-// (the lock had no version: client-go's stock fake versions nothing) is
-// stale only if a read or write ended after it opened. Otherwise (such a
-// read, or a MultiLock, whose two versions do not order its events) the
-// watch is stopped and another asked for at once, from the state last
-// seen.
+// (the lock had no version: none read yet, or client-go's stock fake
+// versions nothing) is stale if a read or write ended after it opened;
+// one that ended while it opened is newer than the state the watch starts
+// from where that is what a shared watch last heard, so it too drops the
+// states older than the one last seen, where versions order them.
+// Otherwise (a read after it opened, or a MultiLock, whose two versions do
+// not order its events) the watch is stopped and another asked for at
+// once, from the state last seen.
 func (w *watcher) settle(ctx context.Context, now time.Time) {
 	p := w.pending
 	if p == nil {
@@ -351,13 +354,19 @@ func (w *watcher) settle(ctx context.Context, now time.Time) {
 	}
 	var skipBelow uint64
 	looks := w.looks.Load()
-	if p.err == nil && (p.fromNow && p.looksAtOpen != looks || !p.fromNow && p.looks != looks) {
-		var ordered bool
-		if skipBelow, ordered = orderedVersion(w.lock); p.fromNow || !ordered {
+	if p.err == nil && p.looks != looks {
+		rv, ordered := orderedVersion(w.lock)
+		switch {
+		case p.fromNow && p.looksAtOpen != looks, !p.fromNow && !ordered:
 			klog.FromContext(ctx).V(4).Info("Watch of the lock opened after newer states were read; asking for another from the latest")
 			p.w.Stop()
 			p.cancel()
 			return
+		case ordered:
+			// Even a watch from the state current when it opened may
+			// start older than a read made while it opened: a shared
+			// watch starts from what it last heard, which can lag.
+			skipBelow = rv
 		}
 	}
 	w.opened(ctx, now, p.w, p.cancel, p.err, skipBelow)

@@ -60,6 +60,17 @@ func (l *rankedLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte,
 	return record, raw, err
 }
 
+// GetShared takes the Lease's state from the shared watch of its namespace,
+// noting its holder as Get does: a candidate's first look may come from
+// there instead of a read (see rl.SharedReader).
+func (l *rankedLock) GetShared() (*rl.LeaderElectionRecord, []byte, error, bool) {
+	record, raw, err, ok := l.LeaseLock.GetShared()
+	if ok {
+		l.saw(record, err)
+	}
+	return record, raw, err, ok
+}
+
 // Apply takes a watch event as the Lease's latest state, noting its holder.
 func (l *rankedLock) Apply(ev watch.Event) (*rl.LeaderElectionRecord, []byte, error) {
 	record, raw, err := l.LeaseLock.Apply(ev)

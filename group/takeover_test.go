@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	le "github.com/k8sleaderelection/k8sleaderelection"
+	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	rl "github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock"
 )
 
@@ -92,5 +93,73 @@ func TestTakeOverHoldsOffAtEachRunOutOfTheSameHolder(t *testing.T) {
 	clk.Step(testRetry)
 	if err := runOut(l, renewed); err != nil {
 		t.Fatalf("second crash of d, after the hold-off: %v, want a free to take %s over", err, l.candidate.name)
+	}
+}
+
+// TestTakeOverHoldsOffAfterAFirstLookFromTheSharedWatch: an election's
+// candidate that takes its first look at the Lease from the shared watch of
+// its namespace (rl.SharedReader), not from a read, knows the holder all
+// the same: taking the lease over from it when it runs out is checked by
+// the group, and a member that does not own the election holds off.
+func TestTakeOverHoldsOffAfterAFirstLookFromTheSharedWatch(t *testing.T) {
+	ctx := t.Context()
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+	client := fakekube.New().CoordinationV1()
+	config := Config{
+		Name: "istiod", Namespace: testNamespace, Client: client,
+		Identity: "a", Key: "default",
+		LeaseDuration: testLease, RenewDeadline: testRenew, RetryPeriod: testRetry, Settle: testSettle,
+		Clock: clk,
+	}
+	for _, name := range names("shard-", 6) {
+		config.Elections = append(config.Elections, Election{Name: name, Callbacks: le.LeaderCallbacks{
+			OnStartedLeading: func(context.Context) {}, OnStoppedLeading: func() {},
+		}})
+	}
+	g, err := newMember(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memberLease := func(id string) coordinationv1.Lease {
+		return coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: memberLeaseName("istiod", id), Labels: map[string]string{GroupLabel: "istiod"},
+				ResourceVersion: clk.Now().String()},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(id), LeaseDurationSeconds: ptr.To[int32](8), RenewTime: &metav1.MicroTime{Time: clk.Now()}},
+		}
+	}
+	g.members.replace([]coordinationv1.Lease{memberLease("a"), memberLease("b"), memberLease("d")})
+	clk.Step(testLease)
+	// An election that b owns once d is gone, held by d.
+	var c *candidate
+	for _, cand := range g.candidates {
+		if g.assignment(clk.Now())[cand.name] == "b" {
+			c = cand
+			break
+		}
+	}
+	if c == nil {
+		t.Fatal("a owns every election without d; want b to own some")
+	}
+	held := &rl.LeaseLock{LeaseMeta: metaOf(testNamespace, c.name), Client: client, LockConfig: rl.ResourceLockConfig{Identity: "d", Key: "default"}}
+	if err := held.Create(ctx, rl.LeaderElectionRecord{HolderIdentity: "d", HolderKey: "default", LeaseDurationSeconds: 8}); err != nil {
+		t.Fatal(err)
+	}
+	// Another lock of the process keeps the shared watch running.
+	w, err := held.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	lock := &rankedLock{candidate: c, group: g, LeaseLock: &rl.LeaseLock{
+		LeaseMeta: metaOf(testNamespace, c.name), Client: client, LockConfig: rl.ResourceLockConfig{Identity: "a", Key: "default"}}}
+	var shared rl.SharedReader = lock
+	record, _, err, ok := shared.GetShared()
+	if !ok || err != nil || record.HolderIdentity != "d" {
+		t.Fatalf("first look from the shared watch: %+v, %v, %v; want d's record", record, err, ok)
+	}
+	err = lock.Update(ctx, rl.LeaderElectionRecord{HolderIdentity: "a", HolderKey: "default", LeaseDurationSeconds: 8})
+	if !errors.Is(err, ErrHoldingOff) {
+		t.Fatalf("taking %s over from d, after a first look from the shared watch: %v; want ErrHoldingOff, as b owns it", c.name, err)
 	}
 }

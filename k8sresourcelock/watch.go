@@ -52,7 +52,9 @@ type WatchStarter interface {
 // same client. A candidate subscribed to that watch takes its first look
 // at the lock from it instead of a read of its own, so that a process that
 // starts as a candidate in thousands of elections sends one list, not
-// thousands of reads, before it acts.
+// thousands of reads, before it acts. A lock that embeds *LeaseLock and
+// wraps its Get (to note what it read) must wrap GetShared too, or a first
+// look from the shared watch passes it by.
 type SharedReader interface {
 	// GetShared returns the lock's state as the running shared watch
 	// last saw it, as Get would return it (a NotFound API error if the

@@ -584,6 +584,9 @@ func (h *hub) expire() {
 	gone := watch.Event{Type: watch.Error, Object: &apierrors.NewResourceExpired("the shared watch of the lock's namespace expired").ErrStatus}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// Until a new list, the hub knows nothing: Peek must not take an
+	// object it forgot for one it knows to be absent.
+	h.watching = false
 	h.latest = map[string]watch.Event{}
 	h.sendAllLocked(gone)
 	h.endAllLocked()

@@ -990,3 +990,32 @@ func TestLockGivingUpOnAnOpeningHubLeavesNoRequestPending(t *testing.T) {
 		}
 	})
 }
+
+// TestPeekAnswersNothingOnceTheHubHasLostTrack: from the moment the hub
+// finds that its watch expired, and forgets what it knew, until a new list
+// has told it again, Peek answers nothing: an object it no longer knows is
+// not one it knows to be absent.
+func TestPeekAnswersNothingOnceTheHubHasLostTrack(t *testing.T) {
+	key := Key{Client: new(struct{ int }), Namespace: ns, Resource: "leases"}
+	mine := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine", ResourceVersion: "2"}}
+	src := Source{
+		List: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			return &coordinationv1.LeaseList{ListMeta: metav1.ListMeta{ResourceVersion: "2"}, Items: []coordinationv1.Lease{*mine}}, nil
+		},
+		Watch: func(context.Context, metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
+	}
+	w, err := Subscribe(t.Context(), key, "mine", SinceVersion(true, "2"), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if ev, ok := Peek(key, "mine"); !ok || ev.Object == nil {
+		t.Fatalf("Peek of mine = %v, %v; want the state the hub listed", ev, ok)
+	}
+	// What the hub's watch does when it is told its version expired,
+	// before it returns to list again.
+	w.(*subscription).hub.expire()
+	if ev, ok := Peek(key, "mine"); ok {
+		t.Fatalf("Peek answered %v, %v once the hub had forgotten every object; want no answer until it has listed again", ev.Object, ok)
+	}
+}
