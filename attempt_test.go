@@ -885,6 +885,16 @@ func (l *laggingWatch) Stop() {
 	})
 }
 
+// runNotingLeaders runs candidate b on a Lease lock read through client,
+// noting every leader OnNewLeader reports.
+func runNotingLeaders(t *testing.T, ctx context.Context, client coordinationv1client.LeasesGetter) (*candidate, *leadersSeen) {
+	t.Helper()
+	leaders := &leadersSeen{}
+	lec := testConfig(rewiredLeaseLock(client, testNamespace, "b"))
+	lec.Callbacks.OnNewLeader = leaders.add
+	return runCandidate(t, ctx, lec, nil), leaders
+}
+
 // leadersSeen records what OnNewLeader is called with.
 type leadersSeen struct {
 	mu  sync.Mutex
@@ -918,34 +928,12 @@ func TestSharedWatchOpeningAfterTheFirstReadReplaysNoOlderState(t *testing.T) {
 		replay := watch.NewFakeWithChanSize(10, false)
 		client := &stagedLeases{LeasesGetter: cs.CoordinationV1(), listDelay: opens,
 			watchFn: func(context.Context, metav1.ListOptions) (watch.Interface, error) { return replay, nil }}
-		var leaders leadersSeen
-		lec := testConfig(rewiredLeaseLock(client, testNamespace, "b"))
-		lec.Callbacks.OnNewLeader = leaders.add
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		b := runCandidate(t, ctx, lec, nil)
-		time.Sleep(time.Second)
-		// Two other holders in turn while the shared watch lists; the
-		// candidate reads the second.
-		var states []*coordinationv1.Lease
-		for _, id := range []string{"c", "d"} {
-			rec := holder
-			rec.HolderIdentity = id
-			writeLease(t, cs.CoordinationV1(), testNamespace, rec)
-			lease, err := cs.CoordinationV1().Leases(testNamespace).Get(ctx, testLockName, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			states = append(states, lease)
-		}
-		time.Sleep(opens)
-		// The shared watch opened from its list's state (other), and
-		// replays both changes.
-		for _, lease := range states {
-			replay.Modify(lease)
-			synctest.Wait()
-		}
-		time.Sleep(retryPeriod)
+		b, leaders := runNotingLeaders(t, ctx, client)
+		// The candidate reads the second holder; the shared watch opens
+		// from its list's state (other).
+		changeHandsWhileTheWatchOpens(t, cs.CoordinationV1(), holder, replay, opens)
 		cancel()
 		b.finished(t)
 		if got, want := leaders.get(), []string{"d"}; !slices.Equal(got, want) {
@@ -982,12 +970,9 @@ func TestSharedWatchThatKnowsNoLeaseReplaysNoStateOlderThanTheRead(t *testing.T)
 				}
 			})
 		}}
-		var leaders leadersSeen
-		lec := testConfig(rewiredLeaseLock(client, testNamespace, "b"))
-		lec.Callbacks.OnNewLeader = leaders.add
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		b := runCandidate(t, ctx, lec, nil)
+		b, leaders := runNotingLeaders(t, ctx, client)
 		time.Sleep(2 * retryPeriod)
 		cancel()
 		b.finished(t)

@@ -352,6 +352,41 @@ func rewiredLeaseLock(client coordinationv1client.LeasesGetter, namespace, ident
 		LockConfig: rl.ResourceLockConfig{Identity: identity}}
 }
 
+// changeHandsWhileTheWatchOpens, a second after a candidate started,
+// hands the Lease to "c" then "d", faster than a follower polls; once the
+// candidate's watch, which takes opens to open, has opened, it replays both
+// states on replay, as a watch from an older state does; then it waits a
+// RetryPeriod for the candidate to act on them.
+func changeHandsWhileTheWatchOpens(t *testing.T, client coordinationv1client.LeasesGetter, holder rl.LeaderElectionRecord, replay *watch.FakeWatcher, opens time.Duration) {
+	t.Helper()
+	time.Sleep(time.Second)
+	states := holdersInTurn(t, client, holder, "c", "d")
+	time.Sleep(opens)
+	for _, lease := range states {
+		replay.Modify(lease)
+		synctest.Wait()
+	}
+	time.Sleep(retryPeriod)
+}
+
+// holdersInTurn writes the Lease testLockName as held by each of ids in
+// turn, each with holder's other fields, and returns the states written.
+func holdersInTurn(t *testing.T, client coordinationv1client.LeasesGetter, holder rl.LeaderElectionRecord, ids ...string) []*coordinationv1.Lease {
+	t.Helper()
+	var states []*coordinationv1.Lease
+	for _, id := range ids {
+		rec := holder
+		rec.HolderIdentity = id
+		writeLease(t, client, testNamespace, rec)
+		lease, err := client.Leases(testNamespace).Get(t.Context(), testLockName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, lease)
+	}
+	return states
+}
+
 // writeLease makes the Lease of lock hold rec.
 func writeLease(t *testing.T, client coordinationv1client.LeasesGetter, namespace string, rec rl.LeaderElectionRecord) {
 	t.Helper()
@@ -651,27 +686,9 @@ func TestWatchThatOpensLateReplaysNoStaleState(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		b := runCandidate(t, ctx, lec, nil)
-		time.Sleep(time.Second)
-		// Two other holders in turn, faster than the follower polls.
-		var states []*coordinationv1.Lease
-		for _, id := range []string{"c", "d"} {
-			rec := holder
-			rec.HolderIdentity = id
-			writeRecord(t, cs, rl.LeasesResourceLock, rec)
-			lease, err := cs.CoordinationV1().Leases(testNamespace).Get(ctx, testLockName, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			states = append(states, lease)
-		}
-		time.Sleep(opens)
-		// The watch opened from the first state: it replays both changes,
-		// which the follower may take in turn.
-		for _, lease := range states {
-			replay.Modify(lease)
-			synctest.Wait()
-		}
-		time.Sleep(retryPeriod)
+		// The watch opens from the first state; the follower may take
+		// both changes in turn.
+		changeHandsWhileTheWatchOpens(t, cs.CoordinationV1(), holder, replay, opens)
 		cancel()
 		b.finished(t)
 		mu.Lock()

@@ -9,6 +9,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
@@ -24,21 +25,7 @@ import (
 // again, not taken over at once because the first hold-off is long over.
 func TestTakeOverHoldsOffAtEachRunOutOfTheSameHolder(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
-	config := Config{
-		Name: "istiod", Namespace: testNamespace, Client: fake.NewClientset().CoordinationV1(),
-		Identity: "a", Key: "default",
-		LeaseDuration: testLease, RenewDeadline: testRenew, RetryPeriod: testRetry, Settle: testSettle,
-		Clock: clk,
-	}
-	for _, name := range names("shard-", 6) {
-		config.Elections = append(config.Elections, Election{Name: name, Callbacks: le.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) {}, OnStoppedLeading: func() {},
-		}})
-	}
-	g, err := newMember(config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := sixShardMember(t, fake.NewClientset().CoordinationV1(), clk)
 	memberLease := func(id string) *coordinationv1.Lease {
 		return &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: memberLeaseName("istiod", id), Labels: map[string]string{GroupLabel: "istiod"},
@@ -105,21 +92,7 @@ func TestTakeOverHoldsOffAfterAFirstLookFromTheSharedWatch(t *testing.T) {
 	ctx := t.Context()
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
 	client := fakekube.New().CoordinationV1()
-	config := Config{
-		Name: "istiod", Namespace: testNamespace, Client: client,
-		Identity: "a", Key: "default",
-		LeaseDuration: testLease, RenewDeadline: testRenew, RetryPeriod: testRetry, Settle: testSettle,
-		Clock: clk,
-	}
-	for _, name := range names("shard-", 6) {
-		config.Elections = append(config.Elections, Election{Name: name, Callbacks: le.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) {}, OnStoppedLeading: func() {},
-		}})
-	}
-	g, err := newMember(config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := sixShardMember(t, client, clk)
 	memberLease := func(id string) coordinationv1.Lease {
 		return coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: memberLeaseName("istiod", id), Labels: map[string]string{GroupLabel: "istiod"},
@@ -162,4 +135,26 @@ func TestTakeOverHoldsOffAfterAFirstLookFromTheSharedWatch(t *testing.T) {
 	if !errors.Is(err, ErrHoldingOff) {
 		t.Fatalf("taking %s over from d, after a first look from the shared watch: %v; want ErrHoldingOff, as b owns it", c.name, err)
 	}
+}
+
+// sixShardMember is member "a", key "default", of group "istiod" with six
+// elections whose callbacks do nothing, on client and clk.
+func sixShardMember(t *testing.T, client coordinationv1client.LeasesGetter, clk *clocktesting.FakeClock) *member {
+	t.Helper()
+	config := Config{
+		Name: "istiod", Namespace: testNamespace, Client: client,
+		Identity: "a", Key: "default",
+		LeaseDuration: testLease, RenewDeadline: testRenew, RetryPeriod: testRetry, Settle: testSettle,
+		Clock: clk,
+	}
+	for _, name := range names("shard-", 6) {
+		config.Elections = append(config.Elections, Election{Name: name, Callbacks: le.LeaderCallbacks{
+			OnStartedLeading: func(context.Context) {}, OnStoppedLeading: func() {},
+		}})
+	}
+	g, err := newMember(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
