@@ -213,18 +213,25 @@ func (le *LeaderElector) read(ctx context.Context) (exists bool, err error) {
 	if err := le.note(ctx, record, raw, err); err != nil {
 		return false, fmt.Errorf("read lock: %w", err)
 	}
-	le.handoff.sawRead(&le.seen)
-	if le.watch != nil {
-		if first {
-			// A watch that runs already was opened before this first
-			// look (see lookShared): what it queued up to the state
-			// read is not news.
-			le.watch.skipUpTo(le.config.Lock)
-		}
-		le.watch.relist = false
-		le.watch.sawState()
-	}
+	le.looked(first)
 	return !le.seen.absent, nil
+}
+
+// looked notes that the state just noted is the lock as it is now (a read,
+// or the shared watch's look in its place); first says it is the first
+// look of this elector.
+func (le *LeaderElector) looked(first bool) {
+	le.handoff.sawRead(&le.seen)
+	if le.watch == nil {
+		return
+	}
+	if first {
+		// A watch that runs already was opened before this first look
+		// (see lookShared): what it queued up to this state is not news.
+		le.watch.skipUpTo(le.config.Lock)
+	}
+	le.watch.relist = false
+	le.watch.sawState()
 }
 
 // lookShared takes the first look of a candidate that has seen nothing yet
@@ -271,13 +278,7 @@ func (le *LeaderElector) lookShared(ctx context.Context) bool {
 			le.watch.restart()
 		}
 	}
-	if look != sharedTaken {
-		return false
-	}
-	// The candidate's watch, if it opened first, may already hold this
-	// state, or an older one, queued: only what comes after it is news.
-	le.watch.skipUpTo(le.config.Lock)
-	return true
+	return look == sharedTaken
 }
 
 // sharedLook is what the shared watch told of the lock.
@@ -304,9 +305,7 @@ func (le *LeaderElector) takeShared(ctx context.Context, shared rl.SharedReader)
 	case le.note(ctx, record, raw, err) != nil:
 		return sharedUnknown
 	}
-	le.handoff.sawRead(&le.seen)
-	le.watch.relist = false
-	le.watch.sawState()
+	le.looked(true)
 	return sharedTaken
 }
 
