@@ -22,6 +22,11 @@ import (
 // or the request failed) does it read the lock and decide again.
 func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (verdict, error) {
 	logger := klog.FromContext(ctx)
+	if leading {
+		// A renewal that waits behind candidates' reads may cost the
+		// term; a candidate that waits loses only time.
+		ctx = rl.WithLeaderPriority(ctx)
+	}
 	lock := le.config.Lock
 	now := le.clock.Now()
 	fastPath := leading && le.seen.heldBy(lock.Identity(), now)

@@ -984,3 +984,50 @@ func TestSharedWatchThatKnowsNoLeaseReplaysNoStateOlderThanTheRead(t *testing.T)
 		}
 	})
 }
+
+// A leader's requests (its renewals, its release) are marked to go ahead of
+// candidates' on a shared client (rl.WithLeaderPriority); a candidate's,
+// the write that takes the lock included, are not.
+func TestLeaderMarksItsRequestsToGoAheadOfCandidates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var sent []string
+		note := func(ctx context.Context, what string) {
+			mu.Lock()
+			defer mu.Unlock()
+			sent = append(sent, fmt.Sprintf("%s leader=%t", what, rl.HasLeaderPriority(ctx)))
+		}
+		lock := &hookedLock{Interface: newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "us", ""),
+			beforeGet: func(ctx context.Context) error { note(ctx, "get"); return nil },
+			beforeWrite: func(ctx context.Context, record rl.LeaderElectionRecord) error {
+				note(ctx, "write holder="+record.HolderIdentity)
+				return nil
+			}}
+		lec := testConfig(lock)
+		lec.ReleaseOnCancel = true
+		leading := make(chan struct{})
+		lec.Callbacks.OnStartedLeading = func(context.Context) { close(leading) }
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); newTestElector(t, lec, nil).Run(ctx) }()
+		receive(t, leading, "Run to lead")
+		time.Sleep(leaseDuration)
+		cancel()
+		receive(t, done, "Run to return")
+
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{"get leader=false", "write holder=us leader=false"}
+		if len(sent) < len(want)+2 || !slices.Equal(sent[:len(want)], want) {
+			t.Fatalf("requests %q, want %q, then renewals and a release", sent, want)
+		}
+		for _, got := range sent[len(want):] {
+			if !strings.HasSuffix(got, "leader=true") {
+				t.Fatalf("requests %q: %q, sent while leading, is not marked as a leader's", sent, got)
+			}
+		}
+		if last := sent[len(sent)-1]; last != "write holder= leader=true" {
+			t.Fatalf("requests %q end with %q, want the release", sent, last)
+		}
+	})
+}

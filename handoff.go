@@ -603,7 +603,7 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 		le.releaseToPreferred(logger)
 		return
 	}
-	ctx, cancel := le.withTimeout(ctx, le.config.RenewDeadline)
+	ctx, cancel := le.withTimeout(rl.WithLeaderPriority(ctx), le.config.RenewDeadline)
 	defer cancel()
 	lock := le.config.Lock
 	for ctx.Err() == nil {

@@ -18,7 +18,7 @@ import (
 // after RenewDeadline. It reports whether the lock no longer names us.
 func (le *LeaderElector) release(logger klog.Logger) bool {
 	// Run's context is done by now; release gets a context of its own.
-	ctx, cancel := le.withTimeout(klog.NewContext(context.Background(), logger), le.config.RenewDeadline)
+	ctx, cancel := le.withTimeout(rl.WithLeaderPriority(klog.NewContext(context.Background(), logger)), le.config.RenewDeadline)
 	defer cancel()
 	lock := le.config.Lock
 	backoff, retries := 10*time.Millisecond, 0

@@ -52,6 +52,11 @@ func (ll *LeaseLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, er
 	if isNilValue(ll.Client) {
 		return nil, nil, fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
 	}
+	leave, err := sendThrough(ctx, ll.Client, ll.Describe())
+	if err != nil {
+		return nil, nil, err
+	}
+	defer leave()
 	lease, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Get(ctx, ll.LeaseMeta.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		// Nothing is left to write over: the next write must be a Create.
@@ -192,6 +197,11 @@ func (ll *LeaseLock) Create(ctx context.Context, ler LeaderElectionRecord) error
 		Name:      ll.LeaseMeta.Name,
 	}}
 	ll.apply(lease, &ler)
+	leave, err := sendThrough(ctx, ll.Client, ll.Describe())
+	if err != nil {
+		return err
+	}
+	defer leave()
 	created, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Create(ctx, lease, metav1.CreateOptions{})
 	if err != nil {
 		return err
@@ -208,6 +218,11 @@ func (ll *LeaseLock) Update(ctx context.Context, ler LeaderElectionRecord) error
 	// Change a copy, so that a failed write leaves the cache as the server has it.
 	lease := ll.lease.DeepCopy()
 	ll.apply(lease, &ler)
+	leave, err := sendThrough(ctx, ll.Client, ll.Describe())
+	if err != nil {
+		return err
+	}
+	defer leave()
 	updated, err := ll.Client.Leases(ll.LeaseMeta.Namespace).Update(ctx, lease, metav1.UpdateOptions{})
 	if err != nil {
 		return err

@@ -1,0 +1,170 @@
+// Package gate bounds how many requests the locks of a process send at once
+// through one client, and lets a leader's requests go first. It is a
+// process-wide registry, not API: k8sresourcelock's Lease lock is its only
+// user.
+package gate
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+)
+
+// Why a gate. A process that is a candidate in thousands of elections
+// starts them all at once: every candidate reads its lock, and the leaders
+// it wins renew together. Sent at once through one client, those requests
+// outnumber the streams one HTTP/2 connection may carry (250 by Go's
+// default, 1000 on kube-apiserver), and the client dials a new connection
+// for each request over the limit: thousands of TLS handshakes, each one
+// the API server pays for, until the dials time out or the ports run out,
+// and the leaders' renewals, queued behind the candidates' reads, miss
+// their deadlines. The gate keeps a process's lock requests on one
+// client within InFlight, queues the rest in the process, where waiting is
+// free, and serves a leader's before a candidate's: a candidate that waits
+// loses time, a leader that waits past its renew deadline loses its term.
+
+// InFlight is how many lock requests one client may have in flight at
+// once: well within one HTTP/2 connection's streams, with room left for the
+// watches that share it, and far more than an API server answering in tens
+// of milliseconds needs to serve thousands of requests a second.
+const InFlight = 100
+
+// Priority orders the requests that wait for a place.
+type Priority int
+
+const (
+	// Candidate is the priority of a candidate's requests.
+	Candidate Priority = iota
+	// Leader is the priority of the requests of a leader (its renewals,
+	// its release, its answer to a handoff): each waits first.
+	Leader
+)
+
+type leaderKey struct{}
+
+// WithLeader marks ctx as carrying a leader's requests.
+func WithLeader(ctx context.Context) context.Context {
+	return context.WithValue(ctx, leaderKey{}, true)
+}
+
+// PriorityOf is the priority ctx carries: Leader if WithLeader marked it.
+func PriorityOf(ctx context.Context) Priority {
+	if leader, _ := ctx.Value(leaderKey{}).(bool); leader {
+		return Leader
+	}
+	return Candidate
+}
+
+// gate is the state of one client's gate.
+type gate struct {
+	inFlight int
+	// waiting holds, per priority, the channels of the requests that wait,
+	// first come first: each is closed when its request is given a place.
+	waiting [Leader + 1]list.List
+}
+
+// gates holds the gate of each client with requests in flight or waiting;
+// one with neither is dropped, so that a client the process let go of is
+// not kept.
+var gates = struct {
+	sync.Mutex
+	byClient map[any]*gate
+}{byClient: map[any]*gate{}}
+
+// Enter waits until a request through client may be sent, at the priority
+// ctx carries (see WithLeader), and returns the func to call once it has
+// been answered; it fails, sending nothing, when ctx is done first. A
+// client that cannot be a map key (not a non-nil pointer, as every typed
+// client is) is not gated.
+func Enter(ctx context.Context, client any) (leave func(), err error) {
+	if !keyable(client) {
+		return func() {}, nil
+	}
+	p := PriorityOf(ctx)
+	gates.Lock()
+	g := gates.byClient[client]
+	if g == nil {
+		g = &gate{}
+		gates.byClient[client] = g
+	}
+	if g.inFlight < InFlight && !g.queuedAtOrAbove(p) {
+		g.inFlight++
+		gates.Unlock()
+		return leaving(client, g), nil
+	}
+	turn := make(chan struct{})
+	place := g.waiting[p].PushBack(turn)
+	gates.Unlock()
+
+	select {
+	case <-turn:
+		return leaving(client, g), nil
+	case <-ctx.Done():
+	}
+	gates.Lock()
+	select {
+	case <-turn:
+		// Given a place as ctx ended: pass it on.
+		gates.Unlock()
+		leaving(client, g)()
+	default:
+		g.waiting[p].Remove(place)
+		g.dropIfIdle(client)
+		gates.Unlock()
+	}
+	return nil, fmt.Errorf("waiting for one of the %d requests the process's locks may have in flight on this client: %w", InFlight, context.Cause(ctx))
+}
+
+// queuedAtOrAbove reports whether a request of priority p or higher waits:
+// a new one goes behind it.
+func (g *gate) queuedAtOrAbove(p Priority) bool {
+	for q := p; q <= Leader; q++ {
+		if g.waiting[q].Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// leaving returns the func that gives up a place in g: to the first of the
+// highest priority that waits, or back to the gate. Calls after the first do
+// nothing.
+func leaving(client any, g *gate) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			gates.Lock()
+			defer gates.Unlock()
+			for p := Leader; p >= Candidate; p-- {
+				if next := g.waiting[p].Front(); next != nil {
+					close(g.waiting[p].Remove(next).(chan struct{}))
+					return
+				}
+			}
+			g.inFlight--
+			g.dropIfIdle(client)
+		})
+	}
+}
+
+// dropIfIdle forgets g when nothing is in flight or waits. gates must be
+// locked.
+func (g *gate) dropIfIdle(client any) {
+	if g.inFlight == 0 && !g.queuedAtOrAbove(Candidate) && gates.byClient[client] == g {
+		delete(gates.byClient, client)
+	}
+}
+
+// keyable reports whether v can safely be a map key: a non-nil pointer.
+func keyable(v any) bool {
+	return v != nil && reflect.TypeOf(v).Kind() == reflect.Pointer && !reflect.ValueOf(v).IsNil()
+}
+
+// Clients is how many clients have a gate: requests in flight or waiting.
+func Clients() int {
+	gates.Lock()
+	defer gates.Unlock()
+	return len(gates.byClient)
+}
