@@ -8,8 +8,10 @@ import (
 )
 
 // RequestsInFlight is how many requests the Lease locks of a process may
-// have in flight at once through one client; the others wait in the
-// process, a leader's ahead of a candidate's (see WithLeaderPriority). A
+// have in flight at once through one client; a candidate's request is let
+// in only while fewer than three quarters of them are, the rest being kept
+// for leaders. The others wait in the process, a leader's ahead
+// of a candidate's (see WithLeaderPriority). A
 // process that is a candidate in thousands of elections would otherwise
 // send thousands of requests at once as it starts: more than one HTTP/2
 // connection carries, so the client dials a connection for each request
@@ -21,9 +23,11 @@ const RequestsInFlight = gate.InFlight
 // WithLeaderPriority marks ctx as carrying the requests of the lock's
 // holder (its renewals, its release, its answer to a handoff): a Lease lock
 // sends them ahead of the requests of candidates waiting for a place on
-// the same client (see RequestsInFlight). A candidate waits and loses only
-// time; a leader whose renewal waits past its renew deadline loses its
-// term. An elector of this module marks its own requests.
+// the same client, and into places no candidate's request may take, so
+// that candidates' requests the API server is slow to answer never hold a
+// renewal up (see RequestsInFlight). A candidate waits and loses only time;
+// a leader whose renewal waits past its renew deadline loses its term. An
+// elector of this module marks its own requests.
 func WithLeaderPriority(ctx context.Context) context.Context {
 	return gate.WithLeader(ctx)
 }

@@ -52,9 +52,9 @@ func heldLock(client *heldLeases, name string) *LeaseLock {
 }
 
 // The Lease locks of a process send at most RequestsInFlight requests at once
-// through one client; one more waits and, if its context ends first, fails
-// unsent; a leader's renewal goes ahead of a candidate's read that waited
-// longer.
+// through one client (a quarter of them kept for leaders); one more waits
+// and, if its context ends first, fails unsent; a leader's renewal goes
+// ahead of a candidate's read that waited longer.
 func TestLeaseLocksSendAtMostRequestsInFlightThroughOneClientLeadersFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		client := &heldLeases{LeasesGetter: fakekube.New().CoordinationV1(),
@@ -64,10 +64,15 @@ func TestLeaseLocksSendAtMostRequestsInFlightThroughOneClientLeadersFirst(t *tes
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
+		// Candidates' reads first, then leaders' in the places kept for them.
 		for i := range RequestsInFlight {
-			wg.Go(func() { _, _, _ = heldLock(client, fmt.Sprint("candidate-", i)).Get(t.Context()) })
+			ctx := t.Context()
+			if i >= gate.CandidatesInFlight {
+				ctx = WithLeaderPriority(ctx)
+			}
+			wg.Go(func() { _, _, _ = heldLock(client, fmt.Sprint("lock-", i)).Get(ctx) })
+			synctest.Wait()
 		}
-		synctest.Wait()
 		if n := len(client.arrived); n != RequestsInFlight {
 			t.Fatalf("%d requests sent, want %d", n, RequestsInFlight)
 		}
@@ -78,7 +83,7 @@ func TestLeaseLocksSendAtMostRequestsInFlightThroughOneClientLeadersFirst(t *tes
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		_, _, err := heldLock(client, "late").Get(ctx)
-		if err == nil || !strings.Contains(err.Error(), "in flight") || !strings.Contains(err.Error(), "late") {
+		if err == nil || !strings.Contains(err.Error(), "places for a candidate") || !strings.Contains(err.Error(), "late") {
 			t.Fatalf("err = %v, want the lock named and the wait for a place", err)
 		}
 		if n := len(client.arrived); n != 0 {

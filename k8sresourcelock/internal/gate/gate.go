@@ -22,14 +22,22 @@ import (
 // and the leaders' renewals, queued behind the candidates' reads, miss
 // their deadlines. The gate keeps a process's lock requests on one
 // client within InFlight, queues the rest in the process, where waiting is
-// free, and serves a leader's before a candidate's: a candidate that waits
-// loses time, a leader that waits past its renew deadline loses its term.
+// free, and serves a leader's before a candidate's, with places kept for
+// leaders alone: a candidate that waits loses time, a leader that waits past
+// its renew deadline loses its term.
 
 // InFlight is how many lock requests one client may have in flight at
 // once: well within one HTTP/2 connection's streams, with room left for the
 // watches that share it, and far more than an API server answering in tens
 // of milliseconds needs to serve thousands of requests a second.
 const InFlight = 100
+
+// CandidatesInFlight bounds the requests in flight when a candidate's is
+// let in: the places above it are kept for leaders alone, since a
+// candidate's request may take up to a minute (an API server slow to
+// answer reads, a connection that died), and a leader's renewal must not
+// wait for it, however many of them there are.
+const CandidatesInFlight = InFlight * 3 / 4
 
 // Priority orders the requests that wait for a place.
 type Priority int
@@ -41,6 +49,14 @@ const (
 	// its release, its answer to a handoff): each waits first.
 	Leader
 )
+
+// String names the requests of priority p.
+func (p Priority) String() string {
+	if p == Leader {
+		return "leader"
+	}
+	return "candidate"
+}
 
 type leaderKey struct{}
 
@@ -89,7 +105,7 @@ func Enter(ctx context.Context, client any) (leave func(), err error) {
 		g = &gate{}
 		gates.byClient[client] = g
 	}
-	if g.inFlight < InFlight && !g.queuedAtOrAbove(p) {
+	if g.inFlight < limit(p) && !g.queuedAtOrAbove(p) {
 		g.inFlight++
 		gates.Unlock()
 		return leaving(client, g), nil
@@ -114,7 +130,7 @@ func Enter(ctx context.Context, client any) (leave func(), err error) {
 		g.dropIfIdle(client)
 		gates.Unlock()
 	}
-	return nil, fmt.Errorf("waiting for one of the %d requests the process's locks may have in flight on this client: %w", InFlight, context.Cause(ctx))
+	return nil, fmt.Errorf("waiting for one of the %d places for a %s's request the process's locks have on this client: %w", limit(p), p, context.Cause(ctx))
 }
 
 // queuedAtOrAbove reports whether a request of priority p or higher waits:
@@ -128,25 +144,40 @@ func (g *gate) queuedAtOrAbove(p Priority) bool {
 	return false
 }
 
-// leaving returns the func that gives up a place in g: to the first of the
-// highest priority that waits, or back to the gate. Calls after the first do
-// nothing.
+// leaving returns the func that gives up a place in g, to the requests
+// that wait (see admit). Calls after the first do nothing.
 func leaving(client any, g *gate) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			gates.Lock()
 			defer gates.Unlock()
-			for p := Leader; p >= Candidate; p-- {
-				if next := g.waiting[p].Front(); next != nil {
-					close(g.waiting[p].Remove(next).(chan struct{}))
-					return
-				}
-			}
 			g.inFlight--
+			g.admit()
 			g.dropIfIdle(client)
 		})
 	}
+}
+
+// admit gives the places that are free to the requests that wait, the
+// highest priority first, each within its priority's limit. gates must be
+// locked.
+func (g *gate) admit() {
+	for p := Leader; p >= Candidate; p-- {
+		for g.inFlight < limit(p) && g.waiting[p].Len() > 0 {
+			g.inFlight++
+			close(g.waiting[p].Remove(g.waiting[p].Front()).(chan struct{}))
+		}
+	}
+}
+
+// limit is how many requests may be in flight when one of priority p is
+// let in.
+func limit(p Priority) int {
+	if p == Leader {
+		return InFlight
+	}
+	return CandidatesInFlight
 }
 
 // dropIfIdle forgets g when nothing is in flight or waits. gates must be

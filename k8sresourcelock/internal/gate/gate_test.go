@@ -15,24 +15,34 @@ import (
 
 type client struct{ name string }
 
-// fill takes every place of c's gate and returns the funcs that give them
-// back.
-func fill(t *testing.T, c *client) []func() {
+var leader = WithLeader(context.Background())
+
+// fill sends n requests of ctx's priority through c, each given a place at
+// once, and returns the funcs that give the places back.
+func fill(t *testing.T, ctx context.Context, c *client, n int) []func() {
 	t.Helper()
-	leaves := make([]func(), InFlight)
+	leaves := make([]func(), n)
 	for i := range leaves {
-		leave, err := Enter(context.Background(), c)
+		leave, err := Enter(ctx, c)
 		if err != nil {
-			t.Fatalf("request %d of %d: %v", i+1, InFlight, err)
+			t.Fatalf("request %d of %d: %v", i+1, n, err)
 		}
 		leaves[i] = leave
 	}
 	return leaves
 }
 
+func leaveAll(leaves ...[]func()) {
+	for _, ls := range leaves {
+		for _, leave := range ls {
+			leave()
+		}
+	}
+}
+
 // enterLater starts a request that waits for a place on c and reports on
-// the returned channel when it has one.
-func enterLater(ctx context.Context, c *client, got chan<- string, name string) {
+// got when it has one; it keeps the place until let is closed.
+func enterLater(ctx context.Context, c *client, got chan<- string, let <-chan struct{}, name string) {
 	go func() {
 		leave, err := Enter(ctx, c)
 		if err != nil {
@@ -40,59 +50,87 @@ func enterLater(ctx context.Context, c *client, got chan<- string, name string) 
 			return
 		}
 		got <- name
+		<-let
 		leave()
 	}()
 }
 
-func TestRequestPastTheLimitWaitsForAPlace(t *testing.T) {
+// nothingOn fails if a request was given a place.
+func nothingOn(t *testing.T, got <-chan string, why string) {
+	t.Helper()
+	synctest.Wait()
+	select {
+	case name := <-got:
+		t.Fatalf("%s was given a place %s", name, why)
+	default:
+	}
+}
+
+func TestCandidatePastItsLimitWaitsForAPlace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &client{}
-		leaves := fill(t, c)
-		got := make(chan string, 1)
-		enterLater(context.Background(), c, got, "extra")
-		synctest.Wait()
-		select {
-		case name := <-got:
-			t.Fatalf("%s was sent with %d requests in flight", name, InFlight)
-		default:
+		candidates := fill(t, context.Background(), c, CandidatesInFlight)
+		got, let := make(chan string, 1), make(chan struct{})
+		defer close(let)
+		enterLater(context.Background(), c, got, let, "extra candidate")
+		nothingOn(t, got, "with every candidates' place taken")
+		candidates[0]()
+		if name := <-got; name != "extra candidate" {
+			t.Fatalf("got %q, want the waiting request given the place given back", name)
 		}
-		leaves[0]()
-		if name := <-got; name != "extra" {
-			t.Fatalf("got %q, want the waiting request sent once a place was free", name)
+		leaveAll(candidates[1:])
+	})
+}
+
+func TestLeadersHavePlacesNoCandidateTakes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &client{}
+		candidates := fill(t, context.Background(), c, CandidatesInFlight)
+		// A leader still finds a place at once, however many candidates'
+		// requests hang.
+		leaders := fill(t, leader, c, InFlight-CandidatesInFlight)
+		got, let := make(chan string, 1), make(chan struct{})
+		defer close(let)
+		enterLater(leader, c, got, let, "extra leader")
+		nothingOn(t, got, "with every place taken")
+		leaders[0]()
+		if name := <-got; name != "extra leader" {
+			t.Fatalf("got %q, want the waiting leader given the place", name)
 		}
-		for _, leave := range leaves[1:] {
-			leave()
-		}
-		if n := Clients(); n != 0 {
-			t.Fatalf("%d gates kept with nothing in flight", n)
-		}
+		leaveAll(candidates, leaders[1:])
 	})
 }
 
 func TestLeadersRequestGoesBeforeWaitingCandidates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &client{}
-		leaves := fill(t, c)
-		got := make(chan string, 3)
-		enterLater(context.Background(), c, got, "candidate 1")
+		candidates := fill(t, context.Background(), c, CandidatesInFlight)
+		leaders := fill(t, leader, c, InFlight-CandidatesInFlight)
+		got, let := make(chan string, 3), make(chan struct{})
+		enterLater(context.Background(), c, got, let, "candidate 1")
 		synctest.Wait()
-		enterLater(context.Background(), c, got, "candidate 2")
+		enterLater(context.Background(), c, got, let, "candidate 2")
 		synctest.Wait()
-		enterLater(WithLeader(context.Background()), c, got, "leader")
+		enterLater(leader, c, got, let, "leader")
 		synctest.Wait()
-		leaves[0]()
+		candidates[0]()
 		if name := <-got; name != "leader" {
 			t.Fatalf("first place went to %q, want the leader's renewal ahead of the candidates", name)
 		}
-		// The leader's request gave its place back: candidates, first come first.
+		nothingOn(t, got, "while the leaders held more than the leaders' own places")
+		close(let)
+		leaveAll(leaders)
+		// Candidates, first come first.
 		if name := <-got; name != "candidate 1" {
 			t.Fatalf("next place went to %q, want candidate 1, who waited longest", name)
 		}
 		if name := <-got; name != "candidate 2" {
 			t.Fatalf("last place went to %q, want candidate 2", name)
 		}
-		for _, leave := range leaves[1:] {
-			leave()
+		leaveAll(candidates[1:])
+		synctest.Wait()
+		if n := Clients(); n != 0 {
+			t.Fatalf("%d gates kept with nothing in flight", n)
 		}
 	})
 }
@@ -100,27 +138,25 @@ func TestLeadersRequestGoesBeforeWaitingCandidates(t *testing.T) {
 func TestRequestWhoseContextEndsWhileWaitingIsNotSent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &client{}
-		leaves := fill(t, c)
+		candidates := fill(t, context.Background(), c, CandidatesInFlight)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		leave, err := Enter(ctx, c)
 		if err == nil {
 			leave()
-			t.Fatal("a request was given a place past the limit")
+			t.Fatal("a candidate's request was given a place past the limit")
 		}
-		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "in flight") {
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "places for a candidate's request") {
 			t.Fatalf("err = %v, want the context's end, saying what the request waited for", err)
 		}
 		// It left the queue: a place given back now stays free.
-		leaves[0]()
+		candidates[0]()
 		if leave, err := Enter(context.Background(), c); err != nil {
 			t.Fatalf("the place given back went to a request that had given up: %v", err)
 		} else {
 			leave()
 		}
-		for _, leave := range leaves[1:] {
-			leave()
-		}
+		leaveAll(candidates[1:])
 		if n := Clients(); n != 0 {
 			t.Fatalf("%d gates kept after every request left", n)
 		}
@@ -129,9 +165,9 @@ func TestRequestWhoseContextEndsWhileWaitingIsNotSent(t *testing.T) {
 
 func TestLeavingTwiceGivesBackOnePlace(t *testing.T) {
 	c := &client{}
-	leaves := fill(t, c)
-	leaves[0]()
-	leaves[0]()
+	candidates := fill(t, context.Background(), c, CandidatesInFlight)
+	candidates[0]()
+	candidates[0]()
 	// One place is free, not two.
 	leave, err := Enter(context.Background(), c)
 	if err != nil {
@@ -144,9 +180,7 @@ func TestLeavingTwiceGivesBackOnePlace(t *testing.T) {
 		t.Fatal("a second leave of one request freed a second place")
 	}
 	leave()
-	for _, leave := range leaves[1:] {
-		leave()
-	}
+	leaveAll(candidates[1:])
 	if n := Clients(); n != 0 {
 		t.Fatalf("%d gates kept after every request left", n)
 	}
@@ -167,18 +201,22 @@ func TestClientThatCannotBeAKeyIsNotGated(t *testing.T) {
 }
 
 // Many requests of both priorities, some giving up as they wait: never more
-// than InFlight in flight, every one that was not given up is sent, and no
-// gate is kept once they are done.
-func TestGateUnderContentionKeepsItsBound(t *testing.T) {
+// than InFlight in flight, nor CandidatesInFlight candidates', every one
+// that did not give up is sent, and no gate is kept once they are done.
+func TestGateUnderContentionKeepsItsBounds(t *testing.T) {
 	c := &client{}
-	var inFlight, most, sent, gaveUp atomic.Int64
+	var inFlight, candidatesInFlight, most, mostCandidates, sent, gaveUp atomic.Int64
+	raise := func(max *atomic.Int64, n int64) {
+		for m := max.Load(); n > m && !max.CompareAndSwap(m, n); m = max.Load() {
+		}
+	}
 	var wg sync.WaitGroup
-	for i := range 20 * InFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	const requests = 20 * InFlight
+	for i := range requests {
+		wg.Go(func() {
 			ctx := context.Background()
-			if i%3 == 0 {
+			isLeader := i%3 == 0
+			if isLeader {
 				ctx = WithLeader(ctx)
 			}
 			if i%5 == 0 {
@@ -191,23 +229,30 @@ func TestGateUnderContentionKeepsItsBound(t *testing.T) {
 				gaveUp.Add(1)
 				return
 			}
-			n := inFlight.Add(1)
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			raise(&most, inFlight.Add(1))
+			if !isLeader {
+				raise(&mostCandidates, candidatesInFlight.Add(1))
 			}
 			for range rand.IntN(5) {
 				runtime.Gosched()
 			}
+			if !isLeader {
+				candidatesInFlight.Add(-1)
+			}
 			inFlight.Add(-1)
 			sent.Add(1)
 			leave()
-		}()
+		})
 	}
 	wg.Wait()
 	if m := most.Load(); m > InFlight {
 		t.Fatalf("%d requests were in flight at once, want at most %d", m, InFlight)
 	}
-	if s, g := sent.Load(), gaveUp.Load(); s+g != 20*InFlight {
-		t.Fatalf("%d sent and %d gave up, of %d", s, g, 20*InFlight)
+	if m := mostCandidates.Load(); m > CandidatesInFlight {
+		t.Fatalf("%d candidates' requests were in flight at once, want at most %d", m, CandidatesInFlight)
+	}
+	if s, g := sent.Load(), gaveUp.Load(); s+g != requests {
+		t.Fatalf("%d sent and %d gave up, of %d", s, g, requests)
 	}
 	if n := Clients(); n != 0 {
 		t.Fatalf("%d gates kept after every request left", n)
