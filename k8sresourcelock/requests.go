@@ -47,11 +47,15 @@ func HasLeaderPriority(ctx context.Context) bool {
 // is nil) is not gated: tests share one among electors in synctest bubbles
 // of their own, and a place given back in one bubble must not wake a
 // request of another, which the runtime punishes by ending the process.
-func sendThrough(ctx context.Context, client any, lock string) (func(), error) {
+// key, if not nil, names the gate instead of client.
+func sendThrough(ctx context.Context, client, key any, lock string) (func(), error) {
 	if c, ok := client.(interface{ RESTClient() rest.Interface }); ok && isNilValue(c.RESTClient()) {
 		return func() {}, nil
 	}
-	leave, err := gate.Enter(ctx, client)
+	if key == nil {
+		key = client
+	}
+	leave, err := gate.Enter(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("lease lock %s: %w", lock, err)
 	}

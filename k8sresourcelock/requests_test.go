@@ -3,6 +3,8 @@ package k8sresourcelock
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/k8sleaderelection/k8sleaderelection/internal/fakekube"
 	"github.com/k8sleaderelection/k8sleaderelection/k8sresourcelock/internal/gate"
@@ -175,4 +178,51 @@ func TestLocksInSeveralSynctestBubblesMayShareAStockFakeClient(t *testing.T) {
 func firstLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+// Locks NewFromKubeconfig builds from one kubeconfig each have a client of
+// their own, but client-go gives them one connection: they share one gate,
+// so a process that builds a lock per election still sends at most
+// RequestsInFlight of their requests at once.
+func TestLocksBuiltFromOneKubeconfigShareOnePlaceLimit(t *testing.T) {
+	arrived, let := make(chan struct{}, gate.InFlight), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-let:
+		case <-r.Context().Done():
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`)
+	}))
+	defer srv.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(let)
+	cfg := &rest.Config{Host: srv.URL}
+	lock := func(i int) Interface {
+		l, err := NewFromKubeconfig(LeasesResourceLock, ns, fmt.Sprint("election-", i), ResourceLockConfig{Identity: "a"}, cfg, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for i := range gate.CandidatesInFlight {
+		l := lock(i)
+		wg.Go(func() { _, _, _ = l.Get(t.Context()) })
+	}
+	for i := range gate.CandidatesInFlight {
+		select {
+		case <-arrived:
+		case <-time.After(time.Minute):
+			t.Fatalf("%d of %d reads reached the API server", i, gate.CandidatesInFlight)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, _, err := lock(gate.CandidatesInFlight).Get(ctx)
+	if err == nil || !strings.Contains(err.Error(), "places for a candidate") {
+		t.Fatalf("one read more than a candidate's places: err = %v, want it kept waiting for a place", err)
+	}
 }
