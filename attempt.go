@@ -22,12 +22,16 @@ import (
 // or the request failed) does it read the lock and decide again.
 func (le *LeaderElector) tryAcquireOrRenew(ctx context.Context, leading bool) (verdict, error) {
 	logger := klog.FromContext(ctx)
-	if leading {
+	lock := le.config.Lock
+	if leading || le.seen.names(lock.Identity()) {
 		// A renewal that waits behind candidates' reads may cost the
-		// term; a candidate that waits loses only time.
+		// term; a candidate that waits loses only time. A lock that
+		// names us (a write that took it was answered too late to
+		// lead) keeps every other candidate out, so our next write is
+		// a holder's too: behind candidates' reads it could be late
+		// again, and the election would go on without a leader.
 		ctx = rl.WithLeaderPriority(ctx)
 	}
-	lock := le.config.Lock
 	now := le.clock.Now()
 	fastPath := leading && le.seen.heldBy(lock.Identity(), now)
 	if fastPath {

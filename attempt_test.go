@@ -1031,3 +1031,53 @@ func TestLeaderMarksItsRequestsToGoAheadOfCandidates(t *testing.T) {
 		}
 	})
 }
+
+// A write that took the lock but was answered after its term's renew
+// deadline leaves the lock naming us: every other candidate waits out our
+// lease, and nobody leads until our next write answers in time. That write,
+// and the read before it, are a holder's and go ahead of candidates' (in a
+// burst of candidates' reads, a candidate's would be late again, and again).
+func TestHolderThatWasAnsweredLateRenewsAsALeader(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		var mu sync.Mutex
+		var sent []string
+		note := func(ctx context.Context, what string) {
+			mu.Lock()
+			defer mu.Unlock()
+			sent = append(sent, fmt.Sprintf("%s leader=%t", what, rl.HasLeaderPriority(ctx)))
+		}
+		writes := 0
+		lock := &hookedLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "us", ""),
+			beforeGet: func(ctx context.Context) error { note(ctx, "get"); return nil },
+			beforeWrite: func(ctx context.Context, record rl.LeaderElectionRecord) error {
+				note(ctx, "write holder="+record.HolderIdentity)
+				if writes++; writes == 1 {
+					// The API server answers the write that takes the lock
+					// after the term it began is over.
+					time.Sleep(renewDeadline)
+				}
+				return nil
+			}}
+		lec := testConfig(lock)
+		leading := make(chan struct{})
+		lec.Callbacks.OnStartedLeading = func(context.Context) { close(leading) }
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); newTestElector(t, lec, nil).Run(ctx) }()
+		receive(t, leading, "Run to lead")
+		cancel()
+		receive(t, done, "Run to return")
+
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{"get leader=false", "write holder=us leader=false"}
+		if len(sent) < len(want)+1 || !slices.Equal(sent[:len(want)], want) {
+			t.Fatalf("requests %q, want %q, then the holder's", sent, want)
+		}
+		for _, got := range sent[len(want):] {
+			if !strings.HasSuffix(got, "leader=true") {
+				t.Fatalf("requests %q: %q, sent while the lock named us, is not marked as a leader's", sent, got)
+			}
+		}
+	})
+}

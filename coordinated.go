@@ -1,6 +1,7 @@
 package k8sleaderelection
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -134,9 +135,9 @@ func (le *LeaderElector) termEndedByControlPlane(logger klog.Logger) ending {
 
 // releaseToPreferred gives the lock up at the end of a term the control
 // plane ended, once our work has stopped: the control plane gives it to the
-// holder it prefers once nobody holds it.
-func (le *LeaderElector) releaseToPreferred(logger klog.Logger) {
-	le.release(logger)
+// holder it prefers once nobody holds it. It gives up when ctx ends.
+func (le *LeaderElector) releaseToPreferred(ctx context.Context, logger klog.Logger) {
+	le.releaseWithin(ctx, logger)
 }
 
 // endCoordinatedTerm makes released, the record that releases a Lease of a

@@ -600,7 +600,7 @@ func (le *LeaderElector) askedToHandOver(logger klog.Logger) ending {
 func (le *LeaderElector) handOver(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	if le.config.Coordinated {
-		le.releaseToPreferred(logger)
+		le.releaseToPreferred(ctx, logger)
 		return
 	}
 	ctx, cancel := le.withTimeout(rl.WithLeaderPriority(ctx), le.config.RenewDeadline)
@@ -630,7 +630,7 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			// Stepping down with nobody asking: released, the lock
 			// goes at once to the first follower that sees it.
 			logger.Info("Stepping down: no candidate asked for the lock; releasing it", "out", StepDownOut(le.handoff.leaving))
-			le.release(logger)
+			le.releaseWithin(ctx, logger)
 			return
 		}
 		if !ok {
@@ -638,7 +638,7 @@ func (le *LeaderElector) handOver(ctx context.Context) {
 			// stopped, so the next candidate need not wait out our
 			// lease.
 			logger.Info("The handoff request was withdrawn; releasing the lock instead")
-			le.release(logger)
+			le.releaseWithin(ctx, logger)
 			return
 		}
 		next := successor(request, &current, le.clock.Now(), le.leaseSeconds)

@@ -1290,3 +1290,50 @@ func TestStepDownDuringAHandoffStillKeepsTheHolderOut(t *testing.T) {
 		f.check(t)
 	})
 }
+
+// A holder whose handoff request was withdrawn releases the lock instead,
+// but only within the time left to its renew deadline, as the handoff
+// itself: past it a successor may hold the lock, and a release read before
+// would be written over its term.
+func TestReleaseInsteadOfAHandoffEndsAtTheRenewDeadline(t *testing.T) {
+	eachFake(t, func(t *testing.T, fk fakeClientset) {
+		cs := fk.new()
+		ours := otherHolds("", 0)
+		ours.HolderIdentity = "us"
+		writeRecord(t, cs, rl.LeasesResourceLock, ours)
+		gets := 0
+		var lateWrite time.Time
+		start := time.Now()
+		deadline := start.Add(time.Second)
+		lock := &hookedLock{Interface: newTestLock(t, cs, rl.LeasesResourceLock, "us", ""),
+			beforeGet: func(ctx context.Context) error {
+				if gets++; gets == 1 {
+					return nil
+				}
+				// The release's read is slow to answer; like a client,
+				// it ends with its context.
+				select {
+				case <-time.After(2 * time.Second):
+					return nil
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				}
+			},
+			beforeWrite: func(ctx context.Context, record rl.LeaderElectionRecord) error {
+				if now := time.Now(); now.After(deadline) {
+					lateWrite = now
+				}
+				return nil
+			}}
+		lec := testConfig(lock)
+		lec.DisableWatch = true
+		le := newTestElector(t, lec, nil)
+		le.handOverBy(t.Context(), deadline)
+		if !lateWrite.IsZero() {
+			t.Fatalf("the release wrote the lock %v after the renew deadline", lateWrite.Sub(deadline))
+		}
+		if got := readRecord(t, cs, rl.LeasesResourceLock); got.HolderIdentity != "us" {
+			t.Fatalf("holder %q, want the lock left to run out", got.HolderIdentity)
+		}
+	})
+}

@@ -18,7 +18,14 @@ import (
 // after RenewDeadline. It reports whether the lock no longer names us.
 func (le *LeaderElector) release(logger klog.Logger) bool {
 	// Run's context is done by now; release gets a context of its own.
-	ctx, cancel := le.withTimeout(rl.WithLeaderPriority(klog.NewContext(context.Background(), logger)), le.config.RenewDeadline)
+	return le.releaseWithin(context.Background(), logger)
+}
+
+// releaseWithin is release, given up also when ctx ends: a holder whose
+// term ends at a deadline (handing over) must not write after it, when a
+// successor may hold the lock.
+func (le *LeaderElector) releaseWithin(ctx context.Context, logger klog.Logger) bool {
+	ctx, cancel := le.withTimeout(rl.WithLeaderPriority(klog.NewContext(ctx, logger)), le.config.RenewDeadline)
 	defer cancel()
 	lock := le.config.Lock
 	backoff, retries := 10*time.Millisecond, 0

@@ -330,7 +330,9 @@ func NewWithLabels(lockType string, ns string, name string, coreClient corev1cli
 // NewFromKubeconfig is New with clients built from kubeconfig. Their request
 // timeout is max(renewDeadline/2, 1s), so that one hung request cannot use up
 // a whole renewal; watches use a client without it, which would end every
-// watch. kubeconfig itself is not changed.
+// watch. kubeconfig itself is not changed. The Lease locks built from one
+// kubeconfig (the same *rest.Config) share one RequestsInFlight, as they
+// share client-go's connection.
 func NewFromKubeconfig(lockType string, ns string, name string, rlc ResourceLockConfig, kubeconfig *rest.Config, renewDeadline time.Duration) (Keyed, error) {
 	if kubeconfig == nil {
 		return nil, fmt.Errorf("%s lock %s/%s: kubeconfig must not be nil", lockType, ns, name)
@@ -353,7 +355,21 @@ func NewFromKubeconfig(lockType string, ns string, name string, rlc ResourceLock
 		return nil, err
 	}
 	setWatchClient(lock, watchClient)
+	shareGate(lock, kubeconfig)
 	return lock, nil
+}
+
+// shareGate makes the Lease locks among lock (itself, or a half of a
+// MultiLock) pass the gate named by key: locks built from one kubeconfig
+// have a client each, but client-go gives them one connection.
+func shareGate(lock Interface, key any) {
+	switch l := lock.(type) {
+	case *LeaseLock:
+		l.gateKey = key
+	case *MultiLock:
+		shareGate(l.Primary, key)
+		shareGate(l.Secondary, key)
+	}
 }
 
 // setWatchClient makes lock, and each half of a MultiLock, watch with

@@ -44,6 +44,10 @@ type LeaseLock struct {
 	// watchClient, if set, is used for watches instead of Client: a client
 	// with a request timeout ends every watch after it.
 	watchClient coordinationv1client.LeasesGetter
+	// gateKey, if set, names the gate the requests pass instead of
+	// Client: the locks NewFromKubeconfig builds from one kubeconfig have
+	// a client each but share client-go's connection.
+	gateKey any
 }
 
 // Get reads the Lease and converts it to a record. Missing spec fields read as
@@ -52,7 +56,7 @@ func (ll *LeaseLock) Get(ctx context.Context) (*LeaderElectionRecord, []byte, er
 	if isNilValue(ll.Client) {
 		return nil, nil, fmt.Errorf("lease lock %s: Client must not be nil", ll.Describe())
 	}
-	leave, err := sendThrough(ctx, ll.Client, ll.Describe())
+	leave, err := sendThrough(ctx, ll.Client, ll.gateKey, ll.Describe())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -197,7 +201,7 @@ func (ll *LeaseLock) Create(ctx context.Context, ler LeaderElectionRecord) error
 		Name:      ll.LeaseMeta.Name,
 	}}
 	ll.apply(lease, &ler)
-	leave, err := sendThrough(ctx, ll.Client, ll.Describe())
+	leave, err := sendThrough(ctx, ll.Client, ll.gateKey, ll.Describe())
 	if err != nil {
 		return err
 	}
@@ -218,7 +222,7 @@ func (ll *LeaseLock) Update(ctx context.Context, ler LeaderElectionRecord) error
 	// Change a copy, so that a failed write leaves the cache as the server has it.
 	lease := ll.lease.DeepCopy()
 	ll.apply(lease, &ler)
-	leave, err := sendThrough(ctx, ll.Client, ll.Describe())
+	leave, err := sendThrough(ctx, ll.Client, ll.gateKey, ll.Describe())
 	if err != nil {
 		return err
 	}
