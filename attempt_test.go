@@ -985,47 +985,77 @@ func TestSharedWatchThatKnowsNoLeaseReplaysNoStateOlderThanTheRead(t *testing.T)
 	})
 }
 
+// priorities notes each request of a lock, and whether it was marked as a
+// leader's (rl.WithLeaderPriority).
+type priorities struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+func (p *priorities) note(ctx context.Context, what string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sent = append(p.sent, fmt.Sprintf("%s leader=%t", what, rl.HasLeaderPriority(ctx)))
+}
+
+// hook wraps lock so that its requests are noted; beforeWrite, if set, runs
+// after a write is noted and before it is sent.
+func (p *priorities) hook(lock rl.Interface, beforeWrite func()) *hookedLock {
+	return &hookedLock{Interface: lock,
+		beforeGet: func(ctx context.Context) error { p.note(ctx, "get"); return nil },
+		beforeWrite: func(ctx context.Context, record rl.LeaderElectionRecord) error {
+			p.note(ctx, "write holder="+record.HolderIdentity)
+			if beforeWrite != nil {
+				beforeWrite()
+			}
+			return nil
+		}}
+}
+
+// takenThenMarked fails unless the lock was read and created as a
+// candidate's, then sent at least more requests, each marked as a
+// leader's; it returns the requests.
+func (p *priorities) takenThenMarked(t *testing.T, more int, while string) []string {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	want := []string{"get leader=false", "write holder=us leader=false"}
+	if len(p.sent) < len(want)+more || !slices.Equal(p.sent[:len(want)], want) {
+		t.Fatalf("requests %q, want %q, then at least %d more", p.sent, want, more)
+	}
+	for _, got := range p.sent[len(want):] {
+		if !strings.HasSuffix(got, "leader=true") {
+			t.Fatalf("requests %q: %q, sent %s, is not marked as a leader's", p.sent, got, while)
+		}
+	}
+	return slices.Clone(p.sent)
+}
+
+// leadFor runs an elector of lec until it has led for hold, then cancels it
+// and waits for Run to return.
+func leadFor(t *testing.T, lec LeaderElectionConfig, hold time.Duration) {
+	t.Helper()
+	leading := make(chan struct{})
+	lec.Callbacks.OnStartedLeading = func(context.Context) { close(leading) }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); newTestElector(t, lec, nil).Run(ctx) }()
+	receive(t, leading, "Run to lead")
+	time.Sleep(hold)
+	cancel()
+	receive(t, done, "Run to return")
+}
+
 // A leader's requests (its renewals, its release) are marked to go ahead of
 // candidates' on a shared client (rl.WithLeaderPriority); a candidate's,
 // the write that takes the lock included, are not.
 func TestLeaderMarksItsRequestsToGoAheadOfCandidates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		var sent []string
-		note := func(ctx context.Context, what string) {
-			mu.Lock()
-			defer mu.Unlock()
-			sent = append(sent, fmt.Sprintf("%s leader=%t", what, rl.HasLeaderPriority(ctx)))
-		}
-		lock := &hookedLock{Interface: newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "us", ""),
-			beforeGet: func(ctx context.Context) error { note(ctx, "get"); return nil },
-			beforeWrite: func(ctx context.Context, record rl.LeaderElectionRecord) error {
-				note(ctx, "write holder="+record.HolderIdentity)
-				return nil
-			}}
-		lec := testConfig(lock)
+		var p priorities
+		lec := testConfig(p.hook(newTestLock(t, fakekube.New(), rl.LeasesResourceLock, "us", ""), nil))
 		lec.ReleaseOnCancel = true
-		leading := make(chan struct{})
-		lec.Callbacks.OnStartedLeading = func(context.Context) { close(leading) }
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); newTestElector(t, lec, nil).Run(ctx) }()
-		receive(t, leading, "Run to lead")
-		time.Sleep(leaseDuration)
-		cancel()
-		receive(t, done, "Run to return")
-
-		mu.Lock()
-		defer mu.Unlock()
-		want := []string{"get leader=false", "write holder=us leader=false"}
-		if len(sent) < len(want)+2 || !slices.Equal(sent[:len(want)], want) {
-			t.Fatalf("requests %q, want %q, then renewals and a release", sent, want)
-		}
-		for _, got := range sent[len(want):] {
-			if !strings.HasSuffix(got, "leader=true") {
-				t.Fatalf("requests %q: %q, sent while leading, is not marked as a leader's", sent, got)
-			}
-		}
+		leadFor(t, lec, leaseDuration)
+		sent := p.takenThenMarked(t, 2, "while leading")
 		if last := sent[len(sent)-1]; last != "write holder= leader=true" {
 			t.Fatalf("requests %q end with %q, want the release", sent, last)
 		}
@@ -1039,45 +1069,16 @@ func TestLeaderMarksItsRequestsToGoAheadOfCandidates(t *testing.T) {
 // burst of candidates' reads, a candidate's would be late again, and again).
 func TestHolderThatWasAnsweredLateRenewsAsALeader(t *testing.T) {
 	eachFake(t, func(t *testing.T, fk fakeClientset) {
-		var mu sync.Mutex
-		var sent []string
-		note := func(ctx context.Context, what string) {
-			mu.Lock()
-			defer mu.Unlock()
-			sent = append(sent, fmt.Sprintf("%s leader=%t", what, rl.HasLeaderPriority(ctx)))
-		}
+		var p priorities
 		writes := 0
-		lock := &hookedLock{Interface: newTestLock(t, fk.new(), rl.LeasesResourceLock, "us", ""),
-			beforeGet: func(ctx context.Context) error { note(ctx, "get"); return nil },
-			beforeWrite: func(ctx context.Context, record rl.LeaderElectionRecord) error {
-				note(ctx, "write holder="+record.HolderIdentity)
-				if writes++; writes == 1 {
-					// The API server answers the write that takes the lock
-					// after the term it began is over.
-					time.Sleep(renewDeadline)
-				}
-				return nil
-			}}
-		lec := testConfig(lock)
-		leading := make(chan struct{})
-		lec.Callbacks.OnStartedLeading = func(context.Context) { close(leading) }
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); newTestElector(t, lec, nil).Run(ctx) }()
-		receive(t, leading, "Run to lead")
-		cancel()
-		receive(t, done, "Run to return")
-
-		mu.Lock()
-		defer mu.Unlock()
-		want := []string{"get leader=false", "write holder=us leader=false"}
-		if len(sent) < len(want)+1 || !slices.Equal(sent[:len(want)], want) {
-			t.Fatalf("requests %q, want %q, then the holder's", sent, want)
-		}
-		for _, got := range sent[len(want):] {
-			if !strings.HasSuffix(got, "leader=true") {
-				t.Fatalf("requests %q: %q, sent while the lock named us, is not marked as a leader's", sent, got)
+		lec := testConfig(p.hook(newTestLock(t, fk.new(), rl.LeasesResourceLock, "us", ""), func() {
+			if writes++; writes == 1 {
+				// The API server answers the write that takes the lock
+				// after the term it began is over.
+				time.Sleep(renewDeadline)
 			}
-		}
+		}))
+		leadFor(t, lec, 0)
+		p.takenThenMarked(t, 1, "while the lock named us")
 	})
 }
