@@ -12,15 +12,15 @@ import (
 // RequestsInFlight is how many requests the Lease locks of a process may
 // have in flight at once through one client; a candidate's request is let
 // in only while fewer than three quarters of them are, the rest being kept
-// for leaders. The others wait in the process, a leader's ahead
-// of a candidate's (see WithLeaderPriority). A
-// process that is a candidate in thousands of elections would otherwise
-// send thousands of requests at once as it starts: more than one HTTP/2
-// connection carries, so the client dials a connection for each request
-// over the limit, and the leaders' renewals queue behind the candidates'
-// reads. Each request still ends with its context: one that waits for a
-// place until then fails without being sent. A client with no connection
-// (client-go's fake, whose RESTClient is nil) is not gated.
+// for leaders. The others wait in the process, a leader's ahead of a
+// candidate's (see WithLeaderPriority). A process that is a candidate in
+// thousands of elections would otherwise send thousands of requests at once
+// as it starts: more than one HTTP/2 connection carries, so the client
+// dials a connection for each request over the limit, and the leaders'
+// renewals queue behind the candidates' reads. Each request still ends
+// with its context: one that waits for a place until then fails without
+// being sent. A client with no connection (client-go's fake, whose
+// RESTClient is nil) is not gated.
 const RequestsInFlight = gate.InFlight
 
 // WithLeaderPriority marks ctx as carrying the requests of the lock's
