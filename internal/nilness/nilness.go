@@ -12,6 +12,13 @@ import (
 	"slices"
 )
 
+// Key reports whether v can be a map key by identity: a non-nil pointer, as
+// every typed client is. A value of another kind may not be comparable
+// (a map key that is not panics), and two nil pointers would share a key.
+func Key(v any) bool {
+	return v != nil && reflect.TypeOf(v).Kind() == reflect.Pointer && !reflect.ValueOf(v).IsNil()
+}
+
 // Is reports whether v is nil, or a nil pointer, map, func, chan, slice or
 // interface held in an interface.
 func Is(v any) bool {

@@ -78,3 +78,24 @@ func TestTypedNilsNamesEachOne(t *testing.T) {
 		t.Fatalf("TypedNils of usable values = %v, want none", got)
 	}
 }
+
+func TestKeyTakesOnlyNonNilPointers(t *testing.T) {
+	type client struct{ name string }
+	var typedNil *client
+	cases := map[string]struct {
+		v    any
+		want bool
+	}{
+		"a pointer":      {&client{}, true},
+		"nil":            {nil, false},
+		"a typed nil":    {typedNil, false},
+		"a struct value": {client{}, false},
+		"a map":          {map[string]int{}, false},
+		"a func":         {func() {}, false},
+	}
+	for name, c := range cases {
+		if got := Key(c.v); got != c.want {
+			t.Errorf("Key(%s) = %t, want %t", name, got, c.want)
+		}
+	}
+}

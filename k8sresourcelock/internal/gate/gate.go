@@ -8,8 +8,9 @@ import (
 	"container/list"
 	"context"
 	"fmt"
-	"reflect"
 	"sync"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 )
 
 // Why a gate. A process that is a candidate in thousands of elections
@@ -95,7 +96,7 @@ var gates = struct {
 // client that cannot be a map key (not a non-nil pointer, as every typed
 // client is) is not gated.
 func Enter(ctx context.Context, client any) (leave func(), err error) {
-	if !keyable(client) {
+	if !nilness.Key(client) {
 		return func() {}, nil
 	}
 	p := PriorityOf(ctx)
@@ -186,11 +187,6 @@ func (g *gate) dropIfIdle(client any) {
 	if g.inFlight == 0 && !g.queuedAtOrAbove(Candidate) && gates.byClient[client] == g {
 		delete(gates.byClient, client)
 	}
-}
-
-// keyable reports whether v can safely be a map key: a non-nil pointer.
-func keyable(v any) bool {
-	return v != nil && reflect.TypeOf(v).Kind() == reflect.Pointer && !reflect.ValueOf(v).IsNil()
 }
 
 // Clients is how many clients have a gate: requests in flight or waiting.

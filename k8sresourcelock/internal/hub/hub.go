@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/k8sleaderelection/k8sleaderelection/internal/nilness"
 )
 
 // A hub shares one watch of all the Leases of one namespace among every
@@ -151,7 +152,7 @@ func (s *subscription) Stop() { s.hub.unsubscribe(s) }
 // each no longer than its own ctx.
 func Subscribe(ctx context.Context, key Key, name, rv string, src Source) (watch.Interface, error) {
 	since, err := strconv.ParseUint(rv, 10, 64)
-	if err != nil || !comparableValue(key.Client) {
+	if err != nil || !nilness.Key(key.Client) {
 		return nil, ErrNoHub
 	}
 	for {
@@ -195,12 +196,6 @@ func Subscribe(ctx context.Context, key Key, name, rv string, src Source) (watch
 		}
 		return w, nil
 	}
-}
-
-// comparableValue reports whether v can safely be a map key: a non-nil
-// pointer, as every typed client is.
-func comparableValue(v any) bool {
-	return v != nil && reflect.TypeOf(v).Kind() == reflect.Pointer && !reflect.ValueOf(v).IsNil()
 }
 
 // hubStartTimeout bounds how long a hub may take to open its first watch.
@@ -670,7 +665,7 @@ func (h *hub) retireIfIdle() {
 // subscribed to the hub learns from it what a read would have told it, as
 // fresh as the events its subscription delivers.
 func Peek(key Key, name string) (watch.Event, bool) {
-	if !comparableValue(key.Client) {
+	if !nilness.Key(key.Client) {
 		return watch.Event{}, false
 	}
 	hubs.Lock()
@@ -691,7 +686,7 @@ func Peek(key Key, name string) (watch.Event, bool) {
 // once the process has found that no hub can serve key (RBAC forbids the
 // namespace watch, or versions do not order events).
 func MaySubscribe(key Key) bool {
-	if !comparableValue(key.Client) {
+	if !nilness.Key(key.Client) {
 		return false
 	}
 	hubs.Lock()
